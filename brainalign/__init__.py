@@ -1,0 +1,34 @@
+"""brainalign: how alike are a brain's representations and a model's.
+
+The public API: configuration, the labeled-tensor schema, and the analysis subpackages
+(:mod:`brainalign.rsa`), reports (:class:`brainalign.Report`) and the command line.
+"""
+
+from brainalign import data, datasets, rsa, viz
+from brainalign._checks import SchemaError, StimulusAlignmentError
+from brainalign._config import config_context, get_config, set_config
+from brainalign._version import __version__
+from brainalign.data import align_stimuli, average_trials, load, responses, save, validate
+from brainalign.pipeline import run
+from brainalign.report import Report
+
+__all__ = [
+    "Report",
+    "SchemaError",
+    "StimulusAlignmentError",
+    "__version__",
+    "align_stimuli",
+    "average_trials",
+    "config_context",
+    "data",
+    "datasets",
+    "get_config",
+    "load",
+    "responses",
+    "rsa",
+    "run",
+    "save",
+    "set_config",
+    "validate",
+    "viz",
+]

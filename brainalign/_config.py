@@ -1,0 +1,163 @@
+"""Thread-local configuration: device, dtype, seed and verbosity.
+
+Modelled on scikit-learn's ``_config.py``: a process-wide default that each thread copies on
+first use, changed with :func:`set_config` and temporarily with :func:`config_context`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from brainalign._checks import check_option, check_type
+
+_DEFAULTS: dict[str, Any] = {
+    "device": "auto",
+    "dtype": "auto",
+    "seed": None,
+    "verbose": "warning",
+}
+_DTYPES = ("auto", "float32", "float64")
+_VERBOSE = ("debug", "info", "warning", "error", "critical")
+_local = threading.local()
+
+
+def _thread_config() -> dict[str, Any]:
+    if not hasattr(_local, "config"):
+        _local.config = dict(_DEFAULTS)
+    return _local.config
+
+
+def get_config() -> dict[str, Any]:
+    """Return a copy of the current thread's configuration.
+
+    Returns
+    -------
+    config : dict
+        Keys ``"device"``, ``"dtype"``, ``"seed"`` and ``"verbose"``.
+
+    See Also
+    --------
+    set_config, config_context
+    """
+    return dict(_thread_config())
+
+
+def _validate(key: str, value: Any) -> Any:
+    if key == "device":
+        # Imported here: _device imports this module.
+        from brainalign._device import _check_device_spec
+
+        return _check_device_spec(value)
+    if key == "dtype":
+        if value is not None and not isinstance(value, str):
+            value = str(value).replace("torch.", "")
+        return check_option("dtype", value, _DTYPES)
+    if key == "seed":
+        if value is not None:
+            check_type("seed", value, (int,), "an int or None")
+            if value < 0:
+                raise ValueError(f"seed must be a non-negative int or None, got {value!r}.")
+        return value
+    if key == "verbose":
+        if isinstance(value, bool):
+            return "info" if value else "warning"
+        check_type("verbose", value, (str,), "a bool or one of " + ", ".join(_VERBOSE))
+        return check_option("verbose", value.lower(), _VERBOSE)
+    raise AssertionError(key)  # pragma: no cover - guarded by callers
+
+
+def set_config(
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    seed: int | None = None,
+    verbose: str | bool | None = None,
+) -> None:
+    """Set brainalign's configuration for the current thread.
+
+    Arguments left as ``None`` keep their current value; use :func:`config_context` to
+    change settings temporarily, or pass ``seed=None`` through ``config_context``.
+
+    Parameters
+    ----------
+    device : str, optional
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    dtype : str, optional
+        ``"auto"`` (float64 on CPU, float32 on GPU), ``"float32"`` or ``"float64"``.
+    seed : int, optional
+        Default seed for functions that draw random numbers and get ``seed=None``.
+    verbose : str or bool, optional
+        Logging level of the ``brainalign`` logger (``"debug"``, ``"info"``,
+        ``"warning"``, ...). ``True`` means ``"info"``.
+
+    Examples
+    --------
+    >>> import brainalign as ba
+    >>> ba.set_config(device="cpu")
+    >>> ba.get_config()["device"]
+    'cpu'
+    """
+    new = {"device": device, "dtype": dtype, "seed": seed, "verbose": verbose}
+    conf = _thread_config()
+    for key, value in new.items():
+        if value is not None:
+            conf[key] = _validate(key, value)
+    if verbose is not None:
+        from brainalign._logging import set_log_level
+
+        set_log_level(conf["verbose"])
+
+
+_UNSET = object()
+
+
+@contextlib.contextmanager
+def config_context(
+    *,
+    device: Any = _UNSET,
+    dtype: Any = _UNSET,
+    seed: Any = _UNSET,
+    verbose: Any = _UNSET,
+) -> Iterator[dict[str, Any]]:
+    """Change the configuration inside a ``with`` block, restoring it afterwards.
+
+    Parameters
+    ----------
+    device, dtype, seed, verbose
+        As in :func:`set_config`. Here ``seed=None`` resets the seed to unset.
+
+    Yields
+    ------
+    config : dict
+        The configuration in force inside the block.
+
+    Examples
+    --------
+    >>> import brainalign as ba
+    >>> with ba.config_context(dtype="float32"):
+    ...     ba.get_config()["dtype"]
+    'float32'
+    """
+    conf = _thread_config()
+    old = dict(conf)
+    given = {"device": device, "dtype": dtype, "seed": seed, "verbose": verbose}
+    try:
+        for key, value in given.items():
+            if value is _UNSET:
+                continue
+            conf[key] = None if (key == "seed" and value is None) else _validate(key, value)
+        if verbose is not _UNSET:
+            from brainalign._logging import set_log_level
+
+            set_log_level(conf["verbose"])
+        yield dict(conf)
+    finally:
+        conf.clear()
+        conf.update(old)
+        if verbose is not _UNSET:
+            from brainalign._logging import set_log_level
+
+            set_log_level(old["verbose"])

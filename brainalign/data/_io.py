@@ -1,0 +1,238 @@
+"""Saving and loading labeled results (NetCDF via h5netcdf) with exact round trips."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+_ATTRS_KEY = "_brainalign_attrs_json"
+_KIND_KEY = "_brainalign_kind"
+_NAME_KEY = "_brainalign_name"
+_ENGINE = "h5netcdf"
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": value.dtype.str}
+    if isinstance(value, np.generic):
+        return {"__npscalar__": value.item(), "dtype": value.dtype.str}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"attrs dicts need str keys to be saved; got keys {bad!r}.")
+        return {k: _encode(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise TypeError(
+        f"Cannot save attribute value {value!r} of type {type(value).__name__}; attrs may "
+        "hold str, int, float, bool, None, numpy arrays and lists/tuples/dicts of those."
+    )
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return np.asarray(value["__ndarray__"], dtype=np.dtype(value["dtype"]))
+        if "__npscalar__" in value:
+            return np.dtype(value["dtype"]).type(value["__npscalar__"])
+        if "__tuple__" in value:
+            return tuple(_decode(v) for v in value["__tuple__"])
+        return {k: _decode(v) for k, v in value.items()}
+    return value
+
+
+def _native_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attrs NetCDF stores natively (kept readable for other tools), the rest dropped."""
+    out = {}
+    for k, v in attrs.items():
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, (str, int, float, np.number)):
+            out[k] = v
+        elif isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind in "iuf":
+            out[k] = v
+    return out
+
+
+def _pack(obj: xr.Dataset | xr.DataArray) -> None:
+    """Replace attrs in place by native ones plus one JSON blob with exact types."""
+    items = [obj] + [obj[v] for v in obj.variables] if isinstance(obj, xr.Dataset) else [obj]
+    if isinstance(obj, xr.DataArray):
+        items += [obj[c] for c in obj.coords]
+    for item in items:
+        full = dict(item.attrs)
+        item.attrs = _native_attrs(full)
+        item.attrs[_ATTRS_KEY] = json.dumps(_encode(full))
+
+
+def _unpack(obj: xr.Dataset | xr.DataArray) -> None:
+    items = [obj] + [obj[v] for v in obj.variables] if isinstance(obj, xr.Dataset) else [obj]
+    if isinstance(obj, xr.DataArray):
+        items += [obj[c] for c in obj.coords]
+    for item in items:
+        blob = item.attrs.get(_ATTRS_KEY)
+        if blob is not None:
+            item.attrs = _decode(json.loads(blob))
+
+
+def _atomic_target(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """Save a DataArray, Dataset, DataTree or dict of DataArrays to a NetCDF file.
+
+    Values, coordinates and attrs round-trip exactly through :func:`load` (attrs may hold
+    str, numbers, bool, None, numpy arrays, lists, tuples and dicts). The write is atomic:
+    the file appears complete or not at all.
+
+    Parameters
+    ----------
+    obj : xarray.DataArray or xarray.Dataset or xarray.DataTree or dict
+        What to save. A dict maps names to DataArrays (or nested dicts) and is saved as a
+        DataTree with one group per key.
+    path : str or path-like
+        The target file (``.nc``).
+
+    Returns
+    -------
+    path : pathlib.Path
+        The written file.
+
+    Examples
+    --------
+    >>> import numpy as np, brainalign as ba, tempfile, os
+    >>> da = ba.responses(np.eye(2), ["a", "b"], modality="model")
+    >>> f = ba.save(da, os.path.join(tempfile.mkdtemp(), "x.nc"))
+    >>> ba.load(f).identical(da)
+    True
+    """
+    path = Path(path)
+    if isinstance(obj, Mapping) and not isinstance(obj, (xr.Dataset, xr.DataTree)):
+        obj = _tree_from_mapping(obj)
+    tmp = _atomic_target(path)
+    try:
+        if isinstance(obj, xr.DataArray):
+            ds = obj.to_dataset(name="__brainalign_dataarray__", promote_attrs=False)
+            ds["__brainalign_dataarray__"].attrs = dict(obj.attrs)
+            for c in obj.coords:
+                ds[c].attrs = dict(obj[c].attrs)
+            _pack(ds)
+            ds.attrs[_KIND_KEY] = "DataArray"
+            ds.attrs[_NAME_KEY] = json.dumps(obj.name)
+            ds.to_netcdf(tmp, engine=_ENGINE)
+        elif isinstance(obj, xr.Dataset):
+            ds = obj.copy(deep=False)
+            ds.attrs = dict(obj.attrs)
+            for v in ds.variables:
+                ds[v].attrs = dict(obj[v].attrs)
+            _pack(ds)
+            ds.attrs[_KIND_KEY] = "Dataset"
+            ds.to_netcdf(tmp, engine=_ENGINE)
+        elif isinstance(obj, xr.DataTree):
+            tree = obj.copy(deep=False)
+            for node in tree.subtree:
+                ds = node.to_dataset(inherit=False).copy(deep=False)
+                ds.attrs = dict(node.attrs)
+                for v in ds.variables:
+                    ds[v].attrs = dict(node.dataset[v].attrs)
+                _pack(ds)
+                node.dataset = ds
+            tree.attrs[_KIND_KEY] = "DataTree"
+            tree.to_netcdf(tmp, engine=_ENGINE)
+        else:
+            raise TypeError(
+                "save() takes an xarray DataArray, Dataset, DataTree or a dict of them; "
+                f"got {type(obj).__name__}."
+            )
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _tree_from_mapping(mapping: Mapping[str, Any]) -> xr.DataTree:
+    def node(value: Any, key: str) -> xr.DataTree:
+        if isinstance(value, xr.DataTree):
+            return value.copy()
+        if isinstance(value, xr.Dataset):
+            return xr.DataTree(dataset=value)
+        if isinstance(value, xr.DataArray):
+            var = value.name if value.name is not None else key
+            return xr.DataTree(dataset=value.to_dataset(name=var, promote_attrs=False))
+        if isinstance(value, Mapping):
+            return xr.DataTree(children={str(k): node(v, str(k)) for k, v in value.items()})
+        raise TypeError(
+            f"save() of a dict takes DataArrays, Datasets or dicts as values; key {key!r} "
+            f"holds {type(value).__name__}."
+        )
+
+    for k in mapping:
+        if not isinstance(k, str) or "/" in k or not k:
+            raise ValueError(f"dict keys must be non-empty str without '/', got {k!r}.")
+    return xr.DataTree(children={k: node(v, k) for k, v in mapping.items()})
+
+
+def load(path: str | os.PathLike[str]) -> Any:
+    """Load what :func:`save` wrote, fully into memory (the file is closed afterwards).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A NetCDF file.
+
+    Returns
+    -------
+    obj : xarray.DataArray or xarray.Dataset or xarray.DataTree
+        The object as it was saved (a dict comes back as a DataTree). Files written by
+        other tools load as a Dataset, or a DataTree when they have groups.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No such file: {str(path)!r}.")
+    tree = xr.open_datatree(path, engine=_ENGINE)
+    try:
+        tree = tree.load()
+    finally:
+        tree.close()
+    kind = tree.attrs.get(_KIND_KEY)
+    if kind == "DataTree" or (kind is None and tree.children):
+        out = tree.copy()
+        out.attrs.pop(_KIND_KEY, None)
+        for node in out.subtree:
+            ds = node.to_dataset(inherit=False).copy(deep=False)
+            _unpack(ds)
+            ds.attrs.pop(_KIND_KEY, None)
+            node.dataset = ds
+        return out
+    ds = tree.to_dataset().copy(deep=False)
+    name_blob = ds.attrs.pop(_NAME_KEY, None)
+    ds.attrs.pop(_KIND_KEY, None)
+    _unpack(ds)
+    if kind == "DataArray":
+        da = ds["__brainalign_dataarray__"]
+        da.name = json.loads(name_blob) if name_blob is not None else None
+        return da
+    return ds

@@ -1,0 +1,114 @@
+"""Dataset registry: locate the shipped ``datasets/`` folder, read manifests, check hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from brainalign._checks import check_option
+
+
+def data_dir() -> Path:
+    """Return the folder that holds the shipped datasets.
+
+    ``$BRAINALIGN_DATA`` when set, else the repository's ``datasets/`` folder.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The datasets folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder cannot be found.
+    """
+    env = os.environ.get("BRAINALIGN_DATA")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "datasets"
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"The brainalign datasets folder was not found at {str(path)!r}. Install "
+            "brainalign from its repository (pip install -e .) or set BRAINALIGN_DATA to a "
+            "copy of its datasets/ folder."
+        )
+    return path
+
+
+def list_datasets() -> list[str]:
+    """Return the names of the registered datasets.
+
+    Returns
+    -------
+    names : list of str
+        Folder names under :func:`data_dir` that hold a ``manifest.yaml``.
+    """
+    return sorted(p.parent.name for p in data_dir().glob("*/manifest.yaml"))
+
+
+def get_manifest(name: str) -> dict[str, Any]:
+    """Return a dataset's manifest (title, citation, licence, files and their sha256).
+
+    Parameters
+    ----------
+    name : str
+        A registered dataset (see :func:`list_datasets`).
+
+    Returns
+    -------
+    manifest : dict
+        The parsed ``manifest.yaml``, with ``path`` set to the dataset folder.
+    """
+    check_option("name", name, list_datasets())
+    folder = data_dir() / name
+    with open(folder / "manifest.yaml", encoding="utf-8") as f:
+        manifest = yaml.safe_load(f)
+    manifest["path"] = folder
+    return manifest
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(name: str) -> dict[str, str]:
+    """Check every file of a dataset against the sha256 in its manifest.
+
+    Parameters
+    ----------
+    name : str
+        A registered dataset.
+
+    Returns
+    -------
+    hashes : dict
+        File name → sha256 (all verified).
+
+    Raises
+    ------
+    FileNotFoundError
+        When a listed file is missing.
+    ValueError
+        When a file's hash differs from the manifest's.
+    """
+    manifest = get_manifest(name)
+    out = {}
+    for fname, expected in manifest["files"].items():
+        path = manifest["path"] / fname
+        if not path.exists():
+            raise FileNotFoundError(f"Dataset {name!r} is missing its file {str(path)!r}.")
+        got = _sha256(path)
+        if got != expected:
+            raise ValueError(
+                f"Dataset {name!r}: {fname} has sha256 {got}, but the manifest expects "
+                f"{expected}; the file is corrupt or was changed."
+            )
+        out[fname] = got
+    return out

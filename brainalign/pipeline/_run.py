@@ -1,0 +1,377 @@
+"""Plan and run a pipeline spec: brain sources x models x analyses → results.nc + report.html."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from brainalign._config import config_context
+from brainalign._logging import logger, progress
+from brainalign._version import __version__
+from brainalign.pipeline._spec import load_spec
+
+
+@dataclass
+class Unit:
+    """One independent piece of work: an analysis of one brain source against one model."""
+
+    analysis: str
+    brain: str
+    model: str
+
+    @property
+    def key(self) -> str:
+        """A stable identifier, ``analysis/brain/model``."""
+        return f"{self.analysis}/{self.brain}/{self.model}"
+
+
+@dataclass
+class RunResult:
+    """What a pipeline run produced.
+
+    Attributes
+    ----------
+    out : pathlib.Path
+        The output folder.
+    report : pathlib.Path or None
+        The HTML report (None for a dry run).
+    results : pathlib.Path or None
+        The NetCDF results file (None for a dry run).
+    units : list of Unit
+        The planned units.
+    tree : xarray.DataTree or None
+        The results, also in memory.
+    timings : dict
+        Seconds per step.
+    """
+
+    out: Path
+    report: Path | None
+    results: Path | None
+    units: list[Unit]
+    tree: xr.DataTree | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def plan(spec: Any) -> list[Unit]:
+    """Return the units of a spec (brain × model × analysis), validating it first.
+
+    Parameters
+    ----------
+    spec : str or path-like or mapping
+        A spec file or parsed spec.
+
+    Returns
+    -------
+    units : list of Unit
+        In execution order.
+    """
+    spec = load_spec(spec)
+    return [Unit(a, b, m) for a in spec["analyses"] for b in spec["brain"] for m in spec["models"]]
+
+
+def _load_brain(src: dict[str, Any]) -> xr.DataArray:
+    from brainalign.datasets import load_haxby
+
+    if src["dataset"] == "haxby2001":
+        return load_haxby(preprocess=src["preprocess"])
+    raise AssertionError(src["dataset"])  # validated in the spec
+
+
+def _model_rdm(name: str, m: dict[str, Any], brain_rdm: xr.DataArray, metric: str) -> xr.DataArray:
+    from brainalign import rsa
+    from brainalign._checks import StimulusAlignmentError, check_option
+    from brainalign.data import align_stimuli, random_network
+
+    if m["kind"] == "categorical":
+        try:
+            _, r = align_stimuli(brain_rdm, rsa.categorical_rdm(m["groups"]), join="exact")
+        except StimulusAlignmentError as err:
+            raise StimulusAlignmentError(
+                f"models.{name}.groups must list exactly the brain's stimuli: {err}"
+            ) from None
+    else:
+        ids = np.asarray(brain_rdm["stimulus_a"].values)
+        tree = random_network(
+            ids,
+            n_layers=m["n_layers"],
+            n_units=m["n_units"],
+            n_inputs=m["n_inputs"],
+            seed=m["seed"],
+        )
+        layer = m["layer"] or list(tree.children)[-1]
+        check_option(f"models.{name}.layer", layer, list(tree.children))
+        r = rsa.rdm(tree[layer]["activations"], metric)
+        r.attrs["layer"] = layer
+    r.attrs["model"] = name
+    r.attrs["modality"] = "model"
+    return r
+
+
+def _split_half(trials: xr.DataArray, metric: str, method: str) -> dict[str, float]:
+    """RDM reliability: the similarity of RDMs from odd and even runs, Spearman–Brown corrected."""
+    from brainalign import rsa
+    from brainalign.data import average_trials
+
+    runs = np.asarray(trials["run"].values)
+    odd = trials.isel(trial=np.flatnonzero(runs % 2 == 1))
+    even = trials.isel(trial=np.flatnonzero(runs % 2 == 0))
+    r = rsa.compare(
+        rsa.rdm(average_trials(odd), metric), rsa.rdm(average_trials(even), metric), method
+    )
+    return {
+        "split_half": float(r),
+        "spearman_brown": float(2 * r / (1 + r)) if r > -1 else float("nan"),
+    }
+
+
+def run(
+    spec: Any,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    dry_run: bool = False,
+    device: str | None = None,
+) -> RunResult:
+    """Run a pipeline spec and write ``report.html`` and ``results.nc`` into ``out``.
+
+    The spec is validated before any computation (unknown keys fail with the closest valid
+    key and the line). Outputs are written atomically.
+
+    Parameters
+    ----------
+    spec : str or path-like or mapping
+        A YAML spec file (see ``pipelines/``) or a parsed spec.
+    out : str or path-like, optional
+        The output folder; default ``./brainalign-out/<spec name>``.
+    dry_run : bool
+        Validate and plan only; nothing is computed or written.
+    device : str, optional
+        Device override (else the spec's, else the configured one).
+
+    Returns
+    -------
+    result : RunResult
+        Paths, plan, results tree and timings.
+
+    Examples
+    --------
+    >>> import brainalign as ba
+    >>> res = ba.run("pipelines/demo.yaml", dry_run=True)  # doctest: +SKIP
+    >>> [u.key for u in res.units]  # doctest: +SKIP
+    ['rsa/haxby_vt/category_structure', 'rsa/haxby_vt/random_network']
+    """
+    from brainalign import rsa
+    from brainalign.data import average_trials, save
+
+    spec = load_spec(spec)
+    units = plan(spec)
+    out = Path(out) if out is not None else Path("brainalign-out") / spec["name"]
+    if dry_run:
+        return RunResult(out=out, report=None, results=None, units=units)
+    device = device or spec["device"]
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    with config_context(seed=spec["seed"], **({"device": device} if device else {})):
+        params = spec["analyses"]["rsa"]
+        metric, method = params["metric"], params["method"]
+        brains: dict[str, dict[str, Any]] = {}
+        t0 = time.perf_counter()
+        for bname, src in spec["brain"].items():
+            trials = _load_brain(src)
+            avg = average_trials(trials)
+            order = trials.attrs.get("stimulus_order")
+            if order is not None:  # the dataset's canonical order, for readable figures
+                avg = avg.sel(stimulus=[s for s in order if s in set(avg.stimulus.values)])
+            brains[bname] = {
+                "trials": trials,
+                "rdm": rsa.rdm(avg, metric),
+                "reliability": _split_half(trials, metric, method)
+                if params["split_half"] and "run" in trials.coords
+                else {},
+            }
+        timings["load_and_brain_rdms"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model_rdms: dict[tuple[str, str], xr.DataArray] = {}
+        results: dict[str, dict[str, Any]] = {b: {} for b in brains}
+        for unit in progress(units, "RSA units"):
+            b = brains[unit.brain]
+            key = (unit.brain, unit.model)
+            model_rdms[key] = _model_rdm(unit.model, spec["models"][unit.model], b["rdm"], metric)
+            test = rsa.permutation_test(
+                b["rdm"],
+                model_rdms[key],
+                method,
+                n_permutations=params["n_permutations"],
+                seed=spec["seed"],
+            )
+            results[unit.brain][unit.model] = test
+            logger.info(
+                "%s: %s = %.3f, p = %.4g",
+                unit.key,
+                method,
+                float(test.observed),
+                float(test.p_value),
+            )
+        timings["rsa"] = time.perf_counter() - t0
+        tree = _results_tree(spec, brains, model_rdms, results)
+        t0 = time.perf_counter()
+        out.mkdir(parents=True, exist_ok=True)
+        results_path = save(tree, out / "results.nc")
+        timings["total"] = time.perf_counter() - t_start
+        report_path = _write_report(spec, brains, model_rdms, results, out, timings)
+        timings["write"] = time.perf_counter() - t0
+    return RunResult(
+        out=out, report=report_path, results=results_path, units=units, tree=tree, timings=timings
+    )
+
+
+def _results_tree(spec: dict, brains: dict, model_rdms: dict, results: dict) -> xr.DataTree:
+    nodes: dict[str, Any] = {}
+    for bname, b in brains.items():
+        nodes[f"brain/{bname}"] = xr.Dataset(
+            {"rdm": b["rdm"]},
+            attrs={
+                **{k: v for k, v in b["trials"].attrs.items() if isinstance(v, (str, int, float))},
+                **{f"reliability_{k}": v for k, v in b["reliability"].items()},
+            },
+        )
+        models = list(results[bname])
+        stack = xr.concat(
+            [
+                model_rdms[(bname, m)].drop_vars(
+                    [
+                        c
+                        for c in model_rdms[(bname, m)].coords
+                        if c not in ("stimulus_a", "stimulus_b")
+                    ]
+                )
+                for m in models
+            ],
+            dim="model",
+        ).assign_coords(model=models)
+        stack.attrs = {"kind": "rdm", "modality": "model"}
+        nodes[f"models/{bname}"] = xr.Dataset({"rdm": stack})
+        tests = [results[bname][m] for m in models]
+        n_null = min(t.sizes["permutation"] for t in tests)
+        ds = xr.Dataset(
+            {
+                "similarity": xr.DataArray(
+                    [float(t.observed) for t in tests], dims="model", coords={"model": models}
+                ),
+                "p_value": xr.DataArray(
+                    [float(t.p_value) for t in tests], dims="model", coords={"model": models}
+                ),
+                "null": xr.concat(
+                    [t.null.isel(permutation=slice(0, n_null)) for t in tests], dim="model"
+                ).assign_coords(model=models),
+            },
+            attrs={
+                "method": tests[0].attrs["method"],
+                "exact": tests[0].attrs["exact"],
+                "n_permutations": n_null,
+                "metric": spec["analyses"]["rsa"]["metric"],
+                **{f"reliability_{k}": v for k, v in b["reliability"].items()},
+            },
+        )
+        nodes[f"rsa/{bname}"] = ds
+    tree = xr.DataTree.from_dict(nodes)
+    tree.attrs.update(
+        {
+            "pipeline": spec["name"],
+            "description": spec["description"],
+            "seed": spec["seed"],
+            "brainalign_version": __version__,
+        }
+    )
+    return tree
+
+
+def _write_report(
+    spec: dict, brains: dict, model_rdms: dict, results: dict, out: Path, timings: dict[str, float]
+) -> Path:
+    from brainalign.report import Report
+    from brainalign.viz import plot_model_comparison, plot_rdms
+
+    rep = spec["report"]
+    report = Report(
+        rep["title"] or f"brainalign: {spec['name']}",
+        subtitle=rep["subtitle"] or spec["description"].strip(),
+    )
+    params = spec["analyses"]["rsa"]
+    rows = []
+    for bname in brains:
+        for mname, test in results[bname].items():
+            rows.append(
+                {
+                    "brain": bname,
+                    "model": mname,
+                    f"{params['method']} r": float(test.observed),
+                    "p (permutation)": float(test.p_value),
+                    "permutations": f"{test.attrs['n_permutations']}"
+                    + (" (exact)" if test.attrs["exact"] else ""),
+                }
+            )
+    report.add_table(
+        rows,
+        "Brain–model RDM similarity",
+        section="Summary",
+        caption=f"RDMs: {params['metric']} distance between category-mean patterns. "
+        f"Similarity: {params['method']} correlation of the RDMs' upper triangles. "
+        "p: one-sided permutation test over stimulus labels, uncorrected for the "
+        "number of models. With few stimuli, an untrained random network (a null "
+        "model) can correlate with the brain RDM by chance.",
+    )
+    for bname, b in brains.items():
+        rel = b["reliability"]
+        if rel:
+            report.add_text(
+                f"{bname}: split-half reliability of the brain RDM (odd vs even runs) "
+                f"= {rel['split_half']:.3f}; Spearman–Brown corrected = "
+                f"{rel['spearman_brown']:.3f}. "
+                "A model cannot be expected to correlate with the brain RDM much above this.",
+                section="Summary",
+            )
+        panels = {f"brain: {bname}": b["rdm"]}
+        panels.update({f"model: {m}": model_rdms[(bname, m)] for m in results[bname]})
+        report.add_figure(
+            plot_rdms(panels, rank=True),
+            f"RDMs ({bname})",
+            section="RDMs",
+            caption="Percentile-ranked dissimilarities (0 = most similar).",
+        )
+        scores = {m: float(t.observed) for m, t in results[bname].items()}
+        pvals = {m: float(t.p_value) for m, t in results[bname].items()}
+        report.add_figure(
+            plot_model_comparison(
+                scores,
+                p_values=pvals,
+                reliability=rel.get("split_half") if rel else None,
+                ylabel=f"{params['method']} r with brain RDM",
+            ),
+            f"Model comparison ({bname})",
+            section="Model comparison",
+            caption="* p < 0.05 (permutation test). Dashed: split-half reliability of the "
+            "brain RDM.",
+        )
+    data_lines = []
+    for bname, src in spec["brain"].items():
+        from brainalign.datasets import get_manifest
+
+        man = get_manifest(src["dataset"])
+        data_lines.append(
+            f"{bname}: {man['title']}. {man['citation'].strip()} Licence: {man['licence'].strip()}"
+        )
+    report.add_text("\n\n".join(data_lines), section="Data")
+    report.add_provenance(
+        pipeline=spec["name"],
+        seed=spec["seed"],
+        timings={k: round(v, 3) for k, v in timings.items()},
+        **{f"sha256 {b}": brains[b]["trials"].attrs.get("sha256_bold", "") for b in brains},
+    )
+    return report.save(out / "report.html")

@@ -1,0 +1,246 @@
+"""Pipeline specs: YAML → validated dict, with errors that name the key, the fix and the line."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from brainalign._checks import did_you_mean
+
+
+class SpecError(ValueError):
+    """A pipeline spec is invalid; the message names the key path, the fix and the line."""
+
+
+# Schema: key -> (type(s), required, default, allowed values or sub-schema)
+_MODEL_KINDS = {
+    "categorical": {"kind": (str, True, None), "groups": (dict, True, None)},
+    "random_network": {
+        "kind": (str, True, None),
+        "n_layers": (int, False, 4),
+        "n_units": (int, False, 64),
+        "n_inputs": (int, False, 32),
+        "layer": (str, False, None),
+        "seed": (int, False, 0),
+    },
+}
+_BRAIN_KEYS = {"dataset": (str, True, None), "preprocess": (bool, False, True)}
+_RSA_KEYS = {
+    "metric": (str, False, "correlation"),
+    "method": (str, False, "spearman"),
+    "n_permutations": ((int, type(None)), False, None),
+    "split_half": (bool, False, True),
+}
+_ANALYSES = {"rsa": _RSA_KEYS}
+_REPORT_KEYS = {"title": (str, False, None), "subtitle": (str, False, None)}
+_TOP = {
+    "name": (str, True, None),
+    "description": (str, False, ""),
+    "seed": (int, False, 0),
+    "device": (str, False, None),
+    "brain": (dict, True, None),
+    "models": (dict, True, None),
+    "analyses": (dict, True, None),
+    "report": (dict, False, None),
+}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    bool: "true/false",
+    dict: "a mapping",
+    float: "a number",
+    type(None): "null",
+}
+
+
+def _line_map(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path of a YAML mapping to its 1-based line number."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = (*path, str(k.value))
+                lines[key] = k.start_mark.line + 1
+                walk(v, key)
+
+    try:
+        walk(yaml.compose(text), ())
+    except yaml.YAMLError:
+        pass
+    return lines
+
+
+class _Checker:
+    def __init__(self, source: str, lines: dict[tuple[str, ...], int]):
+        self.source = source
+        self.lines = lines
+
+    def fail(self, path: tuple[str, ...], message: str) -> None:
+        where = ".".join(path) if path else "(top level)"
+        line = None
+        for n in range(len(path), 0, -1):
+            line = self.lines.get(path[:n])
+            if line:
+                break
+        at = f" (line {line})" if line else ""
+        raise SpecError(f"{self.source}{at}: {where}: {message}")
+
+    def mapping(self, value: Any, schema: Mapping[str, tuple], path: tuple[str, ...]) -> dict:
+        if not isinstance(value, Mapping):
+            self.fail(path, f"must be a mapping of keys, got {type(value).__name__} {value!r}.")
+        out = {}
+        for key in value:
+            if key not in schema:
+                self.fail(
+                    (*path, str(key)),
+                    f"unknown key {key!r}. Valid keys here: {', '.join(schema)}."
+                    + did_you_mean(str(key), schema),
+                )
+        for key, (types, required, default) in schema.items():
+            if key not in value:
+                if required:
+                    self.fail((*path, key), f"is required ({_type_name(types)}).")
+                out[key] = copy.deepcopy(default)
+                continue
+            v = value[key]
+            if v is None and default is None and not required:
+                out[key] = None
+                continue
+            ok = isinstance(v, types) and not (
+                isinstance(v, bool) and bool not in _as_tuple(types)
+            )
+            if not ok:
+                self.fail(
+                    (*path, key), f"must be {_type_name(types)}, got {type(v).__name__} {v!r}."
+                )
+            out[key] = v
+        return out
+
+    def option(self, path: tuple[str, ...], value: Any, allowed: Any) -> None:
+        if value not in allowed:
+            self.fail(
+                path,
+                f"invalid value {value!r}; allowed: {', '.join(map(repr, allowed))}."
+                + did_you_mean(str(value), allowed),
+            )
+
+
+def _as_tuple(types: Any) -> tuple:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _type_name(types: Any) -> str:
+    return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in _as_tuple(types))
+
+
+def validate_spec(
+    spec: Mapping[str, Any],
+    *,
+    source: str = "spec",
+    lines: dict[tuple[str, ...], int] | None = None,
+) -> dict[str, Any]:
+    """Validate a pipeline spec and fill in defaults, before any computation.
+
+    Parameters
+    ----------
+    spec : mapping
+        The parsed spec.
+    source : str
+        Where it came from (for messages).
+    lines : dict, optional
+        Key path → line number, for messages.
+
+    Returns
+    -------
+    spec : dict
+        A validated copy with defaults filled in.
+
+    Raises
+    ------
+    SpecError
+        Naming the key path, the problem, the fix ("Did you mean ...?") and the line.
+    """
+    from brainalign.datasets import list_datasets
+    from brainalign.rsa import METHODS, METRICS
+
+    c = _Checker(source, lines or {})
+    out = c.mapping(spec, _TOP, ())
+    if not out["brain"]:
+        c.fail(("brain",), "needs at least one brain source.")
+    brain = {}
+    for name, src in out["brain"].items():
+        src = c.mapping(src, _BRAIN_KEYS, ("brain", str(name)))
+        c.option(("brain", str(name), "dataset"), src["dataset"], list_datasets())
+        brain[str(name)] = src
+    out["brain"] = brain
+    if not out["models"]:
+        c.fail(("models",), "needs at least one model.")
+    models = {}
+    for name, m in out["models"].items():
+        path = ("models", str(name))
+        if not isinstance(m, Mapping) or "kind" not in m:
+            c.fail((*path, "kind"), f"is required; one of {', '.join(_MODEL_KINDS)}.")
+        c.option((*path, "kind"), m["kind"], tuple(_MODEL_KINDS))
+        m = c.mapping(m, _MODEL_KINDS[m["kind"]], path)
+        if m["kind"] == "categorical":
+            for g, members in m["groups"].items():
+                if not isinstance(members, list) or not all(isinstance(s, str) for s in members):
+                    c.fail((*path, "groups", str(g)), "must be a list of stimulus ids (strings).")
+        models[str(name)] = m
+    out["models"] = models
+    analyses = {}
+    for name, params in out["analyses"].items():
+        c.option(("analyses", str(name)), name, tuple(_ANALYSES))
+        params = c.mapping(params or {}, _ANALYSES[name], ("analyses", str(name)))
+        if name == "rsa":
+            c.option(("analyses", "rsa", "metric"), params["metric"], METRICS)
+            c.option(("analyses", "rsa", "method"), params["method"], METHODS)
+        analyses[str(name)] = params
+    if not analyses:
+        c.fail(("analyses",), f"needs at least one analysis; available: {', '.join(_ANALYSES)}.")
+    out["analyses"] = analyses
+    out["report"] = c.mapping(out["report"] or {}, _REPORT_KEYS, ("report",))
+    return out
+
+
+def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """Read and validate a pipeline spec from a YAML file (or a dict).
+
+    Parameters
+    ----------
+    spec : str or path-like or mapping
+        A path to a YAML file, or an already parsed spec.
+
+    Returns
+    -------
+    spec : dict
+        The validated spec with defaults.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    SpecError
+        When the YAML cannot be parsed or the spec is invalid.
+    """
+    if isinstance(spec, Mapping):
+        return validate_spec(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"Pipeline spec not found: {str(path)!r}.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(parsed, Mapping):
+        raise SpecError(
+            f"{path}: a pipeline spec must be a YAML mapping, got {type(parsed).__name__}."
+        )
+    return validate_spec(parsed, source=str(path), lines=_line_map(text))

@@ -1,0 +1,234 @@
+"""RDM heatmaps and model-comparison bar charts (matplotlib, no pyplot state)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from brainalign._checks import SchemaError
+
+
+def _figure(figsize: tuple[float, float]) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _matrix(rdm: Any) -> tuple[np.ndarray, list[str]]:
+    if isinstance(rdm, xr.DataArray):
+        if rdm.ndim != 2 or "stimulus_a" not in rdm.dims:
+            raise SchemaError(
+                f"plot_rdm needs a single RDM with dims ('stimulus_a', 'stimulus_b'), got "
+                f"dims {tuple(rdm.dims)}; select one with .sel()/.isel()."
+            )
+        r = rdm.transpose("stimulus_a", "stimulus_b")
+        return np.asarray(r.values, float), [str(s) for s in r["stimulus_a"].values]
+    arr = np.asarray(rdm, float)
+    return arr, [str(i) for i in range(arr.shape[0])]
+
+
+def plot_rdm(
+    rdm: Any,
+    *,
+    ax: Any = None,
+    title: str | None = None,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar: bool = True,
+    rank: bool = False,
+) -> Any:
+    """Draw an RDM as a heatmap with stimulus labels.
+
+    Parameters
+    ----------
+    rdm : xarray.DataArray, dims ("stimulus_a", "stimulus_b"), or array_like
+        The RDM.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when omitted.
+    title : str, optional
+        The axes title.
+    cmap : str
+        Colour map.
+    vmin, vmax : float, optional
+        Colour limits (share them across panels to compare RDMs).
+    colorbar : bool
+        Add a colour bar.
+    rank : bool
+        Show percentile ranks of the off-diagonal dissimilarities (scale-free view).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure drawn into.
+    """
+    mat, labels = _matrix(rdm)
+    if rank:
+        from scipy.stats import rankdata
+
+        off = ~np.eye(len(mat), dtype=bool) & np.isfinite(mat)
+        ranked = np.full_like(mat, np.nan)
+        ranked[off] = rankdata(mat[off]) / off.sum() * 100
+        ranked[np.eye(len(mat), dtype=bool)] = 0
+        mat = ranked
+    if ax is None:
+        fig = _figure((4.2, 3.6))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    im = ax.imshow(
+        np.ma.masked_invalid(mat), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
+    )
+    if len(labels) <= 40:
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    if colorbar:
+        fig.colorbar(
+            im,
+            ax=ax,
+            shrink=0.8,
+            label="percentile"
+            if rank
+            else str(getattr(rdm, "attrs", {}).get("metric", "dissimilarity")),
+        )
+    return fig
+
+
+def plot_rdms(
+    rdms: Mapping[str, Any], *, ncols: int = 4, rank: bool = True, cmap: str = "viridis"
+) -> Any:
+    """Draw several RDMs side by side on a shared colour scale.
+
+    Parameters
+    ----------
+    rdms : mapping of str to RDM
+        Panel title → RDM.
+    ncols : int
+        Panels per row.
+    rank : bool
+        Show percentile ranks (comparable across metrics); otherwise raw values on the
+        joint range.
+    cmap : str
+        Colour map.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    """
+    names = list(rdms)
+    ncols = min(ncols, len(names))
+    nrows = int(np.ceil(len(names) / ncols))
+    fig = _figure((3.3 * ncols, 3.3 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    mats = [_matrix(rdms[n])[0] for n in names]
+    vmin = 0 if rank else float(np.nanmin([np.nanmin(m) for m in mats]))
+    vmax = 100 if rank else float(np.nanmax([np.nanmax(m) for m in mats]))
+    for ax, name in zip(axes.flat, names, strict=False):
+        plot_rdm(
+            rdms[name],
+            ax=ax,
+            title=name,
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            colorbar=False,
+            rank=rank,
+        )
+    for ax in list(axes.flat)[len(names) :]:
+        ax.set_axis_off()
+    import matplotlib.cm as cm
+    import matplotlib.colors as mcolors
+
+    sm = cm.ScalarMappable(norm=mcolors.Normalize(vmin, vmax), cmap=cmap)
+    fig.colorbar(sm, ax=axes, shrink=0.7, label="percentile rank" if rank else "dissimilarity")
+    return fig
+
+
+def plot_model_comparison(
+    scores: Mapping[str, float] | xr.DataArray,
+    *,
+    p_values: Mapping[str, float] | Sequence[float] | None = None,
+    reliability: float | None = None,
+    ylabel: str = "RDM correlation",
+    ax: Any = None,
+    alpha: float = 0.05,
+) -> Any:
+    """Bar chart of brain–model RDM similarities, with significance marks.
+
+    Parameters
+    ----------
+    scores : mapping or xarray.DataArray
+        Model name → similarity.
+    p_values : mapping or sequence, optional
+        One p-value per model; bars with ``p < alpha`` get a star.
+    reliability : float, optional
+        The data's reliability (e.g. split-half RDM correlation) drawn as a dashed line:
+        an upper reference for model scores.
+    ylabel : str
+        The y-axis label.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw.
+    alpha : float
+        Significance level for the stars.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    """
+    if isinstance(scores, xr.DataArray):
+        dim = scores.dims[0]
+        names = [str(v) for v in scores[dim].values]
+        vals = np.asarray(scores.values, float)
+    else:
+        names = list(scores)
+        vals = np.array([scores[n] for n in names], float)
+    if isinstance(p_values, Mapping):
+        pv = np.array([p_values[n] for n in names], float)
+    elif p_values is not None:
+        pv = np.asarray(p_values, float)
+    else:
+        pv = None
+    if ax is None:
+        fig = _figure((max(3.5, 1.1 * len(names) + 1.5), 3.4))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    x = np.arange(len(names))
+    ax.bar(x, vals, color="#4C72B0", width=0.6)
+    ax.axhline(0, color="k", lw=0.8)
+    if reliability is not None:
+        ax.axhline(
+            reliability,
+            color="#C44E52",
+            ls="--",
+            lw=1.2,
+            label=f"data reliability ({reliability:.2f})",
+        )
+        ax.legend(fontsize=8, loc="upper right", frameon=False)
+    if pv is not None:
+        for xi, v, p in zip(x, vals, pv, strict=True):
+            if p < alpha:
+                ax.text(
+                    xi,
+                    v + 0.02 * np.sign(v or 1),
+                    "*",
+                    ha="center",
+                    va="bottom" if v >= 0 else "top",
+                    fontsize=14,
+                )
+    ax.set_xticks(x, names, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    top = max(1.0 if reliability is None else reliability, np.nanmax(vals)) * 1.15
+    ax.set_ylim(min(0.0, np.nanmin(vals) * 1.2), top)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+import brainalign as ba
+from brainalign import Report, rsa, viz
+
+
+def test_report_sections_and_save(tmp_path, rng):
+    r = rsa.rdm(rng.normal(size=(5, 4)))
+    report = Report("T <&>", subtitle="sub")
+    report.add_figure(viz.plot_rdm(r, title="rdm"), "An RDM", caption="cap", section="RDMs")
+    report.add_table([{"model": "m<1>", "r": 0.51234}], "Scores", section="Summary")
+    report.add_text("one\n\ntwo", section="Summary")
+    report.add_provenance(seed=3)
+    assert report.sections == ["RDMs", "Summary"]
+    html = report.save(tmp_path / "sub" / "r.html").read_text()
+    assert "<title>T &lt;&amp;&gt;</title>" in html  # escaped
+    assert "<td>m&lt;1&gt;</td><td>0.512</td>" in html
+    assert html.count('<p class="note">') == 2
+    assert 'id="provenance"' in html and "<th>seed</th><td>3</td>" in html
+    assert "data:image/png;base64," in html
+    assert "RDMs" in repr(report) or "2 sections" in repr(report)
+
+
+def test_context_manager_saves(tmp_path):
+    with Report("x", path=tmp_path / "r.html") as report:
+        report.add_text("hi")
+    assert (tmp_path / "r.html").exists()
+
+
+def test_report_errors():
+    report = Report()
+    with pytest.raises(TypeError, match=r"fig must be a matplotlib Figure, got str"):
+        report.add_figure("fig")
+    with pytest.raises(TypeError, match=r"rows must be a list of dicts"):
+        report.add_table("rows")
+
+
+def test_viz_functions(rng):
+    r = rsa.rdm(ba.responses(rng.normal(size=(4, 6)), list("abcd")))
+    fig = viz.plot_rdm(r, rank=True)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list("abcd")
+    fig = viz.plot_rdms({"a": r, "b": r * 2}, ncols=2)
+    assert len(fig.axes) == 3  # two panels + colour bar
+    fig = viz.plot_model_comparison(
+        {"m1": 0.5, "m2": -0.1}, p_values={"m1": 0.01, "m2": 0.5}, reliability=0.7
+    )
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["*"]
+    with pytest.raises(ba.SchemaError, match=r"plot_rdm needs a single RDM"):
+        viz.plot_rdm(ba.responses(np.eye(3)))
