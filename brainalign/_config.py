@@ -99,6 +99,7 @@ def set_config(
     >>> ba.set_config(device="cpu")
     >>> ba.get_config()["device"]
     'cpu'
+    >>> ba.set_config(device="auto")  # back to the default
     """
     new = {"device": device, "dtype": dtype, "seed": seed, "verbose": verbose}
     conf = _thread_config()

@@ -62,7 +62,7 @@ def align_stimuli(
     >>> import numpy as np, brainalign as ba
     >>> a = ba.responses(np.eye(2), ["x", "y"])
     >>> b = ba.responses(np.eye(2), ["y", "x"])
-    >>> [list(d.stimulus.values) for d in ba.align_stimuli(a, b)]
+    >>> [d.stimulus.values.tolist() for d in ba.align_stimuli(a, b)]
     [['x', 'y'], ['x', 'y']]
     """
     check_option("join", join, ("exact", "inner"))

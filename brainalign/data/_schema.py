@@ -112,7 +112,7 @@ def responses(
     --------
     >>> import numpy as np, brainalign as ba
     >>> da = ba.responses(np.eye(3), ["cat", "dog", "car"], modality="model")
-    >>> da.dims, list(da.stimulus.values)
+    >>> da.dims, da.stimulus.values.tolist()
     (('stimulus', 'unit'), ['cat', 'dog', 'car'])
     """
     check_option("sample_dim", sample_dim, SAMPLE_DIMS)
