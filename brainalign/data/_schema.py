@@ -19,7 +19,7 @@ STIMULUS = "stimulus"
 TRIAL = "trial"
 RDM_DIMS = ("stimulus_a", "stimulus_b")
 SAMPLE_DIMS = (STIMULUS, TRIAL)
-FEATURE_DIMS = ("unit", "voxel", "channel", "vertex", "feature")
+FEATURE_DIMS = ("unit", "voxel", "channel", "vertex", "roi", "feature")
 MODALITIES = ("fmri", "meg", "eeg", "ieeg", "model", "behavior", "simulation")
 
 

@@ -1,13 +1,24 @@
-"""Shipped real datasets: a registry of manifests with sha256 checks, and their readers."""
+"""Shipped real datasets and manifests of public ones: sha256 checks, readers of local copies."""
 
-from brainalign.datasets._haxby import HAXBY_CATEGORIES, load_haxby
-from brainalign.datasets._registry import data_dir, get_manifest, list_datasets, verify
+from brainalign.datasets._bids import find_bids_runs, load_bids_fmri
+from brainalign.datasets._haxby import HAXBY_CATEGORIES, load_haxby, load_haxby_openfmri
+from brainalign.datasets._registry import (
+    data_dir,
+    get_manifest,
+    list_datasets,
+    local_root,
+    verify,
+)
 
 __all__ = [
     "HAXBY_CATEGORIES",
     "data_dir",
+    "find_bids_runs",
     "get_manifest",
     "list_datasets",
+    "load_bids_fmri",
     "load_haxby",
+    "load_haxby_openfmri",
+    "local_root",
     "verify",
 ]

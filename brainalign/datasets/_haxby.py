@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import xarray as xr
 
-from brainalign._checks import check_type
+from brainalign._checks import check_option, check_type
 from brainalign._version import __version__
 from brainalign.datasets._registry import get_manifest, verify
 
@@ -59,7 +61,7 @@ def load_haxby(*, preprocess: bool = True, include_rest: bool = False) -> xr.Dat
     check_type("preprocess", preprocess, (bool,), "a bool")
     check_type("include_rest", include_rest, (bool,), "a bool")
     manifest = get_manifest("haxby2001")
-    hashes = verify("haxby2001")
+    hashes = verify("haxby2001", ["bold.nii.gz", "mask.nii.gz", "attributes_literal.txt"])
     folder = manifest["path"]
     img = nib.load(folder / "bold.nii.gz")
     mask = np.asarray(nib.load(folder / "mask.nii.gz").dataobj).astype(bool)
@@ -107,3 +109,74 @@ def load_haxby(*, preprocess: bool = True, include_rest: bool = False) -> xr.Dat
         },
         name="bold",
     )
+
+
+def load_haxby_openfmri(
+    *,
+    resolution: str = "1slice",
+    mask: str | None = None,
+    runs: list[int] | None = None,
+    **glm: Any,
+) -> xr.DataArray:
+    """Estimate GLM response patterns from the shipped OpenFMRI copy of Haxby subject 1.
+
+    Real events (the per-condition onset files) and real BOLD runs go through
+    :func:`brainalign.loaders.fmri.load_bold`.
+
+    Parameters
+    ----------
+    resolution : {"1slice", "25mm"}
+        The ventral-temporal slice (40 × 20 × 1 voxels) or the whole brain at 25 mm.
+    mask : str, optional
+        For ``"1slice"``: the 530-voxel ventral-temporal mask (default). For ``"25mm"``: one
+        of ``"brain"`` (default), ``"gray"``, ``"white"``, ``"vt"``.
+    runs : list of int, optional
+        Run numbers 1-12 (default all).
+    **glm
+        Passed to :func:`brainalign.loaders.fmri.load_bold` (``estimate``, ``output``,
+        ``atlas`` ...).
+
+    Returns
+    -------
+    patterns : xarray.DataArray, dims ("trial", "voxel")
+        One row per category per run (``estimate="condition"``) with coords ``stimulus``
+        and ``run``.
+
+    Examples
+    --------
+    >>> from brainalign.datasets import load_haxby_openfmri
+    >>> betas = load_haxby_openfmri(runs=[1, 2])
+    >>> betas.sizes["trial"], betas.sizes["voxel"]
+    (16, 530)
+    """
+    from brainalign.loaders.fmri import load_bold, read_openfmri_events
+
+    check_option("resolution", resolution, ("1slice", "25mm"))
+    manifest = get_manifest("haxby2001")
+    root = manifest["path"]
+    sub = root / "openfmri_sub001"
+    if resolution == "1slice":
+        check_option("mask", mask or "vt_slice", ("vt_slice",))
+        mask_path = root / "mask.nii.gz"
+    else:
+        mask_name = mask or "brain"
+        check_option("mask", mask_name, ("brain", "gray", "white", "vt"))
+        mask_path = sub / "sub001" / "masks" / "25mm" / f"{mask_name}.nii.gz"
+    runs = list(range(1, 13)) if runs is None else list(runs)
+    for r in runs:
+        check_option("runs", r, list(range(1, 13)))
+    bold = [
+        sub / "sub001" / "BOLD" / f"task001_run{r:03d}" / f"bold_{resolution}.nii.gz" for r in runs
+    ]
+    key = sub / "models" / "model001" / "condition_key.txt"
+    events = [
+        read_openfmri_events(
+            sub / "sub001" / "model" / "model001" / "onsets" / f"task001_run{r:03d}", key
+        )
+        for r in runs
+    ]
+    verify("haxby2001", [str(p.relative_to(root)) for p in bold])
+    da = load_bold(bold, events, mask=mask_path, run_labels=runs, subject="1", **glm)
+    da.attrs["dataset"] = "haxby2001"
+    da.attrs["roi"] = "ventral_temporal" if resolution == "1slice" else (mask or "brain")
+    return da

@@ -78,13 +78,15 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify(name: str) -> dict[str, str]:
-    """Check every file of a dataset against the sha256 in its manifest.
+def verify(name: str, files: list[str] | None = None) -> dict[str, str]:
+    """Check a dataset's files against the sha256 in its manifest.
 
     Parameters
     ----------
     name : str
         A registered dataset.
+    files : list of str, optional
+        The files to check (paths as in the manifest); default all.
 
     Returns
     -------
@@ -99,8 +101,20 @@ def verify(name: str) -> dict[str, str]:
         When a file's hash differs from the manifest's.
     """
     manifest = get_manifest(name)
+    if not manifest.get("shipped", True):
+        raise ValueError(
+            f"Dataset {name!r} is not shipped with brainalign (nothing to verify); get it from "
+            f"{manifest['source'].get('url', 'its source')} and read your local copy with "
+            f"{manifest.get('loader', 'its loader')}."
+        )
     out = {}
-    for fname, expected in manifest["files"].items():
+    listed = manifest["files"]
+    if files is not None:
+        unknown = [f for f in files if f not in listed]
+        if unknown:
+            check_option("files", unknown[0], list(listed))
+        listed = {f: listed[f] for f in files}
+    for fname, expected in listed.items():
         path = manifest["path"] / fname
         if not path.exists():
             raise FileNotFoundError(f"Dataset {name!r} is missing its file {str(path)!r}.")
@@ -112,3 +126,37 @@ def verify(name: str) -> dict[str, str]:
             )
         out[fname] = got
     return out
+
+
+def local_root(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """Return the folder of a local copy of a public (not shipped) dataset.
+
+    Parameters
+    ----------
+    name : str
+        A registered dataset.
+    root : str or path-like, optional
+        The folder; default ``$BRAINALIGN_<NAME>_ROOT`` (name upper-cased).
+
+    Returns
+    -------
+    root : pathlib.Path
+        An existing folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        When no folder is given or it does not exist; the message says where to get the data.
+    """
+    manifest = get_manifest(name)
+    var = f"BRAINALIGN_{name.upper()}_ROOT"
+    root = root if root is not None else os.environ.get(var)
+    if root is None or not Path(root).is_dir():
+        where = f"at {str(root)!r}" if root is not None else f"given (root=None and ${var} unset)"
+        raise FileNotFoundError(
+            f"No local copy of {name!r} {where}. brainalign never downloads data: get "
+            f"it from {manifest['source'].get('url')} "
+            f"({manifest['source'].get('how_to_get', '')}), "
+            f"then pass root=... or set {var}."
+        )
+    return Path(root)

@@ -37,6 +37,7 @@ _RSA_KEYS = {
     "split_half": (bool, False, True),
 }
 _ANALYSES = {"rsa": _RSA_KEYS}
+_PIPELINE_DATASETS = ("haxby2001",)  # brain datasets the runner can load
 _REPORT_KEYS = {"title": (str, False, None), "subtitle": (str, False, None)}
 _TOP = {
     "name": (str, True, None),
@@ -176,7 +177,11 @@ def validate_spec(
     brain = {}
     for name, src in out["brain"].items():
         src = c.mapping(src, _BRAIN_KEYS, ("brain", str(name)))
-        c.option(("brain", str(name), "dataset"), src["dataset"], list_datasets())
+        c.option(
+            ("brain", str(name), "dataset"),
+            src["dataset"],
+            [d for d in list_datasets() if d in _PIPELINE_DATASETS],
+        )
         brain[str(name)] = src
     out["brain"] = brain
     if not out["models"]:
