@@ -31,7 +31,7 @@ test: $(VENV)/.stamp-test
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.stamp-test
-	$(BIN)/ruff check brainalign tests benchmarks docs && $(BIN)/ruff format --check brainalign tests benchmarks docs && $(BIN)/lint-imports
+	$(BIN)/ruff check brainalign tests benchmarks docs/examples && $(BIN)/ruff format --check brainalign tests benchmarks docs/examples && $(BIN)/lint-imports
 
 bench: $(VENV)/.stamp-test
 	$(BIN)/python benchmarks/run.py

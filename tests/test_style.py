@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PATHS = ["brainalign", "tests", "benchmarks", "docs"]
+PATHS = ["brainalign", "tests", "benchmarks", "docs/examples"]
 
 
 @pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["lint", "format"])

@@ -1,5 +1,6 @@
-"""Loaders: fMRI (nilearn/nibabel), MEG/EEG (MNE), model activations (torch / Hugging Face)
-and human similarity judgments, each returning schema tensors (see ``brainalign.validate``).
+"""Loaders that return schema tensors (see ``brainalign.validate``).
 
-Import the submodules: ``brainalign.loaders.fmri``, ``.meeg``, ``.activations``, ``.judgments``.
+fMRI (nilearn/nibabel), MEG/EEG (MNE), model activations (torch / Hugging Face) and human
+similarity judgments: import ``brainalign.loaders.fmri``, ``.meeg``, ``.activations`` and
+``.judgments``.
 """

@@ -38,12 +38,13 @@ def betas_all_runs():
     )
 
 
-def _flm(run, events, mask, **kw):
+def _flm(run, events, mask, confounds=None, **kw):
     from nilearn.glm.first_level import FirstLevelModel
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return FirstLevelModel(t_r=2.5, mask_img=nib.load(mask), **kw).fit(str(run), events)
+        model = FirstLevelModel(t_r=2.5, mask_img=nib.load(mask), **kw)
+        return model.fit(str(run), events, confounds=confounds)
 
 
 def _masked(img, mask):
@@ -298,3 +299,24 @@ def test_load_betas_errors(betas_all_runs):
         fmri.load_betas([run_img(1)], ["x"])
     with pytest.raises(ba.SchemaError, match=r"to_image takes at most one dim besides 'voxel'"):
         fmri.to_image(betas_all_runs.expand_dims(extra=[0]), MASK)
+
+
+def test_real_motion_confounds_match_first_level_model():
+    motion = pd.read_csv(
+        SUB / "sub001/BOLD/task001_run004/bold_moest.txt",
+        sep=r"\s+",
+        header=None,
+        names=["tx", "ty", "tz", "rx", "ry", "rz"],
+    )
+    assert motion.shape == (121, 6)
+    ev = run_events(4)
+    ours = fmri.load_bold(run_img(4), ev, mask=MASK, confounds=motion, hrf_model="spm")
+    flm = _flm(run_img(4), ev, MASK, confounds=motion, hrf_model="spm")
+    ref = _masked(flm.compute_contrast("shoe", output_type="effect_size"), MASK)
+    got = ours.isel(trial=np.flatnonzero(ours.stimulus.values == "shoe")).values[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+    assert ours.attrs["hrf_model"] == "spm"
+    without = fmri.load_bold(run_img(4), ev, mask=MASK, hrf_model="spm")
+    assert not np.allclose(without.values, ours.values)  # the confounds changed the fit
+    with pytest.raises(ValueError, match=r"confounds have 120 rows but the run has 121 volumes"):
+        fmri.load_bold(run_img(4), ev, mask=MASK, confounds=motion.iloc[:120])
