@@ -58,6 +58,8 @@ def load_haxby(*, preprocess: bool = True, include_rest: bool = False) -> xr.Dat
     """
     import nibabel as nib
 
+    from brainalign.loaders.fmri import _voxel_coords
+
     check_type("preprocess", preprocess, (bool,), "a bool")
     check_type("include_rest", include_rest, (bool,), "a bool")
     manifest = get_manifest("haxby2001")
@@ -78,7 +80,6 @@ def load_haxby(*, preprocess: bool = True, include_rest: bool = False) -> xr.Dat
     if preprocess:
         values = _detrend_zscore(values, runs)
     keep = np.ones(labels.size, bool) if include_rest else labels != "rest"
-    xyz = nib.affines.apply_affine(img.affine, ijk)
     return xr.DataArray(
         values[keep],
         dims=("trial", "voxel"),
@@ -87,12 +88,7 @@ def load_haxby(*, preprocess: bool = True, include_rest: bool = False) -> xr.Dat
             "stimulus": ("trial", labels[keep]),
             "run": ("trial", runs[keep]),
             "volume": ("trial", np.flatnonzero(keep)),
-            "x": ("voxel", xyz[:, 0]),
-            "y": ("voxel", xyz[:, 1]),
-            "z": ("voxel", xyz[:, 2]),
-            "i": ("voxel", ijk[:, 0]),
-            "j": ("voxel", ijk[:, 1]),
-            "k": ("voxel", ijk[:, 2]),
+            **_voxel_coords(ijk, img.affine),
         },
         attrs={
             "modality": "fmri",
