@@ -97,7 +97,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         return torch.device(spec)
     if spec == "mps":
         if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise RuntimeError("device='mps' was requested but MPS is not available.")
+            raise RuntimeError(
+                f"device='mps' was requested but MPS is not available (torch {torch.__version__})."
+            )
     return torch.device(spec)
 
 

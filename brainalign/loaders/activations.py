@@ -357,7 +357,9 @@ class _Stimuli:
                     "sequence of items (image paths, arrays). Pass the items, or preprocess=None."
                 )
             if stimuli.ndim < 1:
-                raise ValueError("stimuli is a 0-d tensor; it needs a first (stimulus) dim.")
+                raise ValueError(
+                    f"stimuli is a 0-d tensor; it needs a first (stimulus) dim (got {stimuli!r})."
+                )
             self.kind, self.n, self.data = "tensor", int(stimuli.shape[0]), stimuli
         elif isinstance(stimuli, Mapping):
             self._init_mapping(stimuli)
@@ -370,14 +372,20 @@ class _Stimuli:
                 f"preprocess=); got {type(stimuli).__name__}."
             )
         if self.n == 0:
-            raise ValueError("stimuli is empty; it needs at least one stimulus.")
+            raise ValueError(
+                "stimuli is empty; it needs at least one stimulus (got a "
+                f"{type(stimuli).__name__} of length 0)."
+            )
         self.is_text = self.kind == "text" or (
             self.kind == "mapping" and "attention_mask" in self.data
         )
 
     def _init_mapping(self, stimuli: Mapping[str, Any]) -> None:
         if not stimuli:
-            raise ValueError("stimuli is an empty mapping; it needs at least one input tensor.")
+            raise ValueError(
+                "stimuli is an empty mapping; it needs at least one input tensor (got "
+                f"{type(stimuli).__name__}())."
+            )
         data = {
             str(k): v if isinstance(v, torch.Tensor) else torch.as_tensor(v)
             for k, v in stimuli.items()

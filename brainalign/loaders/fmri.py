@@ -84,7 +84,9 @@ def _mask_ijk(mask_img: Any, ref_img: Any, ref_name: str) -> np.ndarray:
         )
     ijk = np.argwhere(mask > 0)
     if ijk.size == 0:
-        raise ValueError("mask selects no voxel (all values are 0).")
+        raise ValueError(
+            f"mask selects no voxel: all {mask.size} values of its {mask.shape} grid are 0."
+        )
     return ijk
 
 
@@ -629,10 +631,16 @@ def load_betas(
             raise SchemaError(f"images as an array must be 2-D (n, n_voxels), got {values.shape}.")
         attrs["source"] = "array"
         if mask is not None:
-            raise ValueError("mask applies to images, not to a 2-D array of patterns.")
+            raise ValueError(
+                f"mask applies to images, not to a 2-D array of patterns (images has shape "
+                f"{values.shape}); leave mask=None."
+            )
     else:
         if mask is None:
-            raise ValueError("mask is required to load beta images (which voxels to keep).")
+            raise ValueError(
+                f"mask is required to load beta images (which voxels to keep); got mask=None with "
+                f"images of type {type(images).__name__}."
+            )
         items = list(images) if isinstance(images, (list, tuple)) else [images]
         imgs = [_load_img(im, f"images[{n}]") for n, im in enumerate(items)]
         mask_img = _load_img(mask, "mask")
@@ -662,7 +670,10 @@ def load_betas(
         attrs["subject"] = str(subject)
     if sample_dim == "stimulus":
         if runs is not None:
-            raise ValueError("runs needs sample_dim='trial' (several rows per stimulus).")
+            raise ValueError(
+                f"runs needs sample_dim='trial' (several rows per stimulus); got "
+                f"sample_dim={sample_dim!r}."
+            )
         dup = pd.Series(ids).duplicated()
         if dup.any():
             raise SchemaError(
@@ -757,7 +768,9 @@ def apply_atlas(
         return da.assign_coords(roi=("voxel", names))
     present = [int(v) for v in np.unique(values) if v != 0]
     if not present:
-        raise ValueError("atlas labels none of the data's voxels (all are 0 = background).")
+        raise ValueError(
+            f"atlas labels none of the data's {values.size} voxels (all are 0 = background)."
+        )
     onehot = (values[:, None] == np.asarray(present)[None, :]).astype(float)
     onehot /= onehot.sum(axis=0, keepdims=True)
     out = xr.DataArray(

@@ -135,7 +135,7 @@ def load_pairwise(
             f"ratings hold {len(bad)} score(s) that are missing or not numbers: {_fmt_list(bad)}."
         )
     if df.empty:
-        raise ValueError("ratings hold no rows.")
+        raise ValueError(f"ratings hold no rows (got an empty table of shape {df.shape}).")
     s = score.to_numpy(float)
     low, high = (float(s.min()), float(s.max())) if scale is None else map(float, scale)
     if not high > low:

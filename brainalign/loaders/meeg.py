@@ -153,7 +153,9 @@ def _as_instance(data: Any, verbose: Any) -> tuple[Any, str]:
         data = [data]
     if isinstance(data, (list, tuple)) and not isinstance(data, str):
         if len(data) == 0:
-            raise ValueError("data is an empty list; give at least one mne.Evoked.")
+            raise ValueError(
+                f"data is an empty list; give at least one mne.Evoked (got {data!r})."
+            )
         for i, item in enumerate(data):
             if not isinstance(item, mne.Evoked):
                 raise TypeError(
@@ -175,7 +177,7 @@ def _check_events(events: Any) -> np.ndarray:
             f"code), got shape {arr.shape}."
         )
     if arr.shape[0] == 0:
-        raise ValueError("events is empty (shape (0, 3)); there is nothing to epoch.")
+        raise ValueError(f"events is empty (shape {arr.shape}); there is nothing to epoch.")
     if not np.issubdtype(arr.dtype, np.integer):
         if not np.issubdtype(arr.dtype, np.number) or not np.all(arr == np.round(arr)):
             raise ValueError(f"events must hold integers, got dtype {arr.dtype}.")
@@ -953,7 +955,7 @@ def load_source_estimate(
             f"got {type(stcs).__name__}."
         )
     if len(stcs) == 0:
-        raise ValueError("stcs is empty; give at least one source estimate.")
+        raise ValueError(f"stcs is empty; give at least one source estimate (got {stcs!r}).")
     for i, stc in enumerate(stcs):
         if not isinstance(stc, accepted):
             hint = ""

@@ -158,7 +158,9 @@ class Report:
         if hasattr(rows, "to_dict") and hasattr(rows, "columns"):
             rows = rows.to_dict(orient="records")
         if not isinstance(rows, Sequence) or not all(isinstance(r, Mapping) for r in rows):
-            raise TypeError("rows must be a list of dicts or a pandas.DataFrame.")
+            raise TypeError(
+                f"rows must be a list of dicts or a pandas.DataFrame, got {type(rows).__name__}."
+            )
         cols: list[str] = []
         for r in rows:
             cols += [str(c) for c in r if str(c) not in cols]
