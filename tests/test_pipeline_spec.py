@@ -49,7 +49,7 @@ analyses:
         (
             ("{kind: random_network}", "{kind: random_net}"),
             r"models\.m\.kind: invalid value 'random_net'; allowed: 'categorical', "
-            r"'random_network'\. Did you mean 'random_network'\?",
+            r"'random_network', 'text_model'\. Did you mean 'random_network'\?",
         ),
         (
             ("{dataset: haxby2001}", "{dataset: haxby}"),
@@ -93,3 +93,76 @@ def test_categorical_groups_must_match_brain_stimuli(tmp_path):
         r"missing 5 id\(s\) of arrays\[0\]: 'chair'",
     ):
         ba.run(_write(tmp_path, spec), out=tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "path", sorted(__import__("pathlib").Path("pipelines").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_every_shipped_pipeline_is_valid(path):
+    res = ba.run(path, dry_run=True)
+    assert res.units and res.report is None
+
+
+def test_judgments_vs_text_model_pipeline(tmp_path):
+    """MiniLM layers vs SimLex-999, recomputed step by step with scipy over the rated pairs."""
+    import numpy as np
+    import yaml
+    from scipy.spatial.distance import squareform
+    from scipy.stats import spearmanr
+
+    spec = yaml.safe_load(open("pipelines/minilm_simlex.yaml"))
+    spec["models"]["minilm"]["layers"] = ["hidden_states.0", "hidden_states.6"]
+    spec["analyses"]["rsa"]["n_permutations"] = 50
+    res = ba.run(spec, out=tmp_path)
+    ds = res.tree["rsa/simlex999"].to_dataset()
+    assert list(ds.model.values) == ["minilm:hidden_states.0", "minilm:hidden_states.6"]
+    simlex = res.tree["brain/simlex999"]["rdm"]
+    models = res.tree["models/simlex999"]["rdm"]
+    assert models.dtype == np.float32 and simlex.dtype == np.float64
+    # independent: the behavioural RDM re-read, and spearman over the rated pairs with scipy
+    # (model RDMs from activations are cross-checked in the activations and rsa tests)
+    from brainalign.loaders.judgments import load_pairwise
+
+    ref_brain = load_pairwise("datasets/word_similarity/simlex999.txt", scale=(0, 10))
+    np.testing.assert_array_equal(simlex.values, ref_brain.values)
+    vb = squareform(np.nan_to_num(ref_brain.values, nan=-1.0), checks=False)
+    rated = vb >= 0
+    assert rated.sum() == 998
+    for layer in ("hidden_states.0", "hidden_states.6"):
+        vm = squareform(models.sel(model=f"minilm:{layer}").values.astype(float), checks=False)
+        expected = spearmanr(vb[rated], vm[rated])[0]
+        assert float(ds.similarity.sel(model=f"minilm:{layer}")) == pytest.approx(
+            expected, abs=1e-4
+        )
+    assert (tmp_path / "report.html").exists()
+    assert "Behavioural RDMs" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (
+            ("{dataset: haxby2001}", "{dataset: word_similarity}"),
+            r"brain\.b\.file: is required for dataset word_similarity; one of simlex999\.txt, "
+            r"wordsim353\.tsv",
+        ),
+        (
+            ("{dataset: haxby2001}", "{dataset: word_similarity, file: simlex.txt}"),
+            r"brain\.b\.file: invalid value 'simlex\.txt'.*Did you mean 'simlex999\.txt'\?",
+        ),
+        (
+            (
+                "{dataset: haxby2001}",
+                "{dataset: word_similarity, file: simlex999.txt, scale: [10]}",
+            ),
+            r"brain\.b\.scale: must be a list \[low, high\] of two numbers, got \[10\]",
+        ),
+        (
+            ("{kind: random_network}", "{kind: text_model, pooling: avg}"),
+            r"models\.m\.pooling: invalid value 'avg'; allowed: 'mean', 'first'",
+        ),
+    ],
+)
+def test_bad_new_keys(tmp_path, edit, match):
+    with pytest.raises(SpecError, match=match):
+        ba.run(_write(tmp_path, BASE.replace(*edit)), out=tmp_path / "out")

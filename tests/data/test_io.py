@@ -91,3 +91,15 @@ def test_save_is_atomic_and_errors(tmp_path, rich_array):
         ValueError, match=r"dict keys must be non-empty str without '/', got 'a/b'"
     ):
         ba.save({"a/b": rich_array}, tmp_path / "z.nc")
+
+
+def test_saved_file_mode_follows_umask(tmp_path, rich_array):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = ba.save(rich_array, tmp_path / "m.nc")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

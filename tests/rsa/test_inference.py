@@ -62,3 +62,20 @@ def test_errors(rng):
     stacked = rsa.rdm(ba.responses(rng.normal(size=(5, 4, 2)), dims=("stimulus", "unit", "time")))
     with pytest.raises(ValueError, match=r"data_rdm must be a single RDM"):
         rsa.permutation_test(stacked, a)
+
+
+def test_incomplete_data_rdm_uses_only_rated_pairs(rng):
+    """NaN pairs of the data RDM are skipped; the null equals a loop over the rated pairs."""
+    x = rng.normal(size=(7, 6))
+    a = np.asarray(rsa.rdm(x + 0.5 * rng.normal(size=x.shape)))
+    b = np.asarray(rsa.rdm(x))
+    iu = np.triu_indices(7, 1)
+    drop = rng.choice(len(iu[0]), size=9, replace=False)
+    a[iu[0][drop], iu[1][drop]] = np.nan
+    a[iu[1][drop], iu[0][drop]] = np.nan
+    res = rsa.permutation_test(a, b, n_permutations=200, seed=3)
+    perms = np.argsort(np.random.default_rng(3).random((200, 7)), axis=1)
+    va = squareform(np.nan_to_num(a, nan=-1.0), checks=False)
+    ok = va >= 0
+    ref = [spearmanr(va[ok], squareform(b[np.ix_(p, p)], checks=False)[ok])[0] for p in perms]
+    np.testing.assert_allclose(res.null.values, ref, atol=1e-12)
