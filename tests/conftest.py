@@ -60,3 +60,25 @@ def _haxby_session():
 def haxby(_haxby_session):
     """The shipped Haxby ventral-temporal trials (a fresh copy per test)."""
     return _haxby_session.copy(deep=True)
+
+
+_ARTIFACTS: list = []
+
+
+@pytest.fixture
+def artifacts(request):
+    """A folder for files a person may want to look at (screenshots), listed after the run."""
+    from pathlib import Path
+
+    folder = Path(request.config.rootpath) / "brainalign-out" / "test-artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    before = set(folder.iterdir())
+    yield folder
+    _ARTIFACTS.extend(sorted(set(folder.iterdir()) - before))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _ARTIFACTS:
+        terminalreporter.section("test artifacts")
+        for path in _ARTIFACTS:
+            terminalreporter.write_line(f"artifact: {path}")
