@@ -41,7 +41,9 @@ def _print_run(result, console) -> None:
                     f"{float(ds.p_value.sel(model=m)):.4g}",
                 )
             console.print(table)
-    console.print(f"Done in {result.timings.get('total', 0.0):.1f} s.")
+    loaded = sum(result.cache_hits.values())
+    note = f" ({loaded} intermediate(s) loaded from the cache)" if loaded else ""
+    console.print(f"Done in {result.timings.get('total', 0.0):.1f} s{note}.")
 
 
 def _cmd_run(args: argparse.Namespace, spec_path: Path) -> int:
@@ -54,7 +56,8 @@ def _cmd_run(args: argparse.Namespace, spec_path: Path) -> int:
     if args.dry_run:
         console.print(f"[bold]Plan for {spec_path}[/] ({len(result.units)} units) → {result.out}")
         for i, unit in enumerate(result.units, 1):
-            console.print(f"  {i:3d}. {unit.key}")
+            state = result.status.get(unit.key, "to run")
+            console.print(f"  {i:3d}. {unit.key}  ({state})", markup=False)
         console.print("Spec is valid; nothing was computed (--dry-run).")
         return 0
     _print_run(result, console)

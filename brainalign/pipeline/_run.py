@@ -14,6 +14,8 @@ import xarray as xr
 from brainalign._config import config_context
 from brainalign._logging import logger, progress
 from brainalign._version import __version__
+from brainalign.data._io import load
+from brainalign.pipeline._cache import Cache, content_key, entries_to_tree, tree_to_entries
 from brainalign.pipeline._spec import load_spec
 
 
@@ -49,6 +51,11 @@ class RunResult:
         The results, also in memory.
     timings : dict
         Seconds per step.
+    status : dict
+        For a dry run: unit key → ``"cached"`` or ``"to run"``.
+    cache_hits, cache_misses : dict
+        Intermediates loaded from / computed into ``out/.cache`` (by kind: brain, model,
+        unit).
     """
 
     out: Path
@@ -57,6 +64,9 @@ class RunResult:
     units: list[Unit]
     tree: xr.DataTree | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)
+    cache_hits: dict[str, int] = field(default_factory=dict)
+    cache_misses: dict[str, int] = field(default_factory=dict)
 
 
 def plan(spec: Any) -> list[Unit]:
@@ -88,7 +98,7 @@ def _brain(src: dict[str, Any], metric: str, method: str, split_half: bool) -> d
         path = get_manifest("word_similarity")["path"] / src["file"]
         scale = tuple(src["scale"]) if src["scale"] is not None else None
         rdm = load_pairwise(path, scale=scale, source=f"datasets/word_similarity/{src['file']}")
-        return {"trials": None, "rdm": rdm, "reliability": {}, "attrs": dict(rdm.attrs)}
+        return {"kind": "judgments", "rdm": rdm, "reliability": {}, "attrs": dict(rdm.attrs)}
     from brainalign.datasets import load_haxby
 
     trials = load_haxby(preprocess=src["preprocess"])
@@ -100,7 +110,7 @@ def _brain(src: dict[str, Any], metric: str, method: str, split_half: bool) -> d
         _split_half(trials, metric, method) if split_half and "run" in trials.coords else {}
     )
     return {
-        "trials": trials,
+        "kind": "patterns",
         "rdm": rsa.rdm(avg, metric),
         "reliability": reliability,
         "attrs": dict(trials.attrs),
@@ -241,38 +251,56 @@ def run(
     spec = load_spec(spec)
     units = plan(spec)
     out = Path(out) if out is not None else Path("brainalign-out") / spec["name"]
+    cache = Cache(out / ".cache")
     if dry_run:
-        return RunResult(out=out, report=None, results=None, units=units)
+        status = _unit_status(cache, spec, units)
+        return RunResult(out=out, report=None, results=None, units=units, status=status)
     device = device or spec["device"]
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     with config_context(seed=spec["seed"], **({"device": device} if device else {})):
         params = spec["analyses"]["rsa"]
-        metric, method = params["metric"], params["method"]
+        method = params["method"]
         brains: dict[str, dict[str, Any]] = {}
+        brain_keys: dict[str, str] = {}
         t0 = time.perf_counter()
         for bname, src in spec["brain"].items():
-            brains[bname] = _brain(src, metric, method, params["split_half"])
+            brain_keys[bname], brains[bname] = _get_brain(cache, src, params)
         timings["load_and_brain_rdms"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         model_rdms: dict[tuple[str, str], xr.DataArray] = {}
         results: dict[str, dict[str, Any]] = {b: {} for b in brains}
         for unit in progress(units, "RSA units"):
             b = brains[unit.brain]
-            rdms = _model_rdms(unit.model, spec["models"][unit.model], b["rdm"], metric)
+            model_key, rdms = _get_models(
+                cache, unit.model, spec["models"][unit.model], b["rdm"], params["metric"]
+            )
+            unit_key = _unit_key(brain_keys[unit.brain], model_key, params, spec["seed"])
+            cached = cache.get("unit", unit_key)
+            if cached is not None:
+                tests = tree_to_entries(cached)
+            else:
+                tests = {
+                    entry: rsa.permutation_test(
+                        b["rdm"],
+                        r,
+                        method,
+                        n_permutations=params["n_permutations"],
+                        seed=spec["seed"],
+                    )
+                    for entry, r in rdms.items()
+                }
+                cache.put("unit", unit_key, entries_to_tree(tests, {"unit": unit.key}))
             for entry, r in rdms.items():
                 model_rdms[(unit.brain, entry)] = r
-                test = rsa.permutation_test(
-                    b["rdm"], r, method, n_permutations=params["n_permutations"], seed=spec["seed"]
-                )
-                results[unit.brain][entry] = test
+                results[unit.brain][entry] = tests[entry]
                 logger.info(
                     "%s/%s: %s = %.3f, p = %.4g",
                     unit.key,
                     entry,
                     method,
-                    float(test.observed),
-                    float(test.p_value),
+                    float(tests[entry].observed),
+                    float(tests[entry].p_value),
                 )
         timings["rsa"] = time.perf_counter() - t0
         tree = _results_tree(spec, brains, model_rdms, results)
@@ -280,11 +308,105 @@ def run(
         out.mkdir(parents=True, exist_ok=True)
         results_path = save(tree, out / "results.nc")
         timings["total"] = time.perf_counter() - t_start
-        report_path = _write_report(spec, brains, model_rdms, results, out, timings)
+        report_path = _write_report(spec, brains, model_rdms, results, out, timings, cache)
         timings["write"] = time.perf_counter() - t0
     return RunResult(
-        out=out, report=report_path, results=results_path, units=units, tree=tree, timings=timings
+        out=out,
+        report=report_path,
+        results=results_path,
+        units=units,
+        tree=tree,
+        timings=timings,
+        cache_hits=dict(cache.hits),
+        cache_misses=dict(cache.misses),
     )
+
+
+def _brain_payload(src: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    from brainalign.datasets import get_manifest
+
+    files = get_manifest(src["dataset"])["files"]
+    used = (
+        ["bold.nii.gz", "mask.nii.gz", "attributes_literal.txt"]
+        if src["dataset"] == "haxby2001"
+        else [src["file"]]
+    )
+    return {
+        "src": src,
+        "metric": params["metric"],
+        "method": params["method"],
+        "split_half": params["split_half"],
+        "files": {f: files[f] for f in used},
+    }
+
+
+def _get_brain(cache: Cache, src: dict[str, Any], params: dict[str, Any]) -> tuple[str, dict]:
+    """Get a brain source's RDM and reliability, from the cache if its inputs are unchanged."""
+    key = content_key(_brain_payload(src, params))
+    cached = cache.get("brain", key)
+    if cached is not None:
+        return key, {
+            "kind": cached.attrs["kind"],
+            "rdm": cached["rdm"],
+            "reliability": cached.attrs["reliability"],
+            "attrs": cached.attrs["source_attrs"],
+        }
+    b = _brain(src, params["metric"], params["method"], params["split_half"])
+    cache.put(
+        "brain",
+        key,
+        xr.Dataset(
+            {"rdm": b["rdm"]},
+            attrs={"kind": b["kind"], "reliability": b["reliability"], "source_attrs": b["attrs"]},
+        ),
+    )
+    return key, b
+
+
+def _model_key(name: str, m: dict[str, Any], ids: list[str], metric: str) -> str:
+    return content_key({"name": name, "model": m, "ids": ids, "metric": metric})
+
+
+def _get_models(
+    cache: Cache, name: str, m: dict[str, Any], brain_rdm: xr.DataArray, metric: str
+) -> tuple[str, dict[str, xr.DataArray]]:
+    """Get a model source's RDMs over the brain's stimuli, from the cache when possible."""
+    ids = [str(v) for v in brain_rdm["stimulus_a"].values]
+    key = _model_key(name, m, ids, metric)
+    cached = cache.get("model", key)
+    if cached is not None:
+        return key, tree_to_entries(cached)
+    rdms = _model_rdms(name, m, brain_rdm, metric)
+    cache.put("model", key, entries_to_tree(rdms, {"model": name}))
+    return key, rdms
+
+
+def _unit_key(brain_key: str, model_key: str, params: dict[str, Any], seed: int) -> str:
+    return content_key(
+        {
+            "brain": brain_key,
+            "model": model_key,
+            "method": params["method"],
+            "n_permutations": params["n_permutations"],
+            "seed": seed,
+        }
+    )
+
+
+def _unit_status(cache: Cache, spec: dict[str, Any], units: list[Unit]) -> dict[str, str]:
+    """Say 'cached' or 'to run' for each unit, from the cache alone (nothing is computed)."""
+    params = spec["analyses"]["rsa"]
+    status = {}
+    for unit in units:
+        bkey = content_key(_brain_payload(spec["brain"][unit.brain], params))
+        state = "to run"
+        if cache.has("brain", bkey):
+            ids = [str(v) for v in load(cache.path("brain", bkey))["rdm"]["stimulus_a"].values]
+            mkey = _model_key(unit.model, spec["models"][unit.model], ids, params["metric"])
+            if cache.has("unit", _unit_key(bkey, mkey, params, spec["seed"])):
+                state = "cached"
+        status[unit.key] = state
+    return status
 
 
 def _results_tree(spec: dict, brains: dict, model_rdms: dict, results: dict) -> xr.DataTree:
@@ -352,9 +474,9 @@ def _results_tree(spec: dict, brains: dict, model_rdms: dict, results: dict) -> 
 def _summary_caption(spec: dict, brains: dict) -> str:
     params = spec["analyses"]["rsa"]
     parts = []
-    if any(b["trials"] is not None for b in brains.values()):
+    if any(b["kind"] == "patterns" for b in brains.values()):
         parts.append(f"Brain RDMs: {params['metric']} distance between stimulus-mean patterns.")
-    if any(b["trials"] is None for b in brains.values()):
+    if any(b["kind"] == "judgments" for b in brains.values()):
         parts.append(
             "Behavioural RDMs: rescaled ratings; unrated pairs are left out of every comparison."
         )
@@ -377,7 +499,13 @@ def _summary_caption(spec: dict, brains: dict) -> str:
 
 
 def _write_report(
-    spec: dict, brains: dict, model_rdms: dict, results: dict, out: Path, timings: dict[str, float]
+    spec: dict,
+    brains: dict,
+    model_rdms: dict,
+    results: dict,
+    out: Path,
+    timings: dict[str, float],
+    cache: Cache,
 ) -> Path:
     from brainalign.report import Report
     from brainalign.viz import plot_model_comparison, plot_rdms
@@ -452,6 +580,7 @@ def _write_report(
         pipeline=spec["name"],
         seed=spec["seed"],
         timings={k: round(v, 3) for k, v in timings.items()},
+        cache=f"{out / '.cache'}: loaded {dict(cache.hits)}, computed {dict(cache.misses)}",
         **{
             f"sha256 {b}": brains[b]["attrs"]["sha256_bold"]
             for b in brains
