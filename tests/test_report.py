@@ -50,3 +50,36 @@ def test_viz_functions(rng):
     assert texts == ["*"]
     with pytest.raises(ba.SchemaError, match=r"plot_rdm needs a single RDM"):
         viz.plot_rdm(ba.responses(np.eye(3)))
+
+
+def test_classical_mds_recovers_a_configuration(rng):
+    from scipy.spatial.distance import pdist, squareform
+
+    points = rng.normal(size=(7, 2))
+    d = squareform(pdist(points))
+    coords = viz.classical_mds(d, 2)
+    np.testing.assert_allclose(squareform(pdist(coords)), d, atol=1e-10)  # up to rotation
+    fig = viz.plot_mds(
+        ba.rsa.rdm(ba.responses(rng.normal(size=(5, 3)), list("abcde")), "euclidean")
+    )
+    assert [t.get_text() for t in fig.axes[0].texts] == list("abcde")
+    incomplete = d.copy()
+    incomplete[0, 1] = incomplete[1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"needs a complete RDM; this one has 2 NaN entries"):
+        viz.classical_mds(incomplete)
+
+
+def test_add_slider_html_and_errors(rng):
+    report = Report()
+    figs = {
+        'a"<b>': viz.plot_rdm(rsa.rdm(rng.normal(size=(3, 2)))),
+        "c": viz.plot_rdm(rsa.rdm(rng.normal(size=(3, 2)))),
+    }
+    report.add_slider(figs, "Layers", section="RDMs")
+    html = report.to_html()
+    assert html.count('type="range"') == 1 and 'max="1"' in html
+    assert 'alt="a&quot;&lt;b&gt;"' in html  # labels escaped in attributes
+    with pytest.raises(ValueError, match=r"add_slider needs at least one figure; got \{\}"):
+        report.add_slider({}, "x")
+    with pytest.raises(TypeError, match=r"figs\['x'\] must be a matplotlib Figure, got str"):
+        report.add_slider({"x": "not a figure"})

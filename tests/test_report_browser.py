@@ -51,12 +51,12 @@ def test_demo_report_in_chromium(browser, tmp_path, artifacts):
     page.on("request", lambda r: requests.append(r.url))
     page.goto(res.report.resolve().as_uri(), wait_until="load")
     sections = [h.inner_text() for h in page.query_selector_all("section > h2")]
-    assert sections == ["Summary", "RDMs", "Model comparison", "Data", "Provenance"]
+    assert sections == ["Summary", "RDMs", "MDS", "Model comparison", "Data", "Provenance"]
     n_images = page.eval_on_selector_all("img", "els => els.length")
     broken = page.eval_on_selector_all(
         "img", "els => els.filter(e => !(e.naturalWidth > 0)).length"
     )
-    assert n_images == 2 and broken == 0
+    assert n_images == 3 and broken == 0
     assert "category_structure" in page.inner_text("section#summary table")
     shot = artifacts / "demo_report.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -64,4 +64,32 @@ def test_demo_report_in_chromium(browser, tmp_path, artifacts):
     assert failed == [] and console == []
     # offline: the only request is the file itself (figures are inline data: URIs)
     assert [u for u in requests if not u.startswith(("data:", "file:"))] == []
+    page.close()
+
+
+def test_layer_slider_switches_figures(browser, tmp_path):
+    from brainalign import Report, viz
+
+    rng = __import__("numpy").random.default_rng(0)
+    figs = {f"layer{i}": viz.plot_rdm(ba.rsa.rdm(rng.normal(size=(4, 3)))) for i in range(3)}
+    report = Report("slider")
+    report.add_slider(figs, "Layers", section="RDMs")
+    path = report.save(tmp_path / "slider.html")
+    page = browser.new_page()
+    console = []
+    page.on("console", lambda m: console.append(m.text))
+    page.on("pageerror", lambda e: console.append(str(e)))
+    page.goto(path.resolve().as_uri())
+
+    def visible():
+        return page.eval_on_selector_all(
+            "figure img", "els => els.filter(e => e.style.display !== 'none').map(e => e.alt)"
+        )
+
+    assert visible() == ["layer0"]
+    slider = page.locator("input[type=range]")
+    slider.fill("2")  # sets the value and fires 'input', as a user's drag does
+    assert visible() == ["layer2"]
+    assert page.inner_text("figure span") == "layer2"
+    assert console == []
     page.close()

@@ -471,6 +471,41 @@ def _results_tree(spec: dict, brains: dict, model_rdms: dict, results: dict) -> 
     return tree
 
 
+def _layer_sliders(
+    report: Any,
+    bname: str,
+    brain_rdm: xr.DataArray,
+    model_rdms: dict,
+    entries: list[str],
+    max_stimuli: int = 200,
+) -> None:
+    """One slider per multi-layer model: the brain RDM beside each layer's RDM."""
+    from brainalign.viz import plot_rdms
+
+    if brain_rdm.sizes["stimulus_a"] > max_stimuli:
+        return  # the grid above already shows every layer; big paired images add little
+    layers: dict[str, list[str]] = {}
+    for entry in entries:
+        if ":" in entry:
+            layers.setdefault(entry.split(":", 1)[0], []).append(entry)
+    for model, names in layers.items():
+        if len(names) < 2:
+            continue
+        figs = {
+            name.split(":", 1)[1]: plot_rdms(
+                {f"brain: {bname}": brain_rdm, name: model_rdms[(bname, name)]}, ncols=2
+            )
+            for name in names
+        }
+        report.add_slider(
+            figs,
+            f"{model}: layer by layer ({bname})",
+            section="RDMs",
+            caption="Drag the slider to step through the model's layers "
+            "(percentile-ranked dissimilarities, shared colour scale).",
+        )
+
+
 def _summary_caption(spec: dict, brains: dict) -> str:
     params = spec["analyses"]["rsa"]
     parts = []
@@ -508,7 +543,7 @@ def _write_report(
     cache: Cache,
 ) -> Path:
     from brainalign.report import Report
-    from brainalign.viz import plot_model_comparison, plot_rdms
+    from brainalign.viz import plot_mds, plot_model_comparison, plot_rdms
 
     rep = spec["report"]
     report = Report(
@@ -553,6 +588,15 @@ def _write_report(
             section="RDMs",
             caption="Percentile-ranked dissimilarities (0 = most similar).",
         )
+        _layer_sliders(report, bname, b["rdm"], model_rdms, list(results[bname]))
+        if np.isfinite(b["rdm"].values).all():
+            report.add_figure(
+                plot_mds(b["rdm"], title=f"brain: {bname}"),
+                f"MDS ({bname})",
+                section="MDS",
+                caption="Classical multidimensional scaling of the brain RDM: nearby points "
+                "evoke similar response patterns.",
+            )
         scores = {m: float(t.observed) for m, t in results[bname].items()}
         pvals = {m: float(t.p_value) for m, t in results[bname].items()}
         report.add_figure(

@@ -6,6 +6,7 @@ import base64
 import datetime as _dt
 import html
 import io
+import json
 import os
 import platform
 import re
@@ -130,6 +131,67 @@ class Report:
             body += f"<figcaption>{html.escape(caption)}</figcaption>"
         body += "</figure>"
         self._items.append(_Item(section, "figure", title, body))
+
+    def add_slider(
+        self,
+        figs: Mapping[str, Any],
+        title: str | None = None,
+        *,
+        caption: str | None = None,
+        section: str = "Figures",
+        dpi: int = 100,
+    ) -> None:
+        """Add several figures behind one slider (e.g. one RDM per model layer).
+
+        The page shows one figure at a time and a range input that switches between them;
+        the images are embedded as PNG and the few lines of inline JavaScript need no network.
+
+        Parameters
+        ----------
+        figs : mapping of str to matplotlib.figure.Figure
+            Label → figure, in slider order.
+        title : str, optional
+            A heading above the slider.
+        caption : str, optional
+            Text under it.
+        section : str
+            The section it goes into.
+        dpi : int
+            Resolution of the PNGs.
+        """
+        if not figs:
+            raise ValueError(f"add_slider needs at least one figure; got {dict(figs)!r}.")
+        uid = f"slider{len(self._items)}"
+        labels = list(figs)
+        imgs = []
+        for n, (label, fig) in enumerate(figs.items()):
+            if not hasattr(fig, "savefig"):
+                raise TypeError(
+                    f"figs[{label!r}] must be a matplotlib Figure, got {type(fig).__name__}."
+                )
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=dpi)
+            data = base64.b64encode(buf.getvalue()).decode("ascii")
+            hidden = "" if n == 0 else ' style="display:none"'
+            imgs.append(
+                f'<img id="{uid}-{n}" alt="{html.escape(label)}"{hidden} '
+                f'src="data:image/png;base64,{data}">'
+            )
+        js = (
+            f"var labels={json.dumps(labels)};"
+            f"for(var i=0;i<labels.length;i++){{document.getElementById('{uid}-'+i)"
+            ".style.display=(i==this.value)?'':'none';}"
+            f"document.getElementById('{uid}-label').textContent=labels[this.value];"
+        )
+        body = (
+            f'<figure><div><input type="range" min="0" max="{len(labels) - 1}" value="0" '
+            f'aria-label="{html.escape(title or "figure")}" oninput="{html.escape(js)}"> '
+            f'<span id="{uid}-label">{html.escape(labels[0])}</span></div>{"".join(imgs)}'
+        )
+        if caption:
+            body += f"<figcaption>{html.escape(caption)}</figcaption>"
+        body += "</figure>"
+        self._items.append(_Item(section, "slider", title, body))
 
     def add_table(
         self,

@@ -232,3 +232,78 @@ def plot_model_comparison(
     ax.set_ylim(min(0.0, np.nanmin(vals) * 1.2), top)
     ax.spines[["top", "right"]].set_visible(False)
     return fig
+
+
+def classical_mds(rdm: Any, n_components: int = 2) -> np.ndarray:
+    """Classical (Torgerson) multidimensional scaling of a complete RDM.
+
+    Coordinates are the top eigenvectors of ``B = -1/2 J D² J`` (``J`` the centring matrix),
+    scaled by the square roots of their eigenvalues; for Euclidean distances they reproduce
+    the configuration up to rotation and reflection.
+
+    Parameters
+    ----------
+    rdm : xarray.DataArray or array_like, shape (n, n)
+        A complete RDM (no NaN).
+    n_components : int
+        Number of dimensions.
+
+    Returns
+    -------
+    coords : ndarray, shape (n, n_components)
+        The embedding (negative eigenvalues are clipped to zero).
+
+    Raises
+    ------
+    ValueError
+        When the RDM holds NaN (an incomplete RDM has no classical MDS).
+    """
+    mat, _ = _matrix(rdm)
+    if not np.isfinite(mat).all():
+        raise ValueError(
+            f"classical_mds needs a complete RDM; this one has {int(np.isnan(mat).sum())} NaN "
+            "entries (incomplete judgments?)."
+        )
+    n = mat.shape[0]
+    j = np.eye(n) - 1.0 / n
+    b = -0.5 * j @ (mat**2) @ j
+    vals, vecs = np.linalg.eigh((b + b.T) / 2)
+    order = np.argsort(vals)[::-1][:n_components]
+    return vecs[:, order] * np.sqrt(np.clip(vals[order], 0, None))
+
+
+def plot_mds(rdm: Any, *, ax: Any = None, title: str | None = None) -> Any:
+    """Draw a 2-D classical MDS of an RDM, one labelled point per stimulus.
+
+    Parameters
+    ----------
+    rdm : xarray.DataArray or array_like, shape (n, n)
+        A complete RDM.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw.
+    title : str, optional
+        The axes title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    """
+    coords = classical_mds(rdm, 2)
+    _, labels = _matrix(rdm)
+    if ax is None:
+        fig = _figure((4.2, 4.0))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    ax.scatter(coords[:, 0], coords[:, 1], color="#4C72B0", s=30)
+    if len(labels) <= 60:
+        for (x, y), lab in zip(coords, labels, strict=True):
+            ax.annotate(lab, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    ax.set_xlabel("MDS 1")
+    ax.set_ylabel("MDS 2")
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
