@@ -134,8 +134,13 @@ def test_judgments_vs_text_model_pipeline(tmp_path):
         assert float(ds.similarity.sel(model=f"minilm:{layer}")) == pytest.approx(
             expected, abs=1e-4
         )
-    assert (tmp_path / "report.html").exists()
-    assert "Behavioural RDMs" in (tmp_path / "report.html").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert "Behavioural RDMs" in html
+    best = max(
+        ["hidden_states.0", "hidden_states.6"],
+        key=lambda layer: float(ds.similarity.sel(model=f"minilm:{layer}")),
+    )
+    assert "<h3>Best layer per model</h3>" in html and f"<td>{best}</td>" in html
 
 
 @pytest.mark.parametrize(

@@ -471,6 +471,31 @@ def _results_tree(spec: dict, brains: dict, model_rdms: dict, results: dict) -> 
     return tree
 
 
+def _best_layers(results: dict, method: str) -> list[dict[str, Any]]:
+    """Rows of (brain, model, best layer, score, p) for every multi-layer model."""
+    rows = []
+    for bname, tests in results.items():
+        layers: dict[str, list[str]] = {}
+        for entry in tests:
+            if ":" in entry:
+                layers.setdefault(entry.split(":", 1)[0], []).append(entry)
+        for model, names in layers.items():
+            if len(names) < 2:
+                continue
+            top = max(names, key=lambda n: float(tests[n].observed))
+            rows.append(
+                {
+                    "brain": bname,
+                    "model": model,
+                    "best layer": top.split(":", 1)[1],
+                    f"{method} r": float(tests[top].observed),
+                    "p (permutation)": float(tests[top].p_value),
+                    "layers": len(names),
+                }
+            )
+    return rows
+
+
 def _layer_sliders(
     report: Any,
     bname: str,
@@ -564,6 +589,15 @@ def _write_report(
                     + (" (exact)" if test.attrs["exact"] else ""),
                 }
             )
+    best = _best_layers(results, params["method"])
+    if best:
+        report.add_table(
+            best,
+            "Best layer per model",
+            section="Summary",
+            caption="For models with several layers: the layer whose RDM is most "
+            "similar to each brain RDM.",
+        )
     report.add_table(
         rows,
         "Brain–model RDM similarity",
