@@ -1,4 +1,4 @@
-"""Comparing RDMs: one data RDM against many model RDMs, NaN pairs masked."""
+"""Comparing RDMs: one data RDM against many model RDMs, NaN pairs masked, eight methods."""
 
 from __future__ import annotations
 
@@ -8,16 +8,54 @@ import numpy as np
 import torch
 import xarray as xr
 
-from brainalign._checks import check_option
+from brainalign._checks import (
+    SchemaError,
+    StimulusAlignmentError,
+    _fmt_list,
+    check_finite,
+    check_option,
+)
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
-from brainalign.data._schema import RDM_DIMS
-from brainalign.rsa._kernels import compare_vectors
+from brainalign.data._schema import RDM_DIMS, STIMULUS
+from brainalign.rsa._compare_kernels import compare_vectors
 from brainalign.rsa._rdm import as_rdm
 
-Method = Literal["spearman", "pearson", "cosine"]
-METHODS = ("spearman", "pearson", "cosine")
+Method = Literal[
+    "spearman",
+    "pearson",
+    "kendall_tau_a",
+    "rho_a",
+    "cosine",
+    "whitened_pearson",
+    "whitened_cosine",
+    "bures",
+]
+METHODS = (
+    "spearman",
+    "pearson",
+    "kendall_tau_a",
+    "rho_a",
+    "cosine",
+    "whitened_pearson",
+    "whitened_cosine",
+    "bures",
+)
+#: The same comparison in ``rsatoolbox.rdm.compare(..., method=...)`` (rsatoolbox 0.3.2).
+RSATOOLBOX_METHODS = {
+    "spearman": "spearman",
+    "pearson": "corr",
+    "kendall_tau_a": "tau-a",
+    "rho_a": "rho-a",
+    "cosine": "cosine",
+    "whitened_pearson": "corr_cov",
+    "whitened_cosine": "cosine_cov",
+    "bures": "bures",
+}
+_WHITENED = ("whitened_pearson", "whitened_cosine")
+_CENTERED = ("spearman", "pearson", "whitened_pearson")  # undefined for a constant RDM
+_UNCENTERED = ("cosine", "whitened_cosine", "bures")  # undefined for an all-zero RDM
 
 
 def _vectors(r: xr.DataArray) -> xr.DataArray:
@@ -29,11 +67,62 @@ def _vectors(r: xr.DataArray) -> xr.DataArray:
     return xr.DataArray(vals, dims=(*bdims, "pair"), coords=coords)
 
 
+def _sigma_k(sigma_k: Any, ids: np.ndarray, method: str) -> np.ndarray | None:
+    """Validate ``sigma_k`` and return it in the stimulus order ``ids``."""
+    if sigma_k is None:
+        return None
+    if method not in _WHITENED:
+        raise ValueError(
+            f"sigma_k is used only by the methods {_fmt_list(_WHITENED)}; got method={method!r}."
+        )
+    n = len(ids)
+    if isinstance(sigma_k, xr.DataArray):
+        labeled = [d for d in sigma_k.dims if d in (STIMULUS, *RDM_DIMS)]
+        if len(labeled) != sigma_k.ndim or sigma_k.ndim not in (1, 2):
+            raise SchemaError(
+                "sigma_k as a DataArray must have dims ('stimulus',) or "
+                f"('stimulus_a', 'stimulus_b'); it has dims {tuple(sigma_k.dims)}."
+            )
+        for d in sigma_k.dims:
+            have = np.asarray(sigma_k[d].values).tolist()
+            missing = [s for s in ids.tolist() if s not in set(have)]
+            if missing:
+                raise StimulusAlignmentError(
+                    f"sigma_k (dim {d!r}) misses {len(missing)} stimulus id(s) of the RDMs: "
+                    f"{_fmt_list(missing)}."
+                )
+        sigma_k = sigma_k.sel({d: ids for d in sigma_k.dims})
+    arr = np.asarray(sigma_k, dtype=float)
+    if arr.shape not in ((n,), (n, n)):
+        raise ValueError(
+            f"sigma_k must have shape ({n},) (pattern variances) or ({n}, {n}) (pattern "
+            f"covariance) for the {n} stimuli of the RDMs; got shape {arr.shape}."
+        )
+    check_finite(arr, "sigma_k")
+    if arr.ndim == 1:
+        if arr.min() <= 0:
+            raise ValueError(
+                f"sigma_k (pattern variances) must be positive; got minimum {arr.min():.3g}."
+            )
+        return arr
+    if not np.allclose(arr, arr.T, rtol=1e-10, atol=1e-12 * np.abs(arr).max()):
+        raise ValueError(
+            f"sigma_k must be symmetric; max |S - S.T| = {np.abs(arr - arr.T).max():.3g}."
+        )
+    low = float(np.linalg.eigvalsh(arr).min())
+    if low <= 0:
+        raise ValueError(
+            f"sigma_k must be positive definite; its smallest eigenvalue is {low:.3g}."
+        )
+    return arr
+
+
 def compare(
     rdm_a: Any,
     rdm_b: Any,
     method: Method = "spearman",
     *,
+    sigma_k: Any = None,
     device: str | torch.device | None = None,
     dtype: str | None = None,
 ) -> float | xr.DataArray:
@@ -42,15 +131,44 @@ def compare(
     The stimuli are aligned by id first (an error names missing or extra ids). Pairs that
     are NaN in either RDM (incomplete judgments) are left out, never filled. Broadcast dims
     of the two inputs combine: a data RDM over ``time`` against model RDMs over ``layer``
-    gives a ``(time, layer)`` result.
+    gives a ``(time, layer)`` result, all in one batched computation.
+
+    Every method equals ``rsatoolbox.rdm.compare`` 0.3.2 with the method named in
+    :data:`RSATOOLBOX_METHODS` (rsatoolbox drops a pair that is NaN in any RDM and requires
+    the same NaN pairs in both inputs; here the pairs are chosen per comparison, which is the
+    same whenever rsatoolbox accepts the input).
 
     Parameters
     ----------
     rdm_a, rdm_b : xarray.DataArray or array_like
         RDMs (see :func:`brainalign.rsa.rdm`), or square matrices in the same stimulus order.
-    method : {"spearman", "pearson", "cosine"}
-        ``"spearman"``: Pearson correlation of average-tie ranks; ``"pearson"``: Pearson
-        correlation (= rsatoolbox ``corr``); ``"cosine"``: uncentred cosine similarity.
+    method : str
+        One of:
+
+        - ``"spearman"``: Pearson correlation of average-tie ranks.
+        - ``"pearson"``: Pearson correlation (= rsatoolbox ``corr``).
+        - ``"kendall_tau_a"``: Kendall's tau-a, ``(concordant - discordant) / (m(m-1)/2)``
+          over the ``m`` valid pairs; pairs tied in either RDM count as neither, the
+          denominator is not tie-corrected (= ``tau-a``). For models that predict ties
+          (categorical models), unlike tau-b. Compiled with numba on the CPU (O(m log m)).
+        - ``"rho_a"``: ``12 Σ (r_a - r̄)(r_b - r̄) / (m³ - m)`` with average-tie ranks, the
+          expected Spearman correlation under random tie breaking (= ``rho-a``).
+        - ``"cosine"``: uncentred cosine similarity (= ``cosine``).
+        - ``"whitened_pearson"``, ``"whitened_cosine"``: correlation / cosine after
+          whitening by the covariance of the distance estimates
+          ``V = (C Σ Cᵀ) ∘ (C Σ Cᵀ)`` (``C`` the pair contrasts, ``Σ`` = ``sigma_k``)
+          (= ``corr_cov`` / ``cosine_cov``, "whitened unbiased RDM cosine similarity",
+          Diedrichsen et al. 2021).
+        - ``"bures"``: Bures similarity ``tr((A½ B A½)½) / sqrt(tr A tr B)`` of the
+          double-centred kernels ``A = H (-D/2) H`` (= rsatoolbox ``bures``; the squared
+          distance ``bures_metric`` is not offered). Needs complete RDMs.
+    sigma_k : array_like or xarray.DataArray, shape (n,) or (n, n), optional
+        Pattern variances (1-D) or covariance (2-D) of the stimuli, for the whitened
+        methods, in the stimulus order of ``rdm_a`` (a DataArray over ``stimulus`` is
+        aligned by id). Default: ``Σ = I``. As in rsatoolbox, a 1-D ``s`` scales the centred
+        second moments by ``1 / sqrt(s_i s_j)``, which differs from ``np.diag(s)``; a 2-D
+        ``Σ`` builds ``V`` densely, with ``n_pairs²`` memory (n = 100: 200 MB), and is
+        solved exactly (rsatoolbox solves it by conjugate gradients to ``rtol=1e-5``).
     device : str or torch.device, optional
         Where to compute.
     dtype : {"auto", "float32", "float64"}, optional
@@ -64,10 +182,13 @@ def compare(
     Raises
     ------
     ValueError
-        Unknown method, fewer than 3 pairs valid in both RDMs, or an RDM that is constant
-        over the valid pairs (the correlation is undefined).
+        Unknown method; fewer than 3 pairs valid in both RDMs; an RDM that is constant
+        over the valid pairs for ``"spearman"``, ``"pearson"`` and ``"whitened_pearson"``
+        (the correlation is undefined; ``"kendall_tau_a"`` and ``"rho_a"`` give 0, as
+        rsatoolbox does) or all zero for ``"cosine"``, ``"whitened_cosine"`` and ``"bures"``;
+        NaN pairs with ``"bures"``; an invalid ``sigma_k``.
     StimulusAlignmentError
-        When the RDMs hold different stimuli.
+        When the RDMs (or ``sigma_k``) hold different stimuli.
 
     Examples
     --------
@@ -76,11 +197,18 @@ def compare(
     >>> a = np.array([[0, 1, 2], [1, 0, 3], [2, 3, 0.0]])
     >>> rsa.compare(a, a ** 2)
     1.0
+    >>> b = np.array([[0, 1, 1], [1, 0, 2], [1, 2, 0.0]])  # ties
+    >>> round(rsa.compare(a, b, "kendall_tau_a"), 6)
+    0.666667
     """
     check_option("method", method, METHODS)
     a = as_rdm(rdm_a, "rdm_a")
     b = as_rdm(rdm_b, "rdm_b")
-    a, b = align_stimuli(a, b, join="exact")
+    first = a[RDM_DIMS[0]].values
+    if not all(np.array_equal(first, r[d].values) for r in (a, b) for d in RDM_DIMS):
+        a, b = align_stimuli(a, b, join="exact")  # raises naming missing / extra ids
+    ids = np.asarray(a[RDM_DIMS[0]].values)
+    sigma = _sigma_k(sigma_k, ids, method)
     va, vb = _vectors(a), _vectors(b)
     shared = [d for d in va.dims if d in vb.dims and d != "pair"]
     if shared:
@@ -90,12 +218,16 @@ def compare(
             raise ValueError(
                 f"rdm_a and rdm_b share the dims {shared} but their coordinates differ: {err}"
             ) from None
-    va_b, vb_b = xr.broadcast(va, vb)
-    dims = [d for d in va_b.dims if d != "pair"]
-    va_b = va_b.transpose(*dims, "pair")
-    vb_b = vb_b.transpose(*dims, "pair")
-    x = np.asarray(va_b.values, dtype=float)
-    y = np.asarray(vb_b.values, dtype=float)
+    # Broadcast lazily: each side keeps size-1 dims, so a data RDM is transformed (ranked,
+    # normalised) once, not once per model.
+    dims = [d for d in va.dims if d != "pair"] + [d for d in vb.dims if d not in va.dims]
+    x, y = (
+        np.asarray(
+            v.expand_dims([d for d in dims if d not in v.dims]).transpose(*dims, "pair").values,
+            dtype=float,
+        )
+        for v in (va, vb)
+    )
     valid = np.isfinite(x) & np.isfinite(y)
     n_valid = valid.sum(-1)
     if n_valid.size and n_valid.min() < 3:
@@ -103,13 +235,27 @@ def compare(
             f"Cannot compare RDMs: only {int(n_valid.min())} stimulus pair(s) are finite in both "
             f"(of {x.shape[-1]}); at least 3 are needed. Check for NaN entries."
         )
+    if method == "bures" and not valid.all():
+        raise ValueError(
+            f"method='bures' needs complete RDMs, but {int(x.shape[-1] - n_valid.min())} "
+            f"stimulus pair(s) (of {x.shape[-1]}) are NaN in rdm_a or rdm_b; use another "
+            "method or complete the RDMs."
+        )
+    complete = bool(valid.all())
     for label, v in (("rdm_a", x), ("rdm_b", y)):
-        vm = np.where(valid, v, np.nan)
-        const = np.nanmax(vm, axis=-1) == np.nanmin(vm, axis=-1)
-        if np.any(const) and method != "cosine":
+        vm = v if complete else np.where(valid, v, np.nan)
+        if method in _CENTERED:
+            bad = np.nanmax(vm, axis=-1) == np.nanmin(vm, axis=-1)
+            what = "constant"
+        elif method in _UNCENTERED:
+            bad = np.nanmax(np.abs(vm), axis=-1) == 0
+            what = "all zero"
+        else:
+            continue
+        if np.any(bad):
             raise ValueError(
-                f"{label} is constant over the valid stimulus pairs in {int(np.sum(const))} "
-                f"case(s), so its {method} correlation is undefined."
+                f"{label} is {what} over the valid stimulus pairs in {int(np.sum(bad))} "
+                f"case(s), so its {method} similarity is undefined."
             )
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
@@ -117,10 +263,13 @@ def compare(
         as_tensor(x, dev, dt),
         as_tensor(y, dev, dt),
         method,
+        n_stimuli=len(ids),
+        sigma_k=None if sigma is None else as_tensor(sigma, dev, dt),
     )
     out = to_numpy(res).astype(np.float64)
     if not dims:
         return float(out)
-    coords = {d: va_b[d] for d in dims if d in va_b.coords}
+    coords = {d: (va if d in va.dims else vb)[d] for d in dims}
+    coords = {d: c for d, c in coords.items() if d in c.coords}
     attrs = {"kind": "rdm_comparison", "method": method, "brainalign_version": __version__}
     return xr.DataArray(out, dims=dims, coords=coords, attrs=attrs, name=method)

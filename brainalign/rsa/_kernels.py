@@ -39,6 +39,126 @@ def rdm_correlation(x: torch.Tensor) -> torch.Tensor:
     return rdm_cosine(x - x.mean(dim=-1, keepdim=True))
 
 
+def _pair_rdm(k: torch.Tensor) -> torch.Tensor:
+    """``k_ii + k_jj - (k_ij + k_ji)``, exactly symmetric, zero diagonal."""
+    diag = k.diagonal(dim1=-2, dim2=-1)
+    d = (diag[..., :, None] + diag[..., None, :]) - (k + k.transpose(-1, -2))
+    n = d.shape[-1]
+    eye = torch.eye(n, dtype=torch.bool, device=d.device)
+    return d.masked_fill(eye, 0.0)
+
+
+def gram_rdm(x: torch.Tensor, metric: str, *, max_ratio: float = 8.0) -> tuple[torch.Tensor, ...]:
+    """Correlation or cosine RDMs from one Gram matrix ``x @ x.T``, without copying ``x``.
+
+    The Pearson correlation is derived from the uncentred Gram matrix and the row sums
+    (``G - s s^T / p``), which loses accuracy when a pattern's mean is large compared with
+    its spread. Rows where ``sum(x**2) / sum((x - mean)**2)`` exceeds ``max_ratio`` (and
+    rows whose norms are zero or not finite) are flagged; the caller recomputes those
+    batches with the explicit kernels (:func:`rdm_correlation`, :func:`rdm_cosine`).
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (..., n, p)
+        Patterns.
+    metric : {"correlation", "cosine"}
+        Which dissimilarity.
+    max_ratio : float
+        Largest accepted ratio of uncentred to centred sum of squares.
+
+    Returns
+    -------
+    rdm : torch.Tensor, shape (..., n, n)
+        The RDMs (unreliable where ``flag`` holds).
+    flag : torch.Tensor of bool, shape (..., n)
+        Rows that need the explicit kernel (or validation).
+    """
+    g = x @ x.transpose(-1, -2)
+    q = g.diagonal(dim1=-2, dim2=-1)
+    if metric == "correlation":
+        p = x.shape[-1]
+        s = x.sum(-1)
+        g = g - (s[..., :, None] * s[..., None, :]) / p
+        c = g.diagonal(dim1=-2, dim2=-1).clone()
+        flag = ~(torch.isfinite(q) & torch.isfinite(s) & (c * max_ratio > q) & (c > 0))
+    else:
+        c = q
+        flag = ~(torch.isfinite(q) & (q > 0))
+    inv = torch.where(flag, torch.ones_like(c), c).rsqrt()
+    r = g * inv[..., :, None] * inv[..., None, :]
+    return _symmetrize_zero_diag(1.0 - r), flag
+
+
+def rdm_mahalanobis(x: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+    """Squared Mahalanobis distances between rows divided by ``p`` (= rsatoolbox).
+
+    ``x``: ``(..., n, p)``; ``precision``: ``(p, p)`` symmetric positive definite.
+    """
+    x = x - x.mean(dim=-2, keepdim=True)  # translation-invariant; improves conditioning
+    k = (x @ precision) @ x.transpose(-1, -2)
+    return (_pair_rdm(k) / x.shape[-1]).clamp_min(0.0)
+
+
+def rdm_crossnobis(d: torch.Tensor, precision: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-validated Mahalanobis distances over all pairs of runs, divided by ``p``.
+
+    ``d``: run patterns ``(..., R, n, p)`` (R >= 2). Equals the mean over ordered run pairs
+    ``k != l`` of ``(d_ki - d_kj) M (d_li - d_lj)^T / p``, computed with sums over runs:
+    ``sum_{k != l} d_k M d_l^T = (sum d) M (sum d)^T - sum_k d_k M d_k^T``. This is
+    rsatoolbox's leave-one-run-out crossnobis (mean of the other runs against the left-out
+    run, averaged over folds).
+    """
+    r, p = d.shape[-3], d.shape[-1]
+    d = d - d.mean(dim=-2, keepdim=True)  # per-run translation does not change distances
+    y = d if precision is None else d @ precision
+    total = d.sum(-3)
+    within = (y @ d.transpose(-1, -2)).sum(-3)
+    k = (y.sum(-3) @ total.transpose(-1, -2) - within) / (r * (r - 1))
+    return _pair_rdm(k) / p
+
+
+def _poisson_shift(x: torch.Tensor, prior_lambda: float, prior_weight: float) -> torch.Tensor:
+    return (x + prior_lambda * prior_weight) / (1.0 + prior_weight)
+
+
+def rdm_poisson(
+    x: torch.Tensor, prior_lambda: float = 1.0, prior_weight: float = 0.1
+) -> torch.Tensor:
+    """Symmetrised Poisson KL divergence between rows divided by ``p`` (= rsatoolbox).
+
+    Rates are shrunk towards ``prior_lambda``: ``(x + lambda w) / (1 + w)``.
+    """
+    m = _poisson_shift(x, prior_lambda, prior_weight)
+    k = m @ torch.log(m).transpose(-1, -2)
+    return _pair_rdm(k) / x.shape[-1]
+
+
+def rdm_poisson_cv(
+    d: torch.Tensor,
+    prior_lambda: float = 1.0,
+    prior_weight: float = 0.1,
+    *,
+    all_folds: bool = True,
+) -> torch.Tensor:
+    """Cross-validated Poisson KL divergence over leave-one-run-out folds, divided by ``p``.
+
+    ``d``: run patterns ``(..., R, n, p)``. Fold ``k`` uses the mean of the other runs as
+    training rates and run ``k``'s log rates. ``all_folds=False`` keeps only the last fold,
+    as rsatoolbox 0.3.2 does (a defect: its loop overwrites the RDM of every earlier fold).
+    """
+    r, p = d.shape[-3], d.shape[-1]
+    if not all_folds:
+        d_test = d[..., -1:, :, :]
+        train = (d.sum(-3, keepdim=True) - d_test) / (r - 1)
+    else:
+        d_test = d
+        train = (d.sum(-3, keepdim=True) - d) / (r - 1)
+    k = _poisson_shift(train, prior_lambda, prior_weight) @ torch.log(
+        _poisson_shift(d_test, prior_lambda, prior_weight)
+    ).transpose(-1, -2)
+    return _pair_rdm(k).mean(-3) / p
+
+
 def upper_tri(d: torch.Tensor) -> torch.Tensor:
     """Vectorise the strict upper triangle, row-major (as scipy's ``squareform``)."""
     n = d.shape[-1]
@@ -117,4 +237,8 @@ RDM_KERNELS = {
     "cosine": rdm_cosine,
     "euclidean": rdm_euclidean,
     "sqeuclidean": rdm_sqeuclidean,
+    "mahalanobis": rdm_mahalanobis,
+    "crossnobis": rdm_crossnobis,
+    "poisson": rdm_poisson,
+    "poisson_cv": rdm_poisson_cv,
 }

@@ -10,18 +10,35 @@ import xarray as xr
 
 from brainalign._checks import (
     SchemaError,
+    _fmt_list,
     check_finite,
     check_not_constant,
     check_not_empty,
+    check_number,
     check_option,
+    did_you_mean,
 )
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
 from brainalign._version import __version__
 from brainalign.data._schema import FEATURE_DIMS, RDM_DIMS, STIMULUS, TRIAL, responses, validate
-from brainalign.rsa._kernels import RDM_KERNELS
+from brainalign.rsa._kernels import RDM_KERNELS, gram_rdm
 
-Metric = Literal["correlation", "cosine", "euclidean", "sqeuclidean"]
+Metric = Literal[
+    "correlation",
+    "cosine",
+    "euclidean",
+    "sqeuclidean",
+    "mahalanobis",
+    "crossnobis",
+    "poisson",
+    "poisson_cv",
+]
+Semantics = Literal["correct", "rsatoolbox"]
 METRICS = tuple(RDM_KERNELS)
+CV_METRICS = ("crossnobis", "poisson_cv")
+SEMANTICS = ("correct", "rsatoolbox")
+RUN = "run"
+_FULL_PD_CHECK_MAX = 2048  # features up to which noise= is Cholesky-checked in full
 _PROVENANCE = ("modality", "subject", "session", "space", "source", "model", "layer", "roi")
 _MEMORY_BUDGET = 2**30  # bytes per chunk of broadcast slices
 
@@ -57,25 +74,62 @@ def rdm(
     data: Any,
     metric: Metric = "correlation",
     *,
+    runs: Any = None,
+    noise: Any = None,
+    semantics: Semantics = "correct",
+    prior_lambda: float = 1.0,
+    prior_weight: float = 0.1,
     feature_dim: str | None = None,
     device: str | torch.device | None = None,
     dtype: str | None = None,
 ) -> xr.DataArray:
     """Compute representational dissimilarity matrices between stimulus patterns.
 
-    Dims other than ``stimulus`` and the feature dim broadcast: a
-    ``(stimulus, channel, time)`` array gives one RDM per time point.
+    Dims other than ``stimulus`` (``trial`` for the cross-validated metrics) and the
+    feature dim broadcast: a ``(stimulus, channel, time)`` array gives one RDM per time
+    point.
 
     Parameters
     ----------
     data : xarray.DataArray, dims ("stimulus", feature, ...) or array_like
         Responses; a 2-D array is read as ``(n_stimuli, n_features)`` with ids
-        ``"0"..."n-1"``.
-    metric : {"correlation", "cosine", "euclidean", "sqeuclidean"}
+        ``"0"..."n-1"``. The cross-validated metrics (``"crossnobis"``, ``"poisson_cv"``)
+        take trial data instead: dims ``("trial", feature, ...)`` with a ``stimulus``
+        coordinate and a run label per trial (see ``runs``).
+    metric : str
         ``"correlation"``: 1 − Pearson r (= rsatoolbox ``correlation``);
         ``"cosine"``: 1 − cosine similarity; ``"euclidean"``: Euclidean distance;
         ``"sqeuclidean"``: its square (divide by the number of features for
-        rsatoolbox's ``euclidean``).
+        rsatoolbox's ``euclidean``);
+        ``"mahalanobis"``: squared Mahalanobis distance with the precision ``noise``,
+        divided by the number of features (= rsatoolbox ``mahalanobis``; identity
+        precision when ``noise`` is None);
+        ``"crossnobis"``: cross-validated squared Mahalanobis distance, divided by the
+        number of features: trials are averaged within run × stimulus, and the distance is
+        the mean over all ordered pairs of distinct runs ``k != l`` of
+        ``(a_k - b_k) M (a_l - b_l)^T`` (= rsatoolbox ``crossnobis`` with
+        ``cv_descriptor`` = run; unbiased, so it can be negative);
+        ``"poisson"``: symmetrised KL divergence of Poisson rates (= rsatoolbox
+        ``poisson``; spike counts, non-negative);
+        ``"poisson_cv"``: its leave-one-run-out cross-validated version, averaged over all
+        folds (see ``semantics``).
+    runs : str or array_like, optional
+        For the cross-validated metrics: the run of each trial, as the name of a
+        coordinate along ``trial`` or one label per trial. Default: the ``run``
+        coordinate. Every run must contain every stimulus.
+    noise : xarray.DataArray or array_like, shape (n_features, n_features), optional
+        Noise precision matrix for ``"mahalanobis"`` and ``"crossnobis"`` (for example
+        from :func:`brainalign.rsa.noise_precision`); symmetric positive definite, in the
+        order of the feature dim (a labeled matrix must carry the same feature
+        coordinate). Default: identity. Up to 2048 features it is checked with a Cholesky
+        factorisation; above, only symmetry and a positive diagonal are checked.
+    semantics : {"correct", "rsatoolbox"}
+        ``"rsatoolbox"`` reproduces rsatoolbox 0.3.2's ``poisson_cv``, which keeps only the
+        last fold (the last run in sorted order) instead of averaging all folds. No effect
+        on the other metrics.
+    prior_lambda, prior_weight : float
+        Poisson metrics: rates are shrunk to ``(x + prior_lambda * prior_weight) /
+        (1 + prior_weight)`` (rsatoolbox's defaults).
     feature_dim : str, optional
         The dim holding features; found automatically among ``unit``, ``voxel``,
         ``channel``, ``vertex``, ``feature``.
@@ -88,15 +142,20 @@ def rdm(
     -------
     rdm : xarray.DataArray, dims (..., "stimulus_a", "stimulus_b")
         Symmetric with a zero diagonal; ``np.asarray(rdm)`` is the square matrix for a
-        single RDM, in the input's stimulus order.
+        single RDM, in the input's stimulus order (order of first appearance for trial
+        data).
 
     Raises
     ------
     ValueError
-        Unknown metric, NaN/infinite values, empty data, or constant patterns with the
-        ``correlation``/``cosine`` metrics (which are undefined for them).
+        Unknown metric, NaN/infinite values, empty data, constant patterns with the
+        ``correlation``/``cosine`` metrics (which are undefined for them), negative data
+        with the Poisson metrics, fewer than 2 runs or a run missing a stimulus, a
+        precision matrix of the wrong size or not positive definite.
     SchemaError
-        Trial data (average first with :func:`brainalign.average_trials`) or unclear dims.
+        Trial data for a non cross-validated metric (average first with
+        :func:`brainalign.average_trials`), stimulus data for a cross-validated one, or
+        unclear dims.
 
     Examples
     --------
@@ -105,13 +164,44 @@ def rdm(
     >>> d = rsa.rdm(np.array([[1.0, 2, 3], [1, 2, 4], [3, 2, 1]]))
     >>> round(float(d[0, 2]), 6)
     2.0
+
+    Crossnobis distances from two runs of trials:
+
+    >>> import brainalign as ba
+    >>> x = np.array([[0.0, 1], [2, 0], [0, 1.2], [2.2, 0]])
+    >>> trials = ba.responses(
+    ...     x, ["a", "b", "a", "b"], sample_dim="trial", feature_dim="channel", run=[1, 1, 2, 2]
+    ... )
+    >>> round(float(rsa.rdm(trials, "crossnobis")[0, 1]), 6)
+    2.8
     """
     check_option("metric", metric, METRICS)
+    check_option("semantics", semantics, SEMANTICS)
+    if noise is not None and metric not in ("mahalanobis", "crossnobis"):
+        raise ValueError(
+            "noise= (a precision matrix) is used only by metric='mahalanobis' or "
+            f"'crossnobis'; got metric={metric!r}."
+        )
+    if runs is not None and metric not in CV_METRICS:
+        raise ValueError(
+            f"runs= is used only by the cross-validated metrics {CV_METRICS}; got "
+            f"metric={metric!r}."
+        )
+    if metric.startswith("poisson"):
+        check_number("prior_lambda", prior_lambda, low=0, closed="neither")
+        check_number("prior_weight", prior_weight, low=0)
     da = as_responses(data)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    if metric in CV_METRICS:
+        return _rdm_cv(
+            da, metric, runs, noise, semantics, prior_lambda, prior_weight, feature_dim, dev, dt
+        )
     if TRIAL in da.dims:
         raise SchemaError(
-            "rdm() needs one pattern per stimulus but data has a 'trial' dim; average the "
-            "trials first with brainalign.average_trials(data)."
+            f"rdm(metric={metric!r}) needs one pattern per stimulus but data has a 'trial' "
+            "dim; average the trials first with brainalign.average_trials(data) (or use a "
+            f"cross-validated metric: {', '.join(map(repr, CV_METRICS))})."
         )
     fdim = _feature_dim(da, feature_dim, "data")
     bdims = [d for d in da.dims if d not in (STIMULUS, fdim)]
@@ -121,32 +211,40 @@ def rdm(
     ids = np.asarray(da[STIMULUS].values)
     if da.sizes[STIMULUS] < 2:
         raise ValueError(f"An RDM needs at least 2 stimuli; data has {da.sizes[STIMULUS]}.")
-    check_finite(np.moveaxis(values, -2, 0), "data", labels=ids)
-    rows = np.moveaxis(values, -2, 0).reshape(len(ids), -1, values.shape[-1])
-    if metric == "correlation":
-        check_not_constant(rows, "data", axis=-1, labels=ids)
-    elif metric == "cosine":
-        zero = (np.abs(rows).max(axis=-1) == 0).any(axis=1)
-        if zero.any():
-            raise ValueError(
-                f"data has {int(zero.sum())} all-zero pattern(s) "
-                f"({', '.join(map(repr, ids[zero][:10].tolist()))}): cosine distance is "
-                "undefined for them."
-            )
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
-    kernel = RDM_KERNELS[metric]
     n, p = values.shape[-2:]
     batch_shape = values.shape[:-2]
     flat_b = values.reshape(-1, n, p)
-    per_item = (n * p + 2 * n * n) * torch.finfo(dt).bits // 8
-    step = max(1, _MEMORY_BUDGET // max(per_item, 1))
     out = np.empty(
         (flat_b.shape[0], n, n), dtype=np.float64 if dt == torch.float64 else np.float32
     )
-    for start in range(0, flat_b.shape[0], step):
-        x = as_tensor(flat_b[start : start + step], dev, dt)
-        out[start : start + step] = to_numpy(kernel(x))
+    per_item = (n * p + 3 * n * n) * torch.finfo(dt).bits // 8
+    step = max(1, _MEMORY_BUDGET // max(per_item, 1))
+    kernel = RDM_KERNELS[metric]
+    if metric in ("correlation", "cosine"):
+        # Fast path: one Gram matrix per batch; validation runs only when a row is flagged.
+        validated = False
+        for start in range(0, flat_b.shape[0], step):
+            x = as_tensor(flat_b[start : start + step], dev, dt)
+            d, flag = gram_rdm(x, metric)
+            if bool(flag.any()):
+                if not validated:
+                    _validate_patterns(values, ids, metric)
+                    validated = True
+                d = kernel(x)  # ill-conditioned for the Gram formula: centre explicitly
+            out[start : start + step] = to_numpy(d)
+    else:
+        _validate_patterns(values, ids, metric)
+        extra: tuple[Any, ...] = ()
+        if metric == "mahalanobis":
+            extra = (_noise_tensor(noise, da, fdim, dev, dt),)
+        elif metric == "poisson":
+            extra = (prior_lambda, prior_weight)
+        for start in range(0, flat_b.shape[0], step):
+            x = as_tensor(flat_b[start : start + step], dev, dt)
+            if metric == "mahalanobis" and extra[0] is None:
+                out[start : start + step] = to_numpy(RDM_KERNELS["sqeuclidean"](x) / p)
+            else:
+                out[start : start + step] = to_numpy(kernel(x, *extra))
     out = out.reshape((*batch_shape, n, n))
     coords: dict[str, Any] = {d: da_t[d] for d in bdims if d in da_t.coords}
     coords[RDM_DIMS[0]] = ids
@@ -157,6 +255,281 @@ def rdm(
             coords[f"{cname}_b"] = (RDM_DIMS[1], coord.values)
     attrs = {k: da.attrs[k] for k in _PROVENANCE if k in da.attrs}
     attrs.update({"kind": "rdm", "metric": metric, "brainalign_version": __version__})
+    return xr.DataArray(out, dims=(*bdims, *RDM_DIMS), coords=coords, attrs=attrs, name="rdm")
+
+
+def _validate_patterns(values: np.ndarray, ids: np.ndarray, metric: str) -> None:
+    """Full checks of ``(..., n, p)`` patterns; raises with the offending stimulus ids."""
+    rows_first = np.moveaxis(values, -2, 0)
+    check_finite(rows_first, "data", labels=ids)
+    rows = rows_first.reshape(len(ids), -1, values.shape[-1])
+    if metric == "correlation":
+        check_not_constant(rows, "data", axis=-1, labels=ids)
+    elif metric == "cosine":
+        zero = (np.abs(rows).max(axis=-1) == 0).any(axis=1)
+        if zero.any():
+            raise ValueError(
+                f"data has {int(zero.sum())} all-zero pattern(s) "
+                f"({', '.join(map(repr, ids[zero][:10].tolist()))}): cosine distance is "
+                "undefined for them."
+            )
+    elif metric.startswith("poisson"):
+        _check_non_negative(rows, ids, metric)
+
+
+def _check_non_negative(rows: np.ndarray, labels: np.ndarray, metric: str) -> None:
+    neg = rows < 0
+    if neg.any():
+        bad = neg.reshape(len(labels), -1).any(axis=1)
+        raise ValueError(
+            f"metric={metric!r} needs non-negative data (counts or rates); data holds "
+            f"{int(neg.sum())} negative value(s) (min {float(rows.min()):.4g}) in "
+            f"{int(bad.sum())} pattern(s) ({_fmt_list(np.unique(labels[bad]))})."
+        )
+
+
+def _noise_tensor(
+    noise: Any, da: xr.DataArray, fdim: str, dev: torch.device, dt: torch.dtype
+) -> torch.Tensor | None:
+    """Validate a precision matrix against the data's feature dim and move it to ``dev``."""
+    if noise is None:
+        return None
+    p = da.sizes[fdim]
+    if isinstance(noise, xr.DataArray):
+        if noise.ndim != 2:
+            raise ValueError(
+                f"noise must be a 2-D (n_features, n_features) precision matrix; got dims "
+                f"{tuple(noise.dims)}."
+            )
+        if fdim in da.coords and noise.dims[0] in noise.coords and noise.shape == (p, p):
+            ours = np.asarray(da[fdim].values)
+            theirs = np.asarray(noise[noise.dims[0]].values)
+            if not np.array_equal(ours, theirs):
+                raise ValueError(
+                    f"noise is labeled with other features than data's {fdim!r} dim "
+                    f"(first labels: noise {_fmt_list(theirs[:3])}, data "
+                    f"{_fmt_list(ours[:3])}); reorder it with noise.sel(...) first."
+                )
+        arr = np.asarray(noise.values)
+    else:
+        arr = np.asarray(noise.detach().cpu() if hasattr(noise, "detach") else noise)
+    if arr.shape != (p, p):
+        raise ValueError(
+            f"noise must be a ({p}, {p}) precision matrix for data's {p} features along "
+            f"{fdim!r}; got shape {arr.shape}."
+        )
+    if not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"noise must be numeric, got dtype {arr.dtype}.")
+    check_finite(arr, "noise")
+    scale = float(np.abs(arr).max()) if arr.size else 0.0
+    asym = float(np.abs(arr - arr.T).max())
+    if asym > 1e-8 * scale:
+        raise ValueError(
+            f"noise must be a symmetric precision matrix; max |noise - noise.T| = {asym:.3g} "
+            f"(max |noise| = {scale:.3g})."
+        )
+    diag = np.diagonal(arr)
+    if np.any(diag <= 0):
+        k = int(np.flatnonzero(diag <= 0)[0])
+        raise ValueError(
+            f"noise must be positive definite, but its diagonal entry {k} is {diag[k]:.4g} "
+            f"({int((diag <= 0).sum())} non-positive diagonal entries)."
+        )
+    t = as_tensor(arr, dev, dt)
+    if p <= _FULL_PD_CHECK_MAX:
+        _, info = torch.linalg.cholesky_ex(as_tensor(arr, dev, torch.float64))
+        if int(info) > 0:
+            raise ValueError(
+                f"noise must be positive definite, but its Cholesky factorisation fails at "
+                f"leading minor {int(info)} of {p}; estimate it with noise_precision(..., "
+                "method='shrinkage_diag') or add a ridge to its covariance."
+            )
+    return t
+
+
+def resolve_runs(da: xr.DataArray, runs: Any, what: str) -> np.ndarray:
+    """Return one run label per trial of ``da`` from ``runs`` (None, a coord name, labels).
+
+    Parameters
+    ----------
+    da : xarray.DataArray, dims ("trial", ...)
+        Trial data.
+    runs : None or str or array_like
+        ``None``: the ``run`` coordinate; a str: a coordinate along ``trial``; else one
+        label per trial.
+    what : str
+        The caller, for messages (e.g. ``"metric='crossnobis'"``).
+
+    Returns
+    -------
+    runs : ndarray, shape (n_trials,)
+        The labels.
+    """
+    n_trials = da.sizes[TRIAL]
+    trial_coords = [c for c, v in da.coords.items() if v.dims == (TRIAL,) and c != TRIAL]
+    if runs is None:
+        if RUN not in trial_coords:
+            raise ValueError(
+                f"{what} needs the run of each trial: pass runs=... (one label per trial, or "
+                f"the name of a coordinate along 'trial') or give data a {RUN!r} coordinate; "
+                f"data's trial coordinates are {_fmt_list(trial_coords) or 'none'}."
+            )
+        runs = RUN
+    if isinstance(runs, str):
+        if runs not in trial_coords:
+            raise ValueError(
+                f"runs={runs!r} is not a coordinate along 'trial'; data's trial coordinates "
+                f"are {_fmt_list(trial_coords) or 'none'}.{did_you_mean(runs, trial_coords)}"
+            )
+        labels = np.asarray(da[runs].values)
+    else:
+        labels = np.asarray(runs.values if isinstance(runs, xr.DataArray) else runs)
+        if labels.ndim != 1 or len(labels) != n_trials:
+            raise ValueError(
+                f"runs must hold one label per trial ({n_trials}); got shape {labels.shape}."
+            )
+    return labels
+
+
+def run_patterns(
+    da: xr.DataArray,
+    fdim: str,
+    run_labels: np.ndarray,
+    what: str,
+    dev: torch.device,
+    *,
+    min_runs: int = 2,
+) -> tuple[np.ndarray, np.ndarray, list[str], torch.Tensor]:
+    """Average trials within run × stimulus.
+
+    Parameters
+    ----------
+    da : xarray.DataArray, dims ("trial", ..., fdim)
+        Trial data (validated, finite).
+    fdim : str
+        The feature dim.
+    run_labels : ndarray, shape (n_trials,)
+        Run of each trial.
+    what : str
+        The caller, for messages.
+    dev : torch.device
+        Where to average (in float64).
+    min_runs : int
+        Fewest runs accepted.
+
+    Returns
+    -------
+    run_ids : ndarray
+        Distinct runs, sorted (rsatoolbox's fold order).
+    stim_ids : ndarray of str
+        Stimuli in order of first appearance.
+    bdims : list of str
+        The broadcast dims.
+    patterns : torch.Tensor, float64, shape (*broadcast, n_runs, n_stimuli, p)
+        Run × stimulus means.
+    """
+    bdims = [d for d in da.dims if d not in (TRIAL, fdim)]
+    values = np.asarray(da.transpose(TRIAL, *bdims, fdim).values)
+    stim = np.asarray(da[STIMULUS].values)
+    uniq, first, inv = np.unique(stim, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    stim_ids = uniq[order]
+    stim_idx = np.argsort(order)[inv.reshape(-1)]
+    run_ids, run_idx = np.unique(run_labels, return_inverse=True)
+    run_idx = run_idx.reshape(-1)
+    n_runs, n = len(run_ids), len(stim_ids)
+    if n_runs < min_runs:
+        raise ValueError(
+            f"{what} needs at least {min_runs} runs to cross-validate; runs holds "
+            f"{n_runs} distinct value(s) ({_fmt_list(run_ids)})."
+        )
+    if n < 2:
+        raise ValueError(f"An RDM needs at least 2 stimuli; data has {n}.")
+    counts = np.zeros((n_runs, n), dtype=np.int64)
+    np.add.at(counts, (run_idx, stim_idx), 1)
+    if (counts == 0).any():
+        lines = []
+        for r in np.flatnonzero((counts == 0).any(axis=1))[:5]:
+            missing = stim_ids[counts[r] == 0]
+            lines.append(f"run {_fmt_list([run_ids[r]])} lacks stimuli {_fmt_list(missing)}")
+        raise ValueError(
+            f"{what} needs every stimulus in every run: " + "; ".join(lines) + ". Drop those "
+            "stimuli or runs first."
+        )
+    x = as_tensor(values.reshape(values.shape[0], -1), dev, torch.float64)
+    flat = torch.as_tensor(run_idx * n + stim_idx, device=dev)
+    sums = torch.zeros((n_runs * n, x.shape[1]), dtype=torch.float64, device=dev)
+    sums.index_add_(0, flat, x)
+    cnt = torch.as_tensor(counts.reshape(-1, 1), dtype=torch.float64, device=dev)
+    means = (sums / cnt).reshape(n_runs, n, *values.shape[1:])  # (R, n, *b, p)
+    nb = len(bdims)
+    means = means.permute(*range(2, 2 + nb), 0, 1, 2 + nb)  # (*b, R, n, p)
+    return run_ids, stim_ids, bdims, means
+
+
+def _rdm_cv(
+    da: xr.DataArray,
+    metric: str,
+    runs: Any,
+    noise: Any,
+    semantics: str,
+    prior_lambda: float,
+    prior_weight: float,
+    feature_dim: str | None,
+    dev: torch.device,
+    dt: torch.dtype,
+) -> xr.DataArray:
+    what = f"metric={metric!r}"
+    if TRIAL not in da.dims:
+        raise SchemaError(
+            f"{what} needs trial data: dims ('trial', feature) with a 'stimulus' coordinate "
+            f"and a run per trial ({RUN!r} coordinate or runs=...); data has dims "
+            f"{tuple(da.dims)}. Build it with brainalign.responses(..., sample_dim='trial')."
+        )
+    fdim = _feature_dim(da, feature_dim, "data")
+    run_labels = resolve_runs(da, runs, what)
+    values = np.asarray(da.values)
+    check_not_empty(values, "data")
+    trial_ids = np.asarray(da[STIMULUS].values)
+    check_finite(np.moveaxis(values, da.dims.index(TRIAL), 0), "data", labels=trial_ids)
+    if metric == "poisson_cv":
+        _check_non_negative(np.moveaxis(values, da.dims.index(TRIAL), 0), trial_ids, metric)
+    _run_ids, ids, bdims, pats = run_patterns(da, fdim, run_labels, what, dev)
+    prec = _noise_tensor(noise, da, fdim, dev, dt) if metric == "crossnobis" else None
+    batch_shape = tuple(pats.shape[:-3])
+    n_runs, n, p = pats.shape[-3:]
+    flat_b = pats.reshape(-1, n_runs, n, p)
+    out = np.empty(
+        (flat_b.shape[0], n, n), dtype=np.float64 if dt == torch.float64 else np.float32
+    )
+    per_item = (3 * n_runs * n * p + 3 * n_runs * n * n) * torch.finfo(dt).bits // 8
+    step = max(1, _MEMORY_BUDGET // max(per_item, 1))
+    for start in range(0, flat_b.shape[0], step):
+        x = flat_b[start : start + step].to(dt)
+        if metric == "crossnobis":
+            d = RDM_KERNELS[metric](x, prec)
+        else:
+            d = RDM_KERNELS[metric](
+                x, prior_lambda, prior_weight, all_folds=semantics == "correct"
+            )
+        out[start : start + step] = to_numpy(d)
+    out = out.reshape((*batch_shape, n, n))
+    coords: dict[str, Any] = {d: da[d] for d in bdims if d in da.coords}
+    coords[RDM_DIMS[0]] = ids
+    coords[RDM_DIMS[1]] = ids
+    attrs = {k: da.attrs[k] for k in _PROVENANCE if k in da.attrs}
+    attrs.update(
+        {
+            "kind": "rdm",
+            "metric": metric,
+            "n_runs": n_runs,
+            "brainalign_version": __version__,
+        }
+    )
+    if metric == "poisson_cv":
+        attrs["semantics"] = semantics
+    if metric == "crossnobis":
+        attrs["noise"] = "identity" if prec is None else "precision"
     return xr.DataArray(out, dims=(*bdims, *RDM_DIMS), coords=coords, attrs=attrs, name="rdm")
 
 
