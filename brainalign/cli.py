@@ -52,7 +52,20 @@ def _cmd_run(args: argparse.Namespace, spec_path: Path) -> int:
     from brainalign.pipeline import run
 
     console = Console(stderr=False)
-    result = run(spec_path, out=args.out, dry_run=args.dry_run, device=args.device)
+    cluster, scheduler = getattr(args, "cluster", None), getattr(args, "scheduler", None)
+    client, close = None, None
+    if (cluster or scheduler) and not args.dry_run:
+        from brainalign.pipeline import connect
+
+        client, close = connect(cluster=cluster, scheduler=scheduler)
+        console.print(f"Running units on Dask: {client}")
+    try:
+        result = run(
+            spec_path, out=args.out, dry_run=args.dry_run, device=args.device, client=client
+        )
+    finally:
+        if close is not None:
+            close()
     if args.dry_run:
         console.print(f"[bold]Plan for {spec_path}[/] ({len(result.units)} units) → {result.out}")
         for i, unit in enumerate(result.units, 1):
@@ -154,6 +167,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="validate and show the plan without computing"
     )
     p_run.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
+    where = p_run.add_mutually_exclusive_group()
+    where.add_argument(
+        "--cluster",
+        metavar="local[:N]",
+        default=None,
+        help="run units on a local Dask cluster of N worker processes",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="run units on the Dask scheduler at ADDRESS (e.g. tcp://host:8786)",
+    )
 
     sub.add_parser(
         "info",

@@ -50,8 +50,13 @@ class Cache:
         self.folder = Path(folder)
         self.hits: Counter[str] = Counter()
         self.misses: Counter[str] = Counter()
-        # A killed run can leave the temporary file of an unfinished write: never an entry,
-        # so remove it (one run per output folder at a time).
+
+    def remove_stale(self) -> None:
+        """Remove temporary files that a killed run left (never entries themselves).
+
+        Call it once at the start of a run, before any task writes: on a cluster, tasks must
+        not call it, or one could delete another's write in flight.
+        """
         for stale in self.folder.glob(".*.tmp") if self.folder.is_dir() else ():
             stale.unlink(missing_ok=True)
 

@@ -216,6 +216,7 @@ def run(
     *,
     dry_run: bool = False,
     device: str | None = None,
+    client: Any = None,
 ) -> RunResult:
     """Run a pipeline spec and write ``report.html`` and ``results.nc`` into ``out``.
 
@@ -232,6 +233,9 @@ def run(
         Validate and plan only; nothing is computed or written.
     device : str, optional
         Device override (else the spec's, else the configured one).
+    client : distributed.Client, optional
+        Run the units as tasks on this Dask cluster (see :func:`brainalign.pipeline.connect`);
+        results are identical to an in-process run. Default: in process.
 
     Returns
     -------
@@ -245,9 +249,6 @@ def run(
     >>> [u.key for u in res.units]  # doctest: +SKIP
     ['rsa/haxby_vt/category_structure', 'rsa/haxby_vt/random_network']
     """
-    from brainalign import rsa
-    from brainalign.data import save
-
     spec = load_spec(spec)
     units = plan(spec)
     out = Path(out) if out is not None else Path("brainalign-out") / spec["name"]
@@ -256,6 +257,34 @@ def run(
         status = _unit_status(cache, spec, units)
         return RunResult(out=out, report=None, results=None, units=units, status=status)
     device = device or spec["device"]
+    cache.remove_stale()
+    close = None
+    if (
+        client is None
+        and spec["executor"]
+        and spec["executor"].get("kind", "inprocess") != "inprocess"
+    ):
+        from brainalign.pipeline._dask import connect
+
+        client, close = connect(executor=spec["executor"])
+    try:
+        return _execute(spec, units, out, cache, device, client)
+    finally:
+        if close is not None:
+            close()
+
+
+def _execute(
+    spec: dict[str, Any],
+    units: list[Unit],
+    out: Path,
+    cache: Cache,
+    device: str | None,
+    client: Any,
+) -> RunResult:
+    """Compute (or load) every unit, then write results.nc and the report."""
+    from brainalign.data import save
+
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     with config_context(seed=spec["seed"], **({"device": device} if device else {})):
@@ -264,6 +293,12 @@ def run(
         brains: dict[str, dict[str, Any]] = {}
         brain_keys: dict[str, str] = {}
         t0 = time.perf_counter()
+        if client is not None:  # brains, models and units as tasks; entries land in the cache
+            from brainalign.pipeline._dask import run_units
+
+            out.mkdir(parents=True, exist_ok=True)
+            run_units(client, spec, units, out, device=device)
+            timings["cluster"] = time.perf_counter() - t0
         for bname, src in spec["brain"].items():
             brain_keys[bname], brains[bname] = _get_brain(cache, src, params)
         timings["load_and_brain_rdms"] = time.perf_counter() - t0
@@ -271,26 +306,9 @@ def run(
         model_rdms: dict[tuple[str, str], xr.DataArray] = {}
         results: dict[str, dict[str, Any]] = {b: {} for b in brains}
         for unit in progress(units, "RSA units"):
-            b = brains[unit.brain]
-            model_key, rdms = _get_models(
-                cache, unit.model, spec["models"][unit.model], b["rdm"], params["metric"]
+            rdms, tests = _compute_unit(
+                cache, spec, unit, brain_keys[unit.brain], brains[unit.brain]
             )
-            unit_key = _unit_key(brain_keys[unit.brain], model_key, params, spec["seed"])
-            cached = cache.get("unit", unit_key)
-            if cached is not None:
-                tests = tree_to_entries(cached)
-            else:
-                tests = {
-                    entry: rsa.permutation_test(
-                        b["rdm"],
-                        r,
-                        method,
-                        n_permutations=params["n_permutations"],
-                        seed=spec["seed"],
-                    )
-                    for entry, r in rdms.items()
-                }
-                cache.put("unit", unit_key, entries_to_tree(tests, {"unit": unit.key}))
             for entry, r in rdms.items():
                 model_rdms[(unit.brain, entry)] = r
                 results[unit.brain][entry] = tests[entry]
@@ -379,6 +397,34 @@ def _get_models(
     rdms = _model_rdms(name, m, brain_rdm, metric)
     cache.put("model", key, entries_to_tree(rdms, {"model": name}))
     return key, rdms
+
+
+def _compute_unit(
+    cache: Cache, spec: dict[str, Any], unit: Unit, brain_key: str, brain: dict[str, Any]
+) -> tuple[dict[str, xr.DataArray], dict[str, Any]]:
+    """Model RDMs and permutation tests of one unit, loaded from the cache when present."""
+    from brainalign import rsa
+
+    params = spec["analyses"]["rsa"]
+    model_key, rdms = _get_models(
+        cache, unit.model, spec["models"][unit.model], brain["rdm"], params["metric"]
+    )
+    unit_key = _unit_key(brain_key, model_key, params, spec["seed"])
+    cached = cache.get("unit", unit_key)
+    if cached is not None:
+        return rdms, tree_to_entries(cached)
+    tests = {
+        entry: rsa.permutation_test(
+            brain["rdm"],
+            r,
+            params["method"],
+            n_permutations=params["n_permutations"],
+            seed=spec["seed"],
+        )
+        for entry, r in rdms.items()
+    }
+    cache.put("unit", unit_key, entries_to_tree(tests, {"unit": unit.key}))
+    return rdms, tests
 
 
 def _unit_key(brain_key: str, model_key: str, params: dict[str, Any], seed: int) -> str:

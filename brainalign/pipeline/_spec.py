@@ -61,6 +61,21 @@ _TOP = {
     "models": (dict, True, None),
     "analyses": (dict, True, None),
     "report": (dict, False, None),
+    "executor": (dict, False, None),
+}
+_EXECUTOR_KEYS = {
+    "kind": (str, False, "inprocess"),  # inprocess, local, scheduler, slurm
+    "n_workers": (int, False, None),  # local: worker processes; slurm: jobs
+    "address": (str, False, None),  # scheduler
+    "queue": (str, False, None),  # slurm partition
+    "account": (str, False, None),
+    "cores": (int, False, None),
+    "memory": (str, False, None),
+    "walltime": (str, False, None),
+    "gpus_per_worker": (int, False, None),
+    "job_extra": (list, False, None),
+    "scheduler_host": (str, False, None),
+    "dashboard": (bool, False, None),
 }
 _TYPE_NAMES = {
     str: "a string",
@@ -248,6 +263,11 @@ def validate_spec(
         c.fail(("analyses",), f"needs at least one analysis; available: {', '.join(_ANALYSES)}.")
     out["analyses"] = analyses
     out["report"] = c.mapping(out["report"] or {}, _REPORT_KEYS, ("report",))
+    if out["executor"] is not None:
+        from brainalign.pipeline._dask import EXECUTOR_KINDS
+
+        out["executor"] = c.mapping(out["executor"], _EXECUTOR_KEYS, ("executor",))
+        c.option(("executor", "kind"), out["executor"]["kind"], EXECUTOR_KINDS)
     return out
 
 
