@@ -1,8 +1,26 @@
-"""Representational similarity analysis: RDMs and their comparison, on a torch device."""
+"""Representational similarity analysis on a torch device.
+
+RDMs, comparisons, inference, searchlight and time-resolved RSA.
+"""
 
 from brainalign.rsa._compare import METHODS, compare
 from brainalign.rsa._inference import permutation_test
 from brainalign.rsa._models import categorical_rdm
 from brainalign.rsa._rdm import METRICS, as_rdm, rdm
+from brainalign.rsa._searchlight import cluster_permutation_test, mesh_adjacency, searchlight
+from brainalign.rsa._timeresolved import temporal_generalization, time_resolved
 
-__all__ = ["METHODS", "METRICS", "as_rdm", "categorical_rdm", "compare", "permutation_test", "rdm"]
+__all__ = [
+    "METHODS",
+    "METRICS",
+    "as_rdm",
+    "categorical_rdm",
+    "cluster_permutation_test",
+    "compare",
+    "mesh_adjacency",
+    "permutation_test",
+    "rdm",
+    "searchlight",
+    "temporal_generalization",
+    "time_resolved",
+]

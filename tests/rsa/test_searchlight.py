@@ -1,0 +1,413 @@
+"""Searchlight RSA against mne-rsa 1.0 (same patches, same numbers) and on real Haxby data."""
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.spatial.distance import cdist
+
+import brainalign as ba
+from brainalign import rsa
+from brainalign._checks import SchemaError, StimulusAlignmentError
+from brainalign.rsa._searchlight import mesh_adjacency, searchlight
+
+mne_rsa = pytest.importorskip("mne_rsa")
+
+TOL = {"rtol": 1e-10, "atol": 1e-10}
+
+
+def _ids(n):
+    return [f"s{i}" for i in range(n)]
+
+
+def _volume(rng, n=10, shape=(5, 4, 3), zooms=(3.0, 3.5, 4.0)):
+    ijk = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1).reshape(-1, 3)
+    xyz = ijk * np.asarray(zooms)
+    values = rng.normal(size=(n, len(ijk)))
+    da = xr.DataArray(
+        values,
+        dims=("stimulus", "voxel"),
+        coords={
+            "stimulus": _ids(n),
+            **{c: ("voxel", xyz[:, k]) for k, c in enumerate("xyz")},
+            **{c: ("voxel", ijk[:, k]) for k, c in enumerate("ijk")},
+        },
+    )
+    return da, xyz
+
+
+def _models(rng, n, k=2):
+    out = {}
+    for m in range(k):
+        r = rsa.rdm(rng.normal(size=(n, 4)))
+        out[f"m{m}"] = r.assign_coords(stimulus_a=_ids(n), stimulus_b=_ids(n))
+    return out
+
+
+def _mne(values, models, patches, metric="correlation", method="spearman"):
+    ref = mne_rsa.rsa_array(
+        values,
+        [np.asarray(m) for m in models.values()],
+        patches,
+        data_rdm_metric=metric,
+        rsa_metric=method,
+    )
+    if len(models) == 1:
+        ref = ref[None]
+    return np.moveaxis(ref, 0, -1)  # models last
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "sqeuclidean"])
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_volume_matches_mne_rsa(metric, method, rng):
+    data, xyz = _volume(rng)
+    models = _models(rng, 10)
+    got = searchlight(data, models, radius=7.6, metric=metric, method=method)
+    patches = mne_rsa.searchlight(data.shape, dist=cdist(xyz, xyz), spatial_radius=7.6)
+    ref = _mne(data.values, models, patches, metric, method)
+    assert got.dims == ("voxel", "model")
+    np.testing.assert_allclose(got.values, ref, **TOL)
+    np.testing.assert_array_equal(got.model.values, ["m0", "m1"])
+    np.testing.assert_array_equal(got.x.values, xyz[:, 0])
+
+
+def test_volume_radius_is_strict_as_in_mne_rsa(rng):
+    # radius 7.0 equals the distance to the voxel two steps along x (3.5 * 2): excluded
+    data, xyz = _volume(rng, zooms=(3.5, 3.5, 3.5))
+    models = _models(rng, 10, k=1)
+    got = searchlight(data, models["m0"], radius=7.0)
+    patches = mne_rsa.searchlight(data.shape, dist=cdist(xyz, xyz), spatial_radius=7.0)
+    np.testing.assert_allclose(got.values, _mne(data.values, models, patches)[:, 0], **TOL)
+    centre = int(np.flatnonzero((data.i == 2) & (data.j == 2) & (data.k == 1))[0])
+    assert int(got.patch_size[centre]) == 27  # the 3x3x3 cube (corners at 6.06 mm)
+    wider = searchlight(data, models["m0"], radius=7.01)  # + the 3 voxels at 7 mm in the grid
+    assert int(wider.patch_size[centre]) == 30
+
+
+def test_centers_and_mask_match_mne_rsa(rng):
+    data, xyz = _volume(rng)
+    models = _models(rng, 10)
+    mask = rng.random(data.sizes["voxel"]) < 0.7
+    inside = np.flatnonzero(mask)
+    centers = inside[::3]
+    got = searchlight(data, models, radius=8.0, mask=mask, centers=centers)
+    # mne-rsa's rsa_nifti applies a brain mask by dropping the voxels outside it
+    sub = xyz[mask]
+    sel = np.searchsorted(inside, centers)
+    patches = mne_rsa.searchlight(
+        (10, len(inside)), dist=cdist(sub, sub), spatial_radius=8.0, sel_series=sel
+    )
+    ref = _mne(data.values[:, mask], models, patches)
+    np.testing.assert_allclose(got.values, ref, **TOL)
+    np.testing.assert_array_equal(got.i.values, data.i.values[centers])
+
+
+def test_matches_mne_rsa_nifti(rng):
+    nib = pytest.importorskip("nibabel")
+    n, shape = 8, (5, 5, 4)
+    affine = np.diag([3.0, 3.0, 3.5, 1.0])
+    img = nib.Nifti1Image(rng.normal(size=(*shape, n)), affine)
+    brain = np.zeros(shape, bool)
+    brain[1:, :4, 1:] = True
+    models = _models(rng, n, k=1)
+    ref = mne_rsa.rsa_nifti(
+        img,
+        np.asarray(models["m0"]),
+        spatial_radius=0.0066,  # metres
+        brain_mask=nib.Nifti1Image(brain.astype(np.int8), affine),
+    )
+    ijk = np.argwhere(brain)
+    xyz = nib.affines.apply_affine(affine, ijk)
+    data = xr.DataArray(
+        img.get_fdata()[brain],
+        dims=("voxel", "stimulus"),
+        coords={
+            "stimulus": _ids(n),
+            **{c: ("voxel", xyz[:, k]) for k, c in enumerate("xyz")},
+            **{c: ("voxel", ijk[:, k]) for k, c in enumerate("ijk")},
+        },
+    )
+    got = searchlight(data, models["m0"], radius=6.6)  # millimetres
+    np.testing.assert_allclose(got.values, ref.get_fdata()[brain], **TOL)
+    # the labeled map goes back to an image on the same grid
+    from brainalign.loaders.fmri import to_image
+
+    back = to_image(got, img.slicer[..., 0])
+    np.testing.assert_allclose(back.get_fdata()[brain], got.values, rtol=1e-6)
+
+
+def _sensors(rng, n=9, n_channels=10, n_times=14):
+    pos = rng.normal(size=(n_channels, 3))
+    da = xr.DataArray(
+        rng.normal(size=(n, n_channels, n_times)),
+        dims=("stimulus", "channel", "time"),
+        coords={
+            "stimulus": _ids(n),
+            "channel": [f"EEG{i:03d}" for i in range(n_channels)],
+            "time": np.arange(n_times) / 100.0,
+            "ch_x": ("channel", pos[:, 0]),
+            "ch_y": ("channel", pos[:, 1]),
+            "ch_z": ("channel", pos[:, 2]),
+        },
+        attrs={"sfreq": 100.0},
+    )
+    return da, pos
+
+
+@pytest.mark.parametrize("metric", ["correlation", "euclidean"])
+def test_sensor_time_matches_mne_rsa(metric, rng):
+    data, pos = _sensors(rng)
+    models = _models(rng, 9)
+    got = searchlight(data, models, radius=1.6, temporal_radius=2, metric=metric)
+    patches = mne_rsa.searchlight(
+        data.shape, dist=cdist(pos, pos), spatial_radius=1.6, temporal_radius=2
+    )
+    ref = _mne(data.values, models, patches, metric)
+    assert got.dims == ("channel", "time", "model")
+    np.testing.assert_allclose(got.values, ref, **TOL)
+    # edge samples without a full window are left out, as in mne-rsa
+    np.testing.assert_allclose(got.time.values, data.time.values[2:-2])
+    assert got.attrs["sfreq"] == 100.0
+
+
+def test_temporal_only_and_spatial_only_match_mne_rsa(rng):
+    data, pos = _sensors(rng)
+    models = _models(rng, 9, k=1)
+    got_t = searchlight(data, models["m0"], radius=None, temporal_radius=1, method="pearson")
+    ref_t = _mne(
+        data.values,
+        models,
+        mne_rsa.searchlight(data.shape, temporal_radius=1),
+        "correlation",
+        "pearson",
+    )
+    assert got_t.dims == ("time",)
+    np.testing.assert_allclose(got_t.values, ref_t[:, 0], **TOL)
+    got_s = searchlight(data, models["m0"], radius=1.6)  # all samples of a patch as features
+    ref_s = _mne(
+        data.values,
+        models,
+        mne_rsa.searchlight(data.shape, dist=cdist(pos, pos), spatial_radius=1.6),
+    )
+    assert got_s.dims == ("channel",)
+    np.testing.assert_allclose(got_s.values, ref_s[:, 0], **TOL)
+
+
+def test_mne_channel_adjacency(rng):
+    mne = pytest.importorskip("mne")
+    montage = mne.channels.make_standard_montage("standard_1020")
+    names = ["Fz", "Cz", "Pz", "Oz", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2"]
+    info = mne.create_info(names, 100.0, "eeg")
+    info.set_montage(montage)
+    adjacency = mne.channels.find_ch_adjacency(info, "eeg")
+    data, _ = _sensors(rng, n_channels=len(names), n_times=8)
+    data = data.assign_coords(channel=names[::-1])  # another order: matched by name
+    models = _models(rng, 9, k=1)
+    got = searchlight(data, models, radius=1.5, temporal_radius=1, adjacency=adjacency)
+    adj = adjacency[0].toarray()
+    order = [names.index(c) for c in names[::-1]]
+    adj = adj[np.ix_(order, order)]
+    patches = [sorted(set(np.flatnonzero(adj[c]).tolist()) | {c}) for c in range(len(names))]
+    ref = _mne(
+        data.values,
+        models,
+        mne_rsa.searchlight(data.shape, spatial_radius=patches, temporal_radius=1),
+    )
+    np.testing.assert_allclose(got.values, ref, **TOL)
+    np.testing.assert_array_equal(got.patch_size.values, [len(p) for p in patches])
+
+
+def test_surface_geodesic_discs(rng):
+    from scipy.sparse.csgraph import dijkstra
+
+    # a 6 x 5 grid of vertices (2 mm apart) split into triangles
+    gx, gy = np.meshgrid(np.arange(6), np.arange(5), indexing="ij")
+    verts = np.c_[gx.ravel() * 2.0, gy.ravel() * 2.0, np.zeros(gx.size)]
+    idx = np.arange(gx.size).reshape(gx.shape)
+    quads = np.c_[
+        idx[:-1, :-1].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel(), idx[:-1, 1:].ravel()
+    ]
+    faces = np.r_[quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]]
+    graph = mesh_adjacency(verts, faces)
+    data = xr.DataArray(
+        rng.normal(size=(8, len(verts))),
+        dims=("stimulus", "vertex"),
+        coords={"stimulus": _ids(8)},
+    )
+    models = _models(rng, 8, k=1)
+    got = searchlight(data, models["m0"], radius=4.5, adjacency=graph)
+    geo = dijkstra(graph, directed=False)
+    ref = _mne(data.values, models, mne_rsa.searchlight(data.shape, dist=geo, spatial_radius=4.5))
+    np.testing.assert_allclose(got.values, ref[:, 0], **TOL)
+
+
+def test_ties_use_average_ranks(rng):
+    data, xyz = _volume(rng, n=8)
+    data[1] = data[0].values  # two identical stimuli: many tied distances in every patch
+    models = _models(rng, 8)
+    got = searchlight(data, models, radius=7.6)
+    patches = mne_rsa.searchlight(data.shape, dist=cdist(xyz, xyz), spatial_radius=7.6)
+    np.testing.assert_allclose(got.values, _mne(data.values, models, patches), **TOL)
+
+
+def test_nan_model_pairs_equal_compare(rng):
+    data, xyz = _volume(rng, n=8, shape=(3, 3, 2))
+    models = _models(rng, 8, k=1)
+    m = models["m0"].copy()
+    m[0, 3] = m[3, 0] = np.nan
+    got = searchlight(data, m, radius=5.0, method="spearman")
+    dist = cdist(xyz, xyz)
+    for c in range(data.sizes["voxel"]):
+        patch = data.isel(voxel=np.flatnonzero(dist[c] < 5.0))
+        assert got.values[c] == pytest.approx(rsa.compare(rsa.rdm(patch), m), abs=1e-12)
+
+
+def test_batch_size_float32_and_stimulus_order(rng):
+    data, _ = _volume(rng)
+    models = _models(rng, 10)
+    ref = searchlight(data, models, radius=7.6)
+    np.testing.assert_allclose(searchlight(data, models, radius=7.6, batch_size=7), ref, **TOL)
+    shuffled = data.isel(stimulus=rng.permutation(10))  # models are aligned by id
+    np.testing.assert_allclose(searchlight(shuffled, models, radius=7.6), ref, **TOL)
+    f32 = searchlight(data, models, radius=7.6, dtype="float32")
+    np.testing.assert_allclose(f32, ref, atol=1e-4)
+    stacked = xr.concat(list(models.values()), dim="layer").assign_coords(layer=["a", "b"])
+    assert searchlight(data, stacked, radius=7.6).dims == ("voxel", "layer")
+
+
+def test_constant_patch_gives_nan(rng):
+    data, _ = _volume(rng, shape=(3, 3, 2))
+    data[:, 0] = 1.0
+    data[:, 6] = 1.0
+    got = searchlight(data, _models(rng, 10, k=1)["m0"], radius=3.1, centers=[0, 5])
+    # voxel 0's patch (itself and voxel 6 at 3 mm; the next voxel is 3.5 mm away) is
+    # constant: its correlation RDM is undefined
+    assert np.isnan(got.values[0]) and np.isfinite(got.values[1])
+
+
+def _haxby_slice_with_null_voxels(bold):
+    """The shipped VT voxels, plus every other voxel of the slice filled with null data."""
+    import nibabel as nib
+
+    from brainalign.datasets._registry import get_manifest
+
+    mask_img = nib.load(get_manifest("haxby2001")["path"] / "mask.nii.gz")
+    inside = np.asarray(mask_img.dataobj)[..., 0] > 0
+    rng = np.random.default_rng(0)
+    ijk_out = np.c_[np.argwhere(~inside), np.zeros(int((~inside).sum()), int)]
+    # a null voxel: a random VT voxel's real series with its trials shuffled (no category)
+    src = rng.integers(0, bold.sizes["voxel"], len(ijk_out))
+    order = np.argsort(rng.random((bold.sizes["trial"], len(ijk_out))), axis=0)
+    null = bold.values[order, src]
+    ijk = np.r_[np.c_[bold.i.values, bold.j.values, bold.k.values], ijk_out]
+    xyz = nib.affines.apply_affine(mask_img.affine, ijk)
+    da = xr.DataArray(
+        np.c_[bold.values, null],
+        dims=("trial", "voxel"),
+        coords={
+            "stimulus": ("trial", bold.stimulus.values),
+            **{c: ("voxel", xyz[:, k]) for k, c in enumerate("xyz")},
+            **{c: ("voxel", ijk[:, k]) for k, c in enumerate("ijk")},
+        },
+    )
+    in_vt = np.r_[np.ones(bold.sizes["voxel"], bool), np.zeros(len(ijk_out), bool)]
+    return da, in_vt
+
+
+def test_haxby_searchlight_peaks_in_ventral_temporal_cortex(haxby):
+    """Real data: the 530 ventral-temporal voxels of the shipped slice, embedded in the full
+    40 x 20 slice whose other 270 voxels hold null data (real VT series with shuffled trial
+    labels). Trials are averaged per category (8 stimuli) and an 8 mm searchlight (about 16
+    voxels) is compared with a categorical model (animate / place / object / scrambled).
+
+    Asserted: the 20 best centres all lie inside the ventral-temporal mask; the best value
+    exceeds 0.6 and the 99th percentile of the values outside the mask; the median inside
+    the mask exceeds the median outside.
+    """
+    da, in_vt = _haxby_slice_with_null_voxels(haxby)
+    patterns = ba.average_trials(da)
+    model = rsa.categorical_rdm(
+        {
+            "animate": ["face", "cat"],
+            "place": ["house"],
+            "object": ["chair", "shoe", "bottle", "scissors"],
+            "scrambled": ["scrambledpix"],
+        }
+    )
+    sl = searchlight(patterns, model, radius=8.0)
+    assert sl.sizes["voxel"] == 800 and np.isfinite(sl.values).all()
+    best = np.argsort(-sl.values)[:20]
+    assert in_vt[best].all()
+    assert sl.values[best[0]] > 0.6
+    assert sl.values[best[0]] > np.quantile(sl.values[~in_vt], 0.99)
+    assert np.median(sl.values[in_vt]) > np.median(sl.values[~in_vt])
+
+
+def test_bad_input(rng):
+    data, _ = _volume(rng, n=6, shape=(3, 2, 2))
+    model = _models(rng, 6, k=1)["m0"]
+    with pytest.raises(ValueError, match=r"radius must be in the range \(0, inf\), got 0"):
+        searchlight(data, model, radius=0)
+    with pytest.raises(ValueError, match=r"radius must be in the range \(0, inf\), got -2.0"):
+        searchlight(data, model, radius=-2.0)
+    with pytest.raises(SchemaError, match=r"x/y/z coordinates .*missing \['x', 'y', 'z'\]"):
+        searchlight(data.drop_vars(["x", "y", "z"]), model, radius=4.0)
+    other = model.assign_coords(
+        stimulus_a=["s0", "s1", "s2", "s3", "s4", "q9"],
+        stimulus_b=["s0", "s1", "s2", "s3", "s4", "q9"],
+    )
+    with pytest.raises(StimulusAlignmentError, match=r"'s5'.*'q9'"):
+        searchlight(data, other, radius=4.0)
+    with pytest.raises(
+        ValueError, match=r"'metric'.*got 'corelation'. Did you mean 'correlation'"
+    ):
+        searchlight(data, model, radius=4.0, metric="corelation")
+    with pytest.raises(ValueError, match=r"'method'.*got 'spearmann'. Did you mean 'spearman'"):
+        searchlight(data, model, radius=4.0, method="spearmann")
+    with pytest.raises(TypeError, match=r"data must be an xarray.DataArray.*got ndarray"):
+        searchlight(data.values, model, radius=4.0)
+    trials = data.rename(stimulus="trial").assign_coords(
+        trial=np.arange(6), stimulus=("trial", data.stimulus.values)
+    )
+    with pytest.raises(SchemaError, match=r"average the trials first"):
+        searchlight(trials, model, radius=4.0)
+    with pytest.raises(SchemaError, match=r"temporal_radius=1 needs a 'time' dim"):
+        searchlight(data, model, radius=4.0, temporal_radius=1)
+    sensors, _ = _sensors(rng, n=6, n_times=4)
+    sensors = sensors.assign_coords(stimulus=_ids(6))
+    with pytest.raises(
+        ValueError, match=r"temporal_radius=2 needs at least 5 time samples; data has 4"
+    ):
+        searchlight(sensors, model, radius=1.0, temporal_radius=2)
+    with pytest.raises(ValueError, match=r"centers holds 1 voxel"):
+        searchlight(data, model, radius=4.0, mask=np.arange(12) < 6, centers=[0, 7])
+    flat = model.copy(data=np.ones((6, 6)) - np.eye(6))
+    with pytest.raises(ValueError, match=r"constant over their finite pairs"):
+        searchlight(data, flat, radius=4.0)
+    with pytest.raises(ValueError, match=r"adjacency must be an \(12, 12\) matrix"):
+        searchlight(data, model, radius=4.0, adjacency=np.eye(3))
+
+
+def test_cluster_permutation_test_finds_planted_region(rng):
+    from brainalign.rsa._searchlight import cluster_permutation_test
+
+    grid = np.stack(np.meshgrid(np.arange(8), np.arange(8), [0], indexing="ij"), -1)
+    ijk = grid.reshape(-1, 3)
+    xyz = ijk * 3.0
+    n = 12
+    truth = rng.normal(size=(n, 5))
+    values = rng.normal(size=(n, len(xyz)))
+    block = (ijk[:, 0] < 3) & (ijk[:, 1] < 3)  # a 3 x 3 region carries the model geometry
+    values[:, block] += 3 * truth @ rng.normal(size=(5, int(block.sum())))
+    data = xr.DataArray(
+        values,
+        dims=("stimulus", "voxel"),
+        coords={"stimulus": _ids(n), **{c: ("voxel", xyz[:, k]) for k, c in enumerate("xyz")}},
+    )
+    model = rsa.rdm(ba.responses(truth, _ids(n)))
+    res = cluster_permutation_test(data, model, radius=4.0, n_permutations=99, seed=1)
+    np.testing.assert_allclose(res.similarity, searchlight(data, model, radius=4.0), **TOL)
+    significant = np.asarray(res.cluster_p < 0.05)
+    assert significant[block].all()
+    assert significant.sum() <= block.sum() + 12  # the region and at most its rim
+    assert res.null_max_mass.shape == (99,) and res.attrs["threshold"] > 0
+    assert float(res.cluster_p_value.min()) == pytest.approx(0.01)
