@@ -3,7 +3,7 @@
 RDMs, comparisons, inference, searchlight and time-resolved RSA.
 """
 
-from brainalign.rsa._compare import METHODS, compare
+from brainalign.rsa._compare import METHODS, RSATOOLBOX_METHODS, compare
 from brainalign.rsa._inference import permutation_test
 from brainalign.rsa._models import categorical_rdm
 from brainalign.rsa._rdm import METRICS, as_rdm, rdm
@@ -13,6 +13,7 @@ from brainalign.rsa._timeresolved import temporal_generalization, time_resolved
 __all__ = [
     "METHODS",
     "METRICS",
+    "RSATOOLBOX_METHODS",
     "as_rdm",
     "categorical_rdm",
     "cluster_permutation_test",

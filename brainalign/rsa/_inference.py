@@ -17,7 +17,7 @@ from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS
 from brainalign.rsa._compare import METHODS, compare
-from brainalign.rsa._kernels import compare_vectors
+from brainalign.rsa._compare_kernels import compare_vectors
 from brainalign.rsa._rdm import as_rdm
 
 _EXACT_LIMIT = 50_000
@@ -59,8 +59,9 @@ def permutation_test(
         The data RDM.
     model_rdm : xarray.DataArray, dims (..., "stimulus_a", "stimulus_b")
         One model RDM, or a stack over a broadcast dim (e.g. ``model`` or ``layer``).
-    method : {"spearman", "pearson", "cosine"}
-        The comparison (see :func:`brainalign.rsa.compare`).
+    method : str
+        The comparison, one of :data:`brainalign.rsa.METHODS` (see
+        :func:`brainalign.rsa.compare`).
     n_permutations : int, optional
         Number of random permutations; ``None`` means exact when feasible, else 10,000.
     seed : int, optional
@@ -120,7 +121,7 @@ def permutation_test(
     for start in range(0, len(perms), chunk):  # chunks of permutations, batched within
         p = pt[start : start + chunk]
         vb = bt[:, p[:, it], p[:, jt]]  # (models, perms, pairs)
-        null_parts.append(compare_vectors(av, vb, method))
+        null_parts.append(compare_vectors(av, vb, method, n_stimuli=n))
     null = to_numpy(torch.cat(null_parts, dim=1)).astype(np.float64)  # (models, perms)
     obs = null[:, :1]
     ge = (null >= obs - 1e-12).sum(axis=1)

@@ -79,3 +79,13 @@ def test_incomplete_data_rdm_uses_only_rated_pairs(rng):
     ok = va >= 0
     ref = [spearmanr(va[ok], squareform(b[np.ix_(p, p)], checks=False)[ok])[0] for p in perms]
     np.testing.assert_allclose(res.null.values, ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["kendall_tau_a", "rho_a", "whitened_pearson", "bures"])
+def test_every_compare_method_permutes(method, rng):
+    x = rng.normal(size=(6, 8))
+    a, b = rsa.rdm(x), rsa.rdm(x + 0.2 * rng.normal(size=x.shape))
+    res = rsa.permutation_test(a, b, method)
+    assert res.attrs["exact"] and res.null.shape == (720,)
+    assert float(res.observed) == pytest.approx(rsa.compare(a, b, method), abs=1e-10)
+    assert float(res.p_value) < 0.05
