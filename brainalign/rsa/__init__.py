@@ -4,6 +4,7 @@ RDMs, comparisons, inference, searchlight and time-resolved RSA.
 """
 
 from brainalign.rsa._compare import METHODS, RSATOOLBOX_METHODS, compare
+from brainalign.rsa._evaluate import bootstrap, evaluate, model_tests, noise_ceiling, test
 from brainalign.rsa._inference import permutation_test
 from brainalign.rsa._models import categorical_rdm
 from brainalign.rsa._rdm import METRICS, as_rdm, rdm
@@ -15,13 +16,18 @@ __all__ = [
     "METRICS",
     "RSATOOLBOX_METHODS",
     "as_rdm",
+    "bootstrap",
     "categorical_rdm",
     "cluster_permutation_test",
     "compare",
+    "evaluate",
     "mesh_adjacency",
+    "model_tests",
+    "noise_ceiling",
     "permutation_test",
     "rdm",
     "searchlight",
     "temporal_generalization",
+    "test",
     "time_resolved",
 ]

@@ -1,0 +1,372 @@
+"""Model evaluation and bootstrap inference against rsatoolbox 0.3.2 on the same draws."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import brainalign as ba
+from brainalign.rsa._evaluate import _Engine, evaluate, model_tests, noise_ceiling
+
+rsatoolbox = pytest.importorskip("rsatoolbox")
+from rsatoolbox.inference import evaluate as rs_eval  # noqa: E402
+from rsatoolbox.inference.noise_ceiling import boot_noise_ceiling  # noqa: E402
+from rsatoolbox.model import ModelFixed  # noqa: E402
+from rsatoolbox.rdm import RDMs  # noqa: E402
+
+RS_NAME = {"pearson": "corr", "cosine": "cosine", "spearman": "spearman"}
+METHODS = list(RS_NAME)
+TOL = 1e-10
+
+
+def _rdm(x):
+    return 1.0 - np.corrcoef(x)
+
+
+def _make(rng, n=9, n_subjects=5, n_models=3):
+    x = rng.normal(size=(n, 6))
+    data = np.stack([_rdm(x + rng.normal(size=x.shape)) for _ in range(n_subjects)])
+    models = np.stack([_rdm(x + 0.7 * i * rng.normal(size=x.shape)) for i in range(n_models)])
+    return data, models
+
+
+def _vec(sq):
+    i, j = np.triu_indices(sq.shape[-1], k=1)
+    return sq[..., i, j]
+
+
+def _rs(data, models):
+    rd = RDMs(_vec(data))
+    mods = [ModelFixed(f"m{i}", _vec(m)) for i, m in enumerate(models)]
+    return rd, mods
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    """Record the bootstrap draws rsatoolbox's evaluate functions make."""
+    draws = {"subject": [], "stimulus": []}
+
+    def wrap(name):
+        original = getattr(rs_eval, name)
+
+        def recorded(*args, **kwargs):
+            out = original(*args, **kwargs)
+            if name == "bootstrap_sample":
+                draws["subject"].append(out[1])
+                draws["stimulus"].append(out[2])
+            elif name == "bootstrap_sample_rdm":
+                draws["subject"].append(out[1])
+            else:
+                draws["stimulus"].append(out[1])
+            return out
+
+        monkeypatch.setattr(rs_eval, name, recorded)
+
+    for name in ("bootstrap_sample", "bootstrap_sample_rdm", "bootstrap_sample_pattern"):
+        wrap(name)
+    monkeypatch.setattr(rs_eval.tqdm, "trange", range)
+
+    def take():
+        out = {k: np.array(v, dtype=np.int64) for k, v in draws.items() if v}
+        for v in draws.values():
+            v.clear()
+        return out
+
+    return take
+
+
+def _assert_variances(ours, ref, n_models):
+    iu = np.triu_indices(n_models, k=1)
+    np.testing.assert_allclose(ours.variance.values, ref.model_var, rtol=0, atol=TOL)
+    np.testing.assert_allclose(ours.variance_difference.values[iu], ref.diff_var, rtol=0, atol=TOL)
+    np.testing.assert_allclose(
+        ours.variance_noise_ceiling.values, ref.noise_ceil_var, rtol=0, atol=TOL
+    )
+    tests = model_tests(ours)
+    np.testing.assert_allclose(tests.p_pairwise.values, ref.test_pairwise(), atol=1e-9)
+    np.testing.assert_allclose(tests.p_zero.values, ref.test_zero(), atol=1e-9)
+    np.testing.assert_allclose(tests.p_noise_ceiling.values, ref.test_noise(), atol=1e-9)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fixed_matches_eval_fixed(rng, method):
+    data, models = _make(rng)
+    rd, mods = _rs(data, models)
+    ref = rs_eval.eval_fixed(mods, rd, method=RS_NAME[method])
+    ours = evaluate(data, models, method)
+    np.testing.assert_allclose(ours.evaluations.values, ref.evaluations[0], rtol=0, atol=TOL)
+    np.testing.assert_allclose(ours["mean"].values, ref.get_means(), rtol=0, atol=TOL)
+    np.testing.assert_allclose(
+        [float(ours.noise_ceiling_lower), float(ours.noise_ceiling_upper)],
+        ref.noise_ceiling,
+        rtol=0,
+        atol=TOL,
+    )
+    assert ours.attrs["dof"] == ref.dof
+    _assert_variances(ours, ref, len(models))
+    nc = noise_ceiling(data, method)
+    ref_nc = boot_noise_ceiling(rd, method=RS_NAME[method])
+    np.testing.assert_allclose([float(nc.lower), float(nc.upper)], ref_nc, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_subject_bootstrap_matches_eval_bootstrap_rdm(rng, recorder, method):
+    data, models = _make(rng)
+    rd, mods = _rs(data, models)
+    np.random.seed(3)  # noqa: NPY002 - rsatoolbox draws from it
+    ref = rs_eval.eval_bootstrap_rdm(mods, rd, method=RS_NAME[method], N=25)
+    draws = recorder()
+    ours = evaluate(
+        data, models, method, bootstrap="subject", indices=draws, semantics="rsatoolbox"
+    )
+    assert ours.attrs["n_bootstrap"] == 25 and ours.attrs["dof"] == ref.dof
+    np.testing.assert_allclose(ours.bootstrap_evaluations.values, ref.evaluations, atol=TOL)
+    np.testing.assert_allclose(ours.bootstrap_mean.values, ref.get_means(), atol=TOL)
+    bounds = np.stack(
+        [ours.bootstrap_noise_ceiling_lower.values, ours.bootstrap_noise_ceiling_upper.values]
+    )
+    np.testing.assert_allclose(bounds, ref.noise_ceiling, rtol=0, atol=TOL)
+    _assert_variances(ours, ref, len(models))
+
+    # The default keeps the ceiling's variance: rsatoolbox 0.3.2 overwrites it (a defect).
+    fixed = evaluate(data, models, method, bootstrap="subject", indices=draws)
+    np.testing.assert_allclose(fixed.variance.values, ref.model_var, atol=TOL)
+    cov = np.cov(np.column_stack([ref.evaluations, ref.noise_ceiling.T]).T)
+    m, s = len(models), len(data)
+    expected = (np.diag(cov)[:m, None] - 2 * cov[:m, m:] + np.diag(cov)[None, m:]) * (s / (s - 1))
+    np.testing.assert_allclose(fixed.variance_noise_ceiling.values, expected, atol=TOL)
+    assert not np.allclose(fixed.variance_noise_ceiling.values, ref.noise_ceil_var)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_stimulus_bootstrap_matches_eval_bootstrap_pattern(rng, recorder, method):
+    # 4 stimuli: many samples hold fewer than 3 distinct stimuli and are invalid (NaN)
+    for n, n_boot in ((4, 30), (9, 25)):
+        data, models = _make(rng, n=n)
+        rd, mods = _rs(data, models)
+        np.random.seed(5)  # noqa: NPY002 - rsatoolbox draws from it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = rs_eval.eval_bootstrap_pattern(mods, rd, method=RS_NAME[method], N=n_boot)
+        draws = recorder()
+        ours = evaluate(data, models, method, bootstrap="stimulus", indices=draws)
+        ref_ok = np.isfinite(ref.evaluations[:, 0])
+        np.testing.assert_array_equal(ours.valid.values, ref_ok)
+        np.testing.assert_allclose(
+            ours.bootstrap_evaluations.values, ref.evaluations, rtol=0, atol=TOL
+        )
+        bounds = np.stack(
+            [ours.bootstrap_noise_ceiling_lower.values, ours.bootstrap_noise_ceiling_upper.values]
+        )
+        np.testing.assert_allclose(bounds, ref.noise_ceiling, rtol=0, atol=TOL)
+        np.testing.assert_allclose(ours.bootstrap_mean.values, ref.get_means(), atol=TOL)
+        assert ours.attrs["dof"] == ref.dof
+        _assert_variances(ours, ref, len(models))
+        assert (~ours.valid.values).any() == (n == 4)
+
+
+@pytest.mark.parametrize("method", ["pearson", "spearman"])
+def test_dual_bootstrap_matches_eval_dual_bootstrap(rng, recorder, method):
+    data, models = _make(rng, n=8, n_subjects=4)
+    rd, mods = _rs(data, models)
+    np.random.seed(7)  # noqa: NPY002 - rsatoolbox draws from it
+    ref = rs_eval.eval_dual_bootstrap(mods, rd, method=RS_NAME[method], N=20)
+    draws = recorder()
+    ours = evaluate(data, models, method, bootstrap="both", indices=draws)
+    assert list(ours.resampling.values) == ["both", "subject", "stimulus"]
+    np.testing.assert_allclose(
+        ours.bootstrap_evaluations.values,
+        np.moveaxis(ref.evaluations[:, :, 0, 0, :], -1, 0),
+        rtol=0,
+        atol=TOL,
+    )
+    bounds = np.stack(
+        [ours.bootstrap_noise_ceiling_lower.values, ours.bootstrap_noise_ceiling_upper.values]
+    )
+    np.testing.assert_allclose(
+        bounds, np.moveaxis(ref.noise_ceiling[:, :, 0, :], -1, 1), rtol=0, atol=TOL
+    )
+    np.testing.assert_allclose(ours.bootstrap_mean.values, ref.get_means(), atol=TOL)
+    assert ours.attrs["dof"] == ref.dof
+    _assert_variances(ours, ref, len(models))
+
+
+@pytest.mark.parametrize("bootstrap", ["stimulus", "both", "subject"])
+@pytest.mark.parametrize("method", ["pearson", "cosine"])
+def test_fast_path_equals_explicit_resampling(rng, method, bootstrap):
+    data, models = _make(rng, n=12, n_subjects=6)
+    gen = np.random.default_rng(0)
+    k = torch.as_tensor(gen.integers(0, 6, size=(40, 6)))
+    k = torch.zeros(40, 6, dtype=torch.float64).scatter_add_(1, k, torch.ones(40, 6).double())
+    if bootstrap == "stimulus":
+        k = torch.ones_like(k)
+    idx = None if bootstrap == "subject" else torch.as_tensor(gen.integers(0, 12, (40, 12)))
+    fast = _Engine(data, models, method, torch.device("cpu"), torch.float64)
+    slow = _Engine(data, models, method, torch.device("cpu"), torch.float64)
+    slow.linear = False
+    assert fast.linear
+    for a, b in zip(fast.run(k, idx), slow.run(k, idx), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
+
+
+def test_seeded_and_labeled(rng):
+    data, models = _make(rng, n=10, n_subjects=4, n_models=2)
+    ids = [f"s{i}" for i in range(10)]
+    da = xr.DataArray(
+        data,
+        dims=("participant", "stimulus_a", "stimulus_b"),
+        coords={"participant": ["p1", "p2", "p3", "p4"], "stimulus_a": ids, "stimulus_b": ids},
+    )
+    order = np.arange(10)[::-1]
+    mo = xr.DataArray(
+        models[:, order][:, :, order],
+        dims=("layer", "stimulus_a", "stimulus_b"),
+        coords={
+            "layer": ["conv", "fc"],
+            "stimulus_a": [ids[i] for i in order],
+            "stimulus_b": [ids[i] for i in order],
+        },
+    )
+    a = evaluate(da, mo, "pearson", bootstrap="both", n_bootstrap=50, seed=1)
+    b = evaluate(da, mo, "pearson", bootstrap="both", n_bootstrap=50, seed=1)
+    c = evaluate(da, mo, "pearson", bootstrap="both", n_bootstrap=50, seed=2)
+    xr.testing.assert_identical(a, b)
+    assert not np.allclose(a.bootstrap_evaluations, c.bootstrap_evaluations)
+    assert a.model.values.tolist() == ["conv", "fc"]
+    assert a.subject.values.tolist() == ["p1", "p2", "p3", "p4"]
+    assert a.bootstrap_evaluations.dims == ("resampling", "bootstrap", "model")
+    assert a.attrs["seed"] == 1 and a.attrs["n_bootstrap"] == 50 and a.attrs["method"] == "pearson"
+    # stimuli are aligned by id: same as the models given in the data's order
+    plain = evaluate(data, models, "pearson", bootstrap="both", n_bootstrap=50, seed=1)
+    np.testing.assert_allclose(a.bootstrap_evaluations, plain.bootstrap_evaluations, atol=1e-12)
+    with ba.config_context(seed=1):
+        d = evaluate(da, mo, "pearson", bootstrap="both", n_bootstrap=50)
+    np.testing.assert_array_equal(d.bootstrap_evaluations, a.bootstrap_evaluations)
+    single = evaluate(da, mo.sel(layer="fc"), "spearman")
+    assert single.evaluations.shape == (1, 4)
+    f32 = evaluate(
+        da, mo, "pearson", bootstrap="stimulus", n_bootstrap=30, seed=0, dtype="float32"
+    )
+    f64 = evaluate(da, mo, "pearson", bootstrap="stimulus", n_bootstrap=30, seed=0)
+    np.testing.assert_allclose(f32.variance, f64.variance, rtol=1e-3)
+
+
+def test_errors(rng):
+    data, models = _make(rng, n=6, n_subjects=3, n_models=2)
+    ids = [str(i) for i in range(6)]
+    other = xr.DataArray(
+        models,
+        dims=("model", "stimulus_a", "stimulus_b"),
+        coords={"stimulus_a": [*ids[:5], "x"], "stimulus_b": [*ids[:5], "x"]},
+    )
+    with pytest.raises(ba.StimulusAlignmentError, match=r"missing 1 id.*'5'.*extra id.*'x'"):
+        evaluate(data, other)
+    with pytest.raises(ValueError, match=r"n_bootstrap must be in the range \[1, inf\), got 0"):
+        evaluate(data, models, bootstrap="subject", n_bootstrap=0)
+    with pytest.raises(
+        ValueError, match=r"'method' parameter.*got 'pearsn'.*Did you mean 'pearson'"
+    ):
+        evaluate(data, models, "pearsn")
+    with pytest.raises(ValueError, match=r"'bootstrap' parameter.*got 'stimuli'.*'stimulus'"):
+        evaluate(data, models, bootstrap="stimuli")
+    with pytest.raises(ValueError, match=r"bootstrap='subject'.*at least 2 data RDMs.*got 1"):
+        evaluate(data[:1], models, bootstrap="subject")
+    with pytest.raises(
+        ValueError, match=r"indices\['stimulus'\] must be an integer array of shape"
+    ):
+        evaluate(data, models, bootstrap="stimulus", indices={"stimulus": np.zeros((4, 5), int)})
+    with pytest.raises(ValueError, match=r"indices must hold a 'subject' array"):
+        evaluate(data, models, bootstrap="both", indices={"stimulus": np.zeros((4, 6), int)})
+    const = models.copy()
+    const[1] = 1.0 - np.eye(6)
+    with pytest.raises(ValueError, match=r"model_rdms has 1 RDM\(s\) that are constant.*\(1\)"):
+        evaluate(data, const, "pearson")
+    with pytest.raises(TypeError, match=r"result must be the Dataset returned by evaluate"):
+        model_tests(xr.Dataset())
+
+
+@pytest.mark.parametrize(
+    ("method", "rs_method"),
+    [
+        ("rho_a", "rho-a"),
+        ("kendall_tau_a", "tau-a"),
+        ("whitened_pearson", "corr_cov"),
+        ("whitened_cosine", "cosine_cov"),
+    ],
+)
+def test_other_methods_flow_through(rng, recorder, method, rs_method):
+    """Every comparison of rsa.compare works here, resampled pairs included."""
+    data, models = _make(rng, n=8, n_subjects=4, n_models=2)
+    rd, mods = _rs(data, models)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rsatoolbox: "Noise ceiling for tau based on ..."
+        ref = rs_eval.eval_fixed(mods, rd, method=rs_method)
+        np.random.seed(11)  # noqa: NPY002 - rsatoolbox draws from it
+        ref_boot = rs_eval.eval_bootstrap_pattern(mods, rd, method=rs_method, N=12)
+    fixed = evaluate(data, models, method)
+    np.testing.assert_allclose(fixed.evaluations.values, ref.evaluations[0], atol=TOL)
+    np.testing.assert_allclose(
+        [float(fixed.noise_ceiling_lower), float(fixed.noise_ceiling_upper)],
+        ref.noise_ceiling,
+        atol=TOL,
+    )
+    boot = evaluate(data, models, method, bootstrap="stimulus", indices=recorder())
+    np.testing.assert_allclose(
+        boot.bootstrap_evaluations.values, ref_boot.evaluations, rtol=0, atol=TOL
+    )
+    _assert_variances(boot, ref_boot, len(models))
+
+
+def test_dict_models_and_bures_guard(rng):
+    data, models = _make(rng, n=7, n_subjects=3, n_models=2)
+    res = evaluate(data, {"a": models[0], "b": models[1]}, "cosine")
+    assert res.model.values.tolist() == ["a", "b"]
+    np.testing.assert_allclose(res.evaluations, evaluate(data, models, "cosine").evaluations)
+    with pytest.raises(ValueError, match=r"method='bures' needs complete RDMs.*'stimulus'"):
+        evaluate(data, models, "bures", bootstrap="stimulus")
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson", "cosine"])
+def test_invariant_to_stimulus_order(rng, method):
+    """Relabelling the stimuli (and the draws with them) changes nothing."""
+    data, models = _make(rng, n=9, n_subjects=4, n_models=2)
+    perm = rng.permutation(9)
+    draws = {"stimulus": rng.integers(0, 9, size=(15, 9)), "subject": rng.integers(0, 4, (15, 4))}
+    inverse = np.argsort(perm)
+    moved = {"stimulus": inverse[draws["stimulus"]], "subject": draws["subject"]}
+    a = evaluate(data, models, method, bootstrap="both", indices=draws)
+    b = evaluate(
+        data[:, perm][:, :, perm], models[:, perm][:, :, perm], method, bootstrap="both",
+        indices=moved,
+    )  # fmt: skip
+    for name in ("evaluations", "bootstrap_evaluations", "bootstrap_noise_ceiling_lower"):
+        np.testing.assert_allclose(a[name].values, b[name].values, atol=1e-12)
+
+
+def test_api_names_bootstrap_and_test():
+    """rsa.bootstrap / rsa.test (the API.md names) equal evaluate + model_tests."""
+    import xarray as xr
+
+    from brainalign import rsa
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(9, 12))
+    data = np.stack([rsa.rdm(x + rng.normal(size=x.shape)).values for _ in range(6)])
+    models = np.stack([rsa.rdm(x).values, rsa.rdm(rng.normal(size=x.shape)).values])
+    direct = rsa.evaluate(data, models, "pearson", bootstrap="subject", n_bootstrap=50, seed=1)
+    xr.testing.assert_identical(
+        rsa.bootstrap(data, models, "pearson", n_bootstrap=50, seed=1), direct
+    )
+    tested = rsa.test(data, models, "pearson", n_bootstrap=50, seed=1)
+    tests = rsa.model_tests(direct)
+    for name in ("p_zero", "p_pairwise", "p_noise_ceiling", "t_zero"):
+        xr.testing.assert_identical(tested[name], tests[name])
+    np.testing.assert_array_equal(tested["mean"].values, direct["mean"].values)
+    with pytest.raises(
+        ValueError,
+        match=r"'resample' parameter.*got 'subjects'.*Did you mean "
+        r"'subject'",
+    ):
+        rsa.bootstrap(data, models, resample="subjects")
