@@ -48,7 +48,46 @@ def _pair_rdm(k: torch.Tensor) -> torch.Tensor:
     return d.masked_fill(eye, 0.0)
 
 
-def gram_rdm(x: torch.Tensor, metric: str, *, max_ratio: float = 8.0) -> tuple[torch.Tensor, ...]:
+def gram(x: torch.Tensor) -> torch.Tensor:
+    """``x @ x.T`` over the last two dims, computing about 5/8 of a full product's flops.
+
+    torch has no symmetric rank-k update, so the upper triangle is assembled from three
+    batched products of row quarters (the off-diagonal half, the off-diagonal quarters of
+    both halves, the four diagonal quarters) and mirrored, which keeps few, large calls
+    (each one a thread-pool synchronisation) and an exactly symmetric result.
+    """
+    n, p = x.shape[-2], x.shape[-1]
+    lower = _lower_mask(n, x.device)
+    if n < 128:
+        g = x @ x.transpose(-1, -2)
+        return torch.where(lower, g.transpose(-1, -2), g)
+    batch = x.shape[:-2]
+    q = n // 4
+    h, m = 2 * q, 4 * q
+    g = x.new_empty((*batch, n, n))
+    xm = x[..., :m, :]
+    g[..., :h, h:m] = xm[..., :h, :] @ xm[..., h:, :].transpose(-1, -2)
+    x22 = xm.reshape(*batch, 2, 2, q, p)
+    off = x22[..., 0, :, :] @ x22[..., 1, :, :].transpose(-1, -2)  # (..., 2, q, q)
+    g[..., :q, q:h] = off[..., 0, :, :]
+    g[..., h : h + q, h + q : m] = off[..., 1, :, :]
+    x4 = xm.reshape(*batch, 4, q, p)
+    diag = x4 @ x4.transpose(-1, -2)  # (..., 4, q, q)
+    for i in range(4):
+        g[..., i * q : (i + 1) * q, i * q : (i + 1) * q] = diag[..., i, :, :]
+    if m < n:  # the last n % 4 columns
+        g[..., :, m:] = x @ x[..., m:, :].transpose(-1, -2)
+    return torch.where(lower, g.transpose(-1, -2), g)
+
+
+def _lower_mask(n: int, device: torch.device) -> torch.Tensor:
+    idx = torch.arange(n, device=device)
+    return idx[:, None] > idx[None, :]
+
+
+def gram_rdm(
+    x: torch.Tensor, metric: str, *, max_ratio: float | None = None
+) -> tuple[torch.Tensor, ...]:
     """Correlation or cosine RDMs from one Gram matrix ``x @ x.T``, without copying ``x``.
 
     The Pearson correlation is derived from the uncentred Gram matrix and the row sums
@@ -56,6 +95,8 @@ def gram_rdm(x: torch.Tensor, metric: str, *, max_ratio: float = 8.0) -> tuple[t
     its spread. Rows where ``sum(x**2) / sum((x - mean)**2)`` exceeds ``max_ratio`` (and
     rows whose norms are zero or not finite) are flagged; the caller recomputes those
     batches with the explicit kernels (:func:`rdm_correlation`, :func:`rdm_cosine`).
+    Few elementwise passes over the ``(n, n)`` results: each is a synchronisation point of
+    the thread pool, which is costly on a busy machine.
 
     Parameters
     ----------
@@ -63,30 +104,39 @@ def gram_rdm(x: torch.Tensor, metric: str, *, max_ratio: float = 8.0) -> tuple[t
         Patterns.
     metric : {"correlation", "cosine"}
         Which dissimilarity.
-    max_ratio : float
-        Largest accepted ratio of uncentred to centred sum of squares.
+    max_ratio : float, optional
+        Largest accepted ratio of uncentred to centred sum of squares (the factor by
+        which the Gram formula's rounding error may exceed explicit centring's); default
+        8 in float64, 2 in float32.
 
     Returns
     -------
     rdm : torch.Tensor, shape (..., n, n)
-        The RDMs (unreliable where ``flag`` holds).
+        The RDMs, exactly symmetric with a zero diagonal (unreliable where ``flag`` holds).
     flag : torch.Tensor of bool, shape (..., n)
         Rows that need the explicit kernel (or validation).
     """
-    g = x @ x.transpose(-1, -2)
-    q = g.diagonal(dim1=-2, dim2=-1)
+    if max_ratio is None:
+        max_ratio = 8.0 if x.dtype == torch.float64 else 2.0
+    g = gram(x)
+    q = g.diagonal(dim1=-2, dim2=-1).clone()
     if metric == "correlation":
-        p = x.shape[-1]
         s = x.sum(-1)
-        g = g - (s[..., :, None] * s[..., None, :]) / p
-        c = g.diagonal(dim1=-2, dim2=-1).clone()
+        p = x.shape[-1]
+        if g.ndim == 2:
+            g = torch.addr(g, s, s, alpha=-1.0 / p)
+        else:
+            g = g - (s[..., :, None] * s[..., None, :]) * (1.0 / p)
+        c = g.diagonal(dim1=-2, dim2=-1)
         flag = ~(torch.isfinite(q) & torch.isfinite(s) & (c * max_ratio > q) & (c > 0))
     else:
         c = q
         flag = ~(torch.isfinite(q) & (q > 0))
     inv = torch.where(flag, torch.ones_like(c), c).rsqrt()
-    r = g * inv[..., :, None] * inv[..., None, :]
-    return _symmetrize_zero_diag(1.0 - r), flag
+    w = inv[..., :, None] * inv[..., None, :]  # exactly symmetric, as is g
+    d = torch.addcmul(torch.ones((), dtype=g.dtype, device=g.device), g, w, value=-1.0)
+    d.diagonal(dim1=-2, dim2=-1).zero_()
+    return d, flag
 
 
 def rdm_mahalanobis(x: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
@@ -99,21 +149,29 @@ def rdm_mahalanobis(x: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
     return (_pair_rdm(k) / x.shape[-1]).clamp_min(0.0)
 
 
-def rdm_crossnobis(d: torch.Tensor, precision: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-validated Mahalanobis distances over all pairs of runs, divided by ``p``.
+def rdm_crossnobis(
+    d: torch.Tensor, precision: torch.Tensor | None = None, train: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-validated Mahalanobis distances over leave-one-run-out folds, divided by ``p``.
 
-    ``d``: run patterns ``(..., R, n, p)`` (R >= 2). Equals the mean over ordered run pairs
-    ``k != l`` of ``(d_ki - d_kj) M (d_li - d_lj)^T / p``, computed with sums over runs:
-    ``sum_{k != l} d_k M d_l^T = (sum d) M (sum d)^T - sum_k d_k M d_k^T``. This is
-    rsatoolbox's leave-one-run-out crossnobis (mean of the other runs against the left-out
-    run, averaged over folds).
+    ``d``: run patterns ``(..., R, n, p)`` (R >= 2). Fold ``k`` pairs the training patterns
+    ``a_k`` with run ``k``: ``(a_ki - a_kj) M (d_ki - d_kj)^T / p``, averaged over folds
+    (rsatoolbox's crossnobis). By default ``a_k`` is the mean of the other runs, so the
+    result is the mean over ordered run pairs ``k != l``, computed with sums over runs:
+    ``sum_{k != l} d_k M d_l^T = (sum d) M (sum d)^T - sum_k d_k M d_k^T``. ``train``
+    (``(..., R, n, p)``) gives other training patterns, e.g. trial-weighted means.
     """
     r, p = d.shape[-3], d.shape[-1]
     d = d - d.mean(dim=-2, keepdim=True)  # per-run translation does not change distances
     y = d if precision is None else d @ precision
-    total = d.sum(-3)
-    within = (y @ d.transpose(-1, -2)).sum(-3)
-    k = (y.sum(-3) @ total.transpose(-1, -2) - within) / (r * (r - 1))
+    if train is not None:
+        train = train - train.mean(dim=-2, keepdim=True)
+        k = (train @ y.transpose(-1, -2)).mean(-3)
+    else:
+        total = d.sum(-3)
+        y_total = total if precision is None else y.sum(-3)
+        within = (y @ d.transpose(-1, -2)).sum(-3)
+        k = (y_total @ total.transpose(-1, -2) - within) / (r * (r - 1))
     return _pair_rdm(k) / p
 
 
@@ -139,22 +197,22 @@ def rdm_poisson_cv(
     prior_weight: float = 0.1,
     *,
     all_folds: bool = True,
+    train: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cross-validated Poisson KL divergence over leave-one-run-out folds, divided by ``p``.
 
-    ``d``: run patterns ``(..., R, n, p)``. Fold ``k`` uses the mean of the other runs as
-    training rates and run ``k``'s log rates. ``all_folds=False`` keeps only the last fold,
-    as rsatoolbox 0.3.2 does (a defect: its loop overwrites the RDM of every earlier fold).
+    ``d``: run patterns ``(..., R, n, p)``. Fold ``k`` uses the mean of the other runs (or
+    ``train[..., k, :, :]``) as training rates and run ``k``'s log rates.
+    ``all_folds=False`` keeps only the last fold, as rsatoolbox 0.3.2 does (a defect: its
+    loop overwrites the RDM of every earlier fold).
     """
     r, p = d.shape[-3], d.shape[-1]
-    if not all_folds:
-        d_test = d[..., -1:, :, :]
-        train = (d.sum(-3, keepdim=True) - d_test) / (r - 1)
-    else:
-        d_test = d
+    if train is None:
         train = (d.sum(-3, keepdim=True) - d) / (r - 1)
+    if not all_folds:
+        d, train = d[..., -1:, :, :], train[..., -1:, :, :]
     k = _poisson_shift(train, prior_lambda, prior_weight) @ torch.log(
-        _poisson_shift(d_test, prior_lambda, prior_weight)
+        _poisson_shift(d, prior_lambda, prior_weight)
     ).transpose(-1, -2)
     return _pair_rdm(k).mean(-3) / p
 

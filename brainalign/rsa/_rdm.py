@@ -124,9 +124,12 @@ def rdm(
         coordinate). Default: identity. Up to 2048 features it is checked with a Cholesky
         factorisation; above, only symmetry and a positive diagonal are checked.
     semantics : {"correct", "rsatoolbox"}
-        ``"rsatoolbox"`` reproduces rsatoolbox 0.3.2's ``poisson_cv``, which keeps only the
-        last fold (the last run in sorted order) instead of averaging all folds. No effect
-        on the other metrics.
+        Cross-validated metrics only. ``"correct"``: the training patterns of a fold are
+        the mean of the other runs' run × stimulus means (every run weighs the same), and
+        ``poisson_cv`` averages all folds. ``"rsatoolbox"`` reproduces rsatoolbox 0.3.2:
+        training patterns average the other runs' trials (they differ from ``"correct"``
+        only when runs hold different numbers of trials of a stimulus), and
+        ``poisson_cv`` keeps only the last fold (the last run in sorted order; a defect).
     prior_lambda, prior_weight : float
         Poisson metrics: rates are shrunk to ``(x + prior_lambda * prior_weight) /
         (1 + prior_weight)`` (rsatoolbox's defaults).
@@ -233,7 +236,7 @@ def rdm(
                 d = kernel(x)  # ill-conditioned for the Gram formula: centre explicitly
             out[start : start + step] = to_numpy(d)
     else:
-        _validate_patterns(values, ids, metric)
+        _validate_patterns(values, ids, metric, prior_weight)
         extra: tuple[Any, ...] = ()
         if metric == "mahalanobis":
             extra = (_noise_tensor(noise, da, fdim, dev, dt),)
@@ -258,10 +261,12 @@ def rdm(
     return xr.DataArray(out, dims=(*bdims, *RDM_DIMS), coords=coords, attrs=attrs, name="rdm")
 
 
-def _validate_patterns(values: np.ndarray, ids: np.ndarray, metric: str) -> None:
+def _validate_patterns(
+    values: np.ndarray, ids: np.ndarray, metric: str, prior_weight: float = 0.1
+) -> None:
     """Full checks of ``(..., n, p)`` patterns; raises with the offending stimulus ids."""
     rows_first = np.moveaxis(values, -2, 0)
-    check_finite(rows_first, "data", labels=ids)
+    _check_finite_fast(rows_first, "data", ids)
     rows = rows_first.reshape(len(ids), -1, values.shape[-1])
     if metric == "correlation":
         check_not_constant(rows, "data", axis=-1, labels=ids)
@@ -274,10 +279,23 @@ def _validate_patterns(values: np.ndarray, ids: np.ndarray, metric: str) -> None
                 "undefined for them."
             )
     elif metric.startswith("poisson"):
-        _check_non_negative(rows, ids, metric)
+        _check_non_negative(rows, ids, metric, prior_weight)
 
 
-def _check_non_negative(rows: np.ndarray, labels: np.ndarray, metric: str) -> None:
+def _check_finite_fast(values: np.ndarray, name: str, labels: np.ndarray) -> None:
+    """:func:`check_finite`, run only when the sum of ``values`` is not finite (one pass)."""
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values.sum()):
+        check_finite(values, name, labels=labels)
+
+
+def _check_non_negative(
+    rows: np.ndarray, labels: np.ndarray, metric: str, prior_weight: float
+) -> None:
+    if prior_weight == 0 and (rows == 0).any():
+        raise ValueError(
+            f"metric={metric!r} with prior_weight=0 needs positive data (log(0) is "
+            f"undefined); data holds {int((rows == 0).sum())} zero(s). Use prior_weight > 0."
+        )
     neg = rows < 0
     if neg.any():
         bad = neg.reshape(len(labels), -1).any(axis=1)
@@ -320,14 +338,15 @@ def _noise_tensor(
         )
     if not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"noise must be numeric, got dtype {arr.dtype}.")
-    check_finite(arr, "noise")
-    scale = float(np.abs(arr).max()) if arr.size else 0.0
-    asym = float(np.abs(arr - arr.T).max())
-    if asym > 1e-8 * scale:
-        raise ValueError(
-            f"noise must be a symmetric precision matrix; max |noise - noise.T| = {asym:.3g} "
-            f"(max |noise| = {scale:.3g})."
-        )
+    t64 = as_tensor(arr, dev, torch.float64)
+    # Symmetry through a random probe (two matrix-vector products instead of a transposed
+    # copy): |(M - M^T) v|_i <= max|M - M^T| * |v|_1, so a symmetric matrix never fails.
+    # NaN/inf entries propagate to the products. For a positive semi-definite matrix
+    # max|M| is the largest diagonal entry.
+    probe = torch.randn(p, dtype=torch.float64, device=dev, generator=_probe_generator(dev))
+    mv, mtv = t64 @ probe, t64.transpose(0, 1) @ probe
+    if not bool(torch.isfinite(mv).all() & torch.isfinite(mtv).all()):
+        check_finite(arr, "noise")
     diag = np.diagonal(arr)
     if np.any(diag <= 0):
         k = int(np.flatnonzero(diag <= 0)[0])
@@ -335,9 +354,17 @@ def _noise_tensor(
             f"noise must be positive definite, but its diagonal entry {k} is {diag[k]:.4g} "
             f"({int((diag <= 0).sum())} non-positive diagonal entries)."
         )
-    t = as_tensor(arr, dev, dt)
+    scale = float(diag.max())
+    gap = float(torch.linalg.vector_norm(mv - mtv, float("inf")))
+    if gap > 1e-8 * scale * float(probe.abs().sum()):
+        asym = float((t64 - t64.transpose(0, 1)).abs_().max())
+        raise ValueError(
+            f"noise must be a symmetric precision matrix; max |noise - noise.T| = {asym:.3g} "
+            f"(max |diagonal| = {scale:.3g})."
+        )
+    t = t64.to(dt)
     if p <= _FULL_PD_CHECK_MAX:
-        _, info = torch.linalg.cholesky_ex(as_tensor(arr, dev, torch.float64))
+        _, info = torch.linalg.cholesky_ex(t64)
         if int(info) > 0:
             raise ValueError(
                 f"noise must be positive definite, but its Cholesky factorisation fails at "
@@ -345,6 +372,12 @@ def _noise_tensor(
                 "method='shrinkage_diag') or add a ridge to its covariance."
             )
     return t
+
+
+def _probe_generator(dev: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(0)
+    return gen
 
 
 def resolve_runs(da: xr.DataArray, runs: Any, what: str) -> np.ndarray:
@@ -399,7 +432,7 @@ def run_patterns(
     dev: torch.device,
     *,
     min_runs: int = 2,
-) -> tuple[np.ndarray, np.ndarray, list[str], torch.Tensor]:
+) -> tuple[np.ndarray, np.ndarray, list[str], torch.Tensor, torch.Tensor]:
     """Average trials within run × stimulus.
 
     Parameters
@@ -427,6 +460,8 @@ def run_patterns(
         The broadcast dims.
     patterns : torch.Tensor, float64, shape (*broadcast, n_runs, n_stimuli, p)
         Run × stimulus means.
+    counts : torch.Tensor, float64, shape (n_runs, n_stimuli, 1)
+        Trials per run × stimulus.
     """
     bdims = [d for d in da.dims if d not in (TRIAL, fdim)]
     values = np.asarray(da.transpose(TRIAL, *bdims, fdim).values)
@@ -457,14 +492,20 @@ def run_patterns(
             "stimuli or runs first."
         )
     x = as_tensor(values.reshape(values.shape[0], -1), dev, torch.float64)
-    flat = torch.as_tensor(run_idx * n + stim_idx, device=dev)
-    sums = torch.zeros((n_runs * n, x.shape[1]), dtype=torch.float64, device=dev)
-    sums.index_add_(0, flat, x)
+    flat = run_idx * n + stim_idx
     cnt = torch.as_tensor(counts.reshape(-1, 1), dtype=torch.float64, device=dev)
-    means = (sums / cnt).reshape(n_runs, n, *values.shape[1:])  # (R, n, *b, p)
+    if (counts == 1).all():  # one trial per run x stimulus: a permutation (often none)
+        perm = np.argsort(flat, kind="stable")
+        if not np.array_equal(perm, np.arange(len(perm))):
+            x = x[torch.as_tensor(perm, device=dev)]
+        means = x.reshape(n_runs, n, *values.shape[1:])
+    else:
+        sums = torch.zeros((n_runs * n, x.shape[1]), dtype=torch.float64, device=dev)
+        sums.index_add_(0, torch.as_tensor(flat, device=dev), x)
+        means = (sums / cnt).reshape(n_runs, n, *values.shape[1:])  # (R, n, *b, p)
     nb = len(bdims)
     means = means.permute(*range(2, 2 + nb), 0, 1, 2 + nb)  # (*b, R, n, p)
-    return run_ids, stim_ids, bdims, means
+    return run_ids, stim_ids, bdims, means, cnt.reshape(n_runs, n, 1)
 
 
 def _rdm_cv(
@@ -491,26 +532,35 @@ def _rdm_cv(
     values = np.asarray(da.values)
     check_not_empty(values, "data")
     trial_ids = np.asarray(da[STIMULUS].values)
-    check_finite(np.moveaxis(values, da.dims.index(TRIAL), 0), "data", labels=trial_ids)
+    _check_finite_fast(np.moveaxis(values, da.dims.index(TRIAL), 0), "data", trial_ids)
     if metric == "poisson_cv":
-        _check_non_negative(np.moveaxis(values, da.dims.index(TRIAL), 0), trial_ids, metric)
-    _run_ids, ids, bdims, pats = run_patterns(da, fdim, run_labels, what, dev)
+        _check_non_negative(
+            np.moveaxis(values, da.dims.index(TRIAL), 0), trial_ids, metric, prior_weight
+        )
+    _run_ids, ids, bdims, pats, counts = run_patterns(da, fdim, run_labels, what, dev)
+    train = None
+    if semantics == "rsatoolbox" and bool((counts != counts[0]).any()):
+        # rsatoolbox averages the training runs' trials, not their run means
+        sums = pats * counts
+        train = (sums.sum(-3, keepdim=True) - sums) / (counts.sum(0) - counts)
     prec = _noise_tensor(noise, da, fdim, dev, dt) if metric == "crossnobis" else None
     batch_shape = tuple(pats.shape[:-3])
     n_runs, n, p = pats.shape[-3:]
     flat_b = pats.reshape(-1, n_runs, n, p)
+    flat_t = None if train is None else train.reshape(-1, n_runs, n, p)
     out = np.empty(
         (flat_b.shape[0], n, n), dtype=np.float64 if dt == torch.float64 else np.float32
     )
-    per_item = (3 * n_runs * n * p + 3 * n_runs * n * n) * torch.finfo(dt).bits // 8
+    per_item = (4 * n_runs * n * p + 3 * n_runs * n * n) * torch.finfo(dt).bits // 8
     step = max(1, _MEMORY_BUDGET // max(per_item, 1))
     for start in range(0, flat_b.shape[0], step):
         x = flat_b[start : start + step].to(dt)
+        tr = None if train is None else flat_t[start : start + step].to(dt)
         if metric == "crossnobis":
-            d = RDM_KERNELS[metric](x, prec)
+            d = RDM_KERNELS[metric](x, prec, train=tr)
         else:
             d = RDM_KERNELS[metric](
-                x, prior_lambda, prior_weight, all_folds=semantics == "correct"
+                x, prior_lambda, prior_weight, all_folds=semantics == "correct", train=tr
             )
         out[start : start + step] = to_numpy(d)
     out = out.reshape((*batch_shape, n, n))
