@@ -98,6 +98,7 @@ def test_killed_worker_is_retried_and_nothing_is_lost(cluster, tmp_path):
     assert np.isfinite(box["res"].tree["rsa/haxby_vt"]["p_value"].values).all()
 
 
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 def test_slurm_job_script_without_submitting():
     pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is not installed")
     from brainalign.pipeline import slurm_cluster

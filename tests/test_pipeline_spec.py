@@ -43,7 +43,7 @@ analyses:
         (
             ("analyses:\n  rsa: {}", "analyses:\n  rsa: {metrc: correlation}"),
             r"line 8\): analyses\.rsa\.metrc: unknown key 'metrc'\. Valid keys here: metric, "
-            r"method, n_permutations, split_half\. Did you mean 'metric'\?",
+            r"method, n_permutations, split_half, model_metric\. Did you mean 'metric'\?",
         ),
         (("name: t", "nme: t"), r"line 2\): nme: unknown key 'nme'.*Did you mean 'name'\?"),
         (
@@ -171,3 +171,31 @@ def test_judgments_vs_text_model_pipeline(tmp_path):
 def test_bad_new_keys(tmp_path, edit, match):
     with pytest.raises(SpecError, match=match):
         ba.run(_write(tmp_path, BASE.replace(*edit)), out=tmp_path / "out")
+
+
+def test_crossnobis_pipeline_on_real_runs(tmp_path):
+    """Haxby VT crossnobis (cross-validated over the 12 runs) against rsa.rdm on the trials."""
+    import numpy as np
+
+    spec = {
+        "name": "cn",
+        "seed": 0,
+        "brain": {"vt": {"dataset": "haxby2001"}},
+        "models": {"rand": {"kind": "random_network", "n_layers": 2}},
+        "analyses": {"rsa": {"metric": "crossnobis", "split_half": True}},
+    }
+    res = ba.run(spec, out=tmp_path)
+    brain = res.tree["brain/vt"]["rdm"]
+    assert list(brain.stimulus_a.values) == list(ba.datasets.HAXBY_CATEGORIES)
+    ids = list(brain.stimulus_a.values)
+    ref = ba.rsa.rdm(ba.datasets.load_haxby(), "crossnobis").sel(stimulus_a=ids, stimulus_b=ids)
+    np.testing.assert_allclose(brain.values, ref.values, rtol=1e-12, atol=1e-12)
+    assert res.tree["models/vt"]["rdm"].attrs["kind"] == "rdm"
+    assert "reliability_split_half" in res.tree["rsa/vt"].attrs
+    bad = {**spec, "analyses": {"rsa": {"metric": "crossnobis", "model_metric": "crossnobis"}}}
+    with pytest.raises(
+        SpecError,
+        match=r"analyses\.rsa\.model_metric: invalid value "
+        r"'crossnobis'",
+    ):
+        ba.run(bad, out=tmp_path / "bad")

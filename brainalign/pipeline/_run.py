@@ -106,12 +106,18 @@ def _brain(src: dict[str, Any], metric: str, method: str, split_half: bool) -> d
     order = trials.attrs.get("stimulus_order")
     if order is not None:  # the dataset's canonical order, for readable figures
         avg = avg.sel(stimulus=[s for s in order if s in set(avg.stimulus.values)])
+    if metric in rsa.CV_METRICS:  # cross-validated over runs: computed from the trials
+        rdm = rsa.rdm(trials, metric)
+        ids = list(avg.stimulus.values)
+        rdm = rdm.sel(stimulus_a=ids, stimulus_b=ids)
+    else:
+        rdm = rsa.rdm(avg, metric)
     reliability = (
         _split_half(trials, metric, method) if split_half and "run" in trials.coords else {}
     )
     return {
         "kind": "patterns",
-        "rdm": rsa.rdm(avg, metric),
+        "rdm": rdm,
         "reliability": reliability,
         "attrs": dict(trials.attrs),
     }
@@ -201,9 +207,12 @@ def _split_half(trials: xr.DataArray, metric: str, method: str) -> dict[str, flo
     runs = np.asarray(trials["run"].values)
     odd = trials.isel(trial=np.flatnonzero(runs % 2 == 1))
     even = trials.isel(trial=np.flatnonzero(runs % 2 == 0))
-    r = rsa.compare(
-        rsa.rdm(average_trials(odd), metric), rsa.rdm(average_trials(even), metric), method
-    )
+    if metric in rsa.CV_METRICS:  # each half cross-validates over its own runs
+        r = rsa.compare(rsa.rdm(odd, metric), rsa.rdm(even, metric), method)
+    else:
+        r = rsa.compare(
+            rsa.rdm(average_trials(odd), metric), rsa.rdm(average_trials(even), metric), method
+        )
     return {
         "split_half": float(r),
         "spearman_brown": float(2 * r / (1 + r)) if r > -1 else float("nan"),
@@ -340,6 +349,20 @@ def _execute(
     )
 
 
+def model_metric(params: dict[str, Any]) -> str:
+    """Return the metric of model RDMs.
+
+    ``model_metric`` when the spec sets it; otherwise the brain's metric, unless that is
+    cross-validated over runs (models have no runs): then squared Euclidean, which is what
+    crossnobis estimates without bias.
+    """
+    from brainalign.rsa import CV_METRICS
+
+    if params.get("model_metric"):
+        return params["model_metric"]
+    return "sqeuclidean" if params["metric"] in CV_METRICS else params["metric"]
+
+
 def _brain_payload(src: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     from brainalign.datasets import get_manifest
 
@@ -407,7 +430,7 @@ def _compute_unit(
 
     params = spec["analyses"]["rsa"]
     model_key, rdms = _get_models(
-        cache, unit.model, spec["models"][unit.model], brain["rdm"], params["metric"]
+        cache, unit.model, spec["models"][unit.model], brain["rdm"], model_metric(params)
     )
     unit_key = _unit_key(brain_key, model_key, params, spec["seed"])
     cached = cache.get("unit", unit_key)
@@ -448,7 +471,7 @@ def _unit_status(cache: Cache, spec: dict[str, Any], units: list[Unit]) -> dict[
         state = "to run"
         if cache.has("brain", bkey):
             ids = [str(v) for v in load(cache.path("brain", bkey))["rdm"]["stimulus_a"].values]
-            mkey = _model_key(unit.model, spec["models"][unit.model], ids, params["metric"])
+            mkey = _model_key(unit.model, spec["models"][unit.model], ids, model_metric(params))
             if cache.has("unit", _unit_key(bkey, mkey, params, spec["seed"])):
                 state = "cached"
         status[unit.key] = state

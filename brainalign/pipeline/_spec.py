@@ -48,6 +48,7 @@ _RSA_KEYS = {
     "method": (str, False, "spearman"),
     "n_permutations": ((int, type(None)), False, None),
     "split_half": (bool, False, True),
+    "model_metric": (str, False, None),  # default: metric (sqeuclidean for crossnobis)
 }
 _ANALYSES = {"rsa": _RSA_KEYS}
 _PIPELINE_DATASETS = ("haxby2001", "word_similarity")  # brain datasets the runner loads
@@ -258,6 +259,14 @@ def validate_spec(
         if name == "rsa":
             c.option(("analyses", "rsa", "metric"), params["metric"], METRICS)
             c.option(("analyses", "rsa", "method"), params["method"], METHODS)
+            if params["model_metric"] is not None:
+                from brainalign.rsa import CV_METRICS
+
+                c.option(
+                    ("analyses", "rsa", "model_metric"),
+                    params["model_metric"],
+                    tuple(m for m in METRICS if m not in CV_METRICS),
+                )
         analyses[str(name)] = params
     if not analyses:
         c.fail(("analyses",), f"needs at least one analysis; available: {', '.join(_ANALYSES)}.")

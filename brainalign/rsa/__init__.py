@@ -7,13 +7,16 @@ from brainalign.rsa._compare import METHODS, RSATOOLBOX_METHODS, compare
 from brainalign.rsa._evaluate import bootstrap, evaluate, model_tests, noise_ceiling, test
 from brainalign.rsa._inference import permutation_test
 from brainalign.rsa._models import categorical_rdm
-from brainalign.rsa._rdm import METRICS, as_rdm, rdm
+from brainalign.rsa._noise import NOISE_METHODS, noise_precision
+from brainalign.rsa._rdm import CV_METRICS, METRICS, as_rdm, rdm
 from brainalign.rsa._searchlight import cluster_permutation_test, mesh_adjacency, searchlight
 from brainalign.rsa._timeresolved import temporal_generalization, time_resolved
 
 __all__ = [
+    "CV_METRICS",
     "METHODS",
     "METRICS",
+    "NOISE_METHODS",
     "RSATOOLBOX_METHODS",
     "as_rdm",
     "bootstrap",
@@ -24,6 +27,7 @@ __all__ = [
     "mesh_adjacency",
     "model_tests",
     "noise_ceiling",
+    "noise_precision",
     "permutation_test",
     "rdm",
     "searchlight",

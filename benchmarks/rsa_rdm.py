@@ -1,0 +1,132 @@
+"""RSA RDM benchmarks: brainalign.rsa versus rsatoolbox 0.3.2 on the same data.
+
+python benchmarks/rsa_rdm.py            # quick sizes (seconds)
+python benchmarks/rsa_rdm.py --full     # the RSA issue's sizes
+
+Cases: correlation RDM (500 stimuli x 20,000 features), shrinkage noise precision from
+measurements (10 runs x 100 conditions x 2,000 channels), crossnobis RDM with a shrinkage
+precision (10 runs x 100 conditions x 5,000 channels; the precision is computed once,
+outside the timing, and given to both packages), and crossnobis without a precision.
+
+With a dense precision both packages need the product of every run's patterns with the
+p x p matrix (n_runs * n_conditions * p**2 multiply-adds, one GEMM); rsatoolbox does the
+same work fold by fold, so that case is bounded by about rsatoolbox's time over one GEMM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _harness import Case, run_cases
+
+
+def _trials(n_runs: int, n_cond: int, p: int, seed: int):
+    import brainalign as ba
+
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=(n_cond, p))
+    x = np.tile(signal, (n_runs, 1)) + rng.normal(size=(n_runs * n_cond, p))
+    stim = np.tile([f"c{i:03d}" for i in range(n_cond)], n_runs)
+    run = np.repeat(np.arange(n_runs), n_cond)
+    da = ba.responses(x, stim, sample_dim="trial", feature_dim="channel", run=("trial", run))
+    return x, stim, run, da
+
+
+def cases(full: bool) -> list[Case]:
+    from rsatoolbox.data import Dataset
+    from rsatoolbox.data.noise import prec_from_measurements
+    from rsatoolbox.rdm import calc_rdm
+
+    from brainalign import rsa
+    from brainalign.rsa._noise import noise_precision
+
+    # correlation RDM
+    n, p = (500, 20_000) if full else (200, 5_000)
+    x = np.random.default_rng(0).normal(size=(n, p))
+    ds = Dataset(x)
+
+    def check_rdm(ours, ref):
+        np.testing.assert_allclose(np.asarray(ours), ref.get_matrices()[0], rtol=1e-8, atol=1e-10)
+
+    # noise precision from measurements
+    r_n, c_n, p_n = (10, 100, 2_000) if full else (4, 30, 200)
+    xn, stim_n, run_n, da_n = _trials(r_n, c_n, p_n, 1)
+    ds_n = Dataset(xn, obs_descriptors={"stimulus": stim_n, "run": run_n})
+
+    def check_prec(ours, ref):
+        np.testing.assert_allclose(
+            np.asarray(ours), ref, rtol=1e-8, atol=1e-10 * np.abs(ref).max()
+        )
+
+    # crossnobis with a shrinkage precision
+    r_c, c_c, p_c = (10, 100, 5_000) if full else (4, 30, 400)
+    xc, stim_c, run_c, da_c = _trials(r_c, c_c, p_c, 2)
+    ds_c = Dataset(xc, obs_descriptors={"stimulus": stim_c, "run": run_c})
+    prec = np.asarray(noise_precision(da_c, "shrinkage_diag", from_="measurements"))
+    order = np.argsort(np.asarray(da_c.stimulus.values)[:c_c])  # rsatoolbox sorts by label
+
+    def check_cv(ours, ref):
+        got = np.asarray(ours)[np.ix_(order, order)]
+        np.testing.assert_allclose(got, ref.get_matrices()[0], rtol=1e-8, atol=1e-12)
+
+    return [
+        Case(
+            f"rdm correlation {n}x{p}",
+            lambda: rsa.rdm(x, "correlation"),
+            lambda: calc_rdm(ds, method="correlation"),
+            "rsatoolbox",
+            target=20.0 if full else None,
+            check=check_rdm,
+        ),
+        Case(
+            f"noise_precision shrinkage_diag {r_n}x{c_n}x{p_n}",
+            lambda: noise_precision(
+                da_n, "shrinkage_diag", from_="measurements", semantics="rsatoolbox"
+            ),
+            lambda: prec_from_measurements(ds_n, "stimulus", method="shrinkage_diag"),
+            "rsatoolbox",
+            target=15.0 if full else None,
+            check=check_prec,
+        ),
+        Case(
+            f"rdm crossnobis+shrinkage {r_c}x{c_c}x{p_c}",
+            lambda: rsa.rdm(da_c, "crossnobis", noise=prec),
+            lambda: calc_rdm(
+                ds_c, "crossnobis", descriptor="stimulus", noise=prec, cv_descriptor="run"
+            ),
+            "rsatoolbox",
+            target=10.0 if full else None,
+            check=check_cv,
+        ),
+        Case(
+            f"rdm crossnobis (identity) {r_c}x{c_c}x{p_c}",
+            lambda: rsa.rdm(da_c, "crossnobis"),
+            lambda: calc_rdm(ds_c, "crossnobis", descriptor="stimulus", cv_descriptor="run"),
+            "rsatoolbox",
+            check=check_cv,
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--full", action="store_true", help="the issue's sizes")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--reference-repeat", type=int, default=None)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    run_cases(
+        cases(args.full),
+        repeat=args.repeat,
+        reference_repeat=args.reference_repeat or (1 if args.full else None),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Noise precision matrices against rsatoolbox 0.3.2's ``prec_from_*`` estimators."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import brainalign as ba
+from brainalign.rsa._noise import NOISE_METHODS, noise_precision
+from brainalign.rsa._rdm import rdm
+
+pytest.importorskip("rsatoolbox")
+from rsatoolbox.data import Dataset
+from rsatoolbox.data.noise import prec_from_measurements, prec_from_residuals
+
+
+def _close(got, ref, dtype):
+    tol = 1e-10 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+def _measurements(rng, n_runs=5, n_stim=6, p=8, reps=1):
+    mix = rng.normal(size=(p, p))
+    n = n_runs * n_stim * reps
+    x = np.tile(rng.normal(size=(n_stim, p)), (n_runs * reps, 1)) + rng.normal(size=(n, p)) @ mix
+    stim = np.tile([f"s{i}" for i in range(n_stim)], n_runs * reps)
+    run = np.repeat(np.arange(n_runs), n_stim * reps)
+    da = ba.responses(x, stim, sample_dim="trial", feature_dim="channel", run=("trial", run))
+    return da, x, stim, run
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("method", NOISE_METHODS)
+def test_residuals_match_rsatoolbox(method, dtype, rng):
+    res = rng.normal(size=(40, 8)) @ rng.normal(size=(8, 8)) + 3.0
+    ref = prec_from_residuals(res.copy(), method=method)
+    got = noise_precision(res, method, dtype=dtype)
+    assert got.dims == ("feature", "feature_b")
+    assert got.attrs["dof"] == 39 and got.attrs["kind"] == "precision"
+    _close(np.asarray(got, dtype=float), ref, dtype)
+    got_dof = noise_precision(res, method, dof=30)
+    _close(np.asarray(got_dof), prec_from_residuals(res.copy(), method=method, dof=30), "float64")
+
+
+@pytest.mark.parametrize("method", NOISE_METHODS)
+def test_measurements_rsatoolbox_semantics(method, rng):
+    da, x, stim, run = _measurements(rng)
+    ds = Dataset(x, obs_descriptors={"stimulus": stim, "run": run})
+    ref = prec_from_measurements(ds, "stimulus", method=method)
+    got = noise_precision(da, method, from_="measurements", semantics="rsatoolbox")
+    assert got.attrs["dof"] == (6 - 1) * 5
+    _close(np.asarray(got), ref, "float64")
+    # without runs each trial is one measurement: the same here (one trial per run)
+    plain = noise_precision(
+        da.drop_vars("run"), method, from_="measurements", semantics="rsatoolbox"
+    )
+    _close(np.asarray(plain), ref, "float64")
+
+
+def test_measurements_correct_dof_differs_from_rsatoolbox(rng):
+    """rsatoolbox 0.3.2 uses (conditions - 1) x runs dof; the correct value is
+    conditions x (runs - 1), which rescales the unshrunk covariance."""
+    n_runs, n_stim = 4, 6
+    da, x, stim, run = _measurements(rng, n_runs=n_runs, n_stim=n_stim)
+    ds = Dataset(x, obs_descriptors={"stimulus": stim, "run": run})
+    correct = noise_precision(da, "full", from_="measurements")
+    wrong = noise_precision(da, "full", from_="measurements", semantics="rsatoolbox")
+    assert correct.attrs["dof"] == n_stim * (n_runs - 1) == 18
+    assert wrong.attrs["dof"] == (n_stim - 1) * n_runs == 20
+    ratio = n_stim * (n_runs - 1) / ((n_stim - 1) * n_runs)
+    np.testing.assert_allclose(np.asarray(correct), np.asarray(wrong) * ratio, rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(wrong), prec_from_measurements(ds, "stimulus", method="full"), rtol=1e-10
+    )
+    # rsatoolbox with the correct dof passed by hand agrees with the default
+    for method in NOISE_METHODS:
+        ref = prec_from_measurements(ds, "stimulus", method=method, dof=18)
+        got = noise_precision(da, method, from_="measurements")
+        _close(np.asarray(got), ref, "float64")
+
+
+def test_measurements_average_within_run_first(rng):
+    da, x, stim, run = _measurements(rng, n_runs=3, n_stim=4, reps=2)
+    keys = [f"{r}|{s}" for r, s in zip(run, stim, strict=True)]
+    uniq = sorted(set(keys))
+    avg = np.stack([x[np.array(keys) == k].mean(0) for k in uniq])
+    ds = Dataset(
+        avg,
+        obs_descriptors={"stimulus": [k.split("|")[1] for k in uniq]},
+    )
+    ref = prec_from_measurements(ds, "stimulus", method="shrinkage_eye")
+    got = noise_precision(da, "shrinkage_eye", from_="measurements", semantics="rsatoolbox")
+    _close(np.asarray(got), ref, "float64")
+
+
+def test_labeled_residuals_keep_feature_labels(rng):
+    res = ba.responses(rng.normal(size=(20, 3)), feature_dim="voxel", sample_dim="trial")
+    res = res.assign_coords(voxel=["v1", "v2", "v3"])
+    prec = noise_precision(res)
+    assert prec.dims == ("voxel", "voxel_b")
+    assert list(prec.voxel_b.values) == ["v1", "v2", "v3"]
+    assert 0.0 <= prec.attrs["shrinkage"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("data", "kwargs", "exc", "match"),
+    [
+        (
+            np.ones((5, 3)),
+            {"method": "shrinkage"},
+            ValueError,
+            r"'method' parameter.*got 'shrinkage'\. Did you mean 'shrinkage_eye'\?",
+        ),
+        (
+            np.ones((5, 3)),
+            {"from_": "measurement"},
+            ValueError,
+            r"'from_' parameter.*got 'measurement'\. Did you mean 'measurements'\?",
+        ),
+        (
+            np.random.default_rng(0).normal(size=(3, 5)),
+            {"method": "full"},
+            ValueError,
+            r"'full' noise covariance is singular.*needs more observations \(3\) than "
+            r"features \(5\)",
+        ),
+        (
+            np.c_[np.random.default_rng(0).normal(size=(6, 2)), np.ones(6)],
+            {},
+            ValueError,
+            r"1 feature\(s\) along 'feature' have zero variance in the noise \(2\)",
+        ),
+        (np.ones((1, 3)), {}, ValueError, r"at least 2 observations; data has 1"),
+        (np.ones((4, 3, 2)), {}, ba.SchemaError, r"must be 2-D.*got shape \(4, 3, 2\)"),
+        (
+            np.ones((4, 3)),
+            {"from_": "measurements"},
+            ba.SchemaError,
+            r"from_='measurements' needs trial data.*got ndarray with shape \(4, 3\)",
+        ),
+        (np.ones((4, 3)), {"dof": 0}, ValueError, r"dof must be in the range \[1, inf\), got 0"),
+        (
+            np.ones((4, 3)),
+            {"runs": [0, 1, 0, 1]},
+            ValueError,
+            r"runs= is used only with from_='measurements'",
+        ),
+    ],
+)
+def test_bad_input(data, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        noise_precision(data, **kwargs)
+
+
+def test_bad_measurements(rng):
+    da = ba.responses(
+        rng.normal(size=(5, 2)), list("aabbb"), sample_dim="trial", feature_dim="channel"
+    )
+    with pytest.raises(ValueError, match=r"semantics='rsatoolbox' needs the same number"):
+        noise_precision(da, from_="measurements", semantics="rsatoolbox")
+    noise_precision(da, from_="measurements")  # unbalanced counts are fine by default
+    with pytest.raises(ValueError, match=r"run 1 lacks stimuli 'a'"):
+        noise_precision(da, from_="measurements", runs=[0, 0, 0, 0, 1])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(3, 12),
+    st.integers(1, 8),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["shrinkage_diag", "shrinkage_eye", "diag"]),
+)
+def test_property_precision_is_symmetric_positive_definite(n_obs, p, seed, method):
+    res = np.random.default_rng(seed).normal(size=(n_obs, p))
+    prec = np.asarray(noise_precision(res, method))
+    np.testing.assert_array_equal(prec, prec.T)
+    assert np.linalg.eigvalsh(prec).min() > 0
+    d = np.asarray(rdm(res[:3], "mahalanobis", noise=prec, feature_dim="unit"))
+    assert np.all(d >= 0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("method", ["shrinkage_diag", "shrinkage_eye"])
+def test_fewer_observations_than_features_match_rsatoolbox(method, dtype, rng):
+    """The low-rank (Woodbury) route taken when n_observations < n_features."""
+    p = 50
+    res = rng.normal(size=(20, p)) @ rng.normal(size=(p, p)) * 0.3 + rng.normal(size=(20, p))
+    got = noise_precision(res, method, dtype=dtype)
+    _close(np.asarray(got, dtype=float), prec_from_residuals(res.copy(), method=method), dtype)
+    assert 0.0 < got.attrs["shrinkage"] < 1.0
+    da, x, stim, run = _measurements(rng, n_runs=3, n_stim=5, p=40)
+    ds = Dataset(x, obs_descriptors={"stimulus": stim, "run": run})
+    ref = prec_from_measurements(ds, "stimulus", method=method)
+    got = noise_precision(da, method, from_="measurements", semantics="rsatoolbox", dtype=dtype)
+    _close(np.asarray(got, dtype=float), ref, dtype)
