@@ -417,3 +417,21 @@ def test_whitened_torch_path_equals_numpy_path(rng, center):
         )
         assert got.shape == (2, 3)
         np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-13)
+
+
+def test_inputs_are_never_modified():
+    """rsatoolbox 0.3.2's transforms overwrite their input RDMs in place (a known defect);
+    brainalign's comparisons, tests and evaluations leave every input untouched."""
+    from brainalign import rsa
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(7, 9))
+    data = np.stack([rsa.rdm(x + rng.normal(size=x.shape)).values for _ in range(4)])
+    model = rsa.rdm(x)
+    data_before, model_before = data.copy(), model.copy(deep=True)
+    for method in ("spearman", "kendall_tau_a", "rho_a", "whitened_pearson"):
+        rsa.compare(data[0], model, method)
+        rsa.permutation_test(data[0], model, method, n_permutations=20, seed=0)
+    rsa.evaluate(data, model.values[None], "spearman", bootstrap="both", n_bootstrap=5, seed=0)
+    np.testing.assert_array_equal(data, data_before)
+    xr.testing.assert_identical(model, model_before)
