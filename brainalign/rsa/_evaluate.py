@@ -1091,4 +1091,4 @@ def test(
     return merged
 
 
-test.__test__ = False  # a library function named "test": never collect it as a pytest test
+test.__test__ = False  # a library function named "test": test runners must not collect it

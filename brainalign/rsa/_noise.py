@@ -121,7 +121,10 @@ def noise_precision(
     feature_coord = None
     if from_ == "residuals":
         if runs is not None:
-            raise ValueError("runs= is used only with from_='measurements'.")
+            raise ValueError(
+                f"runs= is used only with from_='measurements'; got from_={from_!r} and runs "
+                f"of length {len(runs)}."
+            )
         x, fdim, feature_coord = _residuals(data, feature_dim)
         check_finite(x, "data")
         n_obs = x.shape[0]

@@ -428,7 +428,10 @@ def _adjacency_matrix(adjacency: Any, da: xr.DataArray, dim: str) -> Any:
             f"adjacency must be an ({n}, {n}) matrix (one row per {dim} of data), got {g.shape}."
         )
     if g.data.size and (g.data < 0).any():
-        raise ValueError("adjacency holds negative edge lengths; they must be >= 0.")
+        raise ValueError(
+            f"adjacency holds {int((g.data < 0).sum())} negative edge length(s) (minimum "
+            f"{float(g.data.min()):.3g}); they must be >= 0."
+        )
     return g
 
 
@@ -598,7 +601,8 @@ def searchlight(
             "brainalign.rsa.rdm and brainalign.rsa.compare on the whole array."
         )
     if radius is None and (centers is not None or adjacency is not None):
-        raise ValueError("centers and adjacency need a spatial radius; got radius=None.")
+        given = "centers" if centers is not None else "adjacency"
+        raise ValueError(f"{given} needs a spatial radius; got radius=None (with {given} given).")
 
     model = model_stack(model_rdms)
     data, model = align_stimuli(data, model, join="exact")
@@ -616,7 +620,7 @@ def searchlight(
     # spatial neighbourhoods
     allowed = np.arange(n_sp) if mask is None else _as_index(mask, n_sp, sdim, data, "mask")
     if allowed.size == 0:
-        raise ValueError("mask selects no spatial unit.")
+        raise ValueError(f"mask selects no {sdim} (of {n_sp}).")
     if radius is None:
         centres = np.array([0])
         sp_idx, sp_valid = allowed[None, :], np.ones((1, allowed.size), bool)
@@ -629,7 +633,7 @@ def searchlight(
                 f"{int(outside[0])}); centres must lie inside the mask."
             )
         if centres.size == 0:
-            raise ValueError("centers selects no spatial unit.")
+            raise ValueError(f"centers selects no {sdim} (of {n_sp}).")
         if adjacency is not None:
             sp_idx, sp_valid = _graph_neighbours(
                 _adjacency_matrix(adjacency, data, sdim), allowed, centres, radius
@@ -855,7 +859,10 @@ def cluster_permutation_test(
 
     check_number("n_permutations", n_permutations, low=1, integer=True)
     if "adjacency" in kwargs:
-        raise ValueError("cluster_permutation_test does not take adjacency= (yet).")
+        raise ValueError(
+            "cluster_permutation_test does not take adjacency= yet (clusters connect over "
+            f"positions only); got adjacency of type {type(kwargs['adjacency']).__name__}."
+        )
     if seed is None:
         seed = get_config()["seed"]
     model = as_rdm(model_rdm, "model_rdm")

@@ -411,3 +411,16 @@ def test_cluster_permutation_test_finds_planted_region(rng):
     assert significant.sum() <= block.sum() + 12  # the region and at most its rim
     assert res.null_max_mass.shape == (99,) and res.attrs["threshold"] > 0
     assert float(res.cluster_p_value.min()) == pytest.approx(0.01)
+
+
+def test_empty_selections_and_unsupported_options(rng):
+    data, _ = _volume(rng)
+    models = _models(rng, data.sizes["stimulus"])
+    with pytest.raises(ValueError, match=r"mask selects no voxel \(of 60\)"):
+        searchlight(data, models, radius=5.0, mask=np.zeros(60, bool))
+    with pytest.raises(
+        ValueError,
+        match=r"does not take adjacency= yet.*got adjacency of type "
+        r"ndarray",
+    ):
+        rsa.cluster_permutation_test(data, models.isel(model=0), radius=5.0, adjacency=np.eye(60))
