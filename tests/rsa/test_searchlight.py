@@ -423,4 +423,4 @@ def test_empty_selections_and_unsupported_options(rng):
         match=r"does not take adjacency= yet.*got adjacency of type "
         r"ndarray",
     ):
-        rsa.cluster_permutation_test(data, models.isel(model=0), radius=5.0, adjacency=np.eye(60))
+        rsa.cluster_permutation_test(data, models["m0"], radius=5.0, adjacency=np.eye(60))
