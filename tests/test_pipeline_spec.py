@@ -192,6 +192,25 @@ def test_crossnobis_pipeline_on_real_runs(tmp_path):
     np.testing.assert_allclose(brain.values, ref.values, rtol=1e-12, atol=1e-12)
     assert res.tree["models/vt"]["rdm"].attrs["kind"] == "rdm"
     assert "reliability_split_half" in res.tree["rsa/vt"].attrs
+    # noise ceiling over 6 run pairs, recomputed here from the trials
+    import xarray as xr
+
+    trials = ba.datasets.load_haxby()
+    pairs = [
+        ba.rsa.rdm(
+            trials.isel(trial=np.flatnonzero(np.isin(trials.run.values, [r, r + 1]))), "crossnobis"
+        ).sel(stimulus_a=ids, stimulus_b=ids)
+        for r in range(1, 12, 2)
+    ]
+    ceiling = ba.rsa.noise_ceiling(xr.concat(pairs, dim="split"), "spearman")
+    attrs = res.tree["rsa/vt"].attrs
+    assert attrs["n_run_splits"] == 6
+    assert attrs["noise_ceiling_lower"] == pytest.approx(float(ceiling["lower"]), abs=1e-12)
+    assert attrs["noise_ceiling_upper"] == pytest.approx(float(ceiling["upper"]), abs=1e-12)
+    split_mean = float(res.tree["rsa/vt"]["split_mean"].sel(model="rand"))
+    model = res.tree["models/vt"]["rdm"].sel(model="rand").astype(float)
+    expected = np.mean([ba.rsa.compare(p, model) for p in pairs])
+    assert split_mean == pytest.approx(expected, abs=1e-5)  # model RDMs stored as float32
     bad = {**spec, "analyses": {"rsa": {"metric": "crossnobis", "model_metric": "crossnobis"}}}
     with pytest.raises(
         SpecError,

@@ -51,12 +51,20 @@ def test_demo_report_in_chromium(browser, tmp_path, artifacts):
     page.on("request", lambda r: requests.append(r.url))
     page.goto(res.report.resolve().as_uri(), wait_until="load")
     sections = [h.inner_text() for h in page.query_selector_all("section > h2")]
-    assert sections == ["Summary", "RDMs", "MDS", "Model comparison", "Data", "Provenance"]
+    assert sections == [
+        "Summary",
+        "RDMs",
+        "MDS",
+        "Model comparison",
+        "Noise ceiling",
+        "Data",
+        "Provenance",
+    ]
     n_images = page.eval_on_selector_all("img", "els => els.length")
     broken = page.eval_on_selector_all(
         "img", "els => els.filter(e => !(e.naturalWidth > 0)).length"
     )
-    assert n_images == 3 and broken == 0
+    assert n_images == 4 and broken == 0
     assert "category_structure" in page.inner_text("section#summary table")
     shot = artifacts / "demo_report.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -112,6 +112,7 @@ def _brain(src: dict[str, Any], metric: str, method: str, split_half: bool) -> d
         rdm = rdm.sel(stimulus_a=ids, stimulus_b=ids)
     else:
         rdm = rsa.rdm(avg, metric)
+    splits = _run_splits(trials, [str(v) for v in avg.stimulus.values], metric)
     reliability = (
         _split_half(trials, metric, method) if split_half and "run" in trials.coords else {}
     )
@@ -120,6 +121,7 @@ def _brain(src: dict[str, Any], metric: str, method: str, split_half: bool) -> d
         "rdm": rdm,
         "reliability": reliability,
         "attrs": dict(trials.attrs),
+        "splits": splits,
     }
 
 
@@ -197,6 +199,33 @@ def _model_rdms(
         r.attrs["model"] = name
         r.attrs["modality"] = "model"
     return out
+
+
+def _run_splits(trials: xr.DataArray, ids: list[str], metric: str) -> xr.DataArray | None:
+    """RDMs of independent pairs of runs (1-2, 3-4, ...): pseudo-subjects for a noise ceiling.
+
+    With a cross-validated metric each pair's RDM is cross-validated over its two runs;
+    otherwise it is the RDM of the pair's stimulus means. None with fewer than 4 runs.
+    """
+    from brainalign import rsa
+    from brainalign.data import average_trials
+
+    if "run" not in trials.coords:
+        return None
+    runs = np.unique(trials["run"].values)
+    if runs.size < 4:
+        return None
+    out = []
+    for k in range(0, runs.size - 1, 2):  # a handful of run pairs, each one batched RDM
+        part = trials.isel(trial=np.flatnonzero(np.isin(trials["run"].values, runs[k : k + 2])))
+        if metric in rsa.CV_METRICS:
+            r = rsa.rdm(part, metric)
+        else:
+            r = rsa.rdm(average_trials(part), metric)
+        keep = [c for c in r.coords if c not in ("stimulus_a", "stimulus_b")]
+        out.append(r.sel(stimulus_a=ids, stimulus_b=ids).drop_vars(keep))
+    labels = [f"runs {runs[k]}-{runs[k + 1]}" for k in range(0, runs.size - 1, 2)]
+    return xr.concat(out, dim="split").assign_coords(split=labels)
 
 
 def _split_half(trials: xr.DataArray, metric: str, method: str) -> dict[str, float]:
@@ -330,12 +359,15 @@ def _execute(
                     float(tests[entry].p_value),
                 )
         timings["rsa"] = time.perf_counter() - t0
-        tree = _results_tree(spec, brains, model_rdms, results)
+        ceilings = _split_evaluations(spec, brains, model_rdms, results)
+        tree = _results_tree(spec, brains, model_rdms, results, ceilings)
         t0 = time.perf_counter()
         out.mkdir(parents=True, exist_ok=True)
         results_path = save(tree, out / "results.nc")
         timings["total"] = time.perf_counter() - t_start
-        report_path = _write_report(spec, brains, model_rdms, results, out, timings, cache)
+        report_path = _write_report(
+            spec, brains, model_rdms, results, out, timings, cache, ceilings
+        )
         timings["write"] = time.perf_counter() - t0
     return RunResult(
         out=out,
@@ -391,13 +423,14 @@ def _get_brain(cache: Cache, src: dict[str, Any], params: dict[str, Any]) -> tup
             "rdm": cached["rdm"],
             "reliability": cached.attrs["reliability"],
             "attrs": cached.attrs["source_attrs"],
+            "splits": cached["splits"] if "splits" in cached else None,
         }
     b = _brain(src, params["metric"], params["method"], params["split_half"])
     cache.put(
         "brain",
         key,
         xr.Dataset(
-            {"rdm": b["rdm"]},
+            {"rdm": b["rdm"], **({"splits": b["splits"]} if b.get("splits") is not None else {})},
             attrs={"kind": b["kind"], "reliability": b["reliability"], "source_attrs": b["attrs"]},
         ),
     )
@@ -478,7 +511,49 @@ def _unit_status(cache: Cache, spec: dict[str, Any], units: list[Unit]) -> dict[
     return status
 
 
-def _results_tree(spec: dict, brains: dict, model_rdms: dict, results: dict) -> xr.DataTree:
+def _split_evaluations(spec: dict, brains: dict, model_rdms: dict, results: dict) -> dict:
+    """Noise ceiling and model evaluations over the run-split RDMs (pseudo-subjects)."""
+    from brainalign import rsa
+
+    method = spec["analyses"]["rsa"]["method"]
+    out = {}
+    for bname, b in brains.items():
+        splits = b.get("splits")
+        if splits is None:
+            continue
+        entries = list(results[bname])
+        stack = xr.concat(
+            [
+                model_rdms[(bname, e)].drop_vars(
+                    [
+                        c
+                        for c in model_rdms[(bname, e)].coords
+                        if c not in ("stimulus_a", "stimulus_b")
+                    ]
+                )
+                for e in entries
+            ],
+            dim="model",
+        ).assign_coords(model=entries)
+        ceiling = rsa.noise_ceiling(splits, method)
+        ev = rsa.evaluate(
+            splits, stack, method, bootstrap="subject", n_bootstrap=1000, seed=spec["seed"]
+        )
+        out[bname] = {
+            "lower": float(ceiling["lower"]),
+            "upper": float(ceiling["upper"]),
+            "mean": {e: float(v) for e, v in zip(entries, ev["mean"].values, strict=True)},
+            "sem": {
+                e: float(np.sqrt(v)) for e, v in zip(entries, ev["variance"].values, strict=True)
+            },
+            "n_splits": int(splits.sizes["split"]),
+        }
+    return out
+
+
+def _results_tree(
+    spec: dict, brains: dict, model_rdms: dict, results: dict, ceilings: dict
+) -> xr.DataTree:
     nodes: dict[str, Any] = {}
     for bname, b in brains.items():
         nodes[f"brain/{bname}"] = xr.Dataset(
@@ -525,8 +600,21 @@ def _results_tree(spec: dict, brains: dict, model_rdms: dict, results: dict) -> 
                 "n_permutations": n_null,
                 "metric": spec["analyses"]["rsa"]["metric"],
                 **{f"reliability_{k}": v for k, v in b["reliability"].items()},
+                **(
+                    {
+                        "noise_ceiling_lower": ceilings[bname]["lower"],
+                        "noise_ceiling_upper": ceilings[bname]["upper"],
+                        "n_run_splits": ceilings[bname]["n_splits"],
+                    }
+                    if bname in ceilings
+                    else {}
+                ),
             },
         )
+        if bname in ceilings:  # models against the run-split RDMs (pseudo-subjects)
+            c = ceilings[bname]
+            ds["split_mean"] = xr.DataArray([c["mean"][m] for m in models], dims="model")
+            ds["split_sem"] = xr.DataArray([c["sem"][m] for m in models], dims="model")
         nodes[f"rsa/{bname}"] = ds
     tree = xr.DataTree.from_dict(nodes)
     tree.attrs.update(
@@ -635,6 +723,7 @@ def _write_report(
     out: Path,
     timings: dict[str, float],
     cache: Cache,
+    ceilings: dict,
 ) -> Path:
     from brainalign.report import Report
     from brainalign.viz import plot_mds, plot_model_comparison, plot_rdms
@@ -713,6 +802,38 @@ def _write_report(
             section="Model comparison",
             caption="* p < 0.05 (permutation test)."
             + (" Dashed: split-half reliability of the brain RDM." if rel else ""),
+        )
+    for bname, c in ceilings.items():
+        models = list(results[bname])
+        report.add_table(
+            [
+                {
+                    "model": m,
+                    f"mean {params['method']} r": c["mean"][m],
+                    "SE": c["sem"][m],
+                    "noise ceiling lower": c["lower"],
+                    "noise ceiling upper": c["upper"],
+                }
+                for m in models
+            ],
+            f"Models against {c['n_splits']} run-split RDMs ({bname})",
+            section="Noise ceiling",
+            caption="The runs are split into independent pairs (1-2, 3-4, ...), one RDM per "
+            "pair, treated as rsatoolbox treats subjects: each model's mean similarity with "
+            "them, its standard error (bootstrap over splits, 1000 samples) and the noise "
+            "ceiling (lower: leave-one-split-out; upper: all splits). A model reaching the "
+            "lower bound explains the data as well as the data explain themselves.",
+        )
+        report.add_figure(
+            plot_model_comparison(
+                c["mean"],
+                errors=c["sem"],
+                noise_ceiling=(c["lower"], c["upper"]),
+                ylabel=f"mean {params['method']} r with run-split RDMs",
+            ),
+            f"Noise ceiling ({bname})",
+            section="Noise ceiling",
+            caption="Bars: mean over run splits ± SE. Grey band: noise ceiling.",
         )
     data_lines = []
     for bname, src in spec["brain"].items():

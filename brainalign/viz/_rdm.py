@@ -158,6 +158,8 @@ def plot_model_comparison(
     *,
     p_values: Mapping[str, float] | Sequence[float] | None = None,
     reliability: float | None = None,
+    errors: Mapping[str, float] | Sequence[float] | None = None,
+    noise_ceiling: tuple[float, float] | None = None,
     ylabel: str = "RDM correlation",
     ax: Any = None,
     alpha: float = 0.05,
@@ -173,6 +175,10 @@ def plot_model_comparison(
     reliability : float, optional
         The data's reliability (e.g. split-half RDM correlation) drawn as a dashed line:
         an upper reference for model scores.
+    errors : mapping or sequence, optional
+        One error-bar half-length per model (e.g. a standard error).
+    noise_ceiling : (lower, upper), optional
+        The noise ceiling, drawn as a grey band.
     ylabel : str
         The y-axis label.
     ax : matplotlib.axes.Axes, optional
@@ -204,7 +210,19 @@ def plot_model_comparison(
     else:
         fig = ax.figure
     x = np.arange(len(names))
-    ax.bar(x, vals, color="#4C72B0", width=0.6)
+    if noise_ceiling is not None:
+        ax.axhspan(
+            noise_ceiling[0],
+            noise_ceiling[1],
+            color="0.85",
+            zorder=0,
+            label=f"noise ceiling [{noise_ceiling[0]:.2f}, {noise_ceiling[1]:.2f}]",
+        )
+    if isinstance(errors, Mapping):
+        err = np.array([errors[n] for n in names], float)
+    else:
+        err = None if errors is None else np.asarray(errors, float)
+    ax.bar(x, vals, color="#4C72B0", width=0.6, yerr=err, capsize=3 if err is not None else 0)
     ax.axhline(0, color="k", lw=0.8)
     if reliability is not None:
         ax.axhline(
@@ -228,7 +246,16 @@ def plot_model_comparison(
                 )
     ax.set_xticks(x, names, rotation=20, ha="right")
     ax.set_ylabel(ylabel)
-    top = max(1.0 if reliability is None else reliability, np.nanmax(vals)) * 1.15
+    if noise_ceiling is not None:
+        ax.legend(fontsize=8, loc="upper right", frameon=False)
+    top = (
+        max(
+            1.0 if reliability is None else reliability,
+            np.nanmax(vals),
+            noise_ceiling[1] if noise_ceiling is not None else 0.0,
+        )
+        * 1.15
+    )
     ax.set_ylim(min(0.0, np.nanmin(vals) * 1.2), top)
     ax.spines[["top", "right"]].set_visible(False)
     return fig
