@@ -4,6 +4,7 @@ RDMs, comparisons, inference, searchlight and time-resolved RSA.
 """
 
 from brainalign.rsa._compare import METHODS, RSATOOLBOX_METHODS, compare
+from brainalign.rsa._crossval import FITTERS, crossval, fit_weighted
 from brainalign.rsa._evaluate import bootstrap, evaluate, model_tests, noise_ceiling, test
 from brainalign.rsa._inference import permutation_test
 from brainalign.rsa._models import categorical_rdm
@@ -14,6 +15,7 @@ from brainalign.rsa._timeresolved import temporal_generalization, time_resolved
 
 __all__ = [
     "CV_METRICS",
+    "FITTERS",
     "METHODS",
     "METRICS",
     "NOISE_METHODS",
@@ -23,7 +25,9 @@ __all__ = [
     "categorical_rdm",
     "cluster_permutation_test",
     "compare",
+    "crossval",
     "evaluate",
+    "fit_weighted",
     "mesh_adjacency",
     "model_tests",
     "noise_ceiling",
