@@ -12,6 +12,12 @@ around each time centre ``t``; time centres without a full window (the first and
 :func:`cluster_permutation_test` recomputes the map for stimulus-label permutations of the
 model (all permutations in the same batched pass) and tests clusters of centres against the
 maximum cluster mass.
+
+``metric="crossnobis"`` takes trial data: run × stimulus means and residuals are gathered
+per patch, each patch gets its own noise covariance (batched over the chunk, padded units
+masked to an identity block), its patterns are whitened by a batched Cholesky solve, and the
+cross-validated distances use ``sum_{k != l} d_k P d_l^T = (sum d) P (sum d)^T - sum_k d_k P
+d_k^T``.
 """
 
 from __future__ import annotations
@@ -37,11 +43,12 @@ from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS, TRIAL, validate
 from brainalign.rsa._kernels import compare_vectors, rankdata
-from brainalign.rsa._rdm import as_rdm
+from brainalign.rsa._rdm import as_rdm, resolve_runs, run_patterns
 
-SearchlightMetric = Literal["correlation", "cosine", "euclidean", "sqeuclidean"]
+SearchlightMetric = Literal["correlation", "cosine", "euclidean", "sqeuclidean", "crossnobis"]
 SearchlightMethod = Literal["spearman", "pearson", "cosine"]
-SEARCHLIGHT_METRICS = ("correlation", "cosine", "euclidean", "sqeuclidean")
+SEARCHLIGHT_METRICS = ("correlation", "cosine", "euclidean", "sqeuclidean")  # stimulus data
+SEARCHLIGHT_NOISE = ("shrinkage_diag", "shrinkage_eye", "diag")  # per-patch crossnobis noise
 SEARCHLIGHT_METHODS = ("spearman", "pearson", "cosine")
 SPATIAL_DIMS = ("voxel", "channel", "vertex")
 _POSITIONS = {"voxel": ("x", "y", "z"), "channel": ("ch_x", "ch_y", "ch_z")}
@@ -288,6 +295,139 @@ def patch_rdm_vectors(
     return (d.sqrt_() if metric == "euclidean" else d), bad
 
 
+# ------------------------------------------------------------------------ crossnobis
+def _crossnobis_inputs(
+    data: xr.DataArray, runs: Any, sdim: str, dev: torch.device
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Run × stimulus means and residuals of trial data, voxel-major.
+
+    Returns the stimulus ids (order of first appearance), the run patterns
+    ``(n_spatial, n_runs * n_stimuli)`` (run-major, float64), the residuals (each trial minus
+    its run × stimulus mean, then minus each unit's mean over trials, as
+    :func:`brainalign.rsa.noise_precision` removes it) ``(n_spatial, n_trials)``, and the
+    number of runs.
+    """
+    what = "searchlight(metric='crossnobis')"
+    labels = resolve_runs(data, runs, what)
+    values = np.asarray(data.transpose(TRIAL, sdim).values, dtype=float)
+    check_finite(values, "data", labels=np.asarray(data[STIMULUS].values))
+    run_ids, stim_ids, _, pats, _ = run_patterns(
+        data.transpose(TRIAL, sdim), sdim, labels, what, dev
+    )
+    n_runs, n = len(run_ids), len(stim_ids)
+    means = to_numpy(pats)  # (R, n, p)
+    run_idx = np.searchsorted(run_ids, labels)
+    lookup = {s: k for k, s in enumerate(stim_ids.tolist())}
+    stim_idx = np.array([lookup[s] for s in np.asarray(data[STIMULUS].values).tolist()])
+    res = values - means[run_idx, stim_idx]
+    res -= res.mean(0, keepdims=True)
+    flat = np.ascontiguousarray(means.reshape(n_runs * n, -1).T)
+    return stim_ids, flat, np.ascontiguousarray(res.T), n_runs
+
+
+def patch_crossnobis_vectors(
+    pats: torch.Tensor,
+    res: torch.Tensor,
+    sp_idx: torch.Tensor,
+    sp_valid: torch.Tensor,
+    n_runs: int,
+    noise: str | None,
+    iu: tuple[torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crossnobis RDM vectors of a chunk of patches, each with its own noise precision.
+
+    Parameters
+    ----------
+    pats : tensor, shape (n_spatial, n_runs * n_stimuli)
+        Run × stimulus means (run-major columns).
+    res : tensor, shape (n_spatial, n_observations)
+        Residuals, demeaned over observations (used when ``noise`` is given).
+    sp_idx, sp_valid : tensor, shape (B, K)
+        Padded spatial indices of each patch and which of them are real.
+    n_runs : int
+        Number of runs.
+    noise : {"shrinkage_diag", "shrinkage_eye", "diag"} or None
+        Per-patch precision estimated from the patch's residuals exactly as
+        :func:`brainalign.rsa.noise_precision` (``dof = n_observations - 1``); None: the
+        identity.
+    iu : tuple of tensor
+        Upper-triangle indices.
+
+    Returns
+    -------
+    vectors : tensor, shape (B, n_pairs)
+        Crossnobis distances (mean over ordered pairs of distinct runs, divided by the
+        number of real units of each patch).
+    bad : tensor of bool, shape (B,)
+        Patches whose noise covariance is not positive definite.
+
+    Notes
+    -----
+    Padded units enter as zero patterns and zero residuals with an identity block in the
+    covariance, so they change nothing. The precision is never formed: patterns are
+    whitened with the covariance's Cholesky factor (a batched triangular solve), and
+    ``sum_{k != l} d_k P d_l^T = (sum d) P (sum d)^T - sum_k d_k P d_k^T``.
+    """
+    b, k = sp_idx.shape
+    m = sp_valid.to(pats.dtype)  # (B, K)
+    p = m.sum(1)  # real units per patch
+    d = pats[sp_idx]  # (B, K, R * n)
+    n = d.shape[-1] // n_runs
+    d = d.reshape(b, k, n_runs, n)
+    d = (d - d.mean(-1, keepdim=True)).mul_(m[:, :, None, None]).reshape(b, k, -1)
+    bad = torch.zeros(b, dtype=torch.bool, device=pats.device)
+    if noise is not None:
+        x = res[sp_idx].mul_(m[:, :, None])  # (B, K, T)
+        n_obs = x.shape[-1]
+        dof = n_obs - 1
+        if noise == "diag":
+            var = (x * x).sum(-1) / dof + (1.0 - m)  # padded: 1
+            d = d / var.sqrt()[:, :, None]
+        else:
+            g = x @ x.mT  # (B, K, K)
+            q = g.diagonal(dim1=-2, dim2=-1)
+            eye = torch.eye(k, dtype=g.dtype, device=g.device)
+            if noise == "shrinkage_eye":
+                s = g / n_obs
+                mu = q.sum(-1) / n_obs / p  # (B,)
+                dev_sq = s - mu[:, None, None] * torch.diag_embed(m)
+                d2 = (dev_sq * dev_sq).sum((-2, -1))
+                row = (x * x).sum(1)  # (B, T)
+                b2 = ((row * row).sum(-1) / n_obs - (s * s).sum((-2, -1))) / n_obs
+                b2 = torch.minimum(d2, b2)
+                lam = torch.where(d2 > 0, b2 / torch.where(d2 > 0, d2, 1.0), 0.0)
+                cov = (s * (1.0 - lam)[:, None, None]).mul_(n_obs / dof)
+                diag_add = (lam * mu * n_obs / dof)[:, None] * m + (1.0 - m)
+                cov = cov + torch.diag_embed(diag_add)
+            else:  # shrinkage_diag (Schäfer & Strimmer), as noise_precision
+                var = q / dof + (1.0 - m)  # padded: 1
+                std = var.sqrt()
+                s_mean = g / (std[:, :, None] * std[:, None, :]) / (n_obs - 1)
+                sd = s_mean.diagonal(dim1=-2, dim2=-1)
+                diag_sq = (sd * sd).sum(-1)
+                off_sq = (s_mean * s_mean).sum((-2, -1)) - diag_sq
+                w = x * x / var[:, :, None]  # (B, K, T)
+                s2_off = ((w.sum(1) ** 2) - (w * w).sum(1)).sum(-1) / (n_obs - 1)
+                var_hat = n_obs / dof**2 * (s2_off - off_sq)
+                lam = torch.where(off_sq > 0, var_hat / torch.where(off_sq > 0, off_sq, 1.0), 0.0)
+                lam = lam.clamp(0.0, 1.0)
+                cov = g * ((1.0 - lam) / dof)[:, None, None]
+                cov = cov * (1.0 - eye) + torch.diag_embed(var)
+            chol, info = torch.linalg.cholesky_ex(cov)
+            bad = info > 0
+            if bool(bad.any()):
+                chol = torch.where(bad[:, None, None], eye, chol)
+            d = torch.linalg.solve_triangular(chol, d, upper=False)
+    d = d.reshape(b, k, n_runs, n)
+    total = d.sum(2)  # (B, K, n)
+    flat_d = d.reshape(b, k * n_runs, n)
+    kmat = (total.mT @ total - flat_d.mT @ flat_d) / (n_runs * (n_runs - 1))  # (B, n, n)
+    i, j = iu
+    diag = kmat.diagonal(dim1=-2, dim2=-1)
+    vec = (diag[:, i] + diag[:, j] - 2.0 * kmat[:, i, j]) / p[:, None]
+    return vec, bad
+
+
 # ------------------------------------------------------------------------ neighbourhoods
 def mesh_adjacency(vertices: Any, faces: Any) -> Any:
     """Sparse graph of a triangle mesh's edges, weighted by their Euclidean length.
@@ -466,6 +606,8 @@ def searchlight(
     mask: Any = None,
     temporal_radius: int | None = None,
     adjacency: Any = None,
+    runs: Any = None,
+    noise: str | None = None,
     device: str | torch.device | None = None,
     dtype: str | None = None,
     batch_size: int | None = None,
@@ -490,7 +632,9 @@ def searchlight(
     Parameters
     ----------
     data : xarray.DataArray, dims ("stimulus", "voxel" | "channel" | "vertex"[, "time"])
-        Responses, one pattern per stimulus (average trials first).
+        Responses, one pattern per stimulus (average trials first). With
+        ``metric="crossnobis"``: trial data, dims ``("trial", spatial)`` with a ``stimulus``
+        coordinate and a run per trial (see ``runs``); no ``time`` dim.
     model_rdms : xarray.DataArray or list or dict of RDMs
         One model RDM ``(stimulus_a, stimulus_b)``, a stack with extra dims (e.g.
         ``model``), or a list / dict of RDMs (stacked along a ``model`` dim). Stimuli are
@@ -498,8 +642,11 @@ def searchlight(
     radius : float or None
         Spatial radius (> 0; mm for voxels). ``None`` pools all spatial units into one
         patch (a purely temporal searchlight; needs ``temporal_radius``).
-    metric : {"correlation", "cosine", "euclidean", "sqeuclidean"}
-        The RDM metric (see :func:`brainalign.rsa.rdm`).
+    metric : {"correlation", "cosine", "euclidean", "sqeuclidean", "crossnobis"}
+        The RDM metric (see :func:`brainalign.rsa.rdm`). ``"crossnobis"`` averages trials
+        within run × stimulus and cross-validates over ordered pairs of distinct runs,
+        divided by the patch size (= ``rdm(patch, "crossnobis", noise=...)``, with
+        ``semantics="correct"``: every run weighs the same).
     method : {"spearman", "pearson", "cosine"}
         The comparison (see :func:`brainalign.rsa.compare`).
     centers : array_like of int or bool, or xarray.DataArray, optional
@@ -515,6 +662,15 @@ def searchlight(
         ``(matrix, names)`` tuple returned by :func:`mne.channels.find_ch_adjacency`
         (reordered to the data's channels by name). Neighbourhoods are then shortest-path
         distances below ``radius``.
+    runs : str or array_like, optional
+        Crossnobis only: the run of each trial, as the name of a coordinate along
+        ``trial`` or one label per trial (default: the ``run`` coordinate). At least 2 runs,
+        each holding every stimulus.
+    noise : {"shrinkage_diag", "shrinkage_eye", "diag"} or None
+        Crossnobis only: noise normalisation with a precision estimated for every patch
+        from its own residuals (each trial minus its run × stimulus mean), exactly as
+        ``noise_precision(patch_residuals, noise)`` (``dof = n_trials - 1``). None (default)
+        uses the identity. Patches whose covariance is singular give NaN.
     device : str or torch.device, optional
         Where to compute (default: the configured device).
     dtype : {"auto", "float32", "float64"}, optional
@@ -537,8 +693,12 @@ def searchlight(
     ------
     ValueError
         Bad radius, metric or method; fewer than 3 stimuli; NaN data; a constant model.
+        Crossnobis: no run labels, fewer than 2 runs, a run missing a stimulus, ``noise``
+        with units of zero residual variance inside ``mask``, ``temporal_radius``; ``noise``
+        or ``runs`` with another metric.
     SchemaError
-        Trial data, missing coordinates, or dims other than stimulus, spatial and time.
+        Trial data (except for crossnobis, which needs it), missing coordinates, or dims
+        other than stimulus (trial), spatial and time.
     StimulusAlignmentError
         When ``data`` and ``model_rdms`` hold different stimuli (naming them).
 
@@ -562,8 +722,18 @@ def searchlight(
     >>> sl.dims, int(sl.patch_size[13])
     (('voxel',), 7)
     """
-    check_option("metric", metric, SEARCHLIGHT_METRICS)
+    check_option("metric", metric, (*SEARCHLIGHT_METRICS, "crossnobis"))
     check_option("method", method, SEARCHLIGHT_METHODS)
+    crossnobis = metric == "crossnobis"
+    if noise is not None:
+        if not crossnobis:
+            raise ValueError(
+                f"noise={noise!r} (per-patch noise normalisation) is used only by "
+                f"metric='crossnobis'; got metric={metric!r}."
+            )
+        check_option("noise", noise, SEARCHLIGHT_NOISE)
+    if runs is not None and not crossnobis:
+        raise ValueError(f"runs= is used only by metric='crossnobis'; got metric={metric!r}.")
     if radius is not None:
         check_number("radius", radius, low=0, closed="neither")
     if temporal_radius is not None:
@@ -576,13 +746,29 @@ def searchlight(
             f"coordinates, got {type(data).__name__}."
         )
     validate(data, name="data")
-    if TRIAL in data.dims:
+    if crossnobis:
+        if (
+            TRIAL not in data.dims
+            or data.ndim != 2
+            or not any(d in SPATIAL_DIMS for d in data.dims)
+        ):
+            raise SchemaError(
+                "searchlight(metric='crossnobis') needs trial data with dims ('trial', one of "
+                f"{SPATIAL_DIMS}), a 'stimulus' coordinate and a run per trial; data has dims "
+                f"{tuple(data.dims)}."
+            )
+        if temporal_radius is not None:
+            raise ValueError(
+                "metric='crossnobis' has no temporal searchlight; got "
+                f"temporal_radius={temporal_radius}."
+            )
+    elif TRIAL in data.dims:
         raise SchemaError(
             "searchlight() needs one pattern per stimulus but data has a 'trial' dim; average "
             "the trials first with brainalign.average_trials(data)."
         )
     sdims = [d for d in data.dims if d in SPATIAL_DIMS]
-    extra = [d for d in data.dims if d not in (STIMULUS, "time", *SPATIAL_DIMS)]
+    extra = [d for d in data.dims if d not in (STIMULUS, TRIAL, "time", *SPATIAL_DIMS)]
     if len(sdims) != 1 or extra:
         raise SchemaError(
             f"data must have dims ('stimulus', one of {SPATIAL_DIMS}[, 'time']); it has "
@@ -605,22 +791,45 @@ def searchlight(
         raise ValueError(f"{given} needs a spatial radius; got radius=None (with {given} given).")
 
     model = model_stack(model_rdms)
-    data, model = align_stimuli(data, model, join="exact")
-    n = data.sizes[STIMULUS]
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    if crossnobis:
+        stim_ids, cn_pats, cn_res, n_runs = _crossnobis_inputs(data, runs, sdim, dev)
+        proxy = xr.DataArray(np.zeros(len(stim_ids)), dims=STIMULUS, coords={STIMULUS: stim_ids})
+        proxy, model = align_stimuli(proxy, model, join="exact")
+        n = len(stim_ids)
+        n_sp, n_t = data.sizes[sdim], 1
+    else:
+        data, model = align_stimuli(data, model, join="exact")
+        n = data.sizes[STIMULUS]
     if n < 3:
         raise ValueError(f"A searchlight needs at least 3 stimuli; data has {n}.")
     mvecs, mdims, mcoords = model_vectors(model, method)
-    da = data.transpose(sdim, *(["time"] if has_time else []), STIMULUS)
-    values = np.asarray(da.values, dtype=float)
-    check_finite(np.moveaxis(values, -1, 0), "data", labels=data[STIMULUS].values)
-    if not has_time:
-        values = values[:, None, :]
-    n_sp, n_t = values.shape[:2]
+    if crossnobis:
+        x = None
+        pats_t = as_tensor(cn_pats, dev, dt)
+        res_t = as_tensor(cn_res if noise is not None else cn_res[:, :0], dev, dt)
+    else:
+        da = data.transpose(sdim, *(["time"] if has_time else []), STIMULUS)
+        values = np.asarray(da.values, dtype=float)
+        check_finite(np.moveaxis(values, -1, 0), "data", labels=data[STIMULUS].values)
+        if not has_time:
+            values = values[:, None, :]
+        n_sp, n_t = values.shape[:2]
+        x = as_tensor(values, dev, dt)
 
     # spatial neighbourhoods
     allowed = np.arange(n_sp) if mask is None else _as_index(mask, n_sp, sdim, data, "mask")
     if allowed.size == 0:
         raise ValueError(f"mask selects no {sdim} (of {n_sp}).")
+    if crossnobis and noise is not None:
+        zero = allowed[(cn_res[allowed] ** 2).sum(1) <= 0]
+        if zero.size:
+            raise ValueError(
+                f"{zero.size} {sdim}(s) have zero residual variance (e.g. index "
+                f"{int(zero[0])}); their noise precision is undefined. Leave them out with "
+                "mask=, or, with one trial per run x stimulus (no residuals), use noise=None."
+            )
     if radius is None:
         centres = np.array([0])
         sp_idx, sp_valid = allowed[None, :], np.ones((1, allowed.size), bool)
@@ -654,9 +863,6 @@ def searchlight(
         t_centres = np.arange(temporal_radius, n_t - temporal_radius)
         windows = t_centres[:, None] + np.arange(-temporal_radius, temporal_radius + 1)
 
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
-    x = as_tensor(values, dev, dt)
     models_t = as_tensor(mvecs, dev, dt)
     zmodels, models_t = prepare_models(models_t, method)
     iu = tuple(torch.triu_indices(n, n, offset=1, device=dev))
@@ -668,6 +874,9 @@ def searchlight(
         feat = sp_idx.shape[1] * windows.shape[1]
         width = torch.finfo(dt).bits // 8
         per = (3 * n * feat + 2 * n * n + 4 * n_pairs + 2 * mvecs.shape[0]) * width
+        if crossnobis:
+            k_max = sp_idx.shape[1]
+            per = (3 * k_max * (cn_pats.shape[1] + cn_res.shape[1]) + 4 * k_max * k_max) * width
         if zmodels is None:  # pairwise masks broadcast over the models
             per += 6 * mvecs.shape[0] * n_pairs * width
         batch_size = int(min(64, max(1, _MEMORY_BUDGET // per)))  # cache-sized chunks
@@ -680,9 +889,14 @@ def searchlight(
     def run_chunk(start: int) -> None:
         flat = torch.arange(start, min(start + batch_size, total), device=dev)
         s, t = flat // n_tc, flat % n_tc
-        vec, bad = patch_rdm_vectors(
-            x, sp_idx_t[s], sp_valid_t[s], win_t[t], metric, iu, similarity=similarity
-        )
+        if crossnobis:
+            vec, bad = patch_crossnobis_vectors(
+                pats_t, res_t, sp_idx_t[s], sp_valid_t[s], n_runs, noise, iu
+            )
+        else:
+            vec, bad = patch_rdm_vectors(
+                x, sp_idx_t[s], sp_valid_t[s], win_t[t], metric, iu, similarity=similarity
+            )
         out[start : start + len(flat)] = to_numpy(
             score_vectors(vec, bad, zmodels, models_t, method, similarity=similarity)
         )
@@ -734,6 +948,7 @@ def searchlight(
             "method": method,
             "radius": -1.0 if radius is None else float(radius),
             "temporal_radius": -1 if temporal_radius is None else int(temporal_radius),
+            **({"noise": "identity" if noise is None else noise} if crossnobis else {}),
             "brainalign_version": __version__,
         }
     )

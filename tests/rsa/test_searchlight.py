@@ -8,6 +8,7 @@ from scipy.spatial.distance import cdist
 import brainalign as ba
 from brainalign import rsa
 from brainalign._checks import SchemaError, StimulusAlignmentError
+from brainalign.rsa._noise import noise_precision
 from brainalign.rsa._searchlight import mesh_adjacency, searchlight
 
 mne_rsa = pytest.importorskip("mne_rsa")
@@ -424,3 +425,211 @@ def test_empty_selections_and_unsupported_options(rng):
         r"ndarray",
     ):
         rsa.cluster_permutation_test(data, models["m0"], radius=5.0, adjacency=np.eye(60))
+
+
+# ------------------------------------------------------------------------ crossnobis
+def _trial_volume(rng, n_runs=4, n_stim=5, reps=2, shape=(5, 4, 3), shuffle=True):
+    """Trial data on a small grid (signal + noise correlated across neighbouring voxels)."""
+    ijk = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1).reshape(-1, 3)
+    xyz = ijk * np.array([3.0, 3.5, 4.0])
+    n_vox, n_trials = len(ijk), n_runs * n_stim * reps
+    stim = np.tile(np.repeat(_ids(n_stim), reps), n_runs)
+    run = np.repeat([f"r{k}" for k in range(n_runs)], n_stim * reps)
+    signal = rng.normal(size=(n_stim, n_vox))
+    noise = rng.normal(size=(n_trials, n_vox)) * rng.uniform(0.5, 2.0, n_vox)
+    noise += 0.7 * np.roll(noise, 1, axis=1)  # correlated noise
+    x = signal[np.searchsorted(_ids(n_stim), stim)] + noise
+    if shuffle:
+        perm = rng.permutation(n_trials)
+        x, stim, run = x[perm], stim[perm], run[perm]
+    da = xr.DataArray(
+        x,
+        dims=("trial", "voxel"),
+        coords={
+            "trial": np.arange(n_trials),
+            "stimulus": ("trial", stim),
+            "run": ("trial", run),
+            **{c: ("voxel", xyz[:, k]) for k, c in enumerate("xyz")},
+        },
+    )
+    return da, xyz
+
+
+def _patch_residuals(patch):
+    """Each trial minus its run x stimulus mean."""
+    keys = np.char.add(np.char.add(patch.run.values.astype(str), "|"), patch.stimulus.values)
+    res = patch.values.copy()
+    for key in np.unique(keys):
+        rows = keys == key
+        res[rows] -= res[rows].mean(0)
+    return res
+
+
+def _patch_crossnobis(da, patch_voxels, noise):
+    """Loop reference: rdm(patch, "crossnobis", noise=noise_precision(residuals))."""
+    patch = da.isel(voxel=patch_voxels)
+    prec = None if noise is None else noise_precision(_patch_residuals(patch), noise)
+    return rsa.rdm(patch, "crossnobis", noise=None if prec is None else prec.values)
+
+
+def _sl_rdm_vectors(da, radius, noise, centres):
+    """The searchlight's own crossnobis vectors for some centres (and their patches)."""
+    import torch
+
+    from brainalign.rsa._searchlight import (
+        _ball_neighbours,
+        _crossnobis_inputs,
+        patch_crossnobis_vectors,
+    )
+
+    xyz = np.c_[da.x.values, da.y.values, da.z.values]
+    idx, valid = _ball_neighbours(xyz, np.arange(len(xyz)), np.asarray(centres), radius)
+    ids, pats, res, n_runs = _crossnobis_inputs(da, None, "voxel", torch.device("cpu"))
+    n = len(ids)
+    vec, bad = patch_crossnobis_vectors(
+        torch.as_tensor(pats),
+        torch.as_tensor(res),
+        torch.as_tensor(idx),
+        torch.as_tensor(valid),
+        n_runs,
+        noise,
+        tuple(torch.triu_indices(n, n, offset=1)),
+    )
+    assert not bool(bad.any())
+    return ids, vec.numpy(), idx, valid
+
+
+@pytest.mark.parametrize("noise", [None, "diag", "shrinkage_diag", "shrinkage_eye"])
+@pytest.mark.parametrize(("n_runs", "n_stim"), [(4, 5), (2, 3)])
+def test_crossnobis_patch_rdms_equal_rdm_with_noise_precision(noise, n_runs, n_stim, rng):
+    # 40 residual observations for patches of 10 to 33 voxels; or 12 (fewer than most
+    # patches' voxels: the low-rank route of noise_precision).
+    da, _ = _trial_volume(rng, n_runs=n_runs, n_stim=n_stim)
+    centres = [0, 7, 25, 31, 59]
+    ids, vec, idx, valid = _sl_rdm_vectors(da, 7.6, noise, centres)
+    iu = np.triu_indices(len(ids), k=1)
+    for c in range(len(centres)):
+        ref = _patch_crossnobis(da, idx[c][valid[c]], noise)
+        ref = ref.sel(stimulus_a=ids, stimulus_b=ids).values[iu]
+        np.testing.assert_allclose(vec[c], ref, **TOL)
+
+
+@pytest.mark.parametrize("noise", [None, "shrinkage_diag", "shrinkage_eye", "diag"])
+@pytest.mark.parametrize("method", ["spearman", "pearson", "cosine"])
+def test_crossnobis_searchlight_equals_compare_per_patch(noise, method, rng):
+    da, xyz = _trial_volume(rng, n_stim=6)
+    models = _models(rng, 6)
+    got = searchlight(
+        da, models, radius=7.6, metric="crossnobis", method=method, noise=noise, batch_size=7
+    )
+    assert got.dims == ("voxel", "model")
+    assert got.attrs["metric"] == "crossnobis"
+    assert got.attrs["noise"] == ("identity" if noise is None else noise)
+    np.testing.assert_array_equal(got.x.values, xyz[:, 0])
+    idx = np.flatnonzero(cdist(xyz, xyz)[0] < 7.6)
+    assert int(got.patch_size[0]) == len(idx)
+    for c in [0, 13, 40, 59]:
+        patch = np.flatnonzero(cdist(xyz[c : c + 1], xyz)[0] < 7.6)
+        ref_rdm = _patch_crossnobis(da, patch, noise)
+        for m, model in models.items():
+            want = float(rsa.compare(ref_rdm, model, method=method))
+            np.testing.assert_allclose(float(got.sel(model=m)[c]), want, **TOL)
+
+
+def test_crossnobis_searchlight_matches_rsatoolbox_on_one_patch(rng):
+    pytest.importorskip("rsatoolbox")
+    from rsatoolbox.data import Dataset
+    from rsatoolbox.data.noise import prec_from_residuals
+    from rsatoolbox.rdm import calc_rdm
+
+    da, _ = _trial_volume(rng, reps=2)
+    ids, vec, idx, valid = _sl_rdm_vectors(da, 7.6, "shrinkage_diag", [26])
+    patch = da.isel(voxel=idx[0][valid[0]])
+    ds = Dataset(
+        patch.values,
+        obs_descriptors={"stimulus": patch.stimulus.values, "run": patch.run.values},
+    )
+    prec = prec_from_residuals(_patch_residuals(patch), method="shrinkage_diag")
+    ref = calc_rdm(ds, "crossnobis", descriptor="stimulus", noise=prec, cv_descriptor="run")
+    order = [list(ref.pattern_descriptors["stimulus"]).index(s) for s in ids]
+    mat = ref.get_matrices()[0][np.ix_(order, order)]
+    np.testing.assert_allclose(vec[0], mat[np.triu_indices(len(ids), k=1)], **TOL)
+
+
+def test_crossnobis_runs_argument_mask_and_float32(rng):
+    da, _ = _trial_volume(rng, n_stim=5)
+    model = _models(rng, 5, k=1)["m0"]
+    ref = searchlight(da, model, radius=7.6, metric="crossnobis", noise="shrinkage_diag")
+    labels = da.run.values
+    plain = da.drop_vars("run")
+    got = searchlight(
+        plain, model, radius=7.6, metric="crossnobis", noise="shrinkage_diag", runs=labels
+    )
+    np.testing.assert_allclose(got.values, ref.values, **TOL)
+    renamed = da.rename(run="block")
+    got = searchlight(renamed, model, radius=7.6, metric="crossnobis", runs="block")
+    np.testing.assert_allclose(
+        got.values, searchlight(da, model, radius=7.6, metric="crossnobis").values, **TOL
+    )
+    f32 = searchlight(
+        da, model, radius=7.6, metric="crossnobis", noise="shrinkage_diag", dtype="float32"
+    )
+    np.testing.assert_allclose(f32.values, ref.values, atol=1e-4)
+    # a mask: voxels outside it enter no patch
+    mask = np.arange(da.sizes["voxel"]) < 30
+    got = searchlight(da, model, radius=7.6, metric="crossnobis", mask=mask, noise="diag")
+    sub = searchlight(
+        da.isel(voxel=slice(0, 30)), model, radius=7.6, metric="crossnobis", noise="diag"
+    )
+    np.testing.assert_allclose(got.values, sub.values, **TOL)
+
+
+def test_crossnobis_bad_input(rng):
+    da, _ = _trial_volume(rng, n_stim=5)
+    model = _models(rng, 5, k=1)["m0"]
+    with pytest.raises(ValueError, match=r"needs the run of each trial: pass runs="):
+        searchlight(da.drop_vars("run"), model, radius=7.6, metric="crossnobis")
+    one_run = da.assign_coords(run=("trial", np.full(da.sizes["trial"], "r0")))
+    with pytest.raises(ValueError, match=r"needs at least 2 runs to cross-validate"):
+        searchlight(one_run, model, radius=7.6, metric="crossnobis")
+    missing = da.isel(trial=~((da.run == "r1") & (da.stimulus == "s2")).values)
+    with pytest.raises(ValueError, match=r"every stimulus in every run: run 'r1' lacks"):
+        searchlight(missing, model, radius=7.6, metric="crossnobis")
+    with pytest.raises(ValueError, match=r"noise='shrinkage_diag'.*only by metric='crossnobis'"):
+        searchlight(da.mean("trial"), model, radius=7.6, noise="shrinkage_diag")
+    with pytest.raises(ValueError, match=r"'noise'.*got 'shrinkage'"):
+        searchlight(da, model, radius=7.6, metric="crossnobis", noise="shrinkage")
+    with pytest.raises(ValueError, match=r"runs= is used only by metric='crossnobis'"):
+        data, _ = _volume(rng, n=5)
+        searchlight(data, model, radius=7.6, runs=[1, 2])
+    with pytest.raises(SchemaError, match=r"needs trial data with dims \('trial'"):
+        data, _ = _volume(rng, n=5)
+        searchlight(data, model, radius=7.6, metric="crossnobis")
+    with pytest.raises(ValueError, match=r"no temporal searchlight"):
+        searchlight(da, model, radius=7.6, metric="crossnobis", temporal_radius=1)
+    dead = da.copy(data=da.values.copy())
+    dead[:, 3] = 1.0
+    with pytest.raises(ValueError, match=r"1 voxel\(s\) have zero residual variance"):
+        searchlight(dead, model, radius=7.6, metric="crossnobis", noise="diag")
+    keep = np.arange(da.sizes["voxel"]) != 3
+    out = searchlight(dead, model, radius=7.6, metric="crossnobis", noise="diag", mask=keep)
+    assert np.isfinite(out.values).all() and out.sizes["voxel"] == keep.sum()
+    single = _trial_volume(rng, n_stim=5, reps=1)[0]
+    with pytest.raises(ValueError, match=r"60 voxel\(s\) have zero residual variance"):
+        searchlight(single, model, radius=7.6, metric="crossnobis", noise="shrinkage_diag")
+    nan = da.copy(data=da.values.copy())
+    nan[2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"NaN"):
+        searchlight(nan, model, radius=7.6, metric="crossnobis")
+
+
+def test_crossnobis_cluster_permutation_test_observed_map(rng):
+    from brainalign.rsa._searchlight import cluster_permutation_test
+
+    da, _ = _trial_volume(rng, n_stim=5)
+    model = _models(rng, 5, k=1)["m0"]
+    kw = {"metric": "crossnobis", "noise": "shrinkage_diag", "method": "pearson"}
+    res = cluster_permutation_test(da, model, radius=7.6, n_permutations=5, seed=0, **kw)
+    want = searchlight(da, model, radius=7.6, **kw)
+    np.testing.assert_allclose(res.similarity.values, want.values, **TOL)
+    assert res.null_max_mass.shape == (5,)
