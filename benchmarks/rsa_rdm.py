@@ -6,11 +6,17 @@ python benchmarks/rsa_rdm.py --full     # the RSA issue's sizes
 Cases: correlation RDM (500 stimuli x 20,000 features), shrinkage noise precision from
 measurements (10 runs x 100 conditions x 2,000 channels), crossnobis RDM with a shrinkage
 precision (10 runs x 100 conditions x 5,000 channels; the precision is computed once,
-outside the timing, and given to both packages), and crossnobis without a precision.
+outside the timing, and given to both packages: brainalign gets noise_precision's DataArray,
+rsatoolbox its dense matrix), once with independent noise (the shrinkage intensity is 1: a
+diagonal precision) and once with noise correlated through 50 latent factors (intensity
+below 1: a diagonal minus a rank-1,000 update), and crossnobis without a precision.
 
-With a dense precision both packages need the product of every run's patterns with the
-p x p matrix (n_runs * n_conditions * p**2 multiply-adds, one GEMM); rsatoolbox does the
-same work fold by fold, so that case is bounded by about rsatoolbox's time over one GEMM.
+A dense precision costs the product of every run's patterns with the p x p matrix
+(n_runs * n_conditions * p**2 multiply-adds; rsatoolbox does this fold by fold). brainalign
+keeps noise_precision's factored form diag(v) - F^T F (F: n_observations x p) and needs
+products with F only (n_runs * n_conditions * p * n_observations): with correlated noise
+the speed-up is bounded by about p / n_observations (5,000 / 1,000) times rsatoolbox's
+overhead; with independent noise F is empty (intensity 1) and only elementwise work is left.
 """
 
 from __future__ import annotations
@@ -26,12 +32,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _harness import Case, run_cases
 
 
-def _trials(n_runs: int, n_cond: int, p: int, seed: int):
+def _trials(n_runs: int, n_cond: int, p: int, seed: int, n_factors: int = 0):
     import brainalign as ba
 
     rng = np.random.default_rng(seed)
     signal = rng.normal(size=(n_cond, p))
     x = np.tile(signal, (n_runs, 1)) + rng.normal(size=(n_runs * n_cond, p))
+    if n_factors:  # noise correlated across channels
+        mixing = rng.normal(size=(n_factors, p)) / np.sqrt(n_factors)
+        x += rng.normal(size=(n_runs * n_cond, n_factors)) @ mixing
     stim = np.tile([f"c{i:03d}" for i in range(n_cond)], n_runs)
     run = np.repeat(np.arange(n_runs), n_cond)
     da = ba.responses(x, stim, sample_dim="trial", feature_dim="channel", run=("trial", run))
@@ -68,7 +77,13 @@ def cases(full: bool) -> list[Case]:
     r_c, c_c, p_c = (10, 100, 5_000) if full else (4, 30, 400)
     xc, stim_c, run_c, da_c = _trials(r_c, c_c, p_c, 2)
     ds_c = Dataset(xc, obs_descriptors={"stimulus": stim_c, "run": run_c})
-    prec = np.asarray(noise_precision(da_c, "shrinkage_diag", from_="measurements"))
+    # brainalign gets the DataArray (with its factored form), rsatoolbox the dense matrix
+    prec = noise_precision(da_c, "shrinkage_diag", from_="measurements")
+    prec_dense = np.asarray(prec)
+    xf, stim_f, run_f, da_f = _trials(r_c, c_c, p_c, 3, n_factors=50)
+    ds_f = Dataset(xf, obs_descriptors={"stimulus": stim_f, "run": run_f})
+    prec_f = noise_precision(da_f, "shrinkage_diag", from_="measurements")
+    prec_f_dense = np.asarray(prec_f)
     order = np.argsort(np.asarray(da_c.stimulus.values)[:c_c])  # rsatoolbox sorts by label
 
     def check_cv(ours, ref):
@@ -98,10 +113,20 @@ def cases(full: bool) -> list[Case]:
             f"rdm crossnobis+shrinkage {r_c}x{c_c}x{p_c}",
             lambda: rsa.rdm(da_c, "crossnobis", noise=prec),
             lambda: calc_rdm(
-                ds_c, "crossnobis", descriptor="stimulus", noise=prec, cv_descriptor="run"
+                ds_c, "crossnobis", descriptor="stimulus", noise=prec_dense, cv_descriptor="run"
             ),
             "rsatoolbox",
             target=10.0 if full else None,
+            check=check_cv,
+        ),
+        Case(
+            f"rdm crossnobis+shrinkage, correlated noise {r_c}x{c_c}x{p_c}",
+            lambda: rsa.rdm(da_f, "crossnobis", noise=prec_f),
+            lambda: calc_rdm(
+                ds_f, "crossnobis", descriptor="stimulus", noise=prec_f_dense, cv_descriptor="run"
+            ),
+            "rsatoolbox",
+            target=None,  # bounded by the flop ratio p / n_observations (5 at full size)
             check=check_cv,
         ),
         Case(

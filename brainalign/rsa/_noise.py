@@ -21,8 +21,14 @@ from brainalign._checks import SchemaError, _fmt_list, check_finite, check_numbe
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
 from brainalign._version import __version__
 from brainalign.data._schema import FEATURE_DIMS, STIMULUS, TRIAL
-from brainalign.rsa._kernels import gram
-from brainalign.rsa._rdm import SEMANTICS, _feature_dim, resolve_runs, run_patterns
+from brainalign.rsa._kernels import LowRankPrecision, gram
+from brainalign.rsa._rdm import (
+    SEMANTICS,
+    _feature_dim,
+    _register_low_rank,
+    resolve_runs,
+    run_patterns,
+)
 
 NoiseMethod = Literal["shrinkage_diag", "shrinkage_eye", "diag", "full"]
 NOISE_METHODS = ("shrinkage_diag", "shrinkage_eye", "diag", "full")
@@ -93,6 +99,12 @@ def noise_precision(
         Symmetric positive definite; both dims carry the feature labels when ``data``
         has them. ``np.asarray(precision)`` is the matrix. Attrs: ``kind="precision"``,
         ``method``, ``dof``, ``n_observations``, ``shrinkage`` (lambda, shrinkage methods).
+        A shrinkage precision from fewer observations than features is ``diag(v) - F^T F``
+        with ``F`` of shape ``(n_observations, n_features)``; the returned DataArray keeps
+        that factored form privately, and :func:`~brainalign.rsa.rdm` uses it instead of
+        the dense matrix (``O(n_observations)`` instead of ``O(n_features)`` work per
+        feature of each pattern). Its values are then read-only: modify a ``.copy()``
+        (copies, saved and loaded matrices work as plain dense precisions).
 
     Raises
     ------
@@ -155,11 +167,11 @@ def noise_precision(
             )
     dof_used = int(default_dof if dof is None else dof)
     xt = xt.to(dt)
-    low_rank = None
+    low_rank = factored = None
     if method.startswith("shrinkage") and n_obs < xt.shape[1]:
         low_rank = _shrinkage_precision_low_rank(xt, method, dof_used, feature_coord, fdim)
     if low_rank is not None:
-        prec, lam = low_rank
+        prec, lam, factored = low_rank
     else:
         cov, lam = _covariance(xt, method, dof_used, feature_coord, fdim)
         prec = _inverse(cov, method, n_obs, cov.shape[0])
@@ -181,9 +193,12 @@ def noise_precision(
         attrs["semantics"] = semantics
     if lam is not None:
         attrs["shrinkage"] = lam
-    return xr.DataArray(
+    out = xr.DataArray(
         values, dims=(fdim, f"{fdim}_b"), coords=coords, attrs=attrs, name="precision"
     )
+    if factored is not None:  # rdm() then skips the dense matrix (see _register_low_rank)
+        _register_low_rank(out, factored.to(torch.device("cpu"), torch.float64))
+    return out
 
 
 def _residuals(data: Any, feature_dim: str | None) -> tuple[np.ndarray, str, Any]:
@@ -315,16 +330,18 @@ def _check_variances(q: torch.Tensor, coord: Any, fdim: str) -> None:
 
 def _shrinkage_precision_low_rank(
     x: torch.Tensor, method: str, dof: int, coord: Any, fdim: str
-) -> tuple[torch.Tensor, float] | None:
+) -> tuple[torch.Tensor, float, LowRankPrecision] | None:
     """Shrinkage precision with fewer observations than features, through Woodbury.
 
     The shrunk covariance is ``a * diag(v) + c * X^T X`` (rank ``n_obs`` update of a
     diagonal), so its inverse is ``diag(v)^-1/2 (I - W^T W) diag(v)^-1/2 / a`` with
     ``W = chol(C)^-1 X diag(v)^-1/2`` and an ``(n_obs, n_obs)`` matrix ``C``; the shrinkage
     intensities need only the ``(n_obs, n_obs)`` Gram matrix (``|X^T X|_F = |X X^T|_F``).
-    This costs ``O(n_obs * p**2)`` instead of the ``O(p**3)`` of a direct inverse. Returns
-    None when the intensity is too small for the update to be accurate (the caller then
-    inverts directly).
+    This costs ``O(n_obs * p**2)`` instead of the ``O(p**3)`` of a direct inverse. Also
+    returns the factored form ``diag(1 / (a scale**2)) - F^T F`` with ``F = W diag(scale)^-1
+    / sqrt(a)`` (``(n_obs, p)``), which :func:`~brainalign.rsa.rdm` uses instead of the
+    dense matrix. Returns None when the intensity is too small for the update to be
+    accurate (the caller then inverts directly).
     """
     n_obs, p = x.shape
     x = x.to(torch.float64)
@@ -344,7 +361,8 @@ def _shrinkage_precision_low_rank(
         if lam < 1e-3:
             return None
         if lam == 1.0:
-            return torch.diag(1.0 / var), lam
+            empty = x.new_zeros((0, p))
+            return torch.diag(1.0 / var), lam, LowRankPrecision(1.0 / var, empty)
         # cov = S (lam I + (1 - lam)/dof Xs^T Xs) S with S = diag(std)
         a, c, scale, core = lam, (1.0 - lam) / dof, std, xs
     else:
@@ -370,7 +388,10 @@ def _shrinkage_precision_low_rank(
     prec = prec / a
     if scale is not None:
         prec = prec / scale[:, None] / scale[None, :]
-    return 0.5 * (prec + prec.transpose(0, 1)), lam
+        factored = LowRankPrecision(1.0 / (a * scale * scale), wmat / (scale * a**0.5))
+    else:
+        factored = LowRankPrecision(wmat.new_full((p,), 1.0 / a), wmat / a**0.5)
+    return 0.5 * (prec + prec.transpose(0, 1)), lam, factored
 
 
 def _inverse(cov: torch.Tensor, method: str, n_obs: int, p: int) -> torch.Tensor:

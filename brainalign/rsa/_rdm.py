@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Literal
 
 import numpy as np
@@ -21,7 +22,7 @@ from brainalign._checks import (
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
 from brainalign._version import __version__
 from brainalign.data._schema import FEATURE_DIMS, RDM_DIMS, STIMULUS, TRIAL, responses, validate
-from brainalign.rsa._kernels import RDM_KERNELS, gram_rdm
+from brainalign.rsa._kernels import RDM_KERNELS, LowRankPrecision, gram_rdm
 
 Metric = Literal[
     "correlation",
@@ -41,6 +42,10 @@ RUN = "run"
 _FULL_PD_CHECK_MAX = 2048  # features up to which noise= is Cholesky-checked in full
 _PROVENANCE = ("modality", "subject", "session", "space", "source", "model", "layer", "roi")
 _MEMORY_BUDGET = 2**30  # bytes per chunk of broadcast slices
+# Factored forms of the precision DataArrays returned by noise_precision, keyed by id():
+# (weak reference to the DataArray, its values array, the factored form). Private: the
+# DataArray itself stays a plain one (saved, loaded and copied as its dense matrix).
+_LOW_RANK: dict[int, tuple[weakref.ref, np.ndarray, LowRankPrecision]] = {}
 
 
 def as_responses(data: Any, name: str = "data") -> xr.DataArray:
@@ -308,8 +313,13 @@ def _check_non_negative(
 
 def _noise_tensor(
     noise: Any, da: xr.DataArray, fdim: str, dev: torch.device, dt: torch.dtype
-) -> torch.Tensor | None:
-    """Validate a precision matrix against the data's feature dim and move it to ``dev``."""
+) -> torch.Tensor | LowRankPrecision | None:
+    """Validate a precision matrix against the data's feature dim and move it to ``dev``.
+
+    A precision straight from :func:`~brainalign.rsa.noise_precision` that has a factored
+    form (:func:`_register_low_rank`) is returned in that form (and needs no checks: it is
+    symmetric positive definite by construction); the dense matrix is then never used.
+    """
     if noise is None:
         return None
     p = da.sizes[fdim]
@@ -338,6 +348,9 @@ def _noise_tensor(
         )
     if not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"noise must be numeric, got dtype {arr.dtype}.")
+    low = _registered_low_rank(noise, arr)
+    if low is not None:
+        return low.to(dev, dt)
     t64 = as_tensor(arr, dev, torch.float64)
     # Symmetry through a random probe (two matrix-vector products instead of a transposed
     # copy): |(M - M^T) v|_i <= max|M - M^T| * |v|_1, so a symmetric matrix never fails.
@@ -372,6 +385,39 @@ def _noise_tensor(
                 "method='shrinkage_diag') or add a ridge to its covariance."
             )
     return t
+
+
+def _register_low_rank(precision: xr.DataArray, low: LowRankPrecision) -> None:
+    """Remember that ``precision`` (a DataArray) equals ``low``; its values become read-only.
+
+    The entry lives as long as ``precision`` (a weak reference) and holds only while its
+    values array stays the same, read-only object (see :func:`_registered_low_rank`).
+    """
+    key = id(precision)
+    values = precision.values
+    values.flags.writeable = False
+
+    def _forget(ref: weakref.ref, key: int = key) -> None:
+        entry = _LOW_RANK.get(key)
+        if entry is not None and entry[0] is ref:
+            del _LOW_RANK[key]
+
+    _LOW_RANK[key] = (weakref.ref(precision, _forget), values, low)
+
+
+def _registered_low_rank(noise: Any, arr: np.ndarray) -> LowRankPrecision | None:
+    """Return the factored form of ``noise`` if it has one that still matches ``arr``.
+
+    ``arr`` (the values of ``noise``) must be the very array registered, still read-only:
+    replaced values drop the factored form, and copies never have one, so the dense
+    matrix is used for them.
+    """
+    entry = _LOW_RANK.get(id(noise))
+    if entry is None or entry[0]() is not noise or entry[1] is not arr:
+        return None
+    if arr.flags.writeable:
+        return None
+    return entry[2]
 
 
 def _probe_generator(dev: torch.device) -> torch.Generator:

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -193,3 +194,37 @@ def test_fewer_observations_than_features_match_rsatoolbox(method, dtype, rng):
     ref = prec_from_measurements(ds, "stimulus", method=method)
     got = noise_precision(da, method, from_="measurements", semantics="rsatoolbox", dtype=dtype)
     _close(np.asarray(got, dtype=float), ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("method", ["shrinkage_diag", "shrinkage_eye"])
+@pytest.mark.parametrize("independent", [False, True])
+def test_low_rank_form_equals_the_matrix(method, dtype, independent, rng, tmp_path):
+    """Fewer observations than features: a private factored form diag(v) - F^T F."""
+    from brainalign.rsa._rdm import _LOW_RANK
+
+    if independent:  # shrinkage_diag's intensity is then 1: a diagonal precision
+        signal = rng.normal(size=(10, 100))
+        x = np.tile(signal, (3, 1)) + rng.normal(size=(30, 100))
+        stim = np.tile([f"s{i}" for i in range(10)], 3)
+        run = np.repeat(np.arange(3), 10)
+        da = ba.responses(x, stim, sample_dim="trial", feature_dim="channel", run=("trial", run))
+    else:
+        da, *_ = _measurements(rng, n_runs=3, n_stim=5, p=40)
+    prec = noise_precision(da, method, from_="measurements", dtype=dtype)
+    if independent and method == "shrinkage_diag":
+        assert prec.attrs["shrinkage"] == 1.0
+    low = _LOW_RANK[id(prec)][2]
+    n_obs, p = prec.attrs["n_observations"], prec.shape[0]
+    assert low.factor.shape in ((n_obs, p), (0, p)) and low.factor.dtype == torch.float64
+    dense = np.asarray(prec, dtype=float)
+    _close(low.dense().numpy(), dense, dtype)
+    assert not np.asarray(prec).flags.writeable  # the factored form must stay valid
+    assert all(isinstance(v, (str, int, float)) for v in prec.attrs.values())
+    path = ba.save(prec, tmp_path / "prec.nc")
+    back = ba.load(path)
+    np.testing.assert_array_equal(np.asarray(back), np.asarray(prec))
+    assert id(back) not in _LOW_RANK  # loaded: a plain dense precision
+    # no factored form with more observations than features
+    tall = noise_precision(rng.normal(size=(50, 8)), method)
+    assert id(tall) not in _LOW_RANK and np.asarray(tall).flags.writeable

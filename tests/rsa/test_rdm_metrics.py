@@ -412,3 +412,110 @@ def test_unequal_trial_counts_rsatoolbox_semantics(metric, rng, precision):
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
     if metric == "crossnobis":
         assert np.abs(_sorted(rdm(da, metric, **kwargs)) - ref).max() > 1e-6
+
+
+def _correlated_trials(rng, n_runs=3, n_stim=5, p=40):
+    """Trials whose noise is correlated across channels, fewer run patterns than channels."""
+    signal = rng.normal(size=(n_stim, p))
+    n = n_runs * n_stim
+    x = np.tile(signal, (n_runs, 1)) + rng.normal(size=(n, 4)) @ rng.normal(size=(4, p))
+    x += 0.5 * rng.normal(size=(n, p)) + 3.0
+    stim = np.tile([f"s{i}" for i in range(n_stim)], n_runs)
+    run = np.repeat([f"r{k}" for k in range(n_runs)], n_stim)
+    da = ba.responses(x, stim, sample_dim="trial", feature_dim="channel", run=("trial", run))
+    return da, Dataset(x, obs_descriptors={"stimulus": stim, "run": run})
+
+
+@pytest.fixture
+def precision_kinds(monkeypatch):
+    """Record the kind of precision each crossnobis / mahalanobis kernel call receives."""
+    from brainalign.rsa import _kernels
+
+    seen = []
+    for name in ("crossnobis", "mahalanobis"):
+        kernel = _kernels.RDM_KERNELS[name]
+
+        def spy(x, precision=None, *args, _kernel=kernel, **kwargs):
+            seen.append(type(precision).__name__)
+            return _kernel(x, precision, *args, **kwargs)
+
+        monkeypatch.setitem(_kernels.RDM_KERNELS, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("method", ["shrinkage_diag", "shrinkage_eye"])
+def test_crossnobis_low_rank_precision_equals_dense(method, dtype, rng, precision_kinds):
+    """noise_precision's factored form (p > n_observations) replaces the dense matrix."""
+    da, ds = _correlated_trials(rng)
+    prec = noise_precision(da, method, from_="measurements")
+    assert 0.0 < prec.attrs["shrinkage"] < 1.0
+    dense = np.asarray(prec)
+    got = rdm(da, "crossnobis", noise=prec, dtype=dtype)
+    assert precision_kinds == ["LowRankPrecision"]  # the (p, p) matrix is never used
+    want = rdm(da, "crossnobis", noise=dense, dtype=dtype)  # a plain array: dense route
+    assert precision_kinds[1:] == ["Tensor"]
+    _close(np.asarray(got, dtype=float), np.asarray(want, dtype=float), dtype)
+    ref = calc_rdm(
+        ds, "crossnobis", descriptor="stimulus", noise=dense, cv_descriptor="run"
+    ).get_matrices()[0]
+    _close(_sorted(got).astype(float), ref, dtype)
+    assert got.attrs["noise"] == "precision"
+    # mahalanobis takes the same route
+    x = np.asarray(da.values)[:5]
+    got = rdm(x, "mahalanobis", noise=prec, feature_dim="unit", dtype=dtype)
+    assert precision_kinds[-1] == "LowRankPrecision"
+    ref = calc_rdm(Dataset(x), method="mahalanobis", noise=dense).get_matrices()[0]
+    _close(np.asarray(got, dtype=float), ref, dtype)
+
+
+def test_crossnobis_low_rank_precision_with_training_means(rng, precision_kinds):
+    """The factored route of rsatoolbox's trial-weighted training patterns."""
+    da, _ = _correlated_trials(rng, n_runs=3, n_stim=4, p=30)
+    extra = da.isel(trial=[0, 1, 5])
+    da = ba.responses(
+        np.concatenate([da.values, extra.values + 1.0]),
+        np.concatenate([da.stimulus.values, extra.stimulus.values]),
+        sample_dim="trial",
+        feature_dim="channel",
+        run=("trial", np.concatenate([da.run.values, extra.run.values])),
+    )
+    ds = Dataset(
+        np.asarray(da.values),
+        obs_descriptors={"stimulus": da.stimulus.values, "run": da.run.values},
+    )
+    prec = noise_precision(da, "shrinkage_diag", from_="measurements")
+    got = rdm(da, "crossnobis", noise=prec, semantics="rsatoolbox")
+    assert precision_kinds == ["LowRankPrecision"]
+    ref = calc_rdm(
+        ds, "crossnobis", descriptor="stimulus", noise=np.asarray(prec), cv_descriptor="run"
+    ).get_matrices()[0]
+    np.testing.assert_allclose(_sorted(got), ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+
+
+def test_low_rank_precision_is_dropped_when_values_change(rng, precision_kinds):
+    """Copies, replaced values and collected DataArrays use the dense matrix."""
+    from brainalign.rsa._rdm import _LOW_RANK
+
+    da, _ = _correlated_trials(rng)
+    prec = noise_precision(da, "shrinkage_diag", from_="measurements")
+    assert id(prec) in _LOW_RANK
+    copy = prec.copy(deep=True)
+    rdm(da, "crossnobis", noise=copy)
+    assert precision_kinds == ["Tensor"]
+    with pytest.raises(ValueError, match="read-only"):
+        prec.values[3, :] *= 1.5
+    changed = np.array(prec)
+    changed[3, :] *= 1.5  # still symmetric positive definite after the next line
+    changed[:, 3] *= 1.5
+    prec.values = changed  # new values: the factored form no longer holds
+    got = rdm(da, "crossnobis", noise=prec)
+    assert precision_kinds[1:] == ["Tensor"]
+    want = rdm(da, "crossnobis", noise=np.array(prec))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-14)
+    key = id(prec)
+    del prec
+    import gc
+
+    gc.collect()
+    assert key not in _LOW_RANK
