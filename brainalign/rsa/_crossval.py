@@ -185,7 +185,10 @@ def _inputs(data_rdms: Any, model_components: Any) -> tuple[xr.DataArray, dict]:
         models[str(name)] = c
     d = np.asarray(data.values, dtype=np.float64)
     if not np.isfinite(d).all():
-        raise ValueError("data_rdms must be complete: weighted-model fits need finite RDMs.")
+        raise ValueError(
+            f"data_rdms must be complete: weighted-model fits need finite RDMs; they hold "
+            f"{int((~np.isfinite(d)).sum())} non-finite entries out of {d.size}."
+        )
     for name, c in models.items():
         if not np.isfinite(np.asarray(c.values, dtype=np.float64)).all():
             raise ValueError(f"The components of model {name!r} must be finite RDMs.")

@@ -338,21 +338,6 @@ def masked_cosine(
     return num / den
 
 
-def compare_vectors(a: torch.Tensor, b: torch.Tensor, method: str) -> torch.Tensor:
-    """Compare RDM vectors ``(..., n_pairs)`` (broadcast) over pairs finite in both."""
-    a, b = torch.broadcast_tensors(a, b)
-    mask = torch.isfinite(a) & torch.isfinite(b)
-    a = torch.where(mask, a, torch.zeros_like(a))
-    b = torch.where(mask, b, torch.zeros_like(b))
-    if method == "spearman":
-        return masked_cosine(rankdata(a, mask), rankdata(b, mask), mask, center=True)
-    if method == "pearson":
-        return masked_cosine(a, b, mask, center=True)
-    if method == "cosine":
-        return masked_cosine(a, b, mask, center=False)
-    raise AssertionError(method)  # guarded by the public function
-
-
 RDM_KERNELS = {
     "correlation": rdm_correlation,
     "cosine": rdm_cosine,

@@ -42,7 +42,8 @@ from brainalign._logging import progress
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS, TRIAL, validate
-from brainalign.rsa._kernels import compare_vectors, rankdata
+from brainalign.rsa._compare_kernels import compare_vectors
+from brainalign.rsa._kernels import rankdata
 from brainalign.rsa._rdm import as_rdm, resolve_runs, run_patterns
 
 SearchlightMetric = Literal["correlation", "cosine", "euclidean", "sqeuclidean", "crossnobis"]

@@ -14,7 +14,7 @@ from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_nump
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS, validate
-from brainalign.rsa._kernels import compare_vectors
+from brainalign.rsa._compare_kernels import compare_vectors
 from brainalign.rsa._rdm import rdm
 from brainalign.rsa._searchlight import (
     SEARCHLIGHT_METHODS,
