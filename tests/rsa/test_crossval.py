@@ -220,7 +220,11 @@ def test_errors():
         crossval(_labelled(data, "subject", ids), _labelled(comp, "component", other), "pearson")
     bad = data.copy()
     bad[0, 0, 1] = bad[0, 1, 0] = np.nan
-    with pytest.raises(ValueError, match="complete"):
+    with pytest.raises(
+        ValueError,
+        match=r"must be complete.*hold 2 non-finite entries out of "
+        rf"{bad.size}",
+    ):
         fit_weighted(bad, comp, "pearson")
     with pytest.raises(ValueError, match="Did you mean 'pearson'"):
         crossval(data, comp, "pearsn")
