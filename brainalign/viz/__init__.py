@@ -1,5 +1,6 @@
 """Figures that stand on their own (publication figures) and that reports embed."""
 
+from brainalign.viz._maps import plot_brain_map, plot_glass_brain, plot_time_course
 from brainalign.viz._rdm import (
     classical_mds,
     plot_mds,
@@ -8,4 +9,13 @@ from brainalign.viz._rdm import (
     plot_rdms,
 )
 
-__all__ = ["classical_mds", "plot_mds", "plot_model_comparison", "plot_rdm", "plot_rdms"]
+__all__ = [
+    "classical_mds",
+    "plot_brain_map",
+    "plot_glass_brain",
+    "plot_mds",
+    "plot_model_comparison",
+    "plot_rdm",
+    "plot_rdms",
+    "plot_time_course",
+]
