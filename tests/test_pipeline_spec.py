@@ -218,3 +218,57 @@ def test_crossnobis_pipeline_on_real_runs(tmp_path):
         r"'crossnobis'",
     ):
         ba.run(bad, out=tmp_path / "bad")
+
+
+def test_searchlight_analysis_in_a_pipeline(tmp_path):
+    import numpy as np
+
+    groups = {
+        "animate": ["face", "cat"],
+        "place": ["house"],
+        "object": ["chair", "shoe", "bottle", "scissors"],
+        "scrambled": ["scrambledpix"],
+    }
+    spec = {
+        "name": "sl",
+        "seed": 0,
+        "brain": {"vt": {"dataset": "haxby2001"}},
+        "models": {"cat": {"kind": "categorical", "groups": groups}},
+        "analyses": {"rsa": {}, "searchlight": {"radius": 8}},
+    }
+    res = ba.run(spec, out=tmp_path)
+    maps = res.tree["searchlight/vt"]["similarity"].sel(model="cat")
+    patterns = ba.average_trials(ba.datasets.load_haxby())
+    ref = ba.rsa.searchlight(patterns, ba.rsa.categorical_rdm(groups), radius=8.0)
+    np.testing.assert_allclose(maps.values, ref.values, atol=1e-12)
+    html = (tmp_path / "report.html").read_text()
+    assert "<h2>Searchlight</h2>" in html and "Searchlight: vt vs cat" in html
+    again = ba.run(spec, out=tmp_path)  # the maps come from the cache
+    assert again.cache_hits.get("searchlight") == 1
+
+
+@pytest.mark.parametrize(
+    ("analyses", "match"),
+    [
+        ({"searchlight": {"radius": 8}}, r"analyses\.rsa: is required"),
+        ({"rsa": {}, "searchlight": {"radius": 0}}, r"analyses\.searchlight\.radius: must be > 0"),
+        ({"rsa": {}, "searchlight": {}}, r"analyses\.searchlight\.radius: is required"),
+    ],
+)
+def test_searchlight_spec_errors(tmp_path, analyses, match):
+    spec = {
+        "name": "x",
+        "brain": {"b": {"dataset": "haxby2001"}},
+        "models": {"m": {"kind": "random_network"}},
+        "analyses": analyses,
+    }
+    with pytest.raises(SpecError, match=match):
+        ba.run(spec, out=tmp_path)
+    judged = {
+        "name": "x",
+        "models": {"m": {"kind": "random_network"}},
+        "brain": {"b": {"dataset": "word_similarity", "file": "simlex999.txt"}},
+        "analyses": {"rsa": {}, "searchlight": {"radius": 8}},
+    }
+    with pytest.raises(SpecError, match=r"brain\.b\.dataset: 'word_similarity' has no voxels"):
+        ba.run(judged, out=tmp_path)

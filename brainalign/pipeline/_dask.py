@@ -71,7 +71,7 @@ def _unit_task(
     threads: int,
 ) -> str:
     from brainalign.pipeline._cache import Cache
-    from brainalign.pipeline._run import Unit, _compute_unit, _get_brain
+    from brainalign.pipeline._run import Unit, _compute_searchlight, _compute_unit, _get_brain
 
     with _task_context(spec, device, threads):
         cache = Cache(Path(out) / ".cache")
@@ -81,7 +81,11 @@ def _unit_task(
                 f"brain entry {key} differs from the submitted {brain_key}; "
                 "was the spec or the data changed during the run?"
             )
-        _compute_unit(cache, spec, Unit(analysis, bname, model), key, brain)
+        unit = Unit(analysis, bname, model)
+        if analysis == "searchlight":
+            _compute_searchlight(cache, spec, unit, key)
+        else:
+            _compute_unit(cache, spec, unit, key, brain)
     return f"{analysis}/{bname}/{model}"
 
 

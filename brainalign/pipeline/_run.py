@@ -343,7 +343,7 @@ def _execute(
         t0 = time.perf_counter()
         model_rdms: dict[tuple[str, str], xr.DataArray] = {}
         results: dict[str, dict[str, Any]] = {b: {} for b in brains}
-        for unit in progress(units, "RSA units"):
+        for unit in progress([u for u in units if u.analysis == "rsa"], "RSA units"):
             rdms, tests = _compute_unit(
                 cache, spec, unit, brain_keys[unit.brain], brains[unit.brain]
             )
@@ -359,14 +359,24 @@ def _execute(
                     float(tests[entry].p_value),
                 )
         timings["rsa"] = time.perf_counter() - t0
+        maps: dict[str, dict[str, xr.DataArray]] = {}
+        for unit in [u for u in units if u.analysis == "searchlight"]:
+            maps.setdefault(unit.brain, {}).update(
+                _compute_searchlight(cache, spec, unit, brain_keys[unit.brain])
+            )
         ceilings = _split_evaluations(spec, brains, model_rdms, results)
         tree = _results_tree(spec, brains, model_rdms, results, ceilings)
+        for bname, entries in maps.items():
+            stack = xr.concat(list(entries.values()), dim="model").assign_coords(
+                model=list(entries)
+            )
+            tree[f"searchlight/{bname}"] = xr.DataTree(dataset=stack.to_dataset(name="similarity"))
         t0 = time.perf_counter()
         out.mkdir(parents=True, exist_ok=True)
         results_path = save(tree, out / "results.nc")
         timings["total"] = time.perf_counter() - t_start
         report_path = _write_report(
-            spec, brains, model_rdms, results, out, timings, cache, ceilings
+            spec, brains, model_rdms, results, out, timings, cache, ceilings, maps
         )
         timings["write"] = time.perf_counter() - t0
     return RunResult(
@@ -453,6 +463,51 @@ def _get_models(
     rdms = _model_rdms(name, m, brain_rdm, metric)
     cache.put("model", key, entries_to_tree(rdms, {"model": name}))
     return key, rdms
+
+
+def _patterns(src: dict[str, Any]) -> xr.DataArray:
+    """Stimulus-mean patterns of a pattern brain source, in the dataset's order."""
+    from brainalign.data import average_trials
+    from brainalign.datasets import load_haxby
+
+    trials = load_haxby(preprocess=src["preprocess"])
+    avg = average_trials(trials)
+    order = trials.attrs.get("stimulus_order")
+    return avg.sel(stimulus=list(order)) if order is not None else avg
+
+
+def _compute_searchlight(
+    cache: Cache, spec: dict[str, Any], unit: Unit, brain_key: str
+) -> dict[str, xr.DataArray]:
+    """Searchlight maps of one brain source against one model's RDMs (cached)."""
+    from brainalign import rsa
+
+    params = spec["analyses"]["searchlight"]
+    _, brain = _get_brain(cache, spec["brain"][unit.brain], spec["analyses"]["rsa"])
+    model_key, rdms = _get_models(
+        cache,
+        unit.model,
+        spec["models"][unit.model],
+        brain["rdm"],
+        model_metric(spec["analyses"]["rsa"]),
+    )
+    key = content_key({"brain": brain_key, "model": model_key, "searchlight": params})
+    cached = cache.get("searchlight", key)
+    if cached is not None:
+        return tree_to_entries(cached)
+    patterns = _patterns(spec["brain"][unit.brain])
+    maps = {
+        entry: rsa.searchlight(
+            patterns,
+            r,
+            radius=float(params["radius"]),
+            metric=params["metric"],
+            method=params["method"],
+        )
+        for entry, r in rdms.items()
+    }
+    cache.put("searchlight", key, entries_to_tree(maps, {"unit": unit.key}))
+    return maps
 
 
 def _compute_unit(
@@ -688,6 +743,30 @@ def _layer_sliders(
         )
 
 
+def _searchlight_section(report: Any, spec: dict, maps: dict) -> None:
+    """Brain maps of the searchlight, on the mean functional image of the dataset."""
+    from nilearn import image
+
+    from brainalign.datasets import get_manifest
+    from brainalign.viz import plot_brain_map
+
+    params = spec["analyses"]["searchlight"]
+    folder = get_manifest("haxby2001")["path"]
+    background = image.mean_img(str(folder / "bold.nii.gz"), copy_header=True)
+    for bname, entries in maps.items():
+        for entry, values in entries.items():
+            report.add_figure(
+                plot_brain_map(
+                    values, folder / "mask.nii.gz", bg_img=background, title=f"{bname} vs {entry}"
+                ),
+                f"Searchlight: {bname} vs {entry}",
+                section="Searchlight",
+                caption=f"Per voxel: {params['method']} correlation between the model RDM and "
+                f"the {params['metric']} RDM of the voxels within {params['radius']} mm, on the "
+                "dataset's mean functional image.",
+            )
+
+
 def _summary_caption(spec: dict, brains: dict) -> str:
     params = spec["analyses"]["rsa"]
     parts = []
@@ -724,6 +803,7 @@ def _write_report(
     timings: dict[str, float],
     cache: Cache,
     ceilings: dict,
+    maps: dict | None = None,
 ) -> Path:
     from brainalign.report import Report
     from brainalign.viz import plot_mds, plot_model_comparison, plot_rdms
@@ -835,6 +915,8 @@ def _write_report(
             section="Noise ceiling",
             caption="Bars: mean over run splits ± SE. Grey band: noise ceiling.",
         )
+    if maps:
+        _searchlight_section(report, spec, maps)
     data_lines = []
     for bname, src in spec["brain"].items():
         from brainalign.datasets import get_manifest

@@ -50,7 +50,12 @@ _RSA_KEYS = {
     "split_half": (bool, False, True),
     "model_metric": (str, False, None),  # default: metric (sqeuclidean for crossnobis)
 }
-_ANALYSES = {"rsa": _RSA_KEYS}
+_SEARCHLIGHT_KEYS = {
+    "radius": ((int, float), True, None),  # mm
+    "metric": (str, False, "correlation"),
+    "method": (str, False, "spearman"),
+}
+_ANALYSES = {"rsa": _RSA_KEYS, "searchlight": _SEARCHLIGHT_KEYS}
 _PIPELINE_DATASETS = ("haxby2001", "word_similarity")  # brain datasets the runner loads
 _REPORT_KEYS = {"title": (str, False, None), "subtitle": (str, False, None)}
 _TOP = {
@@ -270,6 +275,27 @@ def validate_spec(
         analyses[str(name)] = params
     if not analyses:
         c.fail(("analyses",), f"needs at least one analysis; available: {', '.join(_ANALYSES)}.")
+    if "rsa" not in analyses:
+        c.fail(("analyses", "rsa"), "is required (searchlight maps extend an RSA analysis).")
+    if "searchlight" in analyses:
+        sl = analyses["searchlight"]
+        if sl["radius"] <= 0:
+            c.fail(("analyses", "searchlight", "radius"), f"must be > 0 (mm), got {sl['radius']}.")
+        c.option(
+            ("analyses", "searchlight", "metric"),
+            sl["metric"],
+            ("correlation", "cosine", "euclidean", "sqeuclidean"),
+        )
+        c.option(
+            ("analyses", "searchlight", "method"), sl["method"], ("spearman", "pearson", "cosine")
+        )
+        for bname, src in brain.items():
+            if src["dataset"] != "haxby2001":
+                c.fail(
+                    ("brain", bname, "dataset"),
+                    f"{src['dataset']!r} has no voxels for a "
+                    "searchlight; use a pattern dataset (haxby2001) or drop the analysis.",
+                )
     out["analyses"] = analyses
     out["report"] = c.mapping(out["report"] or {}, _REPORT_KEYS, ("report",))
     if out["executor"] is not None:

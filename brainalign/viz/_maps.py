@@ -65,7 +65,7 @@ def plot_brain_map(
     img = to_image(values, like, fill=0.0)
     if img.shape[2] == 1 and display_mode is None:  # one axial slice: show exactly it
         display_mode, cut_coords = "z", 1
-    fig = _figure((6.5, 3.2))
+    fig = _figure((6.5, 3.2), layout=None)  # nilearn places its own axes
     kwargs = {} if bg_img is None else {"bg_img": bg_img}
     plotting.plot_stat_map(
         img,
@@ -106,7 +106,7 @@ def plot_glass_brain(
 
     plotting = soft_import("nilearn.plotting", "fmri", "plot_glass_brain")
     img = to_image(values, like, fill=0.0)
-    fig = _figure((7.0, 2.8))
+    fig = _figure((7.0, 2.8), layout=None)
     plotting.plot_glass_brain(
         img, figure=fig, colorbar=True, threshold=threshold, title=title, plot_abs=False
     )

@@ -11,10 +11,10 @@ import xarray as xr
 from brainalign._checks import SchemaError
 
 
-def _figure(figsize: tuple[float, float]) -> Any:
+def _figure(figsize: tuple[float, float], layout: str | None = "constrained") -> Any:
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize, layout="constrained")
+    return Figure(figsize=figsize, layout=layout)
 
 
 def _matrix(rdm: Any) -> tuple[np.ndarray, list[str]]:
