@@ -83,7 +83,7 @@ def _unit_task(
             )
         unit = Unit(analysis, bname, model)
         if analysis == "searchlight":
-            _compute_searchlight(cache, spec, unit, key)
+            _compute_searchlight(cache, spec, unit, key, brain)
         else:
             _compute_unit(cache, spec, unit, key, brain)
     return f"{analysis}/{bname}/{model}"

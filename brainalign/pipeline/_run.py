@@ -86,11 +86,36 @@ def plan(spec: Any) -> list[Unit]:
     return [Unit(a, b, m) for a in spec["analyses"] for b in spec["brain"] for m in spec["models"]]
 
 
-def _brain(src: dict[str, Any], metric: str, method: str, split_half: bool) -> dict[str, Any]:
-    """Load one brain source: its RDM, and for pattern data the trials and a reliability."""
+def _load_patterns(src: dict[str, Any]) -> tuple[xr.DataArray, xr.DataArray]:
+    """Trials of a pattern brain source and their stimulus means, in the dataset's order."""
+    from brainalign.data import average_trials
+    from brainalign.datasets import load_haxby
+
+    trials = load_haxby(preprocess=src["preprocess"])
+    avg = average_trials(trials)
+    order = trials.attrs.get("stimulus_order")
+    if order is not None:  # the dataset's canonical order, for readable figures
+        avg = avg.sel(stimulus=[s for s in order if s in set(avg.stimulus.values)])
+    return trials, avg
+
+
+def _trials_rdm(trials: xr.DataArray, metric: str, ids: list[str] | None = None) -> xr.DataArray:
+    """Compute the RDM of a set of trials, in the order of ``ids`` when given.
+
+    Cross-validated over the trials' runs for a CV metric, else the RDM of their stimulus means.
+    """
     from brainalign import rsa
     from brainalign.data import average_trials
 
+    if metric in rsa.CV_METRICS:
+        r = rsa.rdm(trials, metric)
+    else:
+        r = rsa.rdm(average_trials(trials), metric)
+    return r if ids is None else r.sel(stimulus_a=ids, stimulus_b=ids)
+
+
+def _brain(src: dict[str, Any], metric: str, method: str, split_half: bool) -> dict[str, Any]:
+    """Load one brain source: its RDM, and for pattern data the trials and a reliability."""
     if src["dataset"] == "word_similarity":
         from brainalign.datasets import get_manifest
         from brainalign.loaders.judgments import load_pairwise
@@ -99,20 +124,10 @@ def _brain(src: dict[str, Any], metric: str, method: str, split_half: bool) -> d
         scale = tuple(src["scale"]) if src["scale"] is not None else None
         rdm = load_pairwise(path, scale=scale, source=f"datasets/word_similarity/{src['file']}")
         return {"kind": "judgments", "rdm": rdm, "reliability": {}, "attrs": dict(rdm.attrs)}
-    from brainalign.datasets import load_haxby
-
-    trials = load_haxby(preprocess=src["preprocess"])
-    avg = average_trials(trials)
-    order = trials.attrs.get("stimulus_order")
-    if order is not None:  # the dataset's canonical order, for readable figures
-        avg = avg.sel(stimulus=[s for s in order if s in set(avg.stimulus.values)])
-    if metric in rsa.CV_METRICS:  # cross-validated over runs: computed from the trials
-        rdm = rsa.rdm(trials, metric)
-        ids = list(avg.stimulus.values)
-        rdm = rdm.sel(stimulus_a=ids, stimulus_b=ids)
-    else:
-        rdm = rsa.rdm(avg, metric)
-    splits = _run_splits(trials, [str(v) for v in avg.stimulus.values], metric)
+    trials, avg = _load_patterns(src)
+    ids = [str(v) for v in avg.stimulus.values]
+    rdm = _trials_rdm(trials, metric, ids)
+    splits = _run_splits(trials, ids, metric)
     reliability = (
         _split_half(trials, metric, method) if split_half and "run" in trials.coords else {}
     )
@@ -207,9 +222,6 @@ def _run_splits(trials: xr.DataArray, ids: list[str], metric: str) -> xr.DataArr
     With a cross-validated metric each pair's RDM is cross-validated over its two runs;
     otherwise it is the RDM of the pair's stimulus means. None with fewer than 4 runs.
     """
-    from brainalign import rsa
-    from brainalign.data import average_trials
-
     if "run" not in trials.coords:
         return None
     runs = np.unique(trials["run"].values)
@@ -218,12 +230,8 @@ def _run_splits(trials: xr.DataArray, ids: list[str], metric: str) -> xr.DataArr
     out = []
     for k in range(0, runs.size - 1, 2):  # a handful of run pairs, each one batched RDM
         part = trials.isel(trial=np.flatnonzero(np.isin(trials["run"].values, runs[k : k + 2])))
-        if metric in rsa.CV_METRICS:
-            r = rsa.rdm(part, metric)
-        else:
-            r = rsa.rdm(average_trials(part), metric)
-        keep = [c for c in r.coords if c not in ("stimulus_a", "stimulus_b")]
-        out.append(r.sel(stimulus_a=ids, stimulus_b=ids).drop_vars(keep))
+        r = _trials_rdm(part, metric, ids)
+        out.append(r.drop_vars([c for c in r.coords if c not in ("stimulus_a", "stimulus_b")]))
     labels = [f"runs {runs[k]}-{runs[k + 1]}" for k in range(0, runs.size - 1, 2)]
     return xr.concat(out, dim="split").assign_coords(split=labels)
 
@@ -231,17 +239,11 @@ def _run_splits(trials: xr.DataArray, ids: list[str], metric: str) -> xr.DataArr
 def _split_half(trials: xr.DataArray, metric: str, method: str) -> dict[str, float]:
     """RDM reliability: the similarity of RDMs from odd and even runs, Spearman–Brown corrected."""
     from brainalign import rsa
-    from brainalign.data import average_trials
 
     runs = np.asarray(trials["run"].values)
     odd = trials.isel(trial=np.flatnonzero(runs % 2 == 1))
     even = trials.isel(trial=np.flatnonzero(runs % 2 == 0))
-    if metric in rsa.CV_METRICS:  # each half cross-validates over its own runs
-        r = rsa.compare(rsa.rdm(odd, metric), rsa.rdm(even, metric), method)
-    else:
-        r = rsa.compare(
-            rsa.rdm(average_trials(odd), metric), rsa.rdm(average_trials(even), metric), method
-        )
+    r = rsa.compare(_trials_rdm(odd, metric), _trials_rdm(even, metric), method)
     return {
         "split_half": float(r),
         "spearman_brown": float(2 * r / (1 + r)) if r > -1 else float("nan"),
@@ -362,7 +364,7 @@ def _execute(
         maps: dict[str, dict[str, xr.DataArray]] = {}
         for unit in [u for u in units if u.analysis == "searchlight"]:
             maps.setdefault(unit.brain, {}).update(
-                _compute_searchlight(cache, spec, unit, brain_keys[unit.brain])
+                _compute_searchlight(cache, spec, unit, brain_keys[unit.brain], brains[unit.brain])
             )
         ceilings = _split_evaluations(spec, brains, model_rdms, results)
         tree = _results_tree(spec, brains, model_rdms, results, ceilings)
@@ -465,25 +467,13 @@ def _get_models(
     return key, rdms
 
 
-def _patterns(src: dict[str, Any]) -> xr.DataArray:
-    """Stimulus-mean patterns of a pattern brain source, in the dataset's order."""
-    from brainalign.data import average_trials
-    from brainalign.datasets import load_haxby
-
-    trials = load_haxby(preprocess=src["preprocess"])
-    avg = average_trials(trials)
-    order = trials.attrs.get("stimulus_order")
-    return avg.sel(stimulus=list(order)) if order is not None else avg
-
-
 def _compute_searchlight(
-    cache: Cache, spec: dict[str, Any], unit: Unit, brain_key: str
+    cache: Cache, spec: dict[str, Any], unit: Unit, brain_key: str, brain: dict[str, Any]
 ) -> dict[str, xr.DataArray]:
     """Searchlight maps of one brain source against one model's RDMs (cached)."""
     from brainalign import rsa
 
     params = spec["analyses"]["searchlight"]
-    _, brain = _get_brain(cache, spec["brain"][unit.brain], spec["analyses"]["rsa"])
     model_key, rdms = _get_models(
         cache,
         unit.model,
@@ -495,7 +485,7 @@ def _compute_searchlight(
     cached = cache.get("searchlight", key)
     if cached is not None:
         return tree_to_entries(cached)
-    patterns = _patterns(spec["brain"][unit.brain])
+    _, patterns = _load_patterns(spec["brain"][unit.brain])
     maps = {
         entry: rsa.searchlight(
             patterns,
@@ -683,17 +673,20 @@ def _results_tree(
     return tree
 
 
+def _multi_layer_models(entries: Any) -> dict[str, list[str]]:
+    """Group ``model:layer`` entries by model, keeping the models with several layers."""
+    layers: dict[str, list[str]] = {}
+    for entry in entries:
+        if ":" in entry:
+            layers.setdefault(entry.split(":", 1)[0], []).append(entry)
+    return {model: names for model, names in layers.items() if len(names) >= 2}
+
+
 def _best_layers(results: dict, method: str) -> list[dict[str, Any]]:
     """Rows of (brain, model, best layer, score, p) for every multi-layer model."""
     rows = []
     for bname, tests in results.items():
-        layers: dict[str, list[str]] = {}
-        for entry in tests:
-            if ":" in entry:
-                layers.setdefault(entry.split(":", 1)[0], []).append(entry)
-        for model, names in layers.items():
-            if len(names) < 2:
-                continue
+        for model, names in _multi_layer_models(tests).items():
             top = max(names, key=lambda n: float(tests[n].observed))
             rows.append(
                 {
@@ -721,13 +714,7 @@ def _layer_sliders(
 
     if brain_rdm.sizes["stimulus_a"] > max_stimuli:
         return  # the grid above already shows every layer; big paired images add little
-    layers: dict[str, list[str]] = {}
-    for entry in entries:
-        if ":" in entry:
-            layers.setdefault(entry.split(":", 1)[0], []).append(entry)
-    for model, names in layers.items():
-        if len(names) < 2:
-            continue
+    for model, names in _multi_layer_models(entries).items():
         figs = {
             name.split(":", 1)[1]: plot_rdms(
                 {f"brain: {bname}": brain_rdm, name: model_rdms[(bname, name)]}, ncols=2
