@@ -500,6 +500,85 @@ def ridge_cv_path(
     return result
 
 
+@dataclass
+class FixedDecomposition:
+    """One float64 eigendecomposition of the centred Gram (primal) or kernel (dual)."""
+
+    solver: str
+    lam: torch.Tensor
+    vec: torch.Tensor  # in the compute dtype
+    tol: float
+    x_mean: torch.Tensor | None
+    xc: torch.Tensor  # centred features, compute dtype
+
+
+def fixed_decomposition(
+    x: torch.Tensor, *, fit_intercept: bool = True, solver: str = "auto"
+) -> FixedDecomposition:
+    """Decompose once for ridge solves with any per-target alpha (see :func:`ridge_fixed`).
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (n, p)
+        Features.
+    fit_intercept : bool
+        Centre on the sample means.
+    solver : {"auto", "primal", "dual"}
+        ``"auto"`` takes the smaller of p and n.
+
+    Returns
+    -------
+    decomposition : FixedDecomposition
+    """
+    n, p = x.shape
+    dtype = x.dtype
+    if solver == "auto":
+        solver = "primal" if p <= n else "dual"
+    x64 = x.to(torch.float64)
+    mu = x64.mean(0) if fit_intercept else None
+    xc = x64 - mu if mu is not None else x64
+    if solver == "primal":
+        lam, vec, tol = _eigh(xc.T @ xc, dtype)
+    elif fit_intercept:
+        lam, vec, tol = _deflated_eigh(xc @ xc.T, dtype)
+    else:
+        lam, vec, tol = _eigh(xc @ xc.T, dtype)
+    return FixedDecomposition(
+        solver, lam, vec.to(dtype), tol, None if mu is None else mu.to(dtype), xc.to(dtype)
+    )
+
+
+def fixed_solve(
+    dec: FixedDecomposition, y: torch.Tensor, alpha: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Coefficients (and intercept) for targets ``y`` with one alpha each.
+
+    Parameters
+    ----------
+    dec : FixedDecomposition
+        From :func:`fixed_decomposition`.
+    y : torch.Tensor, shape (n, t)
+        Targets.
+    alpha : torch.Tensor, shape (t,)
+        Positive penalties.
+
+    Returns
+    -------
+    coef : torch.Tensor, shape (p, t)
+    intercept : torch.Tensor, shape (t,), or None
+    """
+    dtype = dec.vec.dtype
+    a = alpha.to(device=dec.lam.device, dtype=torch.float64)
+    inv = ((1.0 / (dec.lam[:, None] + a[None, :])) * (dec.lam > dec.tol)[:, None]).to(dtype)
+    if dec.solver == "primal":
+        coef = dec.vec @ ((dec.vec.T @ (dec.xc.T @ y)) * inv)
+    else:  # the eigenvectors are orthogonal to ones when centred: y needs no centring
+        coef = dec.xc.T @ (dec.vec @ ((dec.vec.T @ y) * inv))
+    if dec.x_mean is None:
+        return coef, None
+    return coef, y.mean(0) - dec.x_mean @ coef
+
+
 def ridge_fixed(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -528,30 +607,266 @@ def ridge_fixed(
     coef : torch.Tensor, shape (p, t)
     intercept : torch.Tensor, shape (t,), or None
     """
-    n, p = x.shape
-    dtype = x.dtype
-    if solver == "auto":
-        solver = "primal" if p <= n else "dual"
-    x64 = x.to(torch.float64)
-    mu = x64.mean(0)
-    xc = x64 - mu if fit_intercept else x64
-    y_mean = y.mean(0)
-    a = alpha.to(torch.float64)
-    if solver == "primal":
-        lam, vec, tol = _eigh(xc.T @ xc, dtype)
-        vec_c = vec.to(dtype)
-        xty = xc.to(dtype).T @ y
-        inv = (1.0 / (lam[:, None] + a[None, :])) * (lam > tol)[:, None]
-        coef = vec_c @ ((vec_c.T @ xty) * inv.to(dtype))
-    else:
-        k = xc @ xc.T
-        if fit_intercept:
-            lam, vec, tol = _deflated_eigh(k, dtype)
+    dec = fixed_decomposition(x, fit_intercept=fit_intercept, solver=solver)
+    return fixed_solve(dec, y, alpha)
+
+
+# --------------------------------------------------------------------------- banded ridge
+
+
+def dirichlet_gammas(
+    n_iter: int, n_bands: int, concentration: Sequence[float], seed: int | None
+) -> torch.Tensor:
+    """Band weights on the simplex for the random search, the first one uniform.
+
+    Samples cycle through ``concentration`` ([c0, c1, c0, c1, ...]), as himalaya's
+    ``generate_dirichlet_samples`` does (``numpy.random.RandomState(seed).dirichlet``), so
+    a seed gives both packages the same candidates.
+
+    Parameters
+    ----------
+    n_iter : int
+        Number of candidates.
+    n_bands : int
+        Number of feature bands.
+    concentration : sequence of float
+        Dirichlet concentrations (``inf`` means uniform weights).
+    seed : int or None
+        Seed of the generator.
+
+    Returns
+    -------
+    gammas : torch.Tensor, shape (n_iter, n_bands), float64
+    """
+    import numpy as np
+
+    rs = np.random.RandomState(seed)
+    conc = np.atleast_1d(np.asarray(concentration, dtype=float))
+    per = int(np.ceil(n_iter / len(conc)))
+    blocks = []
+    for c in conc:
+        if np.isinf(c):
+            blocks.append(np.full((per, n_bands), 1.0 / n_bands))
         else:
-            lam, vec, tol = _eigh(k, dtype)
-        vec_c = vec.to(dtype)
-        inv = (1.0 / (lam[:, None] + a[None, :])) * (lam > tol)[:, None]
-        dual = vec_c @ ((vec_c.T @ y) * inv.to(dtype))
-        coef = xc.to(dtype).T @ dual
-    intercept = y_mean - mu.to(dtype) @ coef if fit_intercept else None
-    return coef, intercept
+            blocks.append(rs.dirichlet([c] * n_bands, per))
+    g = np.swapaxes(np.stack(blocks), 0, 1).reshape(-1, n_bands)[:n_iter]
+    g[0] = 1.0 / n_bands
+    return torch.from_numpy(g)
+
+
+@dataclass
+class BandedResult:
+    """Outcome of :func:`banded_ridge_cv_path` (tensors on the compute device)."""
+
+    best_gamma: torch.Tensor  # (t,) index into gammas
+    best_alpha: torch.Tensor  # (t,) index into alphas
+    cv_scores: torch.Tensor  # (n_gammas, t): best-alpha fold-mean criterion per candidate
+    best_score: torch.Tensor  # (t,) criterion at the selected (gamma, alpha)
+    reported: torch.Tensor  # (t,) fold-mean of the reported score there
+    solver: str
+    coef: torch.Tensor | None = None  # (p, t) on the unscaled features
+    intercept: torch.Tensor | None = None
+
+
+def _scaled_primal_ops(
+    x: torch.Tensor,
+    gram: torch.Tensor,
+    x_sum: torch.Tensor,
+    folds: Sequence[Fold],
+    alphas: torch.Tensor,
+    fit_intercept: bool,
+    scale: torch.Tensor,
+) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Fold operators for the features scaled column-wise by ``scale`` (sqrt band weights).
+
+    The returned operators act on the *unscaled* training cross-products: ``W diag(s)``.
+    """
+    dtype = x.dtype
+    n_alphas = alphas.shape[0]
+    ss = torch.outer(scale, scale)
+    out = []
+    for fold in folds:
+        x_te = x[fold.test].to(torch.float64)
+        g_tr = gram - x_te.T @ x_te
+        n_tr = fold.train.shape[0]
+        mu = None
+        if fit_intercept:
+            mu = (x_sum - x_te.sum(0)) / n_tr
+            g_tr = g_tr - n_tr * torch.outer(mu, mu)
+            x_te = x_te - mu
+        lam, vec, tol = _eigh(g_tr * ss, dtype)
+        inv = _inverse_eigenvalues(lam, alphas.double(), tol).to(dtype)
+        av = ((x_te * scale) @ vec).to(dtype)
+        vt = (vec.T * scale).to(dtype)  # Vᵀ diag(s)
+        w = (av[None] * inv[:, None, :]) @ vt
+        out.append((w.reshape(n_alphas * fold.test.shape[0], -1), mu))
+    return out
+
+
+def banded_ridge_cv_path(
+    x: torch.Tensor,
+    targets: TargetSource,
+    n_targets: int,
+    folds: Sequence[Fold],
+    alphas: torch.Tensor,
+    gammas: torch.Tensor,
+    band_of_column: torch.Tensor,
+    *,
+    fit_intercept: bool = True,
+    criterion: str = "neg_mse",
+    scoring: str = "r2",
+    solver: str = "auto",
+    refit: bool = True,
+    max_memory: int = 512 * 2**20,
+    iterate: Callable = iter,
+) -> BandedResult:
+    """Banded ridge: random search over band weights × alpha grid, exact K-fold CV.
+
+    Each candidate ``gamma`` (band weights on the simplex) scales band ``b``'s columns by
+    ``sqrt(gamma_b)``; the alpha grid is searched for each, so the effective per-band
+    penalty is ``alpha / gamma_b`` (himalaya's ``deltas = log(gamma / alpha)``). Candidates
+    are processed in batches: their fold operators are stacked so that one GEMM per fold
+    and target chunk scores every (gamma, alpha) pair, and the training cross-products are
+    shared by all of them.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (n, p)
+        All bands' features side by side.
+    targets : callable
+        ``targets(start, stop)`` → (n, stop - start) tensor.
+    n_targets : int
+        Number of targets.
+    folds : sequence of Fold
+        Splits.
+    alphas : torch.Tensor, shape (n_alphas,)
+        Positive grid.
+    gammas : torch.Tensor, shape (n_gammas, n_bands)
+        Band-weight candidates.
+    band_of_column : torch.Tensor, shape (p,)
+        Band index of every column.
+    fit_intercept, criterion, scoring, solver, refit, max_memory, iterate
+        As in :func:`ridge_cv_path`.
+
+    Returns
+    -------
+    result : BandedResult
+    """
+    n, p = x.shape
+    dtype, device = x.dtype, x.device
+    n_alphas, n_gammas = alphas.shape[0], gammas.shape[0]
+    names = tuple(dict.fromkeys((criterion, scoring)))
+    if solver == "auto":
+        solver = choose_solver(n, p, n_targets, n_alphas, len(folds))
+    n_test_max = max(int(f.test.shape[0]) for f in folds)
+    itemsize = x.element_size()
+    width = p if solver == "primal" else n
+    per_gamma = itemsize * n_alphas * n * width + 8 * width * width
+    g_batch = int(max(1, min(n_gammas, (max_memory // 2) // max(per_gamma, 1))))
+    chunk = chunk_size(
+        solver, n, p, n_targets, n_alphas * g_batch, n_test_max, itemsize, max_memory // 2
+    )
+    gam = gammas.to(device=device, dtype=torch.float64)
+    scales = gam[:, band_of_column].sqrt()  # (n_gammas, p)
+
+    best_score = torch.full((n_targets,), -math.inf, dtype=torch.float64, device=device)
+    best_gamma = torch.zeros(n_targets, dtype=torch.long, device=device)
+    best_alpha = torch.zeros(n_targets, dtype=torch.long, device=device)
+    reported = torch.zeros(n_targets, dtype=torch.float64, device=device)
+    cv_scores = torch.empty((n_gammas, n_targets), dtype=torch.float64, device=device)
+    slope = (torch.log(alphas.double()) * 1e-10)[:, None]
+    eps = _eps(dtype)
+
+    x64 = x.to(torch.float64)
+    x_sum = x64.sum(0)
+    if solver == "primal":
+        gram = x64.T @ x64
+        xt = x.T.contiguous()
+        fold_xt = [x[f.test].T.contiguous() for f in folds]
+    else:
+        band_kernels = []
+        for b in range(int(band_of_column.max()) + 1):
+            cols = torch.nonzero(band_of_column == b).flatten()
+            xb = x[:, cols]
+            band_kernels.append((xb @ xb.T).to(torch.float64))
+
+    for g0 in iterate(range(0, n_gammas, g_batch)):
+        g1 = min(g0 + g_batch, n_gammas)
+        if solver == "primal":
+            op_sets = [
+                _scaled_primal_ops(x, gram, x_sum, folds, alphas, fit_intercept, scales[g])
+                for g in range(g0, g1)
+            ]
+            stacked = [torch.cat([ops[f][0] for ops in op_sets]) for f in range(len(folds))]
+            mus = [op_sets[0][f][1] for f in range(len(folds))]
+        else:
+            stacked = []
+            for g in range(g0, g1):
+                kern = sum(gam[g, b] * k for b, k in enumerate(band_kernels))
+                stacked.append(_dual_fold_operators(kern, folds, alphas, fit_intercept, dtype))
+            stacked = [torch.cat([s[f] for s in stacked]) for f in range(len(folds))]
+        n_g = g1 - g0
+        for start in range(0, n_targets, chunk):
+            stop = min(start + chunk, n_targets)
+            y = targets(start, stop)
+            tc = stop - start
+            sums = {
+                k: torch.zeros((n_g * n_alphas, tc), dtype=torch.float64, device=device)
+                for k in names
+            }
+            if solver == "primal":
+                xty = xt @ y
+                y_sum = y.sum(0)
+            for f, fold in enumerate(folds):
+                y_te = y[fold.test]
+                if solver == "primal":
+                    c = xty - fold_xt[f] @ y_te
+                    if fit_intercept:
+                        n_tr = fold.train.shape[0]
+                        y_mu = (y_sum - y_te.sum(0)) / n_tr
+                        c -= n_tr * torch.outer(mus[f].to(dtype), y_mu)
+                    pred = (stacked[f] @ c).view(n_g * n_alphas, y_te.shape[0], tc)
+                    if fit_intercept:
+                        pred += y_mu[None, None, :]
+                else:
+                    y_tr = y[fold.train]
+                    pred = (stacked[f] @ y_tr).view(n_g * n_alphas, y_te.shape[0], tc)
+                    if fit_intercept:
+                        pred += y_tr.mean(0)[None, None, :]
+                for k, v in fold_statistics(y_te, pred, names).items():
+                    sums[k] += v
+                del pred
+            crit = (sums[criterion] / len(folds)).view(n_g, n_alphas, tc) + slope[None]
+            rep = (sums[scoring] / len(folds)).view(n_g, n_alphas, tc)
+            sl = slice(start, stop)
+            for i in range(n_g):  # sequential update: ties keep the earlier candidate
+                a_idx = torch.argmax(crit[i], dim=0)
+                score = crit[i].gather(0, a_idx[None])[0]
+                cv_scores[g0 + i, sl] = score
+                better = score > best_score[sl] + eps
+                best_score[sl] = torch.where(better, score, best_score[sl])
+                best_gamma[sl] = torch.where(better, g0 + i, best_gamma[sl])
+                best_alpha[sl] = torch.where(better, a_idx, best_alpha[sl])
+                rep_i = rep[i].gather(0, a_idx[None])[0]
+                reported[sl] = torch.where(better, rep_i, reported[sl])
+            del y
+    result = BandedResult(best_gamma, best_alpha, cv_scores, best_score, reported, solver)
+    if refit:
+        result.coef = torch.empty((p, n_targets), dtype=dtype, device=device)
+        if fit_intercept:
+            result.intercept = torch.empty(n_targets, dtype=dtype, device=device)
+        for g in torch.unique(best_gamma).tolist():  # one decomposition per selected gamma
+            s = scales[g].to(dtype)
+            dec = fixed_decomposition(x * s, fit_intercept=fit_intercept, solver=solver)
+            for start in range(0, n_targets, chunk):
+                stop = min(start + chunk, n_targets)
+                cols = start + torch.nonzero(best_gamma[start:stop] == g).flatten()
+                if cols.numel() == 0:
+                    continue
+                y = targets(start, stop)[:, cols - start]
+                coef, icpt = fixed_solve(dec, y, alphas[best_alpha[cols]])
+                result.coef[:, cols] = coef * s[:, None]
+                if fit_intercept:
+                    result.intercept[cols] = icpt
+            del dec
+    return result

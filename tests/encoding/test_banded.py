@@ -1,0 +1,140 @@
+"""Banded ridge against himalaya's BandedRidgeCV and MultipleKernelRidgeCV (test-only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from numpy.testing import assert_allclose
+from sklearn.model_selection import KFold
+
+from brainalign.encoding import BandedRidgeCV
+from brainalign.encoding._solvers import dirichlet_gammas
+
+himalaya_ridge = pytest.importorskip("himalaya.ridge")
+himalaya_kernel = pytest.importorskip("himalaya.kernel_ridge")
+himalaya_scoring = pytest.importorskip("himalaya.scoring")
+
+ALPHAS = np.logspace(-2, 4, 7)
+SIZES = [5, 8, 3]
+
+
+def _bands(rng, n=60, t=10):
+    p = sum(SIZES)
+    X = rng.standard_normal((n, p))
+    scale = np.repeat([1.0, 0.2, 0.05], SIZES)[:, None]
+    Y = X @ (rng.standard_normal((p, t)) * scale) + rng.standard_normal((n, t)) + 2.0
+    return X, Y, np.repeat(["a", "b", "c"], SIZES)
+
+
+def test_candidates_match_himalaya_sampler():
+    ours = dirichlet_gammas(12, 3, [0.1, 1.0], 0).numpy()
+    ref = himalaya_kernel.generate_dirichlet_samples(12, 3, [0.1, 1.0], random_state=0)
+    ref[0] = 1 / 3  # himalaya's solvers overwrite the first candidate with uniform weights
+    assert_allclose(ours, ref, rtol=1e-15)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+@pytest.mark.parametrize("solver", ["primal", "dual"])
+def test_matches_himalaya_banded_ridge_on_fixed_candidates(rng, fit_intercept, solver):
+    X, Y, bands = _bands(rng)
+    gammas = dirichlet_gammas(10, 3, [0.1, 1.0], 1).numpy()
+    ours = BandedRidgeCV(
+        ALPHAS,
+        n_iter=gammas,
+        cv=KFold(5),
+        fit_intercept=fit_intercept,
+        scoring="neg_mse",
+        solver=solver,
+        max_memory=20_000,  # several candidate batches and target chunks
+    ).fit(X, Y, bands=bands)
+    codes = np.repeat(np.arange(3), SIZES)
+    ref = himalaya_ridge.BandedRidgeCV(
+        groups=codes,
+        solver_params={"n_iter": gammas, "alphas": ALPHAS, "progress_bar": False},
+        cv=KFold(5),
+        fit_intercept=fit_intercept,
+    ).fit(X, Y)
+    assert_allclose(ours.deltas_, ref.deltas_, rtol=1e-12)
+    # himalaya's cv_scores_ are per candidate, with its 1e-10·log(alpha) tie-break slope,
+    # which brainalign's candidate_scores_ keep too.
+    assert_allclose(ours.candidate_scores_, ref.cv_scores_, rtol=1e-9)
+    assert_allclose(ours.coef_, ref.coef_, rtol=1e-8, atol=1e-12)
+    if fit_intercept:
+        assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-8)
+
+
+def test_matches_multiple_kernel_ridge_on_fixed_band_weights(rng):
+    X, Y, bands = _bands(rng, n=40)
+    Y = Y - Y.mean(0)
+    gammas = np.array([[1 / 3, 1 / 3, 1 / 3], [0.7, 0.2, 0.1], [0.05, 0.9, 0.05]])
+    ours = BandedRidgeCV(
+        ALPHAS, n_iter=gammas, cv=KFold(5), fit_intercept=False, scoring="neg_mse"
+    ).fit(X, Y, bands=bands)
+    kernels = np.stack([X[:, bands == b] @ X[:, bands == b].T for b in "abc"])
+    ref = himalaya_kernel.MultipleKernelRidgeCV(
+        kernels="precomputed",
+        solver_params={"n_iter": gammas, "alphas": ALPHAS, "progress_bar": False},
+        cv=KFold(5),
+    ).fit(kernels, Y)
+    assert_allclose(ours.deltas_, ref.deltas_, rtol=1e-12)
+    assert_allclose(ours.candidate_scores_, ref.cv_scores_, rtol=1e-9)
+    pred_ref = ref.predict(kernels)
+    assert_allclose(ours.predict(X, bands=bands), pred_ref, rtol=1e-8, atol=1e-10)
+
+
+def test_variance_partitioning_matches_product_measure(rng):
+    X, Y, bands = _bands(rng, n=80)
+    train, test = np.arange(60), np.arange(60, 80)
+    model = BandedRidgeCV(ALPHAS, n_iter=8, random_state=0).fit(X[train], Y[train], bands=bands)
+    split = model.score_split(X[test], Y[test], bands=bands)
+    assert split.dims == ("band", "target")
+    assert list(split.band.values) == ["a", "b", "c"]
+    parts = model.predict_split(X[test], bands=bands)
+    parts = parts - parts.mean(1, keepdims=True)
+    ref = himalaya_scoring.r2_score_split(Y[test] - Y[test].mean(0), parts)
+    assert_allclose(split.values, ref, rtol=1e-10, atol=1e-12)
+    # The shares add up to the R² of the joint centred prediction.
+    joint = parts.sum(0)
+    yc = Y[test] - Y[test].mean(0)
+    r2 = 1 - ((yc - joint) ** 2).sum(0) / (yc**2).sum(0)
+    assert_allclose(split.values.sum(0), r2, rtol=1e-10)
+
+
+def test_dict_of_labeled_bands(rng):
+    X, Y, bands = _bands(rng, n=50, t=4)
+    ids = [f"s{i}" for i in range(50)]
+    layers = {
+        name: xr.DataArray(
+            X[:, bands == name], dims=("stimulus", "unit"), coords={"stimulus": ids}
+        )
+        for name in "abc"
+    }
+    Yda = xr.DataArray(
+        Y, dims=("stimulus", "voxel"), coords={"stimulus": ids, "voxel": list("wxyz")}
+    )
+    shuffled = {k: v.isel(stimulus=rng.permutation(50)) for k, v in layers.items()}
+    a = BandedRidgeCV(ALPHAS, n_iter=6, random_state=0).fit(layers, Yda)
+    b = BandedRidgeCV(ALPHAS, n_iter=6, random_state=0).fit(shuffled, Yda)
+    assert_allclose(a.cv_scores_, b.cv_scores_, rtol=1e-12)
+    assert a.band_names_ == ["a", "b", "c"]
+    assert a.results_.band_weight.dims == ("band", "voxel")
+    assert_allclose(a.results_.band_weight.sum("band").values, 1.0)
+    assert a.predict(layers).shape == (50, 4)
+
+
+def test_banded_errors(rng):
+    X, Y, bands = _bands(rng, n=30, t=2)
+    with pytest.raises(ValueError, match=r"bands must give one label per column of X \(16\)"):
+        BandedRidgeCV(n_iter=3).fit(X, Y, bands=bands[:5])
+    with pytest.raises(ValueError, match="BandedRidgeCV needs the bands"):
+        BandedRidgeCV(n_iter=3).fit(X, Y)
+    with pytest.raises(ValueError, match=r"shape \(n, 3\) .* got shape \(4, 2\)"):
+        BandedRidgeCV(n_iter=np.ones((4, 2))).fit(X, Y, bands=bands)
+    with pytest.raises(ValueError, match=r"different numbers of samples: \{'a': 30, 'b': 29\}"):
+        BandedRidgeCV(n_iter=3).fit({"a": X[:, :3], "b": X[:29, 3:]}, Y)
+    with pytest.raises(ValueError, match=r"concentration must be positive .* got -1"):
+        BandedRidgeCV(n_iter=3, concentration=-1).fit(X, Y, bands=bands)
+    model = BandedRidgeCV(ALPHAS, n_iter=3).fit(X, Y, bands=bands)
+    with pytest.raises(ValueError, match=r"X has 16 features in bands \['x'\]"):
+        model.predict(X, bands=np.repeat("x", 16))
