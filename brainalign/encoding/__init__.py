@@ -5,6 +5,14 @@ Fit features (model activations, stimulus descriptors, their delays) to brain re
 """
 
 from brainalign.encoding._banded import BandedRidgeCV
+from brainalign.encoding._ceiling import (
+    explainable_variance,
+    ncsnr,
+    normalize_score,
+    nsd_noise_ceiling,
+    spearman_brown,
+    split_half_reliability,
+)
 from brainalign.encoding._delays import (
     convolve_hrf,
     delay,
@@ -16,25 +24,57 @@ from brainalign.encoding._delays import (
     undelay_coef,
 )
 from brainalign.encoding._ridge import DEFAULT_ALPHAS, RidgeCV, make_folds, ridge, ridge_cv
+from brainalign.encoding._scoring import (
+    SCORERS,
+    correlation_score_split,
+    get_scorer,
+    r2_score_split,
+    score,
+)
 from brainalign.encoding._solvers import CRITERIA, SOLVERS
+from brainalign.encoding._stats import (
+    bootstrap_ci,
+    bootstrap_indices,
+    fdr_bh,
+    fwe_max_stat,
+    permutation_indices,
+    permutation_pvalues,
+)
 from brainalign.encoding._trf import TRF, laplacian_penalty
 
 __all__ = [
     "CRITERIA",
     "DEFAULT_ALPHAS",
+    "SCORERS",
     "SOLVERS",
     "TRF",
     "BandedRidgeCV",
     "RidgeCV",
+    "bootstrap_ci",
+    "bootstrap_indices",
     "convolve_hrf",
+    "correlation_score_split",
     "delay",
+    "explainable_variance",
+    "fdr_bh",
     "flatten_targets",
+    "fwe_max_stat",
+    "get_scorer",
     "hrf_basis",
     "lag_matrix",
     "laplacian_penalty",
     "make_folds",
+    "ncsnr",
+    "normalize_score",
+    "nsd_noise_ceiling",
+    "permutation_indices",
+    "permutation_pvalues",
+    "r2_score_split",
     "ridge",
     "ridge_cv",
+    "score",
+    "spearman_brown",
+    "split_half_reliability",
     "spm_hrf",
     "trf_lags",
     "undelay_coef",
