@@ -23,6 +23,7 @@ from brainalign.encoding._delays import (
     trf_lags,
     undelay_coef,
 )
+from brainalign.encoding._inference import PERMUTATION_KINDS, permutation_test
 from brainalign.encoding._ridge import DEFAULT_ALPHAS, RidgeCV, make_folds, ridge, ridge_cv
 from brainalign.encoding._scoring import (
     SCORERS,
@@ -45,6 +46,7 @@ from brainalign.encoding._trf import TRF, laplacian_penalty
 __all__ = [
     "CRITERIA",
     "DEFAULT_ALPHAS",
+    "PERMUTATION_KINDS",
     "SCORERS",
     "SOLVERS",
     "TRF",
@@ -69,6 +71,7 @@ __all__ = [
     "nsd_noise_ceiling",
     "permutation_indices",
     "permutation_pvalues",
+    "permutation_test",
     "r2_score_split",
     "ridge",
     "ridge_cv",

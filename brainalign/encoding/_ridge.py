@@ -340,6 +340,7 @@ class CVFit:
     x_train: np.ndarray | None
     lambda_max: float
     memory_estimate: int
+    predictions: np.ndarray | None = None
 
 
 def _fit_cv(
@@ -354,6 +355,7 @@ def _fit_cv(
     refit: bool,
     max_memory: Any,
     description: str = "ridge CV",
+    predictions: bool = False,
 ) -> CVFit:
     n, p = prob.x.shape
     n_targets = _n_columns(prob)
@@ -381,6 +383,16 @@ def _fit_cv(
         for tr, te in folds
     ]
     a = torch.as_tensor(alphas, device=prob.device, dtype=prob.dtype)
+    oof = None
+    if predictions:
+        covered = np.bincount(np.concatenate([te for _, te in folds]), minlength=n)
+        if np.any(covered != 1):
+            raise ValueError(
+                "Out-of-fold predictions need every sample in exactly one test set; this cv "
+                f"tests {int((covered == 0).sum())} sample(s) never and "
+                f"{int((covered > 1).sum())} more than once."
+            )
+        oof = torch.empty((n, n_targets), dtype=prob.dtype, device=prob.device)
     result = ridge_cv_path(
         prob.x,
         prob.targets,
@@ -394,6 +406,7 @@ def _fit_cv(
         refit=refit,
         max_memory=budget,
         iterate=lambda it: progress(it, description) if len(it) > 1 else it,
+        predictions=oof,
     )
     eps = float(torch.finfo(prob.dtype).eps)
     if alphas.min() < 10 * eps * result.lambda_max:
@@ -422,6 +435,7 @@ def _fit_cv(
         x_train=x_train,
         lambda_max=result.lambda_max,
         memory_estimate=estimate,
+        predictions=None if oof is None else to_numpy(oof),
     )
 
 
@@ -483,6 +497,7 @@ def ridge_cv(
     scoring: Criterion = "r2",
     solver: Literal["auto", "primal", "dual"] = "auto",
     return_coef: bool = False,
+    return_predictions: bool = False,
     max_memory: int | Literal["auto"] = "auto",
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
@@ -518,6 +533,10 @@ def ridge_cv(
         Formulation; ``"auto"`` picks the smaller FLOP count.
     return_coef : bool
         Refit on all samples and add ``coef`` (features × targets) and ``intercept``.
+    return_predictions : bool
+        Add ``prediction`` (samples × targets): each sample predicted by the fold that
+        held it out, at the target's selected alpha (for bootstrap CIs over stimuli with
+        :func:`brainalign.encoding.bootstrap_ci`). The test sets must partition the samples.
     max_memory : int or "auto"
         Byte budget for per-chunk temporaries (512 MiB on CPU, 2 GiB on CUDA by default).
     device, dtype : optional
@@ -528,7 +547,7 @@ def ridge_cv(
     results : xarray.Dataset
         ``cv_score``, ``best_alpha`` (target dims), ``fold_score`` (fold, target dims),
         ``cv_path`` (alpha, target dims), and with ``return_coef`` ``coef`` and
-        ``intercept``.
+        ``intercept``, with ``return_predictions`` ``prediction``.
 
     Examples
     --------
@@ -558,13 +577,33 @@ def ridge_cv(
         solver=solver,
         refit=return_coef,
         max_memory=max_memory,
+        predictions=return_predictions,
     )
     ds = _results_dataset(fit, prob.y_labels, folds)
+    if return_predictions:
+        ds["prediction"] = _samples_dataarray(fit.predictions, prob.x_labels, prob.y_labels)
     if return_coef:
         coef = _coef_of(fit)
         ds["coef"] = _coef_dataarray(coef, prob.x_labels, prob.y_labels)
         ds["intercept"] = ds["best_alpha"].copy(data=fit.intercept.reshape(ds.best_alpha.shape))
     return ds
+
+
+def _samples_dataarray(values: np.ndarray, x_labels: _Labels, y_labels: _Labels) -> Any:
+    """Label a (samples, columns) matrix with the sample coords and the target dims."""
+    n = values.shape[0]
+    if y_labels.template is not None:
+        t = y_labels.template
+        dims, coords, shape = t.dims, dict(t.coords), t.shape
+    else:
+        dims = tuple(f"target_{i}" for i in range(len(y_labels.shape)))
+        coords, shape = {}, y_labels.shape
+    sample_dim = y_labels.sample_dim if y_labels.template is not None else x_labels.sample_dim
+    out = xr.DataArray(values.reshape(n, *shape), dims=(sample_dim, *dims), coords=coords)
+    for lab in (x_labels, y_labels):
+        if lab.samples is not None and lab.sample_dim == sample_dim:
+            out = out.assign_coords({sample_dim: lab.samples.values})
+    return out
 
 
 def _coef_of(fit: CVFit) -> np.ndarray:

@@ -363,6 +363,7 @@ def ridge_cv_path(
     refit: bool = True,
     max_memory: int = 512 * 2**20,
     iterate: Callable = iter,
+    predictions: torch.Tensor | None = None,
 ) -> CVResult:
     """Cross-validate ridge over an alpha grid for many targets, then refit once.
 
@@ -394,6 +395,9 @@ def ridge_cv_path(
         Byte budget for the per-chunk temporaries.
     iterate : callable
         Wraps the chunk iterator (a progress bar).
+    predictions : torch.Tensor, shape (n, n_targets), optional
+        Filled with the out-of-fold predictions at each target's selected alpha (every
+        sample predicted by the fold that held it out).
 
     Returns
     -------
@@ -446,6 +450,7 @@ def ridge_cv_path(
         result.intercept = torch.empty(n_targets, dtype=dtype, device=x.device)
     result.x_mean = x_mean.to(dtype)
 
+    kept: list[torch.Tensor] = []
     starts = range(0, n_targets, chunk)
     for start in iterate(starts):
         stop = min(start + chunk, n_targets)
@@ -464,6 +469,8 @@ def ridge_cv_path(
                 pred = (w @ c).view(n_alphas, y_te.shape[0], -1)
                 if fit_intercept:
                     pred += y_mu[None, None, :]
+                if predictions is not None:
+                    kept.append(pred.clone())
                 for k, v in fold_statistics(y_te, pred, names).items():
                     scores[k][f, :, sl] = v
                 del c, pred
@@ -474,10 +481,18 @@ def ridge_cv_path(
                 pred = (w @ y_tr).view(n_alphas, y_te.shape[0], -1)
                 if fit_intercept:
                     pred += y_tr.mean(0)[None, None, :]
+                if predictions is not None:
+                    kept.append(pred.clone())
                 for k, v in fold_statistics(y_te, pred, names).items():
                     scores[k][f, :, sl] = v
                 del pred, y_tr
         best[sl] = select_alphas(scores[criterion][:, :, sl], alphas)
+        if predictions is not None:
+            pick = best[sl][None, None, :]
+            for fold, pred in zip(folds, kept, strict=True):
+                idx = pick.expand(1, pred.shape[1], -1)
+                predictions[fold.test, sl] = pred.gather(0, idx)[0].to(predictions.dtype)
+            kept.clear()
         if refit:
             a = alphas.to(torch.float64)[best[sl]]
             inv = (1.0 / (lam[:, None] + a[None, :])) * (lam > tol)[:, None]
