@@ -61,8 +61,17 @@ analyses:
         ),
         (("rsa: {}", "rsa: {method: kendal}"), r"analyses\.rsa\.method: invalid value 'kendal'"),
         (
-            ("rsa: {}", "encoding: {}"),
-            r"analyses\.encoding: invalid value 'encoding'; allowed: 'rsa'",
+            ("rsa: {}", "rsa: {}\n  encodin: {}"),
+            r"analyses\.encodin: invalid value 'encodin'; allowed: .*Did you mean 'encoding'",
+        ),
+        (
+            ("rsa: {}", "rsa: {}\n  encoding: {cv: loro}"),
+            r"analyses\.encoding\.cv: must be 'runs' \(leave one run out\) or an int >= 2, "
+            "got 'loro'",
+        ),
+        (
+            ("rsa: {}", "rsa: {}\n  encoding: {alphas: [1, 0]}"),
+            r"analyses\.encoding\.alphas: must be a list of positive numbers, got \[1, 0\]",
         ),
         (("name: t\n", ""), r"name: is required \(a string\)"),
     ],

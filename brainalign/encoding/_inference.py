@@ -109,7 +109,7 @@ def permutation_test(
     Returns
     -------
     results : xarray.Dataset
-        Over the target dims: ``cv_score`` (observed), ``p_value`` (uncorrected,
+        Over the target dims: ``cv_score`` (observed), ``best_alpha``, ``p_value`` (uncorrected,
         ``(1 + #null ≥ observed) / (1 + n_permutations)``), ``p_fwe`` (max-statistic),
         ``p_fdr`` (Benjamini-Hochberg adjusted), ``significant_fdr``; and ``null``
         (permutation, target dims).
@@ -163,7 +163,11 @@ def permutation_test(
     p = permutation_pvalues(observed, null)
     p_fwe = fwe_max_stat(observed, null)
     p_fdr, reject = fdr_bh(p, alpha=fdr_alpha)
-    return _label(prob, observed, null, p, p_fwe, p_fdr, reject, kind, scoring)
+    ds = _label(prob, observed, null, p, p_fwe, p_fdr, reject, kind, scoring)
+    ds["best_alpha"] = ds["cv_score"].copy(
+        data=fit.best_alphas[: observed.size].reshape(ds["cv_score"].shape)
+    )
+    return ds
 
 
 def _label(prob, observed, null, p, p_fwe, p_fdr, reject, kind, scoring) -> xr.Dataset:

@@ -71,7 +71,13 @@ def _unit_task(
     threads: int,
 ) -> str:
     from brainalign.pipeline._cache import Cache
-    from brainalign.pipeline._run import Unit, _compute_searchlight, _compute_unit, _get_brain
+    from brainalign.pipeline._run import (
+        Unit,
+        _compute_encoding,
+        _compute_searchlight,
+        _compute_unit,
+        _get_brain,
+    )
 
     with _task_context(spec, device, threads):
         cache = Cache(Path(out) / ".cache")
@@ -84,6 +90,8 @@ def _unit_task(
         unit = Unit(analysis, bname, model)
         if analysis == "searchlight":
             _compute_searchlight(cache, spec, unit, key, brain)
+        elif analysis == "encoding":
+            _compute_encoding(cache, spec, unit, key)
         else:
             _compute_unit(cache, spec, unit, key, brain)
     return f"{analysis}/{bname}/{model}"

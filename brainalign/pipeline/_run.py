@@ -140,15 +140,11 @@ def _brain(src: dict[str, Any], metric: str, method: str, split_half: bool) -> d
     }
 
 
-def _text_model_rdms(
-    name: str, m: dict[str, Any], brain_rdm: xr.DataArray, metric: str
-) -> dict[str, xr.DataArray]:
-    """RDMs of a Hugging Face text model's layers over the brain's stimuli (offline)."""
-    from brainalign import rsa
+def _text_model_activations(name: str, m: dict[str, Any], ids: list[str]) -> xr.DataTree:
+    """Activations of a Hugging Face text model's layers for the stimuli (offline)."""
     from brainalign._imports import soft_import
     from brainalign.loaders.activations import extract_activations
 
-    ids = [str(v) for v in brain_rdm["stimulus_a"].values]
     texts = {i: str((m["texts"] or {}).get(i, i)) for i in ids}
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never the network
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -160,7 +156,7 @@ def _text_model_rdms(
     transformers.utils.logging.disable_progress_bar()
     model = transformers.AutoModel.from_pretrained(path)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-    tree = extract_activations(
+    return extract_activations(
         model,
         [texts[i] for i in ids],
         m["layers"],
@@ -170,11 +166,104 @@ def _text_model_rdms(
         batch_size=m["batch_size"],
         model_name=m["model"],
     )
+
+
+def _text_model_rdms(
+    name: str, m: dict[str, Any], brain_rdm: xr.DataArray, metric: str
+) -> dict[str, xr.DataArray]:
+    """RDMs of a Hugging Face text model's layers over the brain's stimuli (offline)."""
+    from brainalign import rsa
+
+    ids = [str(v) for v in brain_rdm["stimulus_a"].values]
+    tree = _text_model_activations(name, m, ids)
     out = {}
     for layer in tree.children:
         r = rsa.rdm(tree[layer]["activations"], metric)
         r.attrs["layer"] = layer
         out[f"{name}:{layer}"] = r
+    return out
+
+
+def _model_features(name: str, m: dict[str, Any], ids: list[str]) -> dict[str, xr.DataArray]:
+    """Feature matrices (stimulus, feature) of one model source, one per entry (layer)."""
+    from brainalign._checks import check_option
+    from brainalign.data import random_network
+
+    if m["kind"] == "text_model":
+        tree = _text_model_activations(name, m, ids)
+        return {f"{name}:{layer}": tree[layer]["activations"] for layer in tree.children}
+    if m["kind"] == "categorical":
+        groups = list(m["groups"])
+        member = {str(s): g for g, members in m["groups"].items() for s in members}
+        onehot = np.array([[member.get(i) == g for g in groups] for i in ids], dtype=float)
+        return {
+            name: xr.DataArray(
+                onehot, dims=("stimulus", "feature"), coords={"stimulus": ids, "feature": groups}
+            )
+        }
+    tree = random_network(
+        np.asarray(ids),
+        n_layers=m["n_layers"],
+        n_units=m["n_units"],
+        n_inputs=m["n_inputs"],
+        seed=m["seed"],
+    )
+    layer = m["layer"] or list(tree.children)[-1]
+    check_option(f"models.{name}.layer", layer, list(tree.children))
+    return {name: tree[layer]["activations"]}
+
+
+def _encoding_key(spec: dict[str, Any], unit: Unit, brain_key: str) -> str:
+    return content_key(
+        {
+            "brain": brain_key,
+            "model": [unit.model, spec["models"][unit.model]],
+            "encoding": spec["analyses"]["encoding"],
+            "seed": spec["seed"],
+        }
+    )
+
+
+def _compute_encoding(
+    cache: Cache, spec: dict[str, Any], unit: Unit, brain_key: str
+) -> dict[str, xr.Dataset]:
+    """Voxelwise encoding models of one brain source from one model's features (cached).
+
+    Every trial is described by the model's features of its stimulus; one ridge per voxel,
+    its penalty chosen by cross-validation over runs (or K folds).
+    """
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    from brainalign import encoding
+
+    params = spec["analyses"]["encoding"]
+    m = spec["models"][unit.model]
+    key = _encoding_key(spec, unit, brain_key)
+    cached = cache.get("encoding", key)
+    if cached is not None:
+        return tree_to_entries(cached)
+    trials, _ = _load_patterns(spec["brain"][unit.brain])
+    ids = [str(s) for s in dict.fromkeys(trials.stimulus.values)]
+    runs = trials.run.values
+    alphas = params["alphas"] or list(encoding.DEFAULT_ALPHAS)
+    cv = LeaveOneGroupOut() if params["cv"] == "runs" else int(params["cv"])
+    out = {}
+    for entry, feats in _model_features(unit.model, m, ids).items():
+        x = feats.sel(stimulus=trials.stimulus.values).values
+        common = dict(cv=cv, groups=runs, criterion=params["criterion"], scoring=params["scoring"])
+        if params["n_permutations"]:
+            ds = encoding.permutation_test(
+                x, trials, alphas, n_permutations=params["n_permutations"], seed=spec["seed"],
+                runs=runs, **common,
+            )  # fmt: skip
+            ds = ds.drop_vars("null")
+        else:
+            ds = encoding.ridge_cv(x, trials, alphas, **common)[["cv_score", "best_alpha"]]
+        ds.attrs.update(
+            model=unit.model, entry=entry, n_features=int(x.shape[1]), scoring=params["scoring"]
+        )
+        out[entry] = ds
+    cache.put("encoding", key, entries_to_tree(out, {"unit": unit.key}))
     return out
 
 
@@ -366,8 +455,18 @@ def _execute(
             maps.setdefault(unit.brain, {}).update(
                 _compute_searchlight(cache, spec, unit, brain_keys[unit.brain], brains[unit.brain])
             )
+        enc: dict[str, dict[str, xr.Dataset]] = {}
+        t0 = time.perf_counter()
+        for unit in progress([u for u in units if u.analysis == "encoding"], "encoding units"):
+            enc.setdefault(unit.brain, {}).update(
+                _compute_encoding(cache, spec, unit, brain_keys[unit.brain])
+            )
+        if enc:
+            timings["encoding"] = time.perf_counter() - t0
         ceilings = _split_evaluations(spec, brains, model_rdms, results)
         tree = _results_tree(spec, brains, model_rdms, results, ceilings)
+        for bname, entries in enc.items():
+            tree[f"encoding/{bname}"] = xr.DataTree(dataset=_encoding_dataset(entries))
         for bname, entries in maps.items():
             stack = xr.concat(list(entries.values()), dim="model").assign_coords(
                 model=list(entries)
@@ -378,7 +477,7 @@ def _execute(
         results_path = save(tree, out / "results.nc")
         timings["total"] = time.perf_counter() - t_start
         report_path = _write_report(
-            spec, brains, model_rdms, results, out, timings, cache, ceilings, maps
+            spec, brains, model_rdms, results, out, timings, cache, ceilings, maps, enc
         )
         timings["write"] = time.perf_counter() - t0
     return RunResult(
@@ -547,6 +646,10 @@ def _unit_status(cache: Cache, spec: dict[str, Any], units: list[Unit]) -> dict[
     for unit in units:
         bkey = content_key(_brain_payload(spec["brain"][unit.brain], params))
         state = "to run"
+        if unit.analysis == "encoding":
+            cached = cache.has("encoding", _encoding_key(spec, unit, bkey))
+            status[unit.key] = "cached" if cached else state
+            continue
         if cache.has("brain", bkey):
             ids = [str(v) for v in load(cache.path("brain", bkey))["rdm"]["stimulus_a"].values]
             mkey = _model_key(unit.model, spec["models"][unit.model], ids, model_metric(params))
@@ -754,6 +857,92 @@ def _searchlight_section(report: Any, spec: dict, maps: dict) -> None:
             )
 
 
+def _encoding_dataset(entries: dict[str, xr.Dataset]) -> xr.Dataset:
+    """Stack one brain source's encoding results over model entries."""
+    names = list(entries)
+    keep = [v for v in ("cv_score", "best_alpha", "p_value", "p_fwe", "p_fdr") if v in
+            entries[names[0]]]  # fmt: skip
+    ds = xr.concat([entries[e][keep] for e in names], dim="model").assign_coords(model=names)
+    ds.attrs = {k: v for k, v in entries[names[0]].attrs.items() if k in ("scoring",)}
+    ds.attrs["description"] = (
+        "Voxelwise ridge encoding models: cv_score is the cross-validated score of each "
+        "model entry's features predicting each voxel's trial responses."
+    )
+    return ds
+
+
+def _encoding_section(report: Any, spec: dict, enc: dict) -> None:
+    """Model × brain score matrix, per-entry table and the best entry's voxel map."""
+    from nilearn import image
+
+    from brainalign.datasets import get_manifest
+    from brainalign.viz import plot_brain_map, plot_score_matrix
+
+    params = spec["analyses"]["encoding"]
+    scoring = params["scoring"]
+    stacks = {b: _encoding_dataset(entries) for b, entries in enc.items()}
+    models = list(next(iter(stacks.values())).model.values)
+    mean = xr.DataArray(
+        [[float(stacks[b].cv_score.sel(model=m).mean()) for b in stacks] for m in models],
+        dims=("model", "brain"),
+        coords={"model": models, "brain": list(stacks)},
+    )
+    has_p = all("p_fwe" in ds for ds in stacks.values())
+    sig = None
+    if has_p:
+        sig = xr.DataArray(
+            [[bool((stacks[b].p_fwe.sel(model=m) < 0.05).any()) for b in stacks] for m in models],
+            dims=mean.dims,
+            coords=mean.coords,
+        )
+    cv_text = "leave-one-run-out" if params["cv"] == "runs" else f"{params['cv']}-fold"
+    report.add_figure(
+        plot_score_matrix(mean, significant=sig, label=f"mean voxel {scoring}"),
+        "Encoding: model × brain",
+        section="Encoding",
+        caption=f"Mean over voxels of the {cv_text} cross-validated {scoring} of a ridge model "
+        "per voxel (penalty chosen per voxel by "
+        f"{params['criterion']}) from each model entry's features of the trial's stimulus."
+        + (
+            f" *: at least one voxel significant at FWE 0.05 (max-statistic over "
+            f"{params['n_permutations']} stimulus permutations within runs)."
+            if has_p
+            else ""
+        ),
+    )
+    rows = []
+    for b, ds in stacks.items():
+        for m in models:
+            s = ds.cv_score.sel(model=m)
+            row = {
+                "brain": b,
+                "model": m,
+                f"mean {scoring}": float(s.mean()),
+                f"max {scoring}": float(s.max()),
+                "median alpha": float(ds.best_alpha.sel(model=m).median()),
+            }
+            if has_p:
+                row["voxels p_FWE < 0.05"] = int((ds.p_fwe.sel(model=m) < 0.05).sum())
+            rows.append(row)
+    report.add_table(rows, "Encoding scores per model entry", section="Encoding")
+    folder = get_manifest("haxby2001")["path"]
+    background = image.mean_img(str(folder / "bold.nii.gz"), copy_header=True)
+    for b, ds in stacks.items():
+        best = str(mean.sel(brain=b).idxmax("model").item())
+        report.add_figure(
+            plot_brain_map(
+                ds.cv_score.sel(model=best).drop_vars("model"),
+                folder / "mask.nii.gz",
+                bg_img=background,
+                title=f"{b}: {best}",
+            ),
+            f"Encoding map: {b} from {best}",
+            section="Encoding",
+            caption=f"Per voxel: {cv_text} {scoring} of the best model entry on the dataset's "
+            "mean functional image.",
+        )
+
+
 def _summary_caption(spec: dict, brains: dict) -> str:
     params = spec["analyses"]["rsa"]
     parts = []
@@ -791,6 +980,7 @@ def _write_report(
     cache: Cache,
     ceilings: dict,
     maps: dict | None = None,
+    enc: dict | None = None,
 ) -> Path:
     from brainalign.report import Report
     from brainalign.viz import plot_mds, plot_model_comparison, plot_rdms
@@ -904,6 +1094,8 @@ def _write_report(
         )
     if maps:
         _searchlight_section(report, spec, maps)
+    if enc:
+        _encoding_section(report, spec, enc)
     data_lines = []
     for bname, src in spec["brain"].items():
         from brainalign.datasets import get_manifest

@@ -55,7 +55,14 @@ _SEARCHLIGHT_KEYS = {
     "metric": (str, False, "correlation"),
     "method": (str, False, "spearman"),
 }
-_ANALYSES = {"rsa": _RSA_KEYS, "searchlight": _SEARCHLIGHT_KEYS}
+_ENCODING_KEYS = {
+    "alphas": (list, False, None),  # default: brainalign.encoding.DEFAULT_ALPHAS
+    "cv": ((str, int), False, "runs"),  # "runs" (leave one run out) or K for K-fold
+    "criterion": (str, False, "neg_mse"),
+    "scoring": (str, False, "r2"),
+    "n_permutations": (int, False, 0),  # stimulus permutations within runs; 0: none
+}
+_ANALYSES = {"rsa": _RSA_KEYS, "searchlight": _SEARCHLIGHT_KEYS, "encoding": _ENCODING_KEYS}
 _PIPELINE_DATASETS = ("haxby2001", "word_similarity")  # brain datasets the runner loads
 _REPORT_KEYS = {"title": (str, False, None), "subtitle": (str, False, None)}
 _TOP = {
@@ -296,6 +303,8 @@ def validate_spec(
                     f"{src['dataset']!r} has no voxels for a "
                     "searchlight; use a pattern dataset (haxby2001) or drop the analysis.",
                 )
+    if "encoding" in analyses:
+        _check_encoding(c, analyses["encoding"], brain)
     out["analyses"] = analyses
     out["report"] = c.mapping(out["report"] or {}, _REPORT_KEYS, ("report",))
     if out["executor"] is not None:
@@ -304,6 +313,35 @@ def validate_spec(
         out["executor"] = c.mapping(out["executor"], _EXECUTOR_KEYS, ("executor",))
         c.option(("executor", "kind"), out["executor"]["kind"], EXECUTOR_KINDS)
     return out
+
+
+def _check_encoding(c: Any, enc: dict[str, Any], brain: dict[str, Any]) -> None:
+    from brainalign.encoding import CRITERIA
+
+    where = ("analyses", "encoding")
+    alphas = enc["alphas"]
+    if alphas is not None and (
+        not alphas
+        or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in alphas)
+        or min(alphas) <= 0
+    ):
+        c.fail((*where, "alphas"), f"must be a list of positive numbers, got {alphas!r}.")
+    cv = enc["cv"]
+    if isinstance(cv, str) and cv != "runs":
+        c.fail((*where, "cv"), f"must be 'runs' (leave one run out) or an int >= 2, got {cv!r}.")
+    if isinstance(cv, int) and cv < 2:
+        c.fail((*where, "cv"), f"must be 'runs' (leave one run out) or an int >= 2, got {cv}.")
+    c.option((*where, "criterion"), enc["criterion"], CRITERIA)
+    c.option((*where, "scoring"), enc["scoring"], CRITERIA)
+    if enc["n_permutations"] < 0:
+        c.fail((*where, "n_permutations"), f"must be >= 0, got {enc['n_permutations']}.")
+    for bname, src in brain.items():
+        if src["dataset"] != "haxby2001":
+            c.fail(
+                ("brain", bname, "dataset"),
+                f"{src['dataset']!r} has no responses to predict for an encoding model; use a "
+                "pattern dataset (haxby2001) or drop the analysis.",
+            )
 
 
 def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from brainalign.viz._rdm import (
     plot_rdm,
     plot_rdms,
 )
+from brainalign.viz._scores import plot_score_matrix
 
 __all__ = [
     "classical_mds",
@@ -17,5 +18,6 @@ __all__ = [
     "plot_model_comparison",
     "plot_rdm",
     "plot_rdms",
+    "plot_score_matrix",
     "plot_time_course",
 ]

@@ -41,7 +41,7 @@ model.fit(features, bold, groups=runs)
 scores = model.results_.cv_score  # dims ("voxel",), with the voxel coordinates
 print(f"median R² {float(scores.median()):.3f}; best voxel {float(scores.max()):.3f}")
 alphas, counts = np.unique(model.best_alphas_, return_counts=True)
-print("voxels per penalty:", dict(zip(alphas.round(1).tolist(), counts.tolist())))
+print("voxels per penalty:", dict(zip(alphas.round(1).tolist(), counts.tolist(), strict=True)))
 
 # %%
 # Significance: circular shifts of the responses within runs, the alpha re-selected for

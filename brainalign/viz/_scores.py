@@ -1,0 +1,92 @@
+"""Score matrices: layer × ROI (or model × brain) with significance marks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from brainalign._checks import check_dims
+
+
+def plot_score_matrix(
+    scores: xr.DataArray,
+    *,
+    significant: xr.DataArray | None = None,
+    title: str | None = None,
+    label: str = "score",
+    cmap: str = "viridis",
+    fmt: str = "{:.2f}",
+) -> Any:
+    """Heatmap of a 2-D score table (for example layer × ROI) with significance marks.
+
+    Parameters
+    ----------
+    scores : xarray.DataArray, 2-D
+        Rows and columns are the two dims (say ``layer`` and ``roi``), labeled by their
+        coordinates.
+    significant : xarray.DataArray of bool, optional
+        Same dims; cells marked with ``*``.
+    title : str, optional
+        Figure title.
+    label : str
+        Colour-bar label.
+    cmap : str
+        Matplotlib colour map.
+    fmt : str
+        Format of the value printed in each cell.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> from brainalign.viz import plot_score_matrix
+    >>> s = xr.DataArray([[0.1, 0.3], [0.2, 0.5]], dims=("layer", "roi"),
+    ...                  coords={"layer": ["l1", "l2"], "roi": ["V1", "IT"]})
+    >>> fig = plot_score_matrix(s, significant=s > 0.25)
+    >>> [t.get_text() for t in fig.axes[0].texts]
+    ['0.10', '0.30*', '0.20', '0.50*']
+    """
+    import matplotlib.pyplot as plt
+
+    check_dims(scores, "scores", ndim=2)
+    rows, cols = scores.dims
+    values = np.asarray(scores.values, dtype=float)
+    marks = np.zeros(values.shape, bool)
+    if significant is not None:
+        if significant.dims != scores.dims or significant.shape != scores.shape:
+            raise ValueError(
+                f"significant must have the dims and shape of scores {scores.dims} "
+                f"{scores.shape}; got {significant.dims} {significant.shape}."
+            )
+        marks = np.asarray(significant.values, dtype=bool)
+    n_r, n_c = values.shape
+    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * n_c, 1.2 + 0.45 * n_r), layout="constrained")
+    im = ax.imshow(values, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(n_c), [str(v) for v in scores[cols].values], rotation=30, ha="right")
+    ax.set_yticks(range(n_r), [str(v) for v in scores[rows].values])
+    ax.set_xlabel(cols)
+    ax.set_ylabel(rows)
+    finite = values[np.isfinite(values)]
+    mid = float(finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i in range(n_r):
+        for j in range(n_c):
+            v = values[i, j]
+            text = "n/a" if not np.isfinite(v) else fmt.format(v) + ("*" if marks[i, j] else "")
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="black" if np.isfinite(v) and v > mid else "white",
+            )
+    fig.colorbar(im, ax=ax, label=label)
+    if title:
+        ax.set_title(title)
+    return fig

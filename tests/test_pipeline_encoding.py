@@ -1,0 +1,60 @@
+"""The encoding analysis of a pipeline: planned, computed, cached, stored and reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.model_selection import LeaveOneGroupOut
+
+import brainalign as ba
+from brainalign.pipeline import SpecError
+
+SPEC = """
+name: enc
+seed: 0
+brain:
+  vt: {dataset: haxby2001}
+models:
+  cats:
+    kind: categorical
+    groups: {animate: [face, cat], place: [house], object: [chair, shoe, bottle, scissors],
+             scrambled: [scrambledpix]}
+analyses:
+  rsa: {n_permutations: 10, split_half: false}
+  encoding: {alphas: [1, 100, 10000], n_permutations: 5}
+"""
+
+
+def test_encoding_analysis_runs_and_matches_the_api(tmp_path, haxby):
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC)
+    res = ba.run(path, out=tmp_path / "out")
+    ds = res.tree["encoding/vt"].dataset
+    assert ds.cv_score.dims == ("model", "voxel")
+    assert set(ds.data_vars) >= {"cv_score", "best_alpha", "p_value", "p_fwe", "p_fdr"}
+    # The same numbers from the Python API: one-hot groups of each trial's stimulus.
+    groups = {"face": 0, "cat": 0, "house": 1, "chair": 2, "shoe": 2, "bottle": 2}
+    groups.update({"scissors": 2, "scrambledpix": 3})
+    codes = np.array([groups[s] for s in haxby.stimulus.values])
+    X = (codes[:, None] == np.arange(4)[None, :]).astype(float)
+    ref = ba.encoding.ridge_cv(
+        X, haxby, [1, 100, 10000], cv=LeaveOneGroupOut(), groups=haxby.run.values
+    )
+    assert_allclose(ds.cv_score.sel(model="cats").values, ref.cv_score.values, rtol=1e-8)
+    html = res.report.read_text()
+    assert "Encoding: model × brain" in html and "Encoding map: vt from cats" in html
+    # A second run loads the encoding results from the cache.
+    again = ba.run(path, out=tmp_path / "out")
+    assert again.cache_hits.get("encoding") == 1
+    assert ba.run(path, out=tmp_path / "out", dry_run=True).status["encoding/vt/cats"] == "cached"
+
+
+def test_encoding_needs_responses(tmp_path):
+    spec = SPEC.replace(
+        "vt: {dataset: haxby2001}", "vt: {dataset: word_similarity, file: simlex999.txt}"
+    )
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec)
+    with pytest.raises(SpecError, match=r"brain\.vt\.dataset: 'word_similarity' has no responses"):
+        ba.run(path, out=tmp_path / "out")
