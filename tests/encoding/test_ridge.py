@@ -282,3 +282,13 @@ def test_torch_inputs_and_device(rng, device):
     a = RidgeCV(ALPHAS, device=device).fit(torch.as_tensor(X), torch.as_tensor(Y))
     b = RidgeCV(ALPHAS, device="cpu").fit(X, Y)
     assert_allclose(a.cv_scores_, b.cv_scores_, rtol=1e-9)
+
+
+def test_solver_choice_follows_the_flop_count(rng):
+    from brainalign.encoding._solvers import choose_solver
+
+    assert choose_solver(3000, 1000, 20000, 9, 5) == "primal"
+    assert choose_solver(1000, 20000, 10000, 9, 5) == "dual"
+    tall = RidgeCV(ALPHAS).fit(*_problem(rng, n=80, p=5, t=2))
+    wide = RidgeCV(ALPHAS).fit(*_problem(rng, n=20, p=300, t=2))
+    assert (tall.solver_, wide.solver_) == ("primal", "dual")
