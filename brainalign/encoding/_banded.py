@@ -20,6 +20,7 @@ from brainalign.encoding._ridge import (
     _flatten,
     _prepare,
     _resolve_memory,
+    label_columns,
     make_folds,
 )
 from brainalign.encoding._scoring import r2_score_split
@@ -257,17 +258,8 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         return self
 
     def _results(self) -> xr.Dataset:
-        t = self._y_labels.template
-        if t is not None:
-            dims, coords, shape = t.dims, dict(t.coords), t.shape
-        else:
-            dims = tuple(f"target_{i}" for i in range(len(self._y_labels.shape)))
-            coords, shape = {}, self._y_labels.shape
-
         def lab(v: np.ndarray, lead: tuple[str, ...] = ()) -> xr.DataArray:
-            return xr.DataArray(
-                v.reshape(*v.shape[:-1], *shape), dims=(*lead, *dims), coords=coords
-            )
+            return label_columns(v, self._y_labels, lead)
 
         ds = xr.Dataset(
             {
@@ -360,16 +352,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         y = np.asarray(to_numpy(y) if isinstance(y, torch.Tensor) else y, dtype=float)
         y = y - y.mean(0)
         split = to_numpy(r2_score_split(torch.as_tensor(y), torch.as_tensor(parts)))
-        t = self._y_labels.template
-        if t is not None:
-            out = xr.DataArray(
-                split.reshape(len(self.band_names_), *t.shape),
-                dims=("band", *t.dims),
-                coords=dict(t.coords),
-            )
-        else:
-            out = xr.DataArray(split, dims=("band", "target"))
-        return out.assign_coords(band=self.band_names_)
+        return label_columns(split, self._y_labels, ("band",), {"band": self.band_names_})
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> np.ndarray:
         """R² per target.

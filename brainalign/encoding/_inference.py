@@ -17,6 +17,7 @@ from brainalign.encoding._ridge import (
     _fit_cv,
     _prepare,
     _Problem,
+    label_columns,
     make_folds,
 )
 from brainalign.encoding._solvers import CRITERIA
@@ -171,16 +172,8 @@ def permutation_test(
 
 
 def _label(prob, observed, null, p, p_fwe, p_fdr, reject, kind, scoring) -> xr.Dataset:
-    t = prob.y_labels.template
-    if t is not None:
-        dims, coords, shape = t.dims, dict(t.coords), t.shape
-    else:
-        dims = tuple(f"target_{i}" for i in range(len(prob.y_labels.shape)))
-        coords, shape = {}, prob.y_labels.shape
-
     def lab(v: Any, lead: tuple[str, ...] = ()) -> xr.DataArray:
-        v = np.asarray(v)
-        return xr.DataArray(v.reshape(*v.shape[:-1], *shape), dims=(*lead, *dims), coords=coords)
+        return label_columns(v, prob.y_labels, lead)
 
     ds = xr.Dataset(
         {

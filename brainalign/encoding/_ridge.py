@@ -439,6 +439,26 @@ def _fit_cv(
     )
 
 
+def _frame(labels: _Labels, default: str = "target") -> tuple[tuple, dict, tuple]:
+    """Return the dims, coords and shape of flattened columns (targets or features)."""
+    t = labels.template
+    if t is not None:
+        return t.dims, dict(t.coords), t.shape
+    if default == "feature":
+        return ("feature",), {}, (int(np.prod(labels.shape)),)
+    return tuple(f"{default}_{i}" for i in range(len(labels.shape))), {}, labels.shape
+
+
+def label_columns(
+    values: Any, labels: _Labels, lead: tuple[str, ...] = (), lead_coords: dict | None = None
+) -> xr.DataArray:
+    """Give a (..., columns) array the column dims back, after leading dims ``lead``."""
+    dims, coords, shape = _frame(labels)
+    v = np.asarray(values)
+    out = xr.DataArray(v.reshape(*v.shape[:-1], *shape), dims=(*lead, *dims), coords=coords)
+    return out.assign_coords(lead_coords or {})
+
+
 def _results_dataset(fit: CVFit, y_labels: _Labels, folds: list[tuple]) -> xr.Dataset:
     """Label a CV fit's scores over the target dims."""
     best_idx = np.searchsorted(fit.alphas, fit.best_alphas) if _sorted(fit.alphas) else None
@@ -450,15 +470,7 @@ def _results_dataset(fit: CVFit, y_labels: _Labels, folds: list[tuple]) -> xr.Da
     crit_path = fit.scores[fit.criterion].mean(0)
 
     def lab(values: np.ndarray, lead: tuple[str, ...] = (), coords: dict | None = None) -> Any:
-        if y_labels.template is None:
-            dims = (*lead, *[f"target_{i}" for i in range(len(y_labels.shape))])
-            return xr.DataArray(
-                values.reshape(*values.shape[:-1], *y_labels.shape), dims=dims, coords=coords
-            )
-        t = y_labels.template
-        data = values.reshape(*values.shape[:-1], *t.shape)
-        out = xr.DataArray(data, dims=(*lead, *t.dims), coords=dict(t.coords))
-        return out.assign_coords(coords or {})
+        return label_columns(values, y_labels, lead, coords)
 
     ds = xr.Dataset(
         {
@@ -592,12 +604,7 @@ def ridge_cv(
 def _samples_dataarray(values: np.ndarray, x_labels: _Labels, y_labels: _Labels) -> Any:
     """Label a (samples, columns) matrix with the sample coords and the target dims."""
     n = values.shape[0]
-    if y_labels.template is not None:
-        t = y_labels.template
-        dims, coords, shape = t.dims, dict(t.coords), t.shape
-    else:
-        dims = tuple(f"target_{i}" for i in range(len(y_labels.shape)))
-        coords, shape = {}, y_labels.shape
+    dims, coords, shape = _frame(y_labels)
     sample_dim = y_labels.sample_dim if y_labels.template is not None else x_labels.sample_dim
     out = xr.DataArray(values.reshape(n, *shape), dims=(sample_dim, *dims), coords=coords)
     for lab in (x_labels, y_labels):
@@ -614,23 +621,8 @@ def _coef_of(fit: CVFit) -> np.ndarray:
 
 
 def _coef_dataarray(coef: np.ndarray, x_labels: _Labels, y_labels: _Labels) -> xr.DataArray:
-    if x_labels.template is not None:
-        fdims, fcoords, fshape = (
-            x_labels.template.dims,
-            dict(x_labels.template.coords),
-            (x_labels.template.shape),
-        )
-    else:
-        fdims, fcoords, fshape = ("feature",), {}, (coef.shape[0],)
-    if y_labels.template is not None:
-        tdims, tcoords, tshape = (
-            y_labels.template.dims,
-            dict(y_labels.template.coords),
-            (y_labels.template.shape),
-        )
-    else:
-        tdims = tuple(f"target_{i}" for i in range(len(y_labels.shape)))
-        tcoords, tshape = {}, y_labels.shape
+    fdims, fcoords, fshape = _frame(x_labels, "feature")
+    tdims, tcoords, tshape = _frame(y_labels)
     return xr.DataArray(
         coef.reshape(*fshape, *tshape), dims=(*fdims, *tdims), coords={**fcoords, **tcoords}
     )

@@ -289,42 +289,6 @@ def memory_estimate(
 # --------------------------------------------------------------------------- CV solver
 
 
-def _primal_fold_operators(
-    x: torch.Tensor,
-    gram: torch.Tensor,
-    x_sum: torch.Tensor,
-    folds: Sequence[Fold],
-    alphas: torch.Tensor,
-    fit_intercept: bool,
-    dtype: torch.dtype,
-) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-    ops = []
-    n_alphas = alphas.shape[0]
-    for fold in folds:
-        x_te = x[fold.test].to(torch.float64)
-        g_tr = gram - x_te.T @ x_te
-        n_tr = fold.train.shape[0]
-        mu = None
-        if fit_intercept:
-            mu = (x_sum - x_te.sum(0)) / n_tr
-            g_tr = g_tr - n_tr * torch.outer(mu, mu)
-            x_te = x_te - mu
-        lam, vec, tol = _eigh(g_tr, dtype)
-        inv = _inverse_eigenvalues(lam, alphas.double(), tol).to(dtype)
-        av = (x_te @ vec).to(dtype)
-        vt = vec.T.to(dtype)
-        w = (av[None] * inv[:, None, :]) @ vt  # (n_alphas, n_test, p)
-        n_test = fold.test.shape[0]
-        ops.append(
-            (
-                w.reshape(n_alphas * n_test, -1),
-                x[fold.test].T.contiguous(),
-                None if mu is None else mu.to(dtype),
-            )
-        )
-    return ops
-
-
 def _dual_fold_operators(
     kernel: torch.Tensor,
     folds: Sequence[Fold],
@@ -424,7 +388,11 @@ def ridge_cv_path(
     x_mean = x_sum / n
     if solver == "primal":
         gram = x64.T @ x64
-        ops = _primal_fold_operators(x, gram, x_sum, folds, alphas, fit_intercept, dtype)
+        fold_ops = _scaled_primal_ops(x, gram, x_sum, folds, alphas, fit_intercept)
+        ops = [
+            (w, x[fold.test].T.contiguous(), None if mu is None else mu.to(dtype))
+            for fold, (w, mu) in zip(folds, fold_ops, strict=True)
+        ]
         full = gram - n * torch.outer(x_mean, x_mean) if fit_intercept else gram
         lam, vec, tol = _eigh(full, dtype)
         del gram, full
@@ -690,15 +658,17 @@ def _scaled_primal_ops(
     folds: Sequence[Fold],
     alphas: torch.Tensor,
     fit_intercept: bool,
-    scale: torch.Tensor,
+    scale: torch.Tensor | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-    """Fold operators for the features scaled column-wise by ``scale`` (sqrt band weights).
+    """Per fold, the stacked test operators ``[A diag(1/(λ + a)) Vᵀ]_a`` and the train mean.
 
-    The returned operators act on the *unscaled* training cross-products: ``W diag(s)``.
+    With ``scale`` (the square roots of band weights, per column) the features are scaled
+    column-wise first, and the operators act on the *unscaled* training cross-products:
+    ``W diag(s)``. The fold Gram is ``G − X_teᵀX_te`` (minus the centring term), so no
+    product with the training rows is formed.
     """
     dtype = x.dtype
     n_alphas = alphas.shape[0]
-    ss = torch.outer(scale, scale)
     out = []
     for fold in folds:
         x_te = x[fold.test].to(torch.float64)
@@ -709,10 +679,13 @@ def _scaled_primal_ops(
             mu = (x_sum - x_te.sum(0)) / n_tr
             g_tr = g_tr - n_tr * torch.outer(mu, mu)
             x_te = x_te - mu
-        lam, vec, tol = _eigh(g_tr * ss, dtype)
+        if scale is not None:
+            g_tr = g_tr * torch.outer(scale, scale)
+            x_te = x_te * scale
+        lam, vec, tol = _eigh(g_tr, dtype)
         inv = _inverse_eigenvalues(lam, alphas.double(), tol).to(dtype)
-        av = ((x_te * scale) @ vec).to(dtype)
-        vt = (vec.T * scale).to(dtype)  # Vᵀ diag(s)
+        av = (x_te @ vec).to(dtype)
+        vt = (vec.T if scale is None else vec.T * scale).to(dtype)  # Vᵀ diag(s)
         w = (av[None] * inv[:, None, :]) @ vt
         out.append((w.reshape(n_alphas * fold.test.shape[0], -1), mu))
     return out

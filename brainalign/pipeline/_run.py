@@ -272,8 +272,8 @@ def _model_rdms(
 ) -> dict[str, xr.DataArray]:
     """Build the model RDM(s) of one model source, named ``model`` or ``model:layer``."""
     from brainalign import rsa
-    from brainalign._checks import StimulusAlignmentError, check_option
-    from brainalign.data import align_stimuli, random_network
+    from brainalign._checks import StimulusAlignmentError
+    from brainalign.data import align_stimuli
 
     if m["kind"] == "text_model":
         out = _text_model_rdms(name, m, brain_rdm, metric)
@@ -286,18 +286,10 @@ def _model_rdms(
             ) from None
         out = {name: r}
     else:
-        ids = np.asarray(brain_rdm["stimulus_a"].values)
-        tree = random_network(
-            ids,
-            n_layers=m["n_layers"],
-            n_units=m["n_units"],
-            n_inputs=m["n_inputs"],
-            seed=m["seed"],
-        )
-        layer = m["layer"] or list(tree.children)[-1]
-        check_option(f"models.{name}.layer", layer, list(tree.children))
-        r = rsa.rdm(tree[layer]["activations"], metric)
-        r.attrs["layer"] = layer
+        ids = [str(v) for v in brain_rdm["stimulus_a"].values]
+        acts = _model_features(name, m, ids)[name]
+        r = rsa.rdm(acts, metric)
+        r.attrs["layer"] = acts.attrs.get("layer", m["layer"])
         out = {name: r}
     for r in out.values():
         r.attrs["model"] = name

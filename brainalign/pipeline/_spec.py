@@ -296,13 +296,7 @@ def validate_spec(
         c.option(
             ("analyses", "searchlight", "method"), sl["method"], ("spearman", "pearson", "cosine")
         )
-        for bname, src in brain.items():
-            if src["dataset"] != "haxby2001":
-                c.fail(
-                    ("brain", bname, "dataset"),
-                    f"{src['dataset']!r} has no voxels for a "
-                    "searchlight; use a pattern dataset (haxby2001) or drop the analysis.",
-                )
+        _require_patterns(c, brain, "has no voxels for a searchlight")
     if "encoding" in analyses:
         _check_encoding(c, analyses["encoding"], brain)
     out["analyses"] = analyses
@@ -313,6 +307,17 @@ def validate_spec(
         out["executor"] = c.mapping(out["executor"], _EXECUTOR_KEYS, ("executor",))
         c.option(("executor", "kind"), out["executor"]["kind"], EXECUTOR_KINDS)
     return out
+
+
+def _require_patterns(c: Any, brain: dict[str, Any], problem: str) -> None:
+    """Fail for every brain source that is not a pattern dataset (voxels per trial)."""
+    for bname, src in brain.items():
+        if src["dataset"] != "haxby2001":
+            c.fail(
+                ("brain", bname, "dataset"),
+                f"{src['dataset']!r} {problem}; use a pattern dataset (haxby2001) or drop "
+                "the analysis.",
+            )
 
 
 def _check_encoding(c: Any, enc: dict[str, Any], brain: dict[str, Any]) -> None:
@@ -335,13 +340,7 @@ def _check_encoding(c: Any, enc: dict[str, Any], brain: dict[str, Any]) -> None:
     c.option((*where, "scoring"), enc["scoring"], CRITERIA)
     if enc["n_permutations"] < 0:
         c.fail((*where, "n_permutations"), f"must be >= 0, got {enc['n_permutations']}.")
-    for bname, src in brain.items():
-        if src["dataset"] != "haxby2001":
-            c.fail(
-                ("brain", bname, "dataset"),
-                f"{src['dataset']!r} has no responses to predict for an encoding model; use a "
-                "pattern dataset (haxby2001) or drop the analysis.",
-            )
+    _require_patterns(c, brain, "has no responses to predict for an encoding model")
 
 
 def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def test_variance_partitioning_matches_product_measure(rng):
     train, test = np.arange(60), np.arange(60, 80)
     model = BandedRidgeCV(ALPHAS, n_iter=8, random_state=0).fit(X[train], Y[train], bands=bands)
     split = model.score_split(X[test], Y[test], bands=bands)
-    assert split.dims == ("band", "target")
+    assert split.dims == ("band", "target_0")
     assert list(split.band.values) == ["a", "b", "c"]
     parts = model.predict_split(X[test], bands=bands)
     parts = parts - parts.mean(1, keepdims=True)
