@@ -30,6 +30,7 @@ from brainalign.encoding._solvers import (
     Fold,
     banded_ridge_cv_path,
     dirichlet_gammas,
+    refine_band_penalties,
 )
 
 
@@ -109,6 +110,14 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         Formulation.
     random_state : int or None
         Seed of the candidate sampler.
+    refine_steps : int
+        After the random search, this many gradient (Adam) steps per target on the log band
+        penalties, differentiating the K-fold CV error through the ridge solves (the
+        hypergradient); the best point met is kept, so the CV error never worsens. Needs
+        ``criterion="neg_mse"``; costs a p × p Cholesky per target, fold and step, so it
+        suits up to a few hundred features. 0 (default) skips it.
+    refine_lr : float
+        Adam learning rate of the refinement, in log-penalty units.
     max_memory : int or "auto"
         Byte budget for batched candidates and target chunks.
     device, dtype : optional
@@ -154,6 +163,8 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         scoring: Criterion = "r2",
         solver: Literal["auto", "primal", "dual"] = "auto",
         random_state: int | None = None,
+        refine_steps: int = 0,
+        refine_lr: float = 0.2,
         max_memory: int | Literal["auto"] = "auto",
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
@@ -167,6 +178,8 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         self.scoring = scoring
         self.solver = solver
         self.random_state = random_state
+        self.refine_steps = refine_steps
+        self.refine_lr = refine_lr
         self.max_memory = max_memory
         self.device = device
         self.dtype = dtype
@@ -213,6 +226,13 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         check_option("scoring", self.scoring, CRITERIA)
         check_option("solver", self.solver, SOLVERS)
         check_type("fit_intercept", self.fit_intercept, (bool,), "a bool")
+        check_number("refine_steps", self.refine_steps, low=0, integer=True)
+        check_number("refine_lr", self.refine_lr, low=0, closed="neither")
+        if self.refine_steps and self.criterion != "neg_mse":
+            raise ValueError(
+                "refine_steps > 0 descends the cross-validated squared error, so it needs "
+                f"criterion='neg_mse'; got criterion={self.criterion!r}."
+            )
         alphas = _check_alphas(self.alphas)
         x, band_of_column, names = _stack_bands(X, bands, Y)
         prob = _prepare(x, Y, self.device, self.dtype)
@@ -237,6 +257,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
             solver=self.solver,
             max_memory=_resolve_memory(self.max_memory, prob.device),
             iterate=lambda it: progress(it, "banded ridge: band-weight candidates"),
+            refit=not self.refine_steps,
         )
         g = gammas.numpy()
         self.band_names_ = names
@@ -246,11 +267,34 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         self.band_weights_ = g[to_numpy(res.best_gamma)].T
         self.best_alphas_ = alphas[to_numpy(res.best_alpha)]
         self.deltas_ = np.log(self.band_weights_ / self.best_alphas_[None, :])
+        self.cv_scores_ = to_numpy(res.reported)
+        if self.refine_steps:
+            deltas, neg_mse, reported, coef, icpt = refine_band_penalties(
+                prob.x,
+                prob.targets,
+                n_targets,
+                tfolds,
+                torch.as_tensor(self.deltas_),
+                torch.as_tensor(band_of_column, device=prob.device),
+                fit_intercept=self.fit_intercept,
+                scoring=self.scoring,
+                n_steps=int(self.refine_steps),
+                lr=float(self.refine_lr),
+                max_memory=_resolve_memory(self.max_memory, prob.device),
+                iterate=lambda it: progress(it, "banded ridge: hypergradient refinement"),
+            )
+            self.search_deltas_ = self.deltas_
+            self.deltas_ = to_numpy(deltas)
+            weights = np.exp(self.deltas_)
+            self.best_alphas_ = 1.0 / weights.sum(0)
+            self.band_weights_ = weights * self.best_alphas_[None, :]
+            self.cv_scores_ = to_numpy(reported)
+            self.refined_neg_mse_ = to_numpy(neg_mse)
+            res.coef, res.intercept = coef, icpt
         self.coef_ = to_numpy(res.coef)
         self.intercept_ = (
             to_numpy(res.intercept) if res.intercept is not None else np.zeros(n_targets)
         )
-        self.cv_scores_ = to_numpy(res.reported)
         self.candidate_scores_ = to_numpy(res.cv_scores)
         self.solver_ = res.solver
         self._y_labels = prob.y_labels

@@ -455,7 +455,7 @@ def label_columns(
     """Give a (..., columns) array the column dims back, after leading dims ``lead``."""
     dims, coords, shape = _frame(labels)
     v = np.asarray(values)
-    out = xr.DataArray(v.reshape(*v.shape[:-1], *shape), dims=(*lead, *dims), coords=coords)
+    out = xr.DataArray(v.reshape(v.shape[:-1] + tuple(shape)), dims=(*lead, *dims), coords=coords)
     return out.assign_coords(lead_coords or {})
 
 

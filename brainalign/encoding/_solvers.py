@@ -858,3 +858,164 @@ def banded_ridge_cv_path(
                     result.intercept[cols] = icpt
             del dec
     return result
+
+
+# --------------------------------------------------------------------------- refinement
+
+
+def _per_target_fold_predictions(
+    x64: torch.Tensor,
+    y64: torch.Tensor,
+    folds: Sequence[Fold],
+    fold_data: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]],
+    deltas: torch.Tensor,
+    band_of_column: torch.Tensor,
+    fit_intercept: bool,
+) -> list[torch.Tensor]:
+    """Test predictions of every fold with per-target band penalties (differentiable).
+
+    Band ``b`` of target ``t`` is scaled by ``exp(deltas[t, b] / 2)`` and the ridge penalty
+    is 1, which is the banded ridge of band penalties ``exp(-deltas)`` (himalaya's
+    parametrisation): one batched Cholesky solve of ``S G S + I`` per target and fold.
+    """
+    s = torch.exp(deltas / 2)[:, band_of_column]  # (c, p)
+    eye = torch.eye(s.shape[1], dtype=s.dtype, device=s.device)
+    preds = []
+    for fold, (g_tr, mu, x_te) in zip(folds, fold_data, strict=True):
+        y_tr = y64[fold.train]
+        y_mu = y_tr.mean(0) if fit_intercept else torch.zeros_like(y_tr[0])
+        x_tr = x64[fold.train] - mu if mu is not None else x64[fold.train]
+        cross = (x_tr.T @ (y_tr - y_mu)).T  # (c, p)
+        m = g_tr[None] * (s[:, :, None] * s[:, None, :]) + eye
+        w = torch.cholesky_solve((s * cross)[..., None], torch.linalg.cholesky(m))[..., 0]
+        preds.append(x_te @ (s * w).T + y_mu)
+    return preds
+
+
+def refine_band_penalties(
+    x: torch.Tensor,
+    targets: TargetSource,
+    n_targets: int,
+    folds: Sequence[Fold],
+    deltas: torch.Tensor,
+    band_of_column: torch.Tensor,
+    *,
+    fit_intercept: bool = True,
+    scoring: str = "r2",
+    n_steps: int = 20,
+    lr: float = 0.2,
+    max_memory: int = 512 * 2**20,
+    iterate: Callable = iter,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Refine per-target log band penalties by gradient descent on the K-fold CV error.
+
+    Starting from the random search's ``deltas`` (log(gamma / alpha)), every target's
+    ``deltas`` follow Adam steps on its cross-validated mean squared error, differentiated
+    through the per-target ridge solves (the hypergradient). The best point met is kept, so
+    the CV error never gets worse than the search's. Cost: one batched Cholesky of
+    p × p per target, fold and step, so this suits problems of up to a few hundred
+    features.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (n, p)
+        All bands side by side.
+    targets : callable
+        ``targets(start, stop)`` → (n, stop - start).
+    n_targets : int
+        Number of targets.
+    folds : sequence of Fold
+        Splits.
+    deltas : torch.Tensor, shape (n_bands, n_targets)
+        Starting points.
+    band_of_column : torch.Tensor, shape (p,)
+        Band index of every column.
+    fit_intercept : bool
+        Centre on each training set.
+    scoring : str
+        Score reported for the final penalties (one of :data:`CRITERIA`).
+    n_steps : int
+        Gradient steps.
+    lr : float
+        Adam learning rate (in log-penalty units).
+    max_memory : int
+        Byte budget for a chunk of targets.
+    iterate : callable
+        Wraps the chunk iterator.
+
+    Returns
+    -------
+    deltas : torch.Tensor, shape (n_bands, n_targets)
+    neg_mse : torch.Tensor, shape (n_targets,)
+        Fold-mean negative MSE at the returned deltas.
+    reported : torch.Tensor, shape (n_targets,)
+        Fold-mean ``scoring`` there.
+    coef : torch.Tensor, shape (p, n_targets)
+        Refit on all samples, on the unscaled features.
+    intercept : torch.Tensor or None
+    """
+    p = x.shape[1]
+    dev = x.device
+    x64 = x.to(torch.float64)
+    fold_data = []
+    for fold in folds:
+        x_tr = x64[fold.train]
+        mu = x_tr.mean(0) if fit_intercept else None
+        xc = x_tr - mu if mu is not None else x_tr
+        x_te = x64[fold.test] - mu if mu is not None else x64[fold.test]
+        fold_data.append((xc.T @ xc, mu, x_te))
+    mu_all = x64.mean(0) if fit_intercept else None
+    xc_all = x64 - mu_all if mu_all is not None else x64
+    g_all = xc_all.T @ xc_all
+    chunk = int(max(1, min(n_targets, max_memory // (8 * 6 * p * p + 1))))
+    out_d = deltas.to(device=dev, dtype=torch.float64).clone()
+    out_s = torch.empty(n_targets, dtype=torch.float64, device=dev)
+    out_r = torch.empty(n_targets, dtype=torch.float64, device=dev)
+    coef = torch.empty((p, n_targets), dtype=x.dtype, device=dev)
+    intercept = torch.empty(n_targets, dtype=x.dtype, device=dev) if fit_intercept else None
+
+    def cv_loss(d: torch.Tensor, y64: torch.Tensor) -> tuple[torch.Tensor, list]:
+        preds = _per_target_fold_predictions(
+            x64, y64, folds, fold_data, d, band_of_column, fit_intercept
+        )
+        loss = sum(
+            ((y64[f.test] - pr) ** 2).mean(0) for f, pr in zip(folds, preds, strict=True)
+        )
+        return loss / len(folds), preds
+
+    for start in iterate(range(0, n_targets, chunk)):
+        stop = min(start + chunk, n_targets)
+        y64 = targets(start, stop).to(torch.float64)
+        theta = out_d[:, start:stop].T.clone().requires_grad_(True)
+        opt = torch.optim.Adam([theta], lr=lr)
+        best_loss = torch.full((stop - start,), math.inf, dtype=torch.float64, device=dev)
+        best_theta = theta.detach().clone()
+        for _ in range(n_steps + 1):
+            opt.zero_grad()
+            loss, _ = cv_loss(theta, y64)
+            better = loss.detach() < best_loss
+            best_loss = torch.where(better, loss.detach(), best_loss)
+            best_theta[better] = theta.detach()[better]
+            loss.sum().backward()
+            opt.step()
+        with torch.no_grad():
+            loss, preds = cv_loss(best_theta, y64)
+            rep = sum(
+                fold_statistics(y64[f.test], pr[None].clone(), (scoring,))[scoring][0]
+                for f, pr in zip(folds, preds, strict=True)
+            )
+            # Refit on all samples: the same solve with every sample "trained on".
+            s = torch.exp(best_theta / 2)[:, band_of_column]
+            y_mu = y64.mean(0) if fit_intercept else torch.zeros_like(y64[0])
+            cross = (xc_all.T @ (y64 - y_mu)).T
+            eye = torch.eye(p, dtype=torch.float64, device=dev)
+            m = g_all[None] * (s[:, :, None] * s[:, None, :]) + eye
+            w = torch.cholesky_solve((s * cross)[..., None], torch.linalg.cholesky(m))[..., 0]
+            c = (s * w).T
+            coef[:, start:stop] = c.to(x.dtype)
+            if intercept is not None:
+                intercept[start:stop] = (y_mu - mu_all @ c).to(x.dtype)
+        out_d[:, start:stop] = best_theta.T
+        out_s[start:stop] = -loss
+        out_r[start:stop] = rep / len(folds)
+    return out_d, out_s, out_r, coef, intercept

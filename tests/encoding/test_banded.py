@@ -138,3 +138,36 @@ def test_banded_errors(rng):
     model = BandedRidgeCV(ALPHAS, n_iter=3).fit(X, Y, bands=bands)
     with pytest.raises(ValueError, match=r"X has 16 features in bands \['x'\]"):
         model.predict(X, bands=np.repeat("x", 16))
+
+
+def test_hypergradient_refinement_never_worsens_and_matches_plain_ridge(rng):
+    X, Y, bands = _bands(rng, n=70, t=4)
+    codes = np.repeat(np.arange(3), SIZES)
+    searched = BandedRidgeCV([1.0, 10.0], n_iter=2, scoring="neg_mse", random_state=0)
+    searched.fit(X, Y, bands=bands)
+    refined = BandedRidgeCV(
+        [1.0, 10.0], n_iter=2, scoring="neg_mse", refine_steps=15, random_state=0
+    )
+    refined.fit(X, Y, bands=bands)
+    assert_allclose(refined.search_deltas_, searched.deltas_)
+    assert np.all(refined.cv_scores_ >= searched.cv_scores_ - 1e-12)
+    assert np.any(refined.cv_scores_ > searched.cv_scores_ + 1e-6)
+    assert_allclose(refined.band_weights_.sum(0), 1.0)
+    # Independent path: scale each band by exp(delta / 2) and fit a plain ridge with
+    # alpha = 1 through the eigendecomposition solver (no Cholesky, no autograd).
+    from brainalign.encoding import ridge_cv
+
+    for t in range(Y.shape[1]):
+        s = np.exp(refined.deltas_[:, t] / 2)[codes]
+        ref = ridge_cv(X * s, Y[:, t], [1.0], cv=5, scoring="neg_mse", return_coef=True)
+        assert_allclose(refined.cv_scores_[t], float(ref.cv_score), rtol=1e-9)
+        assert_allclose(refined.coef_[:, t], ref.coef.values.ravel() * s, rtol=1e-8, atol=1e-12)
+        assert_allclose(refined.intercept_[t], float(ref.intercept), rtol=1e-8)
+
+
+def test_refinement_needs_the_squared_error(rng):
+    X, Y, bands = _bands(rng, n=30, t=2)
+    with pytest.raises(ValueError, match="needs criterion='neg_mse'; got criterion='r2'"):
+        BandedRidgeCV(n_iter=2, refine_steps=3, criterion="r2").fit(X, Y, bands=bands)
+    with pytest.raises(ValueError, match=r"refine_steps must be in the range \[0, inf\), got -1"):
+        BandedRidgeCV(n_iter=2, refine_steps=-1).fit(X, Y, bands=bands)
