@@ -1,10 +1,11 @@
 """brainalign: how alike are a brain's representations and a model's.
 
-The public API: configuration, the labeled-tensor schema, and the analysis subpackages
-(:mod:`brainalign.rsa`), reports (:class:`brainalign.Report`) and the command line.
+The public API: configuration, the labeled-tensor schema, the analysis subpackages
+(:mod:`brainalign.rsa`, :mod:`brainalign.encoding`, :mod:`brainalign.trsa`), reports
+(:class:`brainalign.Report`) and the command line.
 """
 
-from brainalign import data, datasets, rsa, viz
+from brainalign import data, datasets, encoding, rsa, trsa, viz
 from brainalign._checks import SchemaError, StimulusAlignmentError
 from brainalign._config import config_context, get_config, set_config
 from brainalign._version import __version__
@@ -22,6 +23,7 @@ __all__ = [
     "config_context",
     "data",
     "datasets",
+    "encoding",
     "get_config",
     "load",
     "responses",
@@ -29,6 +31,7 @@ __all__ = [
     "run",
     "save",
     "set_config",
+    "trsa",
     "validate",
     "viz",
 ]

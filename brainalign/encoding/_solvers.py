@@ -978,9 +978,7 @@ def refine_band_penalties(
         preds = _per_target_fold_predictions(
             x64, y64, folds, fold_data, d, band_of_column, fit_intercept
         )
-        loss = sum(
-            ((y64[f.test] - pr) ** 2).mean(0) for f, pr in zip(folds, preds, strict=True)
-        )
+        loss = sum(((y64[f.test] - pr) ** 2).mean(0) for f, pr in zip(folds, preds, strict=True))
         return loss / len(folds), preds
 
     for start in iterate(range(0, n_targets, chunk)):
