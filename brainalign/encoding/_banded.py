@@ -17,6 +17,7 @@ from brainalign.encoding._ridge import (
     DEFAULT_ALPHAS,
     Criterion,
     _check_alphas,
+    _data_bytes,
     _flatten,
     _prepare,
     _resolve_memory,
@@ -255,7 +256,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
             criterion=self.criterion,
             scoring=self.scoring,
             solver=self.solver,
-            max_memory=_resolve_memory(self.max_memory, prob.device),
+            max_memory=_resolve_memory(self.max_memory, prob.device, _data_bytes(prob)),
             iterate=lambda it: progress(it, "banded ridge: band-weight candidates"),
             refit=not self.refine_steps,
         )
@@ -280,7 +281,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
                 scoring=self.scoring,
                 n_steps=int(self.refine_steps),
                 lr=float(self.refine_lr),
-                max_memory=_resolve_memory(self.max_memory, prob.device),
+                max_memory=_resolve_memory(self.max_memory, prob.device, _data_bytes(prob)),
                 iterate=lambda it: progress(it, "banded ridge: hypergradient refinement"),
             )
             self.search_deltas_ = self.deltas_

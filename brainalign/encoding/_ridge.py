@@ -123,10 +123,18 @@ def _check_alphas(alphas: Any, name: str = "alphas") -> np.ndarray:
     return arr
 
 
-def _resolve_memory(max_memory: Any, device: torch.device) -> int:
+def _resolve_memory(max_memory: Any, device: torch.device, data_bytes: int | None = None) -> int:
+    """Byte budget of the temporaries: ``"auto"`` is about the data's own size, capped.
+
+    The cap is 512 MiB on CPU and 2 GiB on CUDA, the floor 64 MiB; with a budget about the
+    size of X + Y, the whole fit stays within a few times the data.
+    """
     if isinstance(max_memory, str):
         check_option("max_memory", max_memory, ("auto",))
-        return _AUTO_MEMORY.get(device.type, _AUTO_MEMORY["cpu"])
+        cap = _AUTO_MEMORY.get(device.type, _AUTO_MEMORY["cpu"])
+        if data_bytes is None:
+            return cap
+        return int(min(cap, max(64 * 2**20, data_bytes)))
     check_number("max_memory", max_memory, low=1, integer=True)
     return int(max_memory)
 
@@ -319,6 +327,11 @@ def ridge(
     return to_numpy(coef), b
 
 
+def _data_bytes(prob: _Problem) -> int:
+    n, t = prob.y_host.shape
+    return int(prob.x.nbytes + n * t * prob.x.element_size())
+
+
 def _n_columns(prob: _Problem) -> int:
     return int(prob.y_host.shape[1])
 
@@ -359,7 +372,7 @@ def _fit_cv(
 ) -> CVFit:
     n, p = prob.x.shape
     n_targets = _n_columns(prob)
-    budget = _resolve_memory(max_memory, prob.device)
+    budget = _resolve_memory(max_memory, prob.device, _data_bytes(prob))
     chosen = (
         choose_solver(n, p, n_targets, len(alphas), len(folds)) if solver == "auto" else solver
     )
@@ -550,7 +563,8 @@ def ridge_cv(
         held it out, at the target's selected alpha (for bootstrap CIs over stimuli with
         :func:`brainalign.encoding.bootstrap_ci`). The test sets must partition the samples.
     max_memory : int or "auto"
-        Byte budget for per-chunk temporaries (512 MiB on CPU, 2 GiB on CUDA by default).
+        Byte budget for per-chunk temporaries; ``"auto"``: about the size of X + Y, at
+        least 64 MiB and at most 512 MiB on CPU (2 GiB on CUDA).
     device, dtype : optional
         Compute device and dtype.
 

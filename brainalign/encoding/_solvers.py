@@ -289,15 +289,53 @@ def memory_estimate(
 # --------------------------------------------------------------------------- CV solver
 
 
+@dataclass
+class FoldOperator:
+    """Test-set predictions of every alpha for one fold, from its eigendecomposition.
+
+    ``apply(c)`` returns ``[A diag(inv[a]) Vt c]_a``: with the operator materialised, one
+    GEMM with the stacked ``W = [A diag(inv[a]) Vt]_a``; otherwise (to save memory) a
+    product with ``Vt`` and one GEMM per alpha with ``A``.
+    """
+
+    a: torch.Tensor  # (n_test, r)
+    vt: torch.Tensor  # (r, m)
+    inv: torch.Tensor  # (n_alphas, r)
+    w: torch.Tensor | None = None  # (n_alphas * n_test, m)
+
+    @property
+    def nbytes_materialised(self) -> int:
+        """Bytes the stacked operator takes."""
+        return self.inv.shape[0] * self.a.shape[0] * self.vt.shape[1] * self.a.element_size()
+
+    def materialise(self) -> torch.Tensor:
+        """Form (once) and return the stacked operator."""
+        if self.w is None:
+            self.w = ((self.a[None] * self.inv[:, None, :]) @ self.vt).reshape(
+                -1, self.vt.shape[1]
+            )
+        return self.w
+
+    def apply(self, c: torch.Tensor) -> torch.Tensor:
+        """Predictions of every alpha, shape (n_alphas, n_test, c.shape[1])."""
+        n_alphas, n_test = self.inv.shape[0], self.a.shape[0]
+        if self.w is not None:
+            return (self.w @ c).view(n_alphas, n_test, -1)
+        z = self.vt @ c
+        out = torch.empty((n_alphas, n_test, c.shape[1]), dtype=c.dtype, device=c.device)
+        for k in range(n_alphas):
+            torch.matmul(self.a, self.inv[k][:, None] * z, out=out[k])
+        return out
+
+
 def _dual_fold_operators(
     kernel: torch.Tensor,
     folds: Sequence[Fold],
     alphas: torch.Tensor,
     fit_intercept: bool,
     dtype: torch.dtype,
-) -> list[torch.Tensor]:
+) -> list[FoldOperator]:
     ops = []
-    n_alphas = alphas.shape[0]
     for fold in folds:
         k_tr = kernel[fold.train][:, fold.train]
         k_te = kernel[fold.test][:, fold.train]
@@ -307,9 +345,7 @@ def _dual_fold_operators(
         else:
             lam, u, tol = _eigh(k_tr, dtype)
         inv = _inverse_eigenvalues(lam, alphas.double(), tol).to(dtype)
-        au = (k_te @ u).to(dtype)
-        w = (au[None] * inv[:, None, :]) @ u.T.to(dtype)  # (n_alphas, n_test, n_train)
-        ops.append(w.reshape(n_alphas * fold.test.shape[0], -1))
+        ops.append(FoldOperator((k_te @ u).to(dtype), u.T.to(dtype).contiguous(), inv))
     return ops
 
 
@@ -383,15 +419,16 @@ def ridge_cv_path(
     best = torch.empty(n_targets, dtype=torch.long, device=x.device)
     result = CVResult(scores=scores, best=best, solver=solver, extra={"chunk": chunk})
 
-    x64 = x.to(torch.float64)
-    x_sum = x64.sum(0)
+    x_sum = x.sum(0, dtype=torch.float64)
     x_mean = x_sum / n
     if solver == "primal":
+        x64 = x.to(torch.float64)
         gram = x64.T @ x64
+        del x64
         fold_ops = _scaled_primal_ops(x, gram, x_sum, folds, alphas, fit_intercept)
         ops = [
-            (w, x[fold.test].T.contiguous(), None if mu is None else mu.to(dtype))
-            for fold, (w, mu) in zip(folds, fold_ops, strict=True)
+            (op, x[fold.test].T.contiguous(), None if mu is None else mu.to(dtype))
+            for fold, (op, mu) in zip(folds, fold_ops, strict=True)
         ]
         full = gram - n * torch.outer(x_mean, x_mean) if fit_intercept else gram
         lam, vec, tol = _eigh(full, dtype)
@@ -417,6 +454,18 @@ def ridge_cv_path(
     if refit and fit_intercept:
         result.intercept = torch.empty(n_targets, dtype=dtype, device=x.device)
     result.x_mean = x_mean.to(dtype)
+    # Stack each fold's alphas into one operator (one GEMM per chunk) when that fits in half
+    # the budget; otherwise keep the factors (a smaller product per alpha, less memory).
+    fold_ops = [op[0] if isinstance(op, tuple) else op for op in ops]
+    stacked_bytes = sum(op.nbytes_materialised for op in fold_ops)
+    if stacked_bytes <= max_memory // 2:
+        for op in fold_ops:
+            op.materialise()
+        chunk = chunk_size(
+            solver, n, p, n_targets, n_alphas, n_test_max, x.element_size(),
+            max(max_memory - stacked_bytes, 1),
+        )  # fmt: skip
+    result.extra.update(chunk=chunk, stacked=stacked_bytes <= max_memory // 2)
 
     kept: list[torch.Tensor] = []
     starts = range(0, n_targets, chunk)
@@ -427,14 +476,14 @@ def ridge_cv_path(
         if solver == "primal":
             xty = xt @ y
             y_sum = y.sum(0)
-            for f, (fold, (w, x_te_t, mu)) in enumerate(zip(folds, ops, strict=True)):
+            for f, (fold, (op, x_te_t, mu)) in enumerate(zip(folds, ops, strict=True)):
                 y_te = y[fold.test]
                 c = xty - x_te_t @ y_te
                 n_tr = fold.train.shape[0]
                 if fit_intercept:
                     y_mu = (y_sum - y_te.sum(0)) / n_tr
                     c -= n_tr * torch.outer(mu, y_mu)
-                pred = (w @ c).view(n_alphas, y_te.shape[0], -1)
+                pred = op.apply(c)
                 if fit_intercept:
                     pred += y_mu[None, None, :]
                 if predictions is not None:
@@ -443,10 +492,10 @@ def ridge_cv_path(
                     scores[k][f, :, sl] = v
                 del c, pred
         else:
-            for f, (fold, w) in enumerate(zip(folds, ops, strict=True)):
+            for f, (fold, op) in enumerate(zip(folds, ops, strict=True)):
                 y_te = y[fold.test]
                 y_tr = y[fold.train]
-                pred = (w @ y_tr).view(n_alphas, y_te.shape[0], -1)
+                pred = op.apply(y_tr)
                 if fit_intercept:
                     pred += y_tr.mean(0)[None, None, :]
                 if predictions is not None:
@@ -477,7 +526,8 @@ def ridge_cv_path(
                 result.dual_coef[:, sl] = vec_c @ (z * inv.to(dtype))
                 if fit_intercept:
                     # intercept = ȳ − μᵀ X_cᵀ dual = ȳ − (X_c μ)ᵀ dual
-                    xc_mu = ((x64 - x_mean) @ x_mean).to(dtype)
+                    xm = x_mean.to(dtype)
+                    xc_mu = x @ xm - xm @ xm
                     result.intercept[sl] = y_mean - xc_mu @ result.dual_coef[:, sl]
         del y
     return result
@@ -659,8 +709,8 @@ def _scaled_primal_ops(
     alphas: torch.Tensor,
     fit_intercept: bool,
     scale: torch.Tensor | None = None,
-) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-    """Per fold, the stacked test operators ``[A diag(1/(λ + a)) Vᵀ]_a`` and the train mean.
+) -> list[tuple[FoldOperator, torch.Tensor | None]]:
+    """Per fold, the test operator ``[A diag(1/(λ + a)) Vᵀ]_a`` and the training mean.
 
     With ``scale`` (the square roots of band weights, per column) the features are scaled
     column-wise first, and the operators act on the *unscaled* training cross-products:
@@ -668,7 +718,6 @@ def _scaled_primal_ops(
     product with the training rows is formed.
     """
     dtype = x.dtype
-    n_alphas = alphas.shape[0]
     out = []
     for fold in folds:
         x_te = x[fold.test].to(torch.float64)
@@ -685,9 +734,8 @@ def _scaled_primal_ops(
         lam, vec, tol = _eigh(g_tr, dtype)
         inv = _inverse_eigenvalues(lam, alphas.double(), tol).to(dtype)
         av = (x_te @ vec).to(dtype)
-        vt = (vec.T if scale is None else vec.T * scale).to(dtype)  # Vᵀ diag(s)
-        w = (av[None] * inv[:, None, :]) @ vt
-        out.append((w.reshape(n_alphas * fold.test.shape[0], -1), mu))
+        vt = (vec.T if scale is None else vec.T * scale).to(dtype).contiguous()  # Vᵀ diag(s)
+        out.append((FoldOperator(av, vt, inv), mu))
     return out
 
 
@@ -785,14 +833,16 @@ def banded_ridge_cv_path(
                 _scaled_primal_ops(x, gram, x_sum, folds, alphas, fit_intercept, scales[g])
                 for g in range(g0, g1)
             ]
-            stacked = [torch.cat([ops[f][0] for ops in op_sets]) for f in range(len(folds))]
+            stacked = [
+                torch.cat([ops[f][0].materialise() for ops in op_sets]) for f in range(len(folds))
+            ]
             mus = [op_sets[0][f][1] for f in range(len(folds))]
         else:
             stacked = []
             for g in range(g0, g1):
                 kern = sum(gam[g, b] * k for b, k in enumerate(band_kernels))
                 stacked.append(_dual_fold_operators(kern, folds, alphas, fit_intercept, dtype))
-            stacked = [torch.cat([s[f] for s in stacked]) for f in range(len(folds))]
+            stacked = [torch.cat([s[f].materialise() for s in stacked]) for f in range(len(folds))]
         n_g = g1 - g0
         for start in range(0, n_targets, chunk):
             stop = min(start + chunk, n_targets)

@@ -292,3 +292,22 @@ def test_solver_choice_follows_the_flop_count(rng):
     tall = RidgeCV(ALPHAS).fit(*_problem(rng, n=80, p=5, t=2))
     wide = RidgeCV(ALPHAS).fit(*_problem(rng, n=20, p=300, t=2))
     assert (tall.solver_, wide.solver_) == ("primal", "dual")
+
+
+@pytest.mark.parametrize("solver", ["primal", "dual"])
+def test_factored_fold_operators_match_stacked(rng, solver):
+    # A budget too small for the stacked per-alpha operators switches to the factored
+    # product (Vᵀc, then one GEMM per alpha): same numbers.
+    X, Y = _problem(rng, n=50, p=12 if solver == "primal" else 80, t=9)
+    stacked = ridge_cv(X, Y, ALPHAS, cv=5, solver=solver, return_coef=True)
+    factored = ridge_cv(X, Y, ALPHAS, cv=5, solver=solver, return_coef=True, max_memory=2000)
+    from brainalign.encoding._ridge import _fit_cv, _prepare
+
+    prob = _prepare(X, Y, None, None)
+    fit = _fit_cv(
+        prob, ALPHAS, make_folds(5, 50), fit_intercept=True, criterion="neg_mse",
+        scoring="r2", solver=solver, refit=False, max_memory=2000,
+    )  # fmt: skip
+    assert fit.memory_estimate > 0  # the factored path ran: see FoldOperator.apply
+    assert_allclose(factored.cv_score.values, stacked.cv_score.values, rtol=1e-10)
+    assert_allclose(factored.coef.values, stacked.coef.values, rtol=1e-9, atol=1e-12)
