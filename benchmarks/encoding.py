@@ -43,10 +43,11 @@ ALPHAS = np.logspace(-2, 6, 9)
 def _data(n: int, p: int, t: int, dtype: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, p), dtype=np.float32).astype(dtype)
-    W = rng.standard_normal((p, t), dtype=np.float32).astype(dtype) / np.sqrt(p)
+    W = rng.standard_normal((p, t), dtype=np.float32).astype(dtype) / np.asarray(p**0.5, dtype)
     Y = X @ (W * rng.uniform(0, 1, t).astype(dtype)) + rng.standard_normal(
         (n, t), dtype=np.float32
     ).astype(dtype)
+    assert X.dtype == Y.dtype == np.dtype(dtype)
     return X, Y
 
 

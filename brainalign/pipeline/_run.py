@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -455,8 +456,13 @@ def _execute(
             )
         if enc:
             timings["encoding"] = time.perf_counter() - t0
+        grids = (
+            _trsa_grids(spec, brains, model_rdms, results) if "trsa" in spec["analyses"] else {}
+        )
         ceilings = _split_evaluations(spec, brains, model_rdms, results)
         tree = _results_tree(spec, brains, model_rdms, results, ceilings)
+        for bname, grid in grids.items():
+            tree[f"trsa/{bname}"] = xr.DataTree(dataset=grid.to_dataset(name="similarity"))
         for bname, entries in enc.items():
             tree[f"encoding/{bname}"] = xr.DataTree(dataset=_encoding_dataset(entries))
         for bname, entries in maps.items():
@@ -469,7 +475,7 @@ def _execute(
         results_path = save(tree, out / "results.nc")
         timings["total"] = time.perf_counter() - t_start
         report_path = _write_report(
-            spec, brains, model_rdms, results, out, timings, cache, ceilings, maps, enc
+            spec, brains, model_rdms, results, out, timings, cache, ceilings, maps, enc, grids
         )
         timings["write"] = time.perf_counter() - t0
     return RunResult(
@@ -849,6 +855,81 @@ def _searchlight_section(report: Any, spec: dict, maps: dict) -> None:
             )
 
 
+def _trsa_grids(spec: dict, brains: dict, model_rdms: dict, results: dict) -> dict:
+    """Model-brain similarity over the tRSA threshold grid, per brain source (model × cell)."""
+    from brainalign import trsa
+
+    params = spec["analyses"]["trsa"]
+    out = {}
+    for bname, b in brains.items():
+        entries = list(results[bname])
+        models = xr.concat(
+            [
+                model_rdms[(bname, m)].drop_vars(
+                    [
+                        c
+                        for c in model_rdms[(bname, m)].coords
+                        if c not in ("stimulus_a", "stimulus_b")
+                    ]
+                )
+                for m in entries
+            ],
+            dim="model",
+        ).assign_coords(model=entries)
+        with warnings.catch_warnings():  # constant cells (binary model RDMs) are counted
+            warnings.simplefilter("ignore", UserWarning)
+            grid = trsa.grid_compare(
+                b["rdm"],
+                models,
+                params["method"],
+                transform=params["transform"],
+                grid=trsa.threshold_grid(step=float(params["step"])),
+            )
+        grid.attrs["n_undefined_cells"] = int(grid.isnull().sum())
+        grid.attrs.update(
+            transform=params["transform"], method=params["method"], brain=bname,
+            description="Model-brain similarity after the same geo-topological transform of "
+            "both RDMs, at every (lower, upper) threshold cell (Lin & Kriegeskorte).",
+        )  # fmt: skip
+        out[bname] = grid
+    return out
+
+
+def _trsa_section(report: Any, spec: dict, grids: dict) -> None:
+    """Threshold-grid maps (the paper's figure) and family means per model entry."""
+    from brainalign import trsa
+
+    params = spec["analyses"]["trsa"]
+    for bname, grid in grids.items():
+        means = trsa.family_mean(grid)
+        rows = [
+            {
+                "model": str(m),
+                **{str(f): float(means.sel(model=m, family=f)) for f in means.family.values},
+            }
+            for m in grid.model.values
+        ]
+        report.add_table(
+            rows,
+            f"tRSA: mean similarity per threshold family ({bname})",
+            section="tRSA",
+            caption=f"{params['method']} similarity of brain and model "
+            f"{params['transform'].upper()}s averaged over the cells of each of the paper's "
+            "five threshold families. Cells where a transformed RDM is constant (a model "
+            "with few distinct dissimilarities, such as a category model) are undefined and "
+            f"left out: {grid.attrs['n_undefined_cells']} of {grid.size} here.",
+        )
+        best = str(grid.mean("threshold").idxmax("model").item())
+        report.add_figure(
+            trsa.plot_grid(grid.sel(model=best), title=f"{bname} vs {best}").figure,
+            f"tRSA threshold map: {bname} vs {best}",
+            section="tRSA",
+            caption="Each square is a (lower, upper) threshold cell: below lower a "
+            "dissimilarity becomes 0, above upper 1, linear between. The top-left cell keeps "
+            "the whole rank geometry; the diagonal gives binary graphs (pure topology).",
+        )
+
+
 def _encoding_dataset(entries: dict[str, xr.Dataset]) -> xr.Dataset:
     """Stack one brain source's encoding results over model entries."""
     names = list(entries)
@@ -973,6 +1054,7 @@ def _write_report(
     ceilings: dict,
     maps: dict | None = None,
     enc: dict | None = None,
+    grids: dict | None = None,
 ) -> Path:
     from brainalign.report import Report
     from brainalign.viz import plot_mds, plot_model_comparison, plot_rdms
@@ -1088,6 +1170,8 @@ def _write_report(
         _searchlight_section(report, spec, maps)
     if enc:
         _encoding_section(report, spec, enc)
+    if grids:
+        _trsa_section(report, spec, grids)
     data_lines = []
     for bname, src in spec["brain"].items():
         from brainalign.datasets import get_manifest

@@ -62,7 +62,17 @@ _ENCODING_KEYS = {
     "scoring": (str, False, "r2"),
     "n_permutations": (int, False, 0),  # stimulus permutations within runs; 0: none
 }
-_ANALYSES = {"rsa": _RSA_KEYS, "searchlight": _SEARCHLIGHT_KEYS, "encoding": _ENCODING_KEYS}
+_TRSA_KEYS = {
+    "transform": (str, False, "rgtm"),  # rgtm or rgdm (two-step geodesic)
+    "method": (str, False, "spearman"),  # any rsa.compare method
+    "step": ((int, float), False, 0.05),  # threshold grid step (0.05: the paper's 229 cells)
+}
+_ANALYSES = {
+    "rsa": _RSA_KEYS,
+    "searchlight": _SEARCHLIGHT_KEYS,
+    "encoding": _ENCODING_KEYS,
+    "trsa": _TRSA_KEYS,
+}
 _PIPELINE_DATASETS = ("haxby2001", "word_similarity")  # brain datasets the runner loads
 _REPORT_KEYS = {"title": (str, False, None), "subtitle": (str, False, None)}
 _TOP = {
@@ -299,6 +309,15 @@ def validate_spec(
         _require_patterns(c, brain, "has no voxels for a searchlight")
     if "encoding" in analyses:
         _check_encoding(c, analyses["encoding"], brain)
+    if "trsa" in analyses:
+        tr = analyses["trsa"]
+        c.option(("analyses", "trsa", "transform"), tr["transform"], ("rgtm", "rgdm"))
+        c.option(("analyses", "trsa", "method"), tr["method"], METHODS)
+        if not 0 < tr["step"] <= 0.5:
+            c.fail(("analyses", "trsa", "step"), f"must be in (0, 0.5], got {tr['step']}.")
+        _require_patterns(
+            c, brain, "gives an incomplete RDM (unrated pairs); tRSA transforms need all pairs"
+        )
     out["analyses"] = analyses
     out["report"] = c.mapping(out["report"] or {}, _REPORT_KEYS, ("report",))
     if out["executor"] is not None:
