@@ -66,7 +66,7 @@ banded = encoding.BandedRidgeCV(
 )
 banded.fit(features.values[train], bold.values[train], groups=runs[train], bands=band)
 split = banded.score_split(features.values[held_out], bold.values[held_out], bands=band)
-print(split.mean("target").round(3).to_series().to_dict())
+print(split.mean("target_0").round(3).to_series().to_dict())
 
 # %%
 # The report: the score map on the mean image's grid, and the scores as NetCDF.
