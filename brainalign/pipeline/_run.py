@@ -710,19 +710,7 @@ def _results_tree(
             },
         )
         models = list(results[bname])
-        stack = xr.concat(
-            [
-                model_rdms[(bname, m)].drop_vars(
-                    [
-                        c
-                        for c in model_rdms[(bname, m)].coords
-                        if c not in ("stimulus_a", "stimulus_b")
-                    ]
-                )
-                for m in models
-            ],
-            dim="model",
-        ).assign_coords(model=models)
+        stack = _stack_model_rdms(model_rdms, bname, models)
         stack = stack.astype(np.float32)  # figures need no more; scores stay float64
         stack.attrs = {"kind": "rdm", "modality": "model", "stored_dtype": "float32"}
         nodes[f"models/{bname}"] = xr.Dataset({"rdm": stack})
@@ -855,6 +843,14 @@ def _searchlight_section(report: Any, spec: dict, maps: dict) -> None:
             )
 
 
+def _stack_model_rdms(model_rdms: dict, bname: str, entries: list[str]) -> xr.DataArray:
+    """One brain source's model RDMs stacked over a ``model`` dim (stimulus coords only)."""
+    keep = ("stimulus_a", "stimulus_b")
+    rdms = [model_rdms[(bname, m)] for m in entries]
+    rdms = [r.drop_vars([c for c in r.coords if c not in keep]) for r in rdms]
+    return xr.concat(rdms, dim="model").assign_coords(model=entries)
+
+
 def _trsa_grids(spec: dict, brains: dict, model_rdms: dict, results: dict) -> dict:
     """Model-brain similarity over the tRSA threshold grid, per brain source (model × cell)."""
     from brainalign import trsa
@@ -863,19 +859,7 @@ def _trsa_grids(spec: dict, brains: dict, model_rdms: dict, results: dict) -> di
     out = {}
     for bname, b in brains.items():
         entries = list(results[bname])
-        models = xr.concat(
-            [
-                model_rdms[(bname, m)].drop_vars(
-                    [
-                        c
-                        for c in model_rdms[(bname, m)].coords
-                        if c not in ("stimulus_a", "stimulus_b")
-                    ]
-                )
-                for m in entries
-            ],
-            dim="model",
-        ).assign_coords(model=entries)
+        models = _stack_model_rdms(model_rdms, bname, entries)
         with warnings.catch_warnings():  # constant cells (binary model RDMs) are counted
             warnings.simplefilter("ignore", UserWarning)
             grid = trsa.grid_compare(
