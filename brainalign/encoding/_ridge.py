@@ -677,10 +677,10 @@ class RidgeCV(RegressorMixin, BaseEstimator):
     ----------
     best_alphas_ : ndarray, shape (n_targets,)
         Selected penalty per target.
-    coef_ : ndarray, shape (n_features, n_targets)
+    coef_ : ndarray, shape (n_features, n_targets) or (n_features,) for a 1-D Y
         Refit coefficients (formed from the dual coefficients on first access when the
         dual solver ran).
-    intercept_ : ndarray, shape (n_targets,)
+    intercept_ : ndarray, shape (n_targets,), or float for a 1-D Y
     cv_scores_ : ndarray, shape (n_targets,)
         ``scoring`` averaged over folds at the selected alpha.
     results_ : xarray.Dataset
@@ -762,7 +762,8 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         self._y_labels = prob.y_labels
         self.n_features_in_ = prob.x.shape[1]
         self.best_alphas_ = fit.best_alphas
-        self.intercept_ = fit.intercept
+        one = prob.y_labels.shape == ()  # a 1-D y: 1-D coefficients, scalar intercept
+        self.intercept_ = fit.intercept[0] if one else fit.intercept
         self.solver_ = fit.solver
         self.results_ = _results_dataset(fit, prob.y_labels, folds)
         self.cv_scores_ = self.results_["cv_score"].values.reshape(-1)
@@ -777,7 +778,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             raise AttributeError("coef_ is set by fit(); this RidgeCV is not fitted yet.")
         if self._coef is None:
             self._coef = _coef_of(self._fit)
-        return self._coef
+        return self._coef[:, 0] if self._y_labels.shape == () else self._coef
 
     def _check_x(self, X: Any) -> np.ndarray:
         if not hasattr(self, "_fit"):
@@ -814,7 +815,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             pred = ((x - fit.x_mean) @ (fit.x_train - fit.x_mean).T) @ fit.dual_coef
             pred += fit.intercept
         else:
-            pred = x @ self.coef_ + fit.intercept
+            pred = x @ self.coef_.reshape(x.shape[1], -1) + fit.intercept
         labels = self._y_labels
         pred = pred.reshape(x.shape[0], *labels.shape)
         if isinstance(X, xr.DataArray) and labels.template is not None:
@@ -839,8 +840,8 @@ class RidgeCV(RegressorMixin, BaseEstimator):
 
         Returns
         -------
-        r2 : ndarray, shape (n_targets,)
-            ``1 − SSE/SST`` per target (0 for a constant target).
+        r2 : ndarray, shape (n_targets,), or float
+            ``1 − SSE/SST`` per target (0 for a constant target); a float for a 1-D ``y``.
         """
         if sample_weight is not None:
             raise ValueError(f"sample_weight is not supported; got {type(sample_weight)}.")
@@ -852,7 +853,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         sst = ((yt - yt.mean(0)) ** 2).sum(0)
         with np.errstate(divide="ignore", invalid="ignore"):
             r2 = np.where(sst == 0, 0.0, 1.0 - sse / np.where(sst == 0, 1.0, sst))
-        return r2
+        return float(r2[0]) if self._y_labels.shape == () else r2
 
     def __sklearn_tags__(self):
         """Declare multi-output support to scikit-learn."""

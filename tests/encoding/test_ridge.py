@@ -311,3 +311,18 @@ def test_factored_fold_operators_match_stacked(rng, solver):
     assert fit.memory_estimate > 0  # the factored path ran: see FoldOperator.apply
     assert_allclose(factored.cv_score.values, stacked.cv_score.values, rtol=1e-10)
     assert_allclose(factored.coef.values, stacked.coef.values, rtol=1e-9, atol=1e-12)
+
+
+def test_one_dimensional_target_follows_scikit_learn(rng):
+    X, Y = _problem(rng, n=40, p=5, t=1)
+    y = Y[:, 0]
+    model = RidgeCV(ALPHAS).fit(X, y)
+    ref = Ridge(alpha=model.best_alphas_[0]).fit(X, y)
+    assert model.coef_.shape == (5,)
+    assert_allclose(model.coef_, ref.coef_, rtol=1e-8)
+    assert_allclose(model.intercept_, ref.intercept_, rtol=1e-8)
+    assert model.predict(X).shape == (40,)
+    assert isinstance(model.score(X, y), float)
+    from sklearn.model_selection import cross_val_score
+
+    assert cross_val_score(RidgeCV(ALPHAS), X, y, cv=3).shape == (3,)
