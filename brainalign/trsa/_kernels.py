@@ -110,7 +110,11 @@ def pooled_quantiles(v: torch.Tensor, q: np.ndarray) -> list[float]:
     """``np.quantile(v.ravel(), q)`` from the few order statistics needed (no full sort)."""
     flat = v.reshape(-1)
     m = flat.numel()
-    virtual = (m - 1) * np.asarray(q, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if np.all((q == 0) | (q == 1)):  # the extreme order statistics: min and max
+        lo, hi = float(flat.amin()), float(flat.amax())
+        return [lo if qi == 0 else hi for qi in q]
+    virtual = (m - 1) * q
     prev = np.floor(virtual)
     need = sorted({int(i) for i in np.clip(np.concatenate([prev, prev + 1]), 0, m - 1)})
     if cpu_path(flat):
