@@ -18,8 +18,10 @@ from brainalign.trsa._kernels import (
     geodesic_cpu,
     knn_mask,
     minmax,
+    pooled_quantiles,
     quantiles_sorted,
     rank_minmax,
+    rsatoolbox_edges,
     shortest_paths,
     small_op_threads,
     sorted_rows,
@@ -60,6 +62,18 @@ def geodesic_vectors(
 ) -> tuple[torch.Tensor, int]:
     """Geodesic upper-triangle vectors of ``batch``, and the number of disconnected pairs."""
     n = batch.n
+    if (
+        method == "twostep"
+        and semantics == "rsatoolbox"
+        and drop_zero_edges
+        and cpu_path(batch.v)
+        and lower < upper
+    ):  # rsatoolbox's two-step on CPU: one compiled pass from thresholds to kept edges
+        a, b = pooled_quantiles(batch.v, np.array([lower, upper]))
+        fused = rsatoolbox_edges(batch.v, a, b)
+        if fused is not None:
+            out, n_bad = geodesic_cpu(*fused, disconnected)
+            return out, n_bad
     if method == "twostep":
         w = rgtm_vectors(batch, lower, upper, rank, semantics)
         if semantics == "rsatoolbox":

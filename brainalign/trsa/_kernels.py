@@ -333,6 +333,53 @@ def _geodesic_rows(w, keep, fill, out, n_bad, n, start, stop):  # pragma: no cov
                     out[r, q] = value
 
 
+def _rsatoolbox_rows(v, a, b, w, keep, const):  # pragma: no cover - compiled by numba
+    """Apply rsatoolbox's geo-topological steps, then minmax, then the kept edges, per row.
+
+    Elementwise in the order of rsatoolbox 0.3.2's in-place assignments (``x < a`` → 0;
+    then ``a <= x <= b`` → ``(x - a) / (b - a)``; then ``x > b`` → 1), the row scaled to
+    [0, 1], and an edge kept where ``0 < w < 1``. ``const[r]`` flags a constant row.
+    """
+    for r in range(v.shape[0]):
+        lo = np.inf
+        hi = -np.inf
+        for p in range(v.shape[1]):
+            x = v[r, p]
+            if x < a:
+                x = 0.0
+            if x >= a and x <= b:
+                x = (x - a) / (b - a)
+            if x > b:
+                x = 1.0
+            w[r, p] = x
+            lo = min(lo, x)
+            hi = max(hi, x)
+        if hi == lo:
+            const[r] = True
+            continue
+        for p in range(v.shape[1]):
+            y = (w[r, p] - lo) / (hi - lo)
+            w[r, p] = y
+            keep[r, p] = y < 1.0 and y != 0.0
+
+
+def rsatoolbox_edges(
+    v: torch.Tensor, a: float, b: float
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Weights and kept edges of rsatoolbox's two-step input on CPU in one compiled pass.
+
+    Returns None when a row is constant (the caller's general path raises the error).
+    """
+    vn = np.ascontiguousarray(v.numpy(force=True), dtype=np.float64)
+    w = np.empty_like(vn)
+    keep = np.zeros(vn.shape, dtype=np.bool_)
+    const = np.zeros(len(vn), dtype=np.bool_)
+    _numba_kernel("rsatoolbox", _rsatoolbox_rows)(vn, float(a), float(b), w, keep, const)
+    if const.any():
+        return None
+    return torch.from_numpy(w).to(v.dtype), torch.from_numpy(keep)
+
+
 def n_stimuli(m: int) -> int:
     """Return the number of stimuli of an RDM with ``m`` pairs."""
     return round((1 + math.sqrt(1 + 8 * m)) / 2)
@@ -349,7 +396,7 @@ def geodesic_cpu(
     kernel = _numba_kernel("geo", _geodesic_rows)
     fill_value = np.nan if fill is None else float(fill)
     n = n_stimuli(wn.shape[1])
-    if len(wn) * n**3 < 10**6:  # small: the thread hand-off costs more than it saves
+    if len(wn) * n**3 < 10**7:  # small: the thread hand-off costs more than it saves
         kernel(wn, kn, fill_value, out, n_bad, n, 0, len(wn))
     else:
         if _saved_threads:
