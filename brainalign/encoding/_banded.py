@@ -10,7 +10,7 @@ import torch
 import xarray as xr
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from brainalign._checks import check_number, check_option, check_type
+from brainalign._checks import _fmt_list, check_number, check_option, check_type
 from brainalign._device import to_numpy
 from brainalign._logging import progress
 from brainalign.encoding._ridge import (
@@ -49,7 +49,10 @@ def _stack_bands(X: Any, bands: Any, Y: Any = None) -> tuple[Any, np.ndarray, li
                 f"{type(X).__name__} of bands it must be None, got {bands!r}."
             )
         if not items:
-            raise ValueError("X holds no bands; give at least one feature array.")
+            raise ValueError(
+                f"X holds no bands (an empty {type(X).__name__}); give at least one feature "
+                "array."
+            )
         names = [str(k) for k, _ in items]
         mats = []
         for name, x in items:
@@ -200,8 +203,13 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
                 f"n_iter must be an int or an array of candidates of shape (n, {n_bands}) "
                 f"(one column per band); got shape {g.shape}."
             )
-        if np.any(g < 0) or not np.all(np.isfinite(g)) or np.any(g.sum(1) <= 0):
-            raise ValueError("n_iter candidates must be finite, non-negative, not all zero.")
+        bad = ~np.isfinite(g).all(1) | (g < 0).any(1) | (np.nan_to_num(g).sum(1) <= 0)
+        if bad.any():
+            raise ValueError(
+                "n_iter candidates (band weights) must be finite, non-negative and not all "
+                f"zero; rows {_fmt_list(np.flatnonzero(bad).tolist())} of {len(g)} are not "
+                f"(first: {g[bad][0].tolist()})."
+            )
         return torch.from_numpy(g)
 
     def fit(self, X: Any, Y: Any, groups: Any = None, bands: Any = None) -> BandedRidgeCV:
@@ -320,7 +328,9 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         if not hasattr(self, "coef_"):
             from sklearn.exceptions import NotFittedError
 
-            raise NotFittedError("This BandedRidgeCV is not fitted yet; call fit(X, Y) first.")
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet; call fit(X, Y) first."
+            )
         x, _, names = _stack_bands(X, bands)
         x, _ = _flatten(x, "X")
         x = to_numpy(x) if isinstance(x, torch.Tensor) else np.asarray(x, dtype=float)

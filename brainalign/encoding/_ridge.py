@@ -775,7 +775,9 @@ class RidgeCV(RegressorMixin, BaseEstimator):
     def coef_(self) -> np.ndarray:
         """Coefficients, shape (n_features, n_targets)."""
         if not hasattr(self, "_fit"):
-            raise AttributeError("coef_ is set by fit(); this RidgeCV is not fitted yet.")
+            raise AttributeError(
+                f"coef_ is set by fit(); this {type(self).__name__} is not fitted yet."
+            )
         if self._coef is None:
             self._coef = _coef_of(self._fit)
         return self._coef[:, 0] if self._y_labels.shape == () else self._coef
@@ -784,7 +786,9 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         if not hasattr(self, "_fit"):
             from sklearn.exceptions import NotFittedError
 
-            raise NotFittedError("This RidgeCV is not fitted yet; call fit(X, Y) first.")
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet; call fit(X, Y) first."
+            )
         x, _ = _flatten(X, "X")
         x = to_numpy(x) if isinstance(x, torch.Tensor) else np.asarray(x, dtype=float)
         if x.shape[1] != self.n_features_in_:

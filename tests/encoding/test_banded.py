@@ -8,7 +8,7 @@ import xarray as xr
 from numpy.testing import assert_allclose
 from sklearn.model_selection import KFold
 
-from brainalign.encoding import BandedRidgeCV
+from brainalign.encoding import BandedRidgeCV, RidgeCV
 from brainalign.encoding._solvers import dirichlet_gammas
 
 himalaya_ridge = pytest.importorskip("himalaya.ridge")
@@ -171,3 +171,18 @@ def test_refinement_needs_the_squared_error(rng):
         BandedRidgeCV(n_iter=2, refine_steps=3, criterion="r2").fit(X, Y, bands=bands)
     with pytest.raises(ValueError, match=r"refine_steps must be in the range \[0, inf\), got -1"):
         BandedRidgeCV(n_iter=2, refine_steps=-1).fit(X, Y, bands=bands)
+
+
+def test_band_input_errors(rng):
+    X, Y, bands = _bands(rng, n=30, t=2)
+    with pytest.raises(ValueError, match=r"X holds no bands \(an empty dict\)"):
+        BandedRidgeCV(n_iter=2).fit({}, Y)
+    bad = np.array([[0.5, 0.5, 0.0], [-1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"rows 1, 2 of 3 are not \(first: \[-1.0, 1.0, 1.0\]\)"):
+        BandedRidgeCV(n_iter=bad).fit(X, Y, bands=bands)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="This BandedRidgeCV is not fitted yet"):
+        BandedRidgeCV().predict(X, bands=bands)
+    with pytest.raises(NotFittedError, match="This RidgeCV is not fitted yet"):
+        RidgeCV().predict(X)
