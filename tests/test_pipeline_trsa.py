@@ -41,6 +41,7 @@ def test_trsa_analysis_matches_the_api(tmp_path):
     assert res.tree["trsa/vt"].dataset.similarity.attrs["n_undefined_cells"] > 0
     html = res.report.read_text()
     assert "tRSA threshold map" in html and "mean similarity per threshold family" in html
+    assert "Model (layer) × brain similarity" in html  # the RSA score matrix of the summary
 
 
 def test_trsa_spec_errors(tmp_path):

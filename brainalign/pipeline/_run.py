@@ -771,6 +771,31 @@ def _multi_layer_models(entries: Any) -> dict[str, list[str]]:
     return {model: names for model, names in layers.items() if len(names) >= 2}
 
 
+def _rsa_score_matrix(results: dict) -> xr.Dataset | None:
+    """Similarity and p-value over (model entry × brain), when there is more than one cell."""
+    entries = list(dict.fromkeys(e for tests in results.values() for e in tests))
+    brains = list(results)
+    if len(entries) * len(brains) < 2:
+        return None
+    nan = float("nan")
+
+    def cell(b: str, e: str, what: str) -> float:
+        t = results[b].get(e)
+        return nan if t is None else float(getattr(t, what))
+
+    coords = {"model": entries, "brain": brains}
+    return xr.Dataset(
+        {
+            what: xr.DataArray(
+                [[cell(b, e, key) for b in brains] for e in entries],
+                dims=("model", "brain"),
+                coords=coords,
+            )
+            for what, key in (("similarity", "observed"), ("p_value", "p_value"))
+        }
+    )
+
+
 def _best_layers(results: dict, method: str) -> list[dict[str, Any]]:
     """Rows of (brain, model, best layer, score, p) for every multi-layer model."""
     rows = []
@@ -1041,7 +1066,7 @@ def _write_report(
     grids: dict | None = None,
 ) -> Path:
     from brainalign.report import Report
-    from brainalign.viz import plot_mds, plot_model_comparison, plot_rdms
+    from brainalign.viz import plot_mds, plot_model_comparison, plot_rdms, plot_score_matrix
 
     rep = spec["report"]
     report = Report(
@@ -1077,6 +1102,17 @@ def _write_report(
         section="Summary",
         caption=_summary_caption(spec, brains),
     )
+    matrix = _rsa_score_matrix(results)
+    if matrix is not None:
+        report.add_figure(
+            plot_score_matrix(
+                matrix.similarity, significant=matrix.p_value < 0.05, label=params["method"]
+            ),
+            "Model (layer) × brain similarity",
+            section="Summary",
+            caption=f"{params['method']} correlation of each model entry's RDM (layers of one "
+            "model in order) with each brain source's RDM; * p < 0.05 (permutation test).",
+        )
     for bname, b in brains.items():
         rel = b["reliability"]
         if rel:
