@@ -64,7 +64,7 @@ def test_demo_report_in_chromium(browser, tmp_path, artifacts):
     broken = page.eval_on_selector_all(
         "img", "els => els.filter(e => !(e.naturalWidth > 0)).length"
     )
-    assert n_images == 4 and broken == 0
+    assert n_images == 5 and broken == 0  # RDMs, MDS, score matrix, comparison, ceiling
     assert "category_structure" in page.inner_text("section#summary table")
     shot = artifacts / "demo_report.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -65,7 +65,11 @@ def plot_score_matrix(
             )
         marks = np.asarray(significant.values, dtype=bool)
     n_r, n_c = values.shape
-    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * n_c, 1.2 + 0.45 * n_r), layout="constrained")
+    label_w = 0.08 * max((len(str(v)) for v in scores[rows].values), default=4)
+    col_h = 0.07 * max((len(str(v)) for v in scores[cols].values), default=4)
+    fig, ax = plt.subplots(
+        figsize=(2.6 + label_w + 1.1 * n_c, 1.8 + col_h + 0.45 * n_r), layout="constrained"
+    )
     im = ax.imshow(values, cmap=cmap, aspect="auto")
     ax.set_xticks(range(n_c), [str(v) for v in scores[cols].values], rotation=30, ha="right")
     ax.set_yticks(range(n_r), [str(v) for v in scores[rows].values])
