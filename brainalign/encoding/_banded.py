@@ -50,8 +50,7 @@ def _stack_bands(X: Any, bands: Any, Y: Any = None) -> tuple[Any, np.ndarray, li
             )
         if not items:
             raise ValueError(
-                f"X holds no bands (an empty {type(X).__name__}); give at least one feature "
-                "array."
+                f"X holds no bands (an empty {type(X).__name__}); give at least one feature array."
             )
         names = [str(k) for k, _ in items]
         mats = []
