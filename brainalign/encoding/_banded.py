@@ -20,6 +20,7 @@ from brainalign.encoding._ridge import (
     _data_bytes,
     _flatten,
     _prepare,
+    _r2_per_target,
     _resolve_memory,
     label_columns,
     make_folds,
@@ -426,9 +427,4 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         """
         if sample_weight is not None:
             raise ValueError(f"sample_weight is not supported; got {type(sample_weight)}.")
-        pred = self.predict(X)
-        yt, _ = _flatten(y, "y")
-        yt = np.asarray(yt, dtype=float)
-        sse = ((yt - pred) ** 2).sum(0)
-        sst = ((yt - yt.mean(0)) ** 2).sum(0)
-        return np.where(sst == 0, 0.0, 1.0 - sse / np.where(sst == 0, 1.0, sst))
+        return _r2_per_target(y, self.predict(X))

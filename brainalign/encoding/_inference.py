@@ -13,6 +13,7 @@ from brainalign._checks import check_number, check_option
 from brainalign.encoding._ridge import (
     DEFAULT_ALPHAS,
     Criterion,
+    _at_best,
     _check_alphas,
     _fit_cv,
     _prepare,
@@ -155,11 +156,9 @@ def permutation_test(
         max_memory=max_memory,
         description="encoding permutation test",
     )
-    rep = fit.scores[scoring]  # (folds, alphas, (P + 1) t)
-    best = np.searchsorted(a, fit.best_alphas) if np.all(np.diff(a) > 0) else None
-    if best is None:
-        best = np.array([int(np.flatnonzero(a == b)[0]) for b in fit.best_alphas])
-    cv_scores = rep[:, best, np.arange(best.size)].mean(0).reshape(n_permutations + 1, -1)
+    # Fold-mean score at each (virtual) target's alpha: (P + 1, t).
+    cv_scores = _at_best(fit.scores[scoring], fit.best_index).mean(0)
+    cv_scores = cv_scores.reshape(n_permutations + 1, -1)
     observed, null = cv_scores[0], cv_scores[1:]
     p = permutation_pvalues(observed, null)
     p_fwe = fwe_max_stat(observed, null)

@@ -341,6 +341,7 @@ class CVFit:
     """Everything a cross-validated ridge fit produces (arrays on the host)."""
 
     alphas: np.ndarray
+    best_index: np.ndarray  # (t,) index of each target's alpha in ``alphas``
     best_alphas: np.ndarray  # (t,)
     scores: dict[str, np.ndarray]  # name -> (n_folds, n_alphas, t)
     criterion: str
@@ -436,6 +437,7 @@ def _fit_cv(
     intercept = to_numpy(result.intercept) if result.intercept is not None else np.zeros(n_targets)
     return CVFit(
         alphas=alphas,
+        best_index=best,
         best_alphas=alphas[best],
         scores={k: to_numpy(v) for k, v in result.scores.items()},
         criterion=criterion,
@@ -474,12 +476,7 @@ def label_columns(
 
 def _results_dataset(fit: CVFit, y_labels: _Labels, folds: list[tuple]) -> xr.Dataset:
     """Label a CV fit's scores over the target dims."""
-    best_idx = np.searchsorted(fit.alphas, fit.best_alphas) if _sorted(fit.alphas) else None
-    if best_idx is None:
-        best_idx = np.array([int(np.flatnonzero(fit.alphas == b)[0]) for b in fit.best_alphas])
-    cols = np.arange(fit.best_alphas.shape[0])
-    rep = fit.scores[fit.scoring]
-    fold_scores = rep[:, best_idx, cols]
+    fold_scores = _at_best(fit.scores[fit.scoring], fit.best_index)
     crit_path = fit.scores[fit.criterion].mean(0)
 
     def lab(values: np.ndarray, lead: tuple[str, ...] = (), coords: dict | None = None) -> Any:
@@ -506,8 +503,9 @@ def _results_dataset(fit: CVFit, y_labels: _Labels, folds: list[tuple]) -> xr.Da
     return ds
 
 
-def _sorted(a: np.ndarray) -> bool:
-    return bool(np.all(np.diff(a) > 0))
+def _at_best(scores: np.ndarray, best_index: np.ndarray) -> np.ndarray:
+    """Per-fold scores (n_folds, n_alphas, t) at each target's selected alpha: (n_folds, t)."""
+    return scores[:, best_index, np.arange(best_index.size)]
 
 
 def ridge_cv(
@@ -640,6 +638,16 @@ def _coef_dataarray(coef: np.ndarray, x_labels: _Labels, y_labels: _Labels) -> x
     return xr.DataArray(
         coef.reshape(*fshape, *tshape), dims=(*fdims, *tdims), coords={**fcoords, **tcoords}
     )
+
+
+def _r2_per_target(y: Any, pred: Any) -> np.ndarray:
+    """R² of predictions per target (0 for a constant target), with the shared scorer."""
+    from brainalign.encoding._scoring import r2_score
+
+    yt, _ = _flatten(y, "y")
+    yt = torch.as_tensor(np.asarray(yt, dtype=float))
+    pt = torch.as_tensor(np.asarray(pred, dtype=float).reshape(yt.shape))
+    return to_numpy(r2_score(yt, pt))
 
 
 # --------------------------------------------------------------------------- estimator
@@ -849,14 +857,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         """
         if sample_weight is not None:
             raise ValueError(f"sample_weight is not supported; got {type(sample_weight)}.")
-        pred = self.predict(X)
-        pred = np.asarray(pred).reshape(np.shape(pred)[0], -1)
-        yt, _ = _flatten(y, "y")
-        yt = np.asarray(yt, dtype=float)
-        sse = ((yt - pred) ** 2).sum(0)
-        sst = ((yt - yt.mean(0)) ** 2).sum(0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(sst == 0, 0.0, 1.0 - sse / np.where(sst == 0, 1.0, sst))
+        r2 = _r2_per_target(y, self.predict(X))
         return float(r2[0]) if self._y_labels.shape == () else r2
 
     def __sklearn_tags__(self):
