@@ -425,10 +425,12 @@ def ridge_cv_path(
         x64 = x.to(torch.float64)
         gram = x64.T @ x64
         del x64
-        fold_ops = _scaled_primal_ops(x, gram, x_sum, folds, alphas, fit_intercept)
-        ops = [
-            (op, x[fold.test].T.contiguous(), None if mu is None else mu.to(dtype))
-            for fold, (op, mu) in zip(folds, fold_ops, strict=True)
+        primal = _scaled_primal_ops(x, gram, x_sum, folds, alphas, fit_intercept)
+        operators = [op for op, _ in primal]
+        # Per fold: X_teᵀ for the training cross-products, the training feature mean.
+        fold_x = [
+            (x[fold.test].T.contiguous(), None if mu is None else mu.to(dtype))
+            for fold, (_, mu) in zip(folds, primal, strict=True)
         ]
         full = gram - n * torch.outer(x_mean, x_mean) if fit_intercept else gram
         lam, vec, tol = _eigh(full, dtype)
@@ -439,7 +441,7 @@ def ridge_cv_path(
             result.coef = torch.empty((p, n_targets), dtype=dtype, device=x.device)
     else:
         kernel = (x @ x.T).to(torch.float64) if dtype != torch.float64 else x @ x.T
-        ops = _dual_fold_operators(kernel, folds, alphas, fit_intercept, dtype)
+        operators = _dual_fold_operators(kernel, folds, alphas, fit_intercept, dtype)
         if fit_intercept:
             kc, _ = _centre_kernel_blocks(kernel, None)
             lam, vec, tol = _deflated_eigh(kc, dtype)
@@ -453,13 +455,14 @@ def ridge_cv_path(
     result.lambda_max = float(lam[-1]) if lam.numel() else 0.0
     if refit and fit_intercept:
         result.intercept = torch.empty(n_targets, dtype=dtype, device=x.device)
-    result.x_mean = x_mean.to(dtype)
+    result.x_mean = xm = x_mean.to(dtype)
+    if refit and fit_intercept and solver == "dual":
+        xc_mu = x @ xm - xm @ xm  # X_c μ: the intercept is ȳ − (X_c μ)ᵀ dual
     # Stack each fold's alphas into one operator (one GEMM per chunk) when that fits in half
     # the budget; otherwise keep the factors (a smaller product per alpha, less memory).
-    fold_ops = [op[0] if isinstance(op, tuple) else op for op in ops]
-    stacked_bytes = sum(op.nbytes_materialised for op in fold_ops)
+    stacked_bytes = sum(op.nbytes_materialised for op in operators)
     if stacked_bytes <= max_memory // 2:
-        for op in fold_ops:
+        for op in operators:
             op.materialise()
         chunk = chunk_size(
             solver, n, p, n_targets, n_alphas, n_test_max, x.element_size(),
@@ -476,7 +479,9 @@ def ridge_cv_path(
         if solver == "primal":
             xty = xt @ y
             y_sum = y.sum(0)
-            for f, (fold, (op, x_te_t, mu)) in enumerate(zip(folds, ops, strict=True)):
+            for f, (fold, op, (x_te_t, mu)) in enumerate(
+                zip(folds, operators, fold_x, strict=True)
+            ):
                 y_te = y[fold.test]
                 c = xty - x_te_t @ y_te
                 n_tr = fold.train.shape[0]
@@ -492,7 +497,7 @@ def ridge_cv_path(
                     scores[k][f, :, sl] = v
                 del c, pred
         else:
-            for f, (fold, op) in enumerate(zip(folds, ops, strict=True)):
+            for f, (fold, op) in enumerate(zip(folds, operators, strict=True)):
                 y_te = y[fold.test]
                 y_tr = y[fold.train]
                 pred = op.apply(y_tr)
@@ -511,23 +516,20 @@ def ridge_cv_path(
                 predictions[fold.test, sl] = pred.gather(0, idx)[0].to(predictions.dtype)
             kept.clear()
         if refit:
-            a = alphas.to(torch.float64)[best[sl]]
-            inv = (1.0 / (lam[:, None] + a[None, :])) * (lam > tol)[:, None]
+            # One alpha per target: the columns of 1/(λ + a_t), null space at zero.
+            inv = _inverse_eigenvalues(lam, alphas.double()[best[sl]], tol).T.to(dtype)
             y_mean = y.mean(0)
             if solver == "primal":
-                xty_c = xty - n * torch.outer(x_mean.to(dtype), y_mean) if fit_intercept else xty
+                xty_c = xty - n * torch.outer(xm, y_mean) if fit_intercept else xty
                 z = vec_c.T @ xty_c
-                result.coef[:, sl] = vec_c @ (z * inv.to(dtype))
+                result.coef[:, sl] = vec_c @ (z * inv)
                 if fit_intercept:
-                    result.intercept[sl] = y_mean - x_mean.to(dtype) @ result.coef[:, sl]
+                    result.intercept[sl] = y_mean - xm @ result.coef[:, sl]
                 del xty, xty_c, z
             else:
                 z = vec_c.T @ y  # vec ⟂ ones when centred: no need to centre y
-                result.dual_coef[:, sl] = vec_c @ (z * inv.to(dtype))
+                result.dual_coef[:, sl] = vec_c @ (z * inv)
                 if fit_intercept:
-                    # intercept = ȳ − μᵀ X_cᵀ dual = ȳ − (X_c μ)ᵀ dual
-                    xm = x_mean.to(dtype)
-                    xc_mu = x @ xm - xm @ xm
                     result.intercept[sl] = y_mean - xc_mu @ result.dual_coef[:, sl]
         del y
     return result
@@ -602,7 +604,7 @@ def fixed_solve(
     """
     dtype = dec.vec.dtype
     a = alpha.to(device=dec.lam.device, dtype=torch.float64)
-    inv = ((1.0 / (dec.lam[:, None] + a[None, :])) * (dec.lam > dec.tol)[:, None]).to(dtype)
+    inv = _inverse_eigenvalues(dec.lam, a, dec.tol).T.to(dtype)
     if dec.solver == "primal":
         coef = dec.vec @ ((dec.vec.T @ (dec.xc.T @ y)) * inv)
     else:  # the eigenvectors are orthogonal to ones when centred: y needs no centring
