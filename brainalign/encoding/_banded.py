@@ -16,6 +16,7 @@ from brainalign._logging import progress
 from brainalign.encoding._ridge import (
     DEFAULT_ALPHAS,
     Criterion,
+    _align_samples,
     _check_alphas,
     _data_bytes,
     _flatten,
@@ -57,8 +58,6 @@ def _stack_bands(X: Any, bands: Any, Y: Any = None) -> tuple[Any, np.ndarray, li
         mats = []
         for name, x in items:
             if isinstance(x, xr.DataArray) and isinstance(Y, xr.DataArray):
-                from brainalign.encoding._ridge import _align_samples
-
                 x = _align_samples(x, Y)
             m, _ = _flatten(x, f"X[{name!r}]")
             mats.append(to_numpy(m) if isinstance(m, torch.Tensor) else np.asarray(m, float))

@@ -23,7 +23,7 @@ Everything here is device-agnostic torch; labels live in :mod:`brainalign.encodi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import scipy.linalg
@@ -425,7 +425,8 @@ def ridge_cv_path(
         x64 = x.to(torch.float64)
         gram = x64.T @ x64
         del x64
-        primal = _scaled_primal_ops(x, gram, x_sum, folds, alphas, fit_intercept)
+        bases = _primal_fold_bases(x, gram, x_sum, folds, fit_intercept)  # one fold at a time
+        primal = _scaled_primal_ops(bases, alphas, dtype)
         operators = [op for op, _ in primal]
         # Per fold: X_teᵀ for the training cross-products, the training feature mean.
         fold_x = [
@@ -703,24 +704,18 @@ class BandedResult:
     intercept: torch.Tensor | None = None
 
 
-def _scaled_primal_ops(
+def _primal_fold_bases(
     x: torch.Tensor,
     gram: torch.Tensor,
     x_sum: torch.Tensor,
     folds: Sequence[Fold],
-    alphas: torch.Tensor,
     fit_intercept: bool,
-    scale: torch.Tensor | None = None,
-) -> list[tuple[FoldOperator, torch.Tensor | None]]:
-    """Per fold, the test operator ``[A diag(1/(λ + a)) Vᵀ]_a`` and the training mean.
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]:
+    """Per fold (lazily): the training Gram, the training mean and the centred test rows.
 
-    With ``scale`` (the square roots of band weights, per column) the features are scaled
-    column-wise first, and the operators act on the *unscaled* training cross-products:
-    ``W diag(s)``. The fold Gram is ``G − X_teᵀX_te`` (minus the centring term), so no
-    product with the training rows is formed.
+    The fold Gram is ``G − X_teᵀX_te`` (minus the centring term), so no product with the
+    training rows is formed. All float64.
     """
-    dtype = x.dtype
-    out = []
     for fold in folds:
         x_te = x[fold.test].to(torch.float64)
         g_tr = gram - x_te.T @ x_te
@@ -730,6 +725,23 @@ def _scaled_primal_ops(
             mu = (x_sum - x_te.sum(0)) / n_tr
             g_tr = g_tr - n_tr * torch.outer(mu, mu)
             x_te = x_te - mu
+        yield g_tr, mu, x_te
+
+
+def _scaled_primal_ops(
+    bases: Iterable[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]],
+    alphas: torch.Tensor,
+    dtype: torch.dtype,
+    scale: torch.Tensor | None = None,
+) -> list[tuple[FoldOperator, torch.Tensor | None]]:
+    """Per fold, the test operator ``[A diag(1/(λ + a)) Vᵀ]_a`` and the training mean.
+
+    ``bases`` come from :func:`_primal_fold_bases`. With ``scale`` (the square roots of
+    band weights, per column) the features are scaled column-wise first, and the operators
+    act on the *unscaled* training cross-products: ``W diag(s)``.
+    """
+    out = []
+    for g_tr, mu, x_te in bases:
         if scale is not None:
             g_tr = g_tr * torch.outer(scale, scale)
             x_te = x_te * scale
@@ -815,10 +827,13 @@ def banded_ridge_cv_path(
     slope = (torch.log(alphas.double()) * 1e-10)[:, None]
     eps = _eps(dtype)
 
-    x64 = x.to(torch.float64)
-    x_sum = x64.sum(0)
     if solver == "primal":
+        x64 = x.to(torch.float64)
         gram = x64.T @ x64
+        # The unscaled fold Grams and test rows serve every candidate: formed once.
+        bases = list(_primal_fold_bases(x, gram, x64.sum(0), folds, fit_intercept))
+        mus = [mu for _, mu, _ in bases]
+        del x64, gram
         xt = x.T.contiguous()
         fold_xt = [x[f.test].T.contiguous() for f in folds]
     else:
@@ -831,14 +846,10 @@ def banded_ridge_cv_path(
     for g0 in iterate(range(0, n_gammas, g_batch)):
         g1 = min(g0 + g_batch, n_gammas)
         if solver == "primal":
-            op_sets = [
-                _scaled_primal_ops(x, gram, x_sum, folds, alphas, fit_intercept, scales[g])
-                for g in range(g0, g1)
-            ]
+            op_sets = [_scaled_primal_ops(bases, alphas, dtype, scales[g]) for g in range(g0, g1)]
             stacked = [
                 torch.cat([ops[f][0].materialise() for ops in op_sets]) for f in range(len(folds))
             ]
-            mus = [op_sets[0][f][1] for f in range(len(folds))]
         else:
             stacked = []
             for g in range(g0, g1):
