@@ -456,6 +456,7 @@ def _execute(
             )
         if enc:
             timings["encoding"] = time.perf_counter() - t0
+        enc_stacks = {b: _encoding_dataset(entries) for b, entries in enc.items()}
         grids = (
             _trsa_grids(spec, brains, model_rdms, results) if "trsa" in spec["analyses"] else {}
         )
@@ -463,8 +464,8 @@ def _execute(
         tree = _results_tree(spec, brains, model_rdms, results, ceilings)
         for bname, grid in grids.items():
             tree[f"trsa/{bname}"] = xr.DataTree(dataset=grid.to_dataset(name="similarity"))
-        for bname, entries in enc.items():
-            tree[f"encoding/{bname}"] = xr.DataTree(dataset=_encoding_dataset(entries))
+        for bname, stack in enc_stacks.items():
+            tree[f"encoding/{bname}"] = xr.DataTree(dataset=stack)
         for bname, entries in maps.items():
             stack = xr.concat(list(entries.values()), dim="model").assign_coords(
                 model=list(entries)
@@ -475,7 +476,17 @@ def _execute(
         results_path = save(tree, out / "results.nc")
         timings["total"] = time.perf_counter() - t_start
         report_path = _write_report(
-            spec, brains, model_rdms, results, out, timings, cache, ceilings, maps, enc, grids
+            spec,
+            brains,
+            model_rdms,
+            results,
+            out,
+            timings,
+            cache,
+            ceilings,
+            maps,
+            enc_stacks,
+            grids,
         )
         timings["write"] = time.perf_counter() - t0
     return RunResult(
@@ -953,7 +964,7 @@ def _encoding_dataset(entries: dict[str, xr.Dataset]) -> xr.Dataset:
     return ds
 
 
-def _encoding_section(report: Any, spec: dict, enc: dict) -> None:
+def _encoding_section(report: Any, spec: dict, stacks: dict[str, xr.Dataset]) -> None:
     """Model × brain score matrix, per-entry table and the best entry's voxel map."""
     from nilearn import image
 
@@ -962,7 +973,6 @@ def _encoding_section(report: Any, spec: dict, enc: dict) -> None:
 
     params = spec["analyses"]["encoding"]
     scoring = params["scoring"]
-    stacks = {b: _encoding_dataset(entries) for b, entries in enc.items()}
     models = list(next(iter(stacks.values())).model.values)
     mean = xr.DataArray(
         [[float(stacks[b].cv_score.sel(model=m).mean()) for b in stacks] for m in models],
@@ -1062,7 +1072,7 @@ def _write_report(
     cache: Cache,
     ceilings: dict,
     maps: dict | None = None,
-    enc: dict | None = None,
+    enc: dict | None = None,  # brain -> encoding results stacked over model entries
     grids: dict | None = None,
 ) -> Path:
     from brainalign.report import Report
