@@ -855,22 +855,26 @@ def _layer_sliders(
         )
 
 
-def _searchlight_section(report: Any, spec: dict, maps: dict) -> None:
-    """Brain maps of the searchlight, on the mean functional image of the dataset."""
+def _haxby_background() -> tuple[Path, Any]:
+    """Return the shipped Haxby mask and mean functional image, the voxel maps' background."""
     from nilearn import image
 
     from brainalign.datasets import get_manifest
+
+    folder = get_manifest("haxby2001")["path"]
+    return folder / "mask.nii.gz", image.mean_img(str(folder / "bold.nii.gz"), copy_header=True)
+
+
+def _searchlight_section(report: Any, spec: dict, maps: dict, haxby: tuple) -> None:
+    """Brain maps of the searchlight, on the mean functional image of the dataset."""
     from brainalign.viz import plot_brain_map
 
     params = spec["analyses"]["searchlight"]
-    folder = get_manifest("haxby2001")["path"]
-    background = image.mean_img(str(folder / "bold.nii.gz"), copy_header=True)
+    mask, mean_bold = haxby  # from _haxby_background()
     for bname, entries in maps.items():
         for entry, values in entries.items():
             report.add_figure(
-                plot_brain_map(
-                    values, folder / "mask.nii.gz", bg_img=background, title=f"{bname} vs {entry}"
-                ),
+                plot_brain_map(values, mask, bg_img=mean_bold, title=f"{bname} vs {entry}"),
                 f"Searchlight: {bname} vs {entry}",
                 section="Searchlight",
                 caption=f"Per voxel: {params['method']} correlation between the model RDM and "
@@ -964,11 +968,10 @@ def _encoding_dataset(entries: dict[str, xr.Dataset]) -> xr.Dataset:
     return ds
 
 
-def _encoding_section(report: Any, spec: dict, stacks: dict[str, xr.Dataset]) -> None:
+def _encoding_section(
+    report: Any, spec: dict, stacks: dict[str, xr.Dataset], haxby: tuple
+) -> None:
     """Model × brain score matrix, per-entry table and the best entry's voxel map."""
-    from nilearn import image
-
-    from brainalign.datasets import get_manifest
     from brainalign.viz import plot_brain_map, plot_score_matrix
 
     params = spec["analyses"]["encoding"]
@@ -1017,15 +1020,14 @@ def _encoding_section(report: Any, spec: dict, stacks: dict[str, xr.Dataset]) ->
                 row["voxels p_FWE < 0.05"] = int((ds.p_fwe.sel(model=m) < 0.05).sum())
             rows.append(row)
     report.add_table(rows, "Encoding scores per model entry", section="Encoding")
-    folder = get_manifest("haxby2001")["path"]
-    background = image.mean_img(str(folder / "bold.nii.gz"), copy_header=True)
+    mask, mean_bold = haxby  # from _haxby_background()
     for b, ds in stacks.items():
         best = str(mean.sel(brain=b).idxmax("model").item())
         report.add_figure(
             plot_brain_map(
                 ds.cv_score.sel(model=best).drop_vars("model"),
-                folder / "mask.nii.gz",
-                bg_img=background,
+                mask,
+                bg_img=mean_bold,
                 title=f"{b}: {best}",
             ),
             f"Encoding map: {b} from {best}",
@@ -1196,10 +1198,12 @@ def _write_report(
             section="Noise ceiling",
             caption="Bars: mean over run splits ± SE. Grey band: noise ceiling.",
         )
+    if maps or enc:  # voxel maps: the background is loaded once for both sections
+        haxby = _haxby_background()
     if maps:
-        _searchlight_section(report, spec, maps)
+        _searchlight_section(report, spec, maps, haxby)
     if enc:
-        _encoding_section(report, spec, enc)
+        _encoding_section(report, spec, enc, haxby)
     if grids:
         _trsa_section(report, spec, grids)
     data_lines = []
