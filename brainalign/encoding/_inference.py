@@ -45,7 +45,8 @@ class _PermutedTargets:
         self.shape = (y.shape[0], perms.shape[0] * y.shape[1])
 
     def __getitem__(self, key: tuple[slice, slice]) -> torch.Tensor:
-        cols = torch.arange(self.shape[1], device=self.y.device)[key[1]]
+        start, stop, step = key[1].indices(self.shape[1])  # only this chunk's columns
+        cols = torch.arange(start, stop, step, device=self.y.device)
         t = self.y.shape[1]
         k, j = cols // t, cols % t
         rows = self.perms[k]  # (c, n)
