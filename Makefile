@@ -21,7 +21,7 @@ $(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
 
 $(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet $(TORCH)
-	$(PIP) install --quiet -e ".[test,models,dask]"
+	$(PIP) install --quiet -e ".[test,models,dask,ricci]"
 	touch $@ $(VENV)/.stamp-base
 
 demo: $(VENV)/.stamp-base

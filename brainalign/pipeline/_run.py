@@ -460,10 +460,22 @@ def _execute(
         grids = (
             _trsa_grids(spec, brains, model_rdms, results) if "trsa" in spec["analyses"] else {}
         )
+        t0 = time.perf_counter()
+        ricci = (
+            _ricci_groups(cache, spec, brains, brain_keys, model_rdms, results)
+            if "ricci" in spec["analyses"]
+            else []
+        )
+        if ricci:
+            timings["ricci"] = time.perf_counter() - t0
         ceilings = _split_evaluations(spec, brains, model_rdms, results)
         tree = _results_tree(spec, brains, model_rdms, results, ceilings)
         for bname, grid in grids.items():
             tree[f"trsa/{bname}"] = xr.DataTree(dataset=grid.to_dataset(name="similarity"))
+        for group in [g for g in ricci if g["ds"] is not None]:
+            tree[group["path"]] = xr.DataTree(dataset=group["ds"])
+            for bname, fig_data in group["figures"].items():
+                tree[f"{group['path']}/curvature/{bname}"] = xr.DataTree(dataset=fig_data)
         for bname, stack in enc_stacks.items():
             tree[f"encoding/{bname}"] = xr.DataTree(dataset=stack)
         for bname, entries in maps.items():
@@ -487,6 +499,7 @@ def _execute(
             maps,
             enc_stacks,
             grids,
+            ricci,
         )
         timings["write"] = time.perf_counter() - t0
     return RunResult(
@@ -954,6 +967,341 @@ def _trsa_section(report: Any, spec: dict, grids: dict) -> None:
         )
 
 
+def _ricci_usable(rdm: xr.DataArray) -> str | None:
+    """Why an RDM cannot give a k-NN graph (None when it can)."""
+    d = np.asarray(rdm.values, dtype=np.float64)
+    off = d[~np.eye(len(d), dtype=bool)]
+    if not np.isfinite(off).any():
+        return "no finite dissimilarity"
+    if (off[np.isfinite(off)] <= 0).any():
+        return (
+            "zero dissimilarities (stimuli it cannot tell apart), which cannot be graph edge "
+            "lengths"
+        )
+    return None
+
+
+def _ricci_groups(
+    cache: Cache,
+    spec: dict,
+    brains: dict,
+    brain_keys: dict,
+    model_rdms: dict,
+    results: dict,
+) -> list[dict[str, Any]]:
+    """One :func:`brainalign.ricci.compare` call per set of brains over the same stimuli.
+
+    Every brain RDM against every model entry's RDM (dicts of systems, one call), cached by
+    content; then, per brain, the curvature and Ricci-flow communities of the brain and of
+    its best model entry (highest node-curvature correlation) for the figures.
+    """
+    from brainalign import ricci
+
+    params = spec["analyses"]["ricci"]
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for bname, b in brains.items():
+        ids = tuple(str(v) for v in b["rdm"]["stimulus_a"].values)
+        groups.setdefault(ids, []).append(bname)
+    out = []
+    for ids, bnames in groups.items():
+        first = bnames[0]
+        entries, skipped = [], {}
+        for entry in results[first]:
+            why = _ricci_usable(model_rdms[(first, entry)])
+            if why is None:
+                entries.append(entry)
+            else:
+                skipped[entry] = why
+        path = "ricci" if len(groups) == 1 else f"ricci/{'+'.join(bnames)}"
+        group = {"path": path, "brains": bnames, "entries": entries, "skipped": skipped}
+        group.update(ds=None, figures={}, notes=[], best={})
+        out.append(group)
+        if not entries:
+            continue
+        metric = model_metric(spec["analyses"]["rsa"])
+        key = content_key(
+            {
+                "ricci": params,
+                "brains": [brain_keys[b] for b in bnames],
+                "models": [_model_key(m, spec["models"][m], list(ids), metric)
+                           for m in spec["models"]],
+                "entries": entries,
+                "seed": spec["seed"],
+            }
+        )  # fmt: skip
+        cached = cache.get("ricci", key)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            if cached is not None:
+                ds = cached
+            else:
+                ds = ricci.compare(
+                    {b: brains[b]["rdm"] for b in bnames},
+                    {e: model_rdms[(first, e)] for e in entries},
+                    k=params["k"],
+                    alpha=float(params["alpha"]),
+                    measure=params["measure"],
+                    method=params["method"],
+                    flow_iterations=params["flow_iterations"],
+                    community_method=params["community_method"],
+                    n_permutations=params["n_permutations"],
+                    n_rewire=params["n_rewire"],
+                    seed=spec["seed"],
+                )
+                ds.attrs["description"] = (
+                    "Brain-versus-model comparison of the Ollivier-Ricci curvature of k-NN "
+                    "graphs over the stimuli (system_a: brain sources, system_b: model "
+                    "entries), with permutation and rewiring nulls (brainalign.ricci.compare)."
+                )
+                cache.put("ricci", key, ds)
+            for bname in bnames:
+                group["figures"][bname], group["best"][bname] = _ricci_figure_data(
+                    ds, bname, brains[bname]["rdm"], model_rdms, first, params
+                )
+        group["ds"] = ds
+        group["notes"] = list(
+            dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning))
+        )
+        for note in group["notes"]:
+            logger.warning("ricci: %s", note)
+    return out
+
+
+def _ricci_figure_data(
+    ds: xr.Dataset, bname: str, brain_rdm: xr.DataArray, model_rdms: dict, first: str, params: dict
+) -> tuple[xr.Dataset, str]:
+    """Curvature and communities of a brain and its best model entry (the figures' numbers).
+
+    The communities are recomputed as :func:`brainalign.ricci.compare` documents them (with
+    the ``"gaussian"`` measure the flow runs on weights divided by their mean, bandwidth
+    half the mean edge), so their modularity matches ``modularity_a`` / ``modularity_b``.
+    """
+    from brainalign import ricci
+
+    score = ds["node_correlation"].sel(system_a=bname)
+    best = (
+        str(score.idxmax("system_b").item())
+        if np.isfinite(score.values).any()
+        else str(score["system_b"].values[0])
+    )
+    model_name = best if best != bname else f"{best} (model)"  # distinct system labels
+    systems = {bname: brain_rdm, model_name: model_rdms[(first, best)]}
+    graphs = [ricci.knn_graph(r, k=params["k"], connected="ignore") for r in systems.values()]
+    opts = {"alpha": float(params["alpha"]), "measure": params["measure"],
+            "method": params["method"]}  # fmt: skip
+    curv = ricci.ollivier_ricci(graphs, **opts)
+    flow_graphs, flow_opts = graphs, opts
+    if params["measure"] == "gaussian":
+        flow_graphs = [g.with_weights(g.edges()[2] / g.edges()[2].mean()) for g in graphs]
+        flow_opts = {**opts, "bandwidth": 0.5}
+    labels, modularity = [], []
+    for g in flow_graphs:
+        try:
+            flow = ricci.ricci_flow(g, iterations=params["flow_iterations"], **flow_opts)
+            comm = ricci.communities(flow, method=params["community_method"], seed=0)
+            labels.append(np.asarray(comm.labels.values, dtype=np.int64))
+            modularity.append(float(comm.modularity))
+        except ValueError:  # compare warned already; no community outline for this one
+            labels.append(np.full(g.n_nodes, -1, dtype=np.int64))
+            modularity.append(float("nan"))
+    ids = [str(s) for s in graphs[0].stimulus]
+    names = list(systems)
+    edges = []
+    for name, c in zip(names, curv, strict=True):
+        e = c.edges
+        edges.append(
+            xr.Dataset(
+                {"edge_curvature": ("edge", e.values.astype(np.float64))},
+                coords={
+                    "edge_system": ("edge", [name] * e.sizes["edge"]),
+                    "source": ("edge", [str(v) for v in e["source"].values]),
+                    "target": ("edge", [str(v) for v in e["target"].values]),
+                    "weight": ("edge", np.asarray(e["weight"].values, dtype=np.float64)),
+                },
+            )
+        )
+    data = xr.merge(
+        [
+            xr.concat(edges, dim="edge"),
+            xr.Dataset(
+                {
+                    "node_curvature": (
+                        ("system", "stimulus"),
+                        np.stack([np.asarray(c.nodes.values, dtype=np.float64) for c in curv]),
+                    ),
+                    "community": (("system", "stimulus"), np.stack(labels)),
+                    "modularity": ("system", modularity),
+                },
+                coords={"system": names, "stimulus": ids},
+            ),
+        ]
+    )
+    data.attrs.update(
+        brain=bname,
+        best_model=best,
+        description="Edge and node curvature and Ricci-flow communities (-1: none found) of "
+        "the brain and its best model entry (highest node-curvature correlation): the numbers "
+        "behind the report's Ricci figures.",
+    )
+    return data, best
+
+
+_RICCI_TEXT = (
+    "Each RDM becomes a k-nearest-neighbour graph over the stimuli (k = {k}; edge length = "
+    "dissimilarity; unrated pairs of incomplete human RDMs are never edges). The Ollivier-"
+    "Ricci curvature of an edge compares the neighbourhoods of its two ends: positive when "
+    "they overlap (the edge lies inside a cluster), negative when the edge is a bridge "
+    "between regions. Measure: {measure} (alpha = {alpha}; 'gaussian' and 'uniform' do not "
+    "depend on the RDM's units), solver: {method}. A Ricci flow ({flow} iterations) "
+    "lengthens bridges and shrinks cluster edges; cutting its long edges gives communities "
+    "({community}).\n\n"
+    "edge/node Wasserstein and KS: distances between the two systems' curvature "
+    "distributions (lower = more alike); p: the share of {n_rewire} degree-preserving "
+    "rewirings of the model graph that come as close. node_correlation: Spearman "
+    "correlation across stimuli of node curvature (does each stimulus sit in a cluster or "
+    "on a bridge in both systems?); community ARI / NMI: agreement of the Ricci-flow "
+    "communities; p for these: {n_perm} stimulus-label permutations. modularity: how "
+    "clearly each graph splits into its communities. Stars: * p < 0.05, ** p < 0.01, "
+    "*** p < 0.001, uncorrected for the number of cells."
+)
+
+
+def _ricci_section(report: Any, spec: dict, groups: list[dict[str, Any]]) -> None:
+    """Ricci curvature: what the statistics mean, heat maps, histograms, MDS layouts."""
+    import matplotlib.pyplot as plt
+
+    from brainalign import ricci
+
+    params = spec["analyses"]["ricci"]
+    section = "Ricci curvature"
+    report.add_text(
+        _RICCI_TEXT.format(
+            k=params["k"],
+            measure=params["measure"],
+            alpha=params["alpha"],
+            method=params["method"],
+            flow=params["flow_iterations"],
+            community=params["community_method"],
+            n_rewire=params["n_rewire"],
+            n_perm=params["n_permutations"],
+        ),
+        "What the curvature statistics mean",
+        section=section,
+    )
+    for group in groups:
+        label = ", ".join(group["brains"])
+        if group["skipped"]:
+            report.add_text(
+                "Left out of the curvature comparison: "
+                + "; ".join(f"{e} (its RDM has {why})" for e, why in group["skipped"].items())
+                + ".",
+                section=section,
+            )
+        ds = group["ds"]
+        if ds is None:
+            continue
+        if group["notes"]:
+            report.add_text(
+                "Notes from the computation:\n\n" + "\n\n".join(group["notes"]),
+                section=section,
+            )
+        stats = ("node_correlation", "edge_wasserstein", "community_ari")
+        n_b = ds.sizes.get("system_b", 1)
+        n_a = ds.sizes.get("system_a", 1)
+        fig, axes = plt.subplots(
+            len(stats), 1, figsize=(3.2 + 0.9 * n_b, 1.6 + len(stats) * (1.2 + 0.45 * n_a)),
+            layout="constrained",
+        )  # fmt: skip
+        for i, (ax, stat) in enumerate(zip(np.atleast_1d(axes), stats, strict=True)):
+            ricci.plot_compare(ds, stat, ax=ax)
+            if i < len(stats) - 1:  # one set of column labels, under the last map
+                ax.set_xticklabels([])
+                ax.set_xlabel("")
+        report.add_figure(
+            fig,
+            f"Curvature comparison: brain × model ({label})",
+            section=section,
+            caption="Rows: brain sources; columns: model entries. node_correlation and "
+            "community_ari: higher = more alike (permutation null); edge_wasserstein: lower = "
+            "more alike (rewiring null). Every value and p-value is in results.nc "
+            f"({group['path']}).",
+        )
+        plt.close(fig)  # the report holds the PNG
+        rows = []
+        for a in np.atleast_1d(ds["system_a"].values):
+            for b in np.atleast_1d(ds["system_b"].values):
+                cell = ds.sel(system_a=a, system_b=b)
+                row = {"brain": str(a), "model": str(b)}
+                for stat in ("node_correlation", "edge_wasserstein", "edge_ks",
+                             "community_ari", "community_nmi"):  # fmt: skip
+                    row[stat] = float(cell[stat])
+                    row[f"{stat} p"] = float(cell[f"{stat}_p"])
+                row["modularity (brain)"] = float(cell["modularity_a"])
+                row["modularity (model)"] = float(cell["modularity_b"])
+                rows.append(row)
+        report.add_table(rows, f"Curvature statistics ({label})", section=section)
+        for bname, data in group["figures"].items():
+            best = group["best"][bname]
+            results = {}
+            for name in data["system"].values:
+                sel = data["edge_system"].values == name
+                results[str(name)] = data["edge_curvature"].values[sel]
+            ax = ricci.plot_curvature(results, title=f"{bname} vs {best}")
+            report.add_figure(
+                ax.figure,
+                f"Edge curvature: {bname} vs {best}",
+                section=section,
+                caption="Distribution of edge curvature of the brain graph and of the model "
+                "entry whose node curvature correlates best with the brain's. Dashed: means. "
+                "Mass above 0: edges within clusters; below 0: bridges.",
+            )
+            plt.close(ax.figure)
+            fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), layout="constrained")
+            for ax, name in zip(axes, data["system"].values, strict=True):
+                _node_panel(ax, data, str(name), params)
+            report.add_figure(
+                fig,
+                f"Node curvature and Ricci-flow communities: {bname} and {best}",
+                section=section,
+                caption="Classical MDS of each graph's shortest-path distances; colour: node "
+                "curvature (red: inside clusters, blue: on bridges); marker shape and outline: "
+                "Ricci-flow community; grey lines: the graph's edges.",
+            )
+            plt.close(fig)
+
+
+def _node_panel(ax: Any, data: xr.Dataset, name: str, params: dict) -> None:
+    """Rebuild one system's curvature result from the stored numbers and draw it."""
+    from scipy.sparse import coo_matrix
+
+    from brainalign import ricci
+
+    sel = data["edge_system"].values == name
+    ids = [str(s) for s in data["stimulus"].values]
+    pos = {s: i for i, s in enumerate(ids)}
+    src = np.array([pos[s] for s in data["source"].values[sel]], dtype=np.int64)
+    dst = np.array([pos[s] for s in data["target"].values[sel]], dtype=np.int64)
+    w = data["weight"].values[sel]
+    n = len(ids)
+    a = coo_matrix((np.r_[w, w], (np.r_[src, dst], np.r_[dst, src])), shape=(n, n)).tocsr()
+    a.sort_indices()
+    graph = ricci.Graph(
+        a.indptr.astype(np.int64), a.indices.astype(np.int64), a.data.astype(np.float64),
+        np.asarray(ids),
+    )  # fmt: skip
+    nodes = data["node_curvature"].sel(system=name).rename(stimulus="node")
+    result = ricci.CurvatureResult(edges=data["edge_curvature"][sel], nodes=nodes,
+                             nodes_weighted=nodes, graph=graph)  # fmt: skip
+    comm = data["community"].sel(system=name).values
+    q = float(data["modularity"].sel(system=name))
+    ricci.plot_node_curvature(
+        result,
+        communities=None if (comm < 0).all() else comm,
+        ax=ax,
+        title=f"{name}" + (f" (modularity {q:.2f})" if np.isfinite(q) else ""),
+    )
+
+
 def _encoding_dataset(entries: dict[str, xr.Dataset]) -> xr.Dataset:
     """Stack one brain source's encoding results over model entries."""
     names = list(entries)
@@ -1076,6 +1424,7 @@ def _write_report(
     maps: dict | None = None,
     enc: dict | None = None,  # brain -> encoding results stacked over model entries
     grids: dict | None = None,
+    ricci: list | None = None,
 ) -> Path:
     from brainalign.report import Report
     from brainalign.viz import plot_mds, plot_model_comparison, plot_rdms, plot_score_matrix
@@ -1206,6 +1555,8 @@ def _write_report(
         _encoding_section(report, spec, enc, haxby)
     if grids:
         _trsa_section(report, spec, grids)
+    if ricci:
+        _ricci_section(report, spec, ricci)
     data_lines = []
     for bname, src in spec["brain"].items():
         from brainalign.datasets import get_manifest

@@ -67,11 +67,22 @@ _TRSA_KEYS = {
     "method": (str, False, "spearman"),  # any rsa.compare method
     "step": ((int, float), False, 0.05),  # threshold grid step (0.05: the paper's 229 cells)
 }
+_RICCI_KEYS = {
+    "k": (int, False, 10),  # neighbours per stimulus of the k-NN graphs
+    "alpha": ((int, float), False, 0.5),  # mass kept on the node, in [0, 1)
+    "measure": (str, False, "gaussian"),  # grc, uniform or gaussian (scale-free)
+    "method": (str, False, "exact"),  # exact or sinkhorn
+    "flow_iterations": (int, False, 20),
+    "community_method": (str, False, "cut"),  # cut (GraphRicciCurvature) or louvain
+    "n_permutations": (int, False, 200),  # stimulus-label permutations
+    "n_rewire": (int, False, 20),  # degree-preserving rewirings of each model graph
+}
 _ANALYSES = {
     "rsa": _RSA_KEYS,
     "searchlight": _SEARCHLIGHT_KEYS,
     "encoding": _ENCODING_KEYS,
     "trsa": _TRSA_KEYS,
+    "ricci": _RICCI_KEYS,
 }
 _PIPELINE_DATASETS = ("haxby2001", "word_similarity")  # brain datasets the runner loads
 _REPORT_KEYS = {"title": (str, False, None), "subtitle": (str, False, None)}
@@ -318,6 +329,8 @@ def validate_spec(
         _require_patterns(
             c, brain, "gives an incomplete RDM (unrated pairs); tRSA transforms need all pairs"
         )
+    if "ricci" in analyses:
+        _check_ricci(c, analyses["ricci"], brain)
     out["analyses"] = analyses
     out["report"] = c.mapping(out["report"] or {}, _REPORT_KEYS, ("report",))
     if out["executor"] is not None:
@@ -337,6 +350,30 @@ def _require_patterns(c: Any, brain: dict[str, Any], problem: str) -> None:
                 f"{src['dataset']!r} {problem}; use a pattern dataset (haxby2001) or drop "
                 "the analysis.",
             )
+
+
+def _check_ricci(c: Any, params: dict[str, Any], brain: dict[str, Any]) -> None:
+    from brainalign.datasets import HAXBY_CATEGORIES
+    from brainalign.ricci import COMMUNITY_METHODS, MEASURES, METHODS
+
+    where = ("analyses", "ricci")
+    if params["k"] < 1:
+        c.fail((*where, "k"), f"must be an integer >= 1, got {params['k']}.")
+    for bname, src in brain.items():  # pattern datasets: the stimuli are known up front
+        if src["dataset"] == "haxby2001" and params["k"] >= len(HAXBY_CATEGORIES):
+            c.fail(
+                (*where, "k"),
+                f"must be < the number of stimuli of brain.{bname} ({len(HAXBY_CATEGORIES)} "
+                f"Haxby categories), got {params['k']}; try k: 3.",
+            )
+    if not 0 <= params["alpha"] < 1:
+        c.fail((*where, "alpha"), f"must be in [0, 1), got {params['alpha']}.")
+    c.option((*where, "measure"), params["measure"], MEASURES)
+    c.option((*where, "method"), params["method"], METHODS)
+    c.option((*where, "community_method"), params["community_method"], COMMUNITY_METHODS)
+    for key in ("flow_iterations", "n_permutations", "n_rewire"):
+        if params[key] < 0:
+            c.fail((*where, key), f"must be >= 0, got {params[key]}.")
 
 
 def _check_encoding(c: Any, enc: dict[str, Any], brain: dict[str, Any]) -> None:

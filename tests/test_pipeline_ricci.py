@@ -1,0 +1,204 @@
+"""The Ricci-curvature analysis of a pipeline: spec checks, results.nc and the report section."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import brainalign as ba
+from brainalign.pipeline import SpecError
+
+ricci = pytest.importorskip("brainalign.ricci")
+if not hasattr(ricci, "compare"):  # written in parallel; the rest of the file needs it
+    pytest.skip("brainalign.ricci.compare is not available yet", allow_module_level=True)
+
+SPEC = """
+name: t
+seed: 0
+brain:
+  vt: {dataset: haxby2001}
+models:
+  cats:
+    kind: categorical
+    groups: {animate: [face, cat], place: [house], object: [chair, shoe, bottle, scissors],
+             scrambled: [scrambledpix]}
+  net: {kind: random_network, n_layers: 2}
+  net2: {kind: random_network, n_layers: 2, seed: 1}
+analyses:
+  rsa: {n_permutations: 10, split_half: false}
+  ricci: {k: 3, n_permutations: 30, n_rewire: 4, flow_iterations: 10, community_method: louvain}
+"""
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ricci_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ricci")
+    return ba.run(_write(tmp, SPEC), out=tmp / "out")
+
+
+def test_ricci_results_match_the_api(ricci_run):
+    res = ricci_run
+    stored = ba.load(res.results)
+    ds = stored["ricci"].to_dataset(inherit=False)
+    for var in (
+        "edge_wasserstein", "edge_ks", "node_wasserstein", "node_ks", "node_correlation",
+        "community_ari", "community_nmi", "modularity_a", "modularity_b",
+    ):  # fmt: skip
+        assert var in ds and ds[var].dims == ("system_a", "system_b")
+        if not var.startswith("modularity"):
+            assert f"{var}_p" in ds
+    # The categorical model has zero dissimilarities (no graph): left out, with a note.
+    assert list(ds.system_a.values) == ["vt"]
+    assert list(ds.system_b.values) == ["net", "net2"]
+    assert ds.attrs["k"] == 3 and ds.attrs["n_rewire"] == 4
+    # One compare() call on the stored RDMs gives the same numbers.
+    brain = res.tree["brain/vt"].dataset.rdm
+    models = res.tree["models/vt"].dataset.rdm
+    ref = ricci.compare(
+        {"vt": brain},
+        {m: models.sel(model=m).drop_vars("model").astype(np.float64) for m in ("net", "net2")},
+        k=3, n_permutations=30, n_rewire=4, flow_iterations=10, community_method="louvain",
+    )  # fmt: skip
+    for var in ("node_correlation", "edge_wasserstein", "node_ks"):
+        np.testing.assert_allclose(ds[var].values, ref[var].values, rtol=1e-4, atol=1e-5)
+    # The figures' numbers: the brain and its best model entry, communities consistent
+    # with compare's modularity.
+    fig = stored["ricci/curvature/vt"].to_dataset(inherit=False)
+    best = fig.attrs["best_model"]
+    assert best == str(ds.node_correlation.sel(system_a="vt").idxmax("system_b").item())
+    assert list(fig.system.values) == ["vt", best]
+    assert fig.node_curvature.dims == ("system", "stimulus")
+    assert np.isfinite(fig.edge_curvature.values).all()
+    np.testing.assert_allclose(
+        fig.modularity.values,
+        [float(ds.modularity_a.sel(system_a="vt", system_b=best)),
+         float(ds.modularity_b.sel(system_a="vt", system_b=best))],
+        rtol=1e-6,
+    )  # fmt: skip
+
+
+def test_ricci_report_section(ricci_run):
+    html = ricci_run.report.read_text()
+    assert "Ricci curvature" in html
+    for title in (
+        "What the curvature statistics mean",
+        "Curvature comparison: brain × model (vt)",
+        "Curvature statistics (vt)",
+        "Edge curvature: vt vs",
+        "Node curvature and Ricci-flow communities: vt and",
+    ):
+        assert title in html, title
+    assert "Left out of the curvature comparison: cats" in html
+
+
+def test_ricci_is_cached(ricci_run, tmp_path):
+    out = ricci_run.out
+    again = ba.run(_write(tmp_path, SPEC), out=out)
+    assert again.cache_hits.get("ricci") == 1 and not again.cache_misses.get("ricci")
+    a = ricci_run.tree["ricci"].to_dataset(inherit=False)
+    b = again.tree["ricci"].to_dataset(inherit=False)
+    xr.testing.assert_allclose(a, b)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        ("k: 3,", "k: 8,", r"analyses\.ricci\.k: must be < the number of stimuli of brain\.vt "
+                           r"\(8 Haxby categories\), got 8"),
+        ("k: 3,", "k: 0,", r"analyses\.ricci\.k: must be an integer >= 1, got 0"),
+        ("k: 3,", "k: 3, alpha: 1.0,", r"analyses\.ricci\.alpha: must be in \[0, 1\), got 1\.0"),
+        ("k: 3,", "k: 3, measure: gausian,",
+         r"analyses\.ricci\.measure: invalid value 'gausian'.*Did you mean 'gaussian'"),
+        ("k: 3,", "k: 3, method: sinkorn,", r"analyses\.ricci\.method: invalid value 'sinkorn'"),
+        ("community_method: louvain", "community_method: leiden",
+         r"analyses\.ricci\.community_method: invalid value 'leiden'"),
+        ("n_rewire: 4", "n_rewire: -1", r"analyses\.ricci\.n_rewire: must be >= 0, got -1"),
+        ("n_rewire: 4", "n_rewires: 4",
+         r"analyses\.ricci\.n_rewires: unknown key 'n_rewires'.*Did you mean 'n_rewire'"),
+        ("k: 3,", "k: 3.5,", r"analyses\.ricci\.k: must be an integer, got float 3\.5"),
+    ],
+)  # fmt: skip
+def test_ricci_spec_errors(tmp_path, old, new, match):
+    assert old in SPEC
+    with pytest.raises(SpecError, match=match):
+        ba.run(_write(tmp_path, SPEC.replace(old, new)), out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing computed or written
+
+
+def test_ricci_defaults():
+    spec = ba.pipeline.load_spec(
+        {
+            "name": "d",
+            "brain": {"ws": {"dataset": "word_similarity", "file": "wordsim353.tsv"}},
+            "models": {"net": {"kind": "random_network"}},
+            "analyses": {"rsa": {}, "ricci": None},
+        }
+    )
+    assert spec["analyses"]["ricci"] == {
+        "k": 10, "alpha": 0.5, "measure": "gaussian", "method": "exact", "flow_iterations": 20,
+        "community_method": "cut", "n_permutations": 200, "n_rewire": 20,
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
+# the figures on their own
+
+
+def test_plot_functions_on_their_own():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import networkx as nx
+
+    from brainalign.ricci._plot import _classical_mds, graph_layout
+
+    # Classical MDS recovers a planar configuration up to rotation: distances are kept.
+    pts = np.random.default_rng(0).normal(size=(12, 2))
+    d = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    xy = _classical_mds(d)
+    np.testing.assert_allclose(np.linalg.norm(xy[:, None] - xy[None], axis=-1), d, atol=1e-9)
+    # A path graph lies on a line at its shortest-path distances.
+    path = ricci.as_graph(nx.path_graph(6))
+    xy = graph_layout(path)
+    np.testing.assert_allclose(np.abs(xy[:, 0] - xy[0, 0]), np.arange(6), atol=1e-9)
+    np.testing.assert_allclose(xy[:, 1], 0, atol=1e-6)
+
+    flow = ricci.ricci_flow(nx.barbell_graph(5, 1), iterations=10)
+    comm = ricci.communities(flow, method="louvain")
+    ax = ricci.plot_node_curvature(flow, communities=comm)
+    assert ax.get_xlabel() == "MDS 1" and ax.get_legend() is not None
+    with pytest.raises(ValueError, match=r"layout must have shape \(11, 2\).*got \(3, 2\)"):
+        ricci.plot_node_curvature(flow.original, layout=np.zeros((3, 2)))
+    with pytest.raises(
+        ValueError, match=r"'layout' parameter\. Allowed values are 'mds'; got 'tsne'"
+    ):
+        ricci.plot_node_curvature(flow.original, layout="tsne")
+    with pytest.raises(ValueError, match=r"communities must give one label per node \(11\)"):
+        ricci.plot_node_curvature(flow.original, communities=[0, 1])
+    with pytest.raises(TypeError, match=r"result must be a CurvatureResult.*got list"):
+        ricci.plot_node_curvature([1, 2])
+
+    ax = ricci.plot_curvature({"a": flow.original, "b": flow.curvature.edges}, kind="edges")
+    assert [t.get_text().split(" (")[0] for t in ax.get_legend().get_texts()] == ["a", "b"]
+    with pytest.raises(ValueError, match=r"'kind' parameter.*got 'edge'\. Did you mean 'edges'"):
+        ricci.plot_curvature(flow.original, kind="edge")
+
+    # One pair of systems (scalars): a 1 x 1 map; p stars at 0.05 / 0.01 / 0.001.
+    ds = xr.Dataset(
+        {
+            "edge_ks": 0.25,
+            "edge_ks_p": xr.DataArray(0.0004, attrs={"alternative": "less"}),
+        }
+    )
+    ax = ricci.plot_compare(ds, "edge_ks")
+    assert [t.get_text() for t in ax.texts] == ["0.25***"]
+    assert "lower = more alike" in ax.get_title()
+    with pytest.raises(ba.SchemaError, match=r"statistic must be a variable of ds.*'edge_kz'"):
+        ricci.plot_compare(ds, "edge_kz")
