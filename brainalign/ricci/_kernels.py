@@ -70,15 +70,26 @@ def _balls(indptr, indices, weights, radius, start, stop):  # pragma: no cover -
     dist = np.full(n, np.inf)
     seen = np.zeros(n, dtype=np.bool_)
     touched = np.empty(n, dtype=np.int64)
-    cap = max(16, len(indices) + 1)
+    # Every push follows the relaxation of a distinct directed edge: the heap never holds
+    # more than nnz + 1 entries, and a row never more than n, so nothing grows inside the
+    # search loop.
+    cap = len(indices) + 2
     hd = np.empty(cap)
     hv = np.empty(cap, dtype=np.int64)
     counts = np.zeros(stop - start, dtype=np.int64)
-    out_cap = 1024
+    out_cap = max(1024, 2 * n)
     out_t = np.empty(out_cap, dtype=np.int64)
     out_d = np.empty(out_cap)
     total = 0
     for s in range(start, stop):
+        if total + n > out_cap:
+            out_cap = max(2 * out_cap, total + n)
+            nt = np.empty(out_cap, dtype=np.int64)
+            nd = np.empty(out_cap)
+            nt[:total] = out_t[:total]
+            nd[:total] = out_d[:total]
+            out_t = nt
+            out_d = nd
         r = radius[s]
         n_touched = 0
         dist[s] = 0.0
@@ -95,14 +106,6 @@ def _balls(indptr, indices, weights, radius, start, stop):  # pragma: no cover -
             if du > r:
                 break
             seen[u] = True
-            if total >= out_cap:
-                out_cap *= 2
-                nt = np.empty(out_cap, dtype=np.int64)
-                nd = np.empty(out_cap)
-                nt[:total] = out_t[:total]
-                nd[:total] = out_d[:total]
-                out_t = nt
-                out_d = nd
             out_t[total] = u
             out_d[total] = du
             total += 1
@@ -114,24 +117,27 @@ def _balls(indptr, indices, weights, radius, start, stop):  # pragma: no cover -
                         touched[n_touched] = v
                         n_touched += 1
                     dist[v] = nd_
-                    if size >= len(hd):
-                        hd2 = np.empty(2 * len(hd))
-                        hv2 = np.empty(2 * len(hd), dtype=np.int64)
-                        hd2[:size] = hd[:size]
-                        hv2[:size] = hv[:size]
-                        hd = hd2
-                        hv = hv2
                     size = _heap_push(hd, hv, size, nd_, v)
+        cnt = total - row_start
+        counts[s - start] = cnt
+        if 16 * cnt >= n:
+            # a large ball: write the row in node order by scanning the settled flags
+            # (O(n), cheaper than sorting)
+            q = row_start
+            for v in range(n):
+                if seen[v]:
+                    out_t[q] = v
+                    out_d[q] = dist[v]
+                    q += 1
+        else:
+            order = np.argsort(out_t[row_start:total])
+            tt = out_t[row_start:total][order]
+            dd = out_d[row_start:total][order]
+            out_t[row_start:total] = tt
+            out_d[row_start:total] = dd
         for q in range(n_touched):
             dist[touched[q]] = np.inf
             seen[touched[q]] = False
-        cnt = total - row_start
-        counts[s - start] = cnt
-        order = np.argsort(out_t[row_start:total])
-        tt = out_t[row_start:total][order]
-        dd = out_d[row_start:total][order]
-        out_t[row_start:total] = tt
-        out_d[row_start:total] = dd
     return counts, out_t[:total], out_d[:total]
 
 
@@ -182,7 +188,9 @@ def _network_simplex(a, b, cost, m, n, ws_f, ws_i):  # pragma: no cover - numba
     n_arcs = mn + nn
     flow = ws_f[0:n_arcs]
     pi = ws_f[n_arcs : n_arcs + nn + 1]
-    state = ws_i[0:n_arcs]
+    # state of each real arc as a multiplier of its reduced cost: 1 at its lower bound
+    # (may enter), 0 in the tree
+    state = ws_f[n_arcs + nn + 1 : n_arcs + nn + 1 + mn]
     o = n_arcs
     parent = ws_i[o : o + nn + 1]
     o += nn + 1
@@ -207,7 +215,7 @@ def _network_simplex(a, b, cost, m, n, ws_f, ws_i):  # pragma: no cover - numba
     art = (cmax + 1.0) * (nn + 1)
     tol = 1e-12 * (cmax + 1.0)
     for e in range(mn):
-        state[e] = 1
+        state[e] = 1.0
         flow[e] = 0.0
     parent[root] = -1
     pred[root] = -1
@@ -224,7 +232,6 @@ def _network_simplex(a, b, cost, m, n, ws_f, ws_i):  # pragma: no cover - numba
         rev_thread[u + 1] = u
         succ_num[u] = 1
         last_succ[u] = u
-        state[e] = 0
         if u < m:
             pred_dir[u] = 1
             pi[u] = 0.0
@@ -234,31 +241,39 @@ def _network_simplex(a, b, cost, m, n, ws_f, ws_i):  # pragma: no cover - numba
             pi[u] = art
             flow[e] = b[u - m]
     block = max(10, int(np.sqrt(mn)))
-    next_arc = 0
+    next_row = 0
     for _it in range(100000):
         # entering arc: block search
+        # entering arc: block search by rows of the cost matrix (a branch-free minimum
+        # of each row's reduced costs; ~sqrt(m n) arcs per block)
         best = -tol
         in_arc = -1
-        cnt = block
-        e = next_arc
-        for _k in range(mn):
-            if state[e] == 1:
-                i = e // n
-                c = cost[i, e - i * n] + pi[i] - pi[m + e - i * n]
-                if c < best:
-                    best = c
-                    in_arc = e
-            e += 1
-            if e == mn:
-                e = 0
-            cnt -= 1
-            if cnt == 0:
+        i = next_row
+        scanned = 0
+        for _r in range(m):
+            pii = pi[i]
+            base = i * n
+            rmin = 0.0
+            for j in range(n):
+                c = state[base + j] * (cost[i, j] + pii - pi[m + j])
+                rmin = min(rmin, c)
+            if rmin < best:
+                best = rmin
+                for j in range(n):
+                    if state[base + j] * (cost[i, j] + pii - pi[m + j]) == rmin:
+                        in_arc = base + j
+                        break
+            i += 1
+            if i == m:
+                i = 0
+            scanned += n
+            if scanned >= block:
                 if in_arc >= 0:
                     break
-                cnt = block
+                scanned = 0
         if in_arc < 0:
             break
-        next_arc = e
+        next_row = i
         # join node
         s_in, t_in = _arc_ends(in_arc, m, n, mn, root)
         u = s_in
@@ -309,8 +324,9 @@ def _network_simplex(a, b, cost, m, n, ws_f, ws_i):  # pragma: no cover - numba
             while u != join:
                 flow[pred[u]] += pred_dir[u] * delta
                 u = parent[u]
-        state[in_arc] = 0
-        state[pred[u_out]] = 1
+        state[in_arc] = 0.0
+        if pred[u_out] < mn:
+            state[pred[u_out]] = 1.0
         # update the tree structure
         old_rev_thread = rev_thread[u_out]
         old_succ_num = succ_num[u_out]
@@ -512,7 +528,7 @@ def _curvature_edges(
     a = np.empty(maxdeg)
     b = np.empty(maxdeg)
     cost = np.empty((maxdeg, maxdeg))
-    ws_f = np.empty(maxdeg * maxdeg + 4 * maxdeg + 2)
+    ws_f = np.empty(2 * maxdeg * maxdeg + 4 * maxdeg + 2)
     ws_i = np.empty(maxdeg * maxdeg + 18 * maxdeg + 8, dtype=np.int64)
     for e in range(start, stop):
         x = src[e]
@@ -533,8 +549,25 @@ def _curvature_edges(
             sb = 0.0
             for i in range(m):
                 sa += a[i]
+                # the demands are sorted: each search starts after the previous hit
+                u = su[i]
+                lo = bptr[u]
+                row_end = bptr[u + 1]
                 for j in range(n):
-                    cost[i, j] = _lookup(bptr, btgt, bdist, su[i], sv[j])
+                    v = sv[j]
+                    lo_ = lo
+                    hi = row_end
+                    while lo_ < hi:
+                        mid = (lo_ + hi) >> 1
+                        if btgt[mid] < v:
+                            lo_ = mid + 1
+                        else:
+                            hi = mid
+                    if lo_ < row_end and btgt[lo_] == v:
+                        cost[i, j] = bdist[lo_]
+                        lo = lo_ + 1
+                    else:
+                        cost[i, j] = np.inf
             for j in range(n):
                 sb += b[j]
             for j in range(n):  # equal totals up to rounding: make them equal
@@ -668,9 +701,13 @@ def _numba(name: str):
             import numba
 
             jit = numba.njit(cache=True, nogil=True)
+            # Finite-math flags only (no reassociation): the simplex's row minima vectorise
+            # and every sum stays exactly as written.
+            jit_finite = numba.njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "nsz"})
             g = globals()
             for func in _NUMBA_FUNCS:
-                g[func] = jit(g[func])  # jitted callees must be module globals for numba
+                compile_ = jit_finite if func == "_network_simplex" else jit
+                g[func] = compile_(g[func])  # jitted callees must be module globals
                 _compiled[func] = g[func]
     return _compiled[name]
 

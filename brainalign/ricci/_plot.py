@@ -91,7 +91,8 @@ def plot_curvature(
     ['cycle (mean 0.000)', 'complete (mean 0.600)']
     """
     check_option("kind", kind, ("edges", "nodes"))
-    import matplotlib.pyplot as plt
+    import matplotlib
+    from matplotlib.figure import Figure
 
     if isinstance(result_or_results, Mapping):
         items = [(str(k), v) for k, v in result_or_results.items()]
@@ -111,8 +112,8 @@ def plot_curvature(
     else:
         edges = np.asarray(bins, dtype=float)
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.2, 3.4), layout="constrained")
-    cycle = colors or plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        ax = Figure(figsize=(5.2, 3.4), layout="constrained").add_subplot()
+    cycle = colors or matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (name, v) in enumerate(values):
         color = cycle[i % len(cycle)]
         label = f"{name} (mean {v.mean():.3f})" if name else f"mean {v.mean():.3f}"
@@ -274,9 +275,10 @@ def plot_node_curvature(
     >>> len(ax.collections) >= 2
     True
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
     from matplotlib.collections import LineCollection
     from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
 
     if hasattr(result, "original") and hasattr(result, "trace"):
         result = result.original
@@ -303,7 +305,7 @@ def plot_node_curvature(
     lim = lim if lim > 0 else 1.0
     norm = Normalize(-lim, lim)
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.2, 4.4), layout="constrained")
+        ax = Figure(figsize=(5.2, 4.4), layout="constrained").add_subplot()
     src, dst, _ = graph.edges()
     segs = np.stack([xy[src], xy[dst]], axis=1) if len(src) else np.zeros((0, 2, 2))
     ax.add_collection(LineCollection(segs, colors="0.55", linewidths=0.6, alpha=0.35, zorder=1))
@@ -313,7 +315,7 @@ def plot_node_curvature(
         if comm is None
         else [(c, np.flatnonzero(comm == c)) for c in np.unique(comm)]
     )
-    palette = plt.get_cmap("tab10")
+    palette = matplotlib.colormaps["tab10"]
     size = 60 if n <= 60 else max(8, 3000 / n)
     mappable = None
     for g, (c, members) in enumerate(groups):
@@ -412,7 +414,7 @@ def plot_compare(
     >>> [t.get_text() for t in ax.texts]
     ['0.10', '0.60**']
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     if statistic not in ds.data_vars:
         from brainalign._checks import did_you_mean
@@ -458,9 +460,9 @@ def plot_compare(
     if ax is None:
         label_w = 0.08 * max(len(r) for r in rows)
         col_h = 0.07 * max(len(c) for c in cols)
-        _, ax = plt.subplots(
+        ax = Figure(
             figsize=(2.6 + label_w + 0.9 * n_c, 1.8 + col_h + 0.45 * n_r), layout="constrained"
-        )
+        ).add_subplot()
     im = ax.imshow(np.ma.masked_invalid(v), cmap=cmap, aspect="auto")
     ax.set_xticks(range(n_c), cols, rotation=30, ha="right")
     ax.set_yticks(range(n_r), rows)
