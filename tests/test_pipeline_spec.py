@@ -150,6 +150,11 @@ def test_judgments_vs_text_model_pipeline(tmp_path):
         key=lambda layer: float(ds.similarity.sel(model=f"minilm:{layer}")),
     )
     assert "<h3>Best layer per model</h3>" in html and f"<td>{best}</td>" in html
+    # provenance: the judgments file's sha256 (hashlib on the shipped file)
+    import hashlib
+
+    sha = hashlib.sha256(open("datasets/word_similarity/simlex999.txt", "rb").read()).hexdigest()
+    assert f"<tr><th>sha256 simlex999</th><td>{sha}</td></tr>" in html
 
 
 @pytest.mark.parametrize(

@@ -123,8 +123,12 @@ def _brain(src: dict[str, Any], metric: str, method: str, split_half: bool) -> d
 
         path = get_manifest("word_similarity")["path"] / src["file"]
         scale = tuple(src["scale"]) if src["scale"] is not None else None
+        from brainalign.datasets._registry import verify
+
+        sha = verify("word_similarity", [src["file"]])[src["file"]]  # also checks the file
         rdm = load_pairwise(path, scale=scale, source=f"datasets/word_similarity/{src['file']}")
-        return {"kind": "judgments", "rdm": rdm, "reliability": {}, "attrs": dict(rdm.attrs)}
+        attrs = {**rdm.attrs, "sha256_file": sha}
+        return {"kind": "judgments", "rdm": rdm, "reliability": {}, "attrs": attrs}
     trials, avg = _load_patterns(src)
     ids = [str(v) for v in avg.stimulus.values]
     rdm = _trials_rdm(trials, metric, ids)
@@ -1572,9 +1576,11 @@ def _write_report(
         timings={k: round(v, 3) for k, v in timings.items()},
         cache=f"{out / '.cache'}: loaded {dict(cache.hits)}, computed {dict(cache.misses)}",
         **{
-            f"sha256 {b}": brains[b]["attrs"]["sha256_bold"]
+            f"sha256 {b}": brains[b]["attrs"].get(
+                "sha256_bold", brains[b]["attrs"].get("sha256_file")
+            )
             for b in brains
-            if "sha256_bold" in brains[b]["attrs"]
+            if {"sha256_bold", "sha256_file"} & set(brains[b]["attrs"])
         },
     )
     return report.save(out / "report.html")

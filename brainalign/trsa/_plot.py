@@ -70,7 +70,7 @@ def plot_grid(
             f"coordinates; got dims {tuple(values.dims)}. Select or average the other dims "
             "first, e.g. values.mean('layer')."
         )
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     lower = np.asarray(values["lower"].values, dtype=float)
     upper = np.asarray(values["upper"].values, dtype=float)
@@ -83,7 +83,7 @@ def plot_grid(
     iy = np.clip(np.round(upper / step).astype(int), 0, len(edges) - 1)
     img[iy, ix] = vals
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.6, 4))
+        ax = Figure(figsize=(4.6, 4)).add_subplot()
     full = np.append(edges, 1 + step) - step / 2
     mesh = ax.pcolormesh(
         full, full, np.ma.masked_invalid(img), cmap=cmap, vmin=vmin, vmax=vmax, shading="flat"
