@@ -553,6 +553,10 @@ def _curvature_edges(
                 u = su[i]
                 lo = bptr[u]
                 row_end = bptr[u + 1]
+                if row_end - lo == n_nodes:  # the ball is the whole graph: direct index
+                    for j in range(n):
+                        cost[i, j] = bdist[lo + sv[j]]
+                    continue
                 for j in range(n):
                     v = sv[j]
                     lo_ = lo
