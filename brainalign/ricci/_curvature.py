@@ -28,6 +28,8 @@ BANDWIDTHS = ("median", "local")
 _GRC_EPSILON = 1e-7  # GraphRicciCurvature: neighbour weights summing below it -> uniform
 _CPU_BUDGET = 256 * 2**20
 _CUDA_BUDGET = 2 * 2**30
+_DEVICE_APSP_MAX = 4096  # dense all-pairs shortest paths on the device up to this many nodes
+PATHS = ("auto", "cpu", "device")
 
 
 @dataclass(eq=False)
@@ -341,6 +343,7 @@ def curvature_arrays(
     device: Any,
     tol: float = 1e-3,
     graph_of_node: np.ndarray | None = None,
+    paths: str = "auto",
 ) -> dict[str, Any]:
     """Curvature of every edge of ``union`` (a graph or a disjoint union of graphs)."""
     if (
@@ -362,9 +365,19 @@ def curvature_arrays(
         mass_nbr, mass_self, fallback = node_measures(
             union, alpha, measure, exp_power, base, bandwidth
         )
-    table = K.ball_table(union.indptr, union.indices, union.weights)
-    src, dst, w = union.edges()
     dev = resolve_device(device)
+    blocks = _graph_blocks(union.n_nodes, graph_of_node)
+    on_device = paths == "device" or (
+        paths == "auto"
+        and method == "sinkhorn"
+        and dev.type != "cpu"
+        and int(np.diff(blocks).max(initial=0)) <= _DEVICE_APSP_MAX
+    )
+    if on_device:
+        table = device_distance_table(union, blocks, dev)
+    else:
+        table = K.ball_table(union.indptr, union.indices, union.weights)
+    src, dst, w = union.edges()
     info = {"max_gap": 0.0, "n_exact": 0}
     if method == "exact":
         kappa, dgx, wdist = K.curvature_exact(
@@ -386,6 +399,56 @@ def curvature_arrays(
         "max_gap": info["max_gap"],
         "n_exact": info["n_exact"],
     }
+
+
+def _graph_blocks(n: int, graph_of_node: np.ndarray | None) -> np.ndarray:
+    """Boundaries of the graphs of a disjoint union (their nodes are contiguous)."""
+    if graph_of_node is None or n == 0:
+        return np.array([0, n], dtype=np.int64)
+    counts = np.bincount(graph_of_node)
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def device_distance_table(
+    union: Graph, blocks: np.ndarray, dev: torch.device
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All-pairs shortest paths of every graph of a union, batched on ``dev``.
+
+    Floyd–Warshall on dense ``(graphs, n, n)`` distance tensors, graphs of one size
+    stacked (``n`` relaxation steps, each a batched min-plus update), chunked by memory.
+    Returns the full rows in the sparse table layout of :func:`ball_table` (each node's
+    row holds every node of its graph, unreachable ones at ``inf``).
+    """
+    sizes = np.diff(blocks)
+    n = union.n_nodes
+    bptr = np.zeros(n + 1, dtype=np.int64)
+    bptr[1:] = np.cumsum(np.repeat(sizes, sizes))
+    btgt = np.empty(int(bptr[-1]), dtype=np.int64)
+    bdist = np.empty(int(bptr[-1]))
+    rows = union.rows()
+    budget = _CPU_BUDGET if dev.type == "cpu" else _CUDA_BUDGET
+    for size in np.unique(sizes[sizes > 0]):
+        which = np.flatnonzero(sizes == size)
+        per_graph = max(1, budget // (3 * 8 * int(size) ** 2))
+        for c0 in range(0, len(which), per_graph):
+            chunk = which[c0 : c0 + per_graph]
+            dense = np.full((len(chunk), size, size), np.inf)
+            for i, g in enumerate(chunk):  # one scatter per graph of the chunk
+                lo = int(blocks[g])
+                sl = slice(int(union.indptr[lo]), int(union.indptr[lo + size]))
+                dense[i, rows[sl] - lo, union.indices[sl] - lo] = union.weights[sl]
+                np.fill_diagonal(dense[i], 0.0)
+            d = torch.as_tensor(dense, device=dev, dtype=torch.float64)
+            for k in range(int(size)):
+                torch.minimum(d, d[:, :, k : k + 1] + d[:, k : k + 1, :], out=d)
+            out = d.cpu().numpy()
+            for i, g in enumerate(chunk):
+                lo = int(blocks[g])
+                start = int(bptr[lo])
+                stop = int(bptr[lo + size])
+                btgt[start:stop] = np.tile(np.arange(lo, lo + size), size)
+                bdist[start:stop] = out[i].ravel()
+    return bptr, btgt, bdist
 
 
 def _measures_sigma(union: Graph, alpha: float, sigma: np.ndarray):
@@ -478,6 +541,7 @@ def ollivier_ricci(
     epsilon: float = 1e-2,
     tol: float = 1e-3,
     max_iter: int = 1000,
+    paths: Literal["auto", "cpu", "device"] = "auto",
     device: Any = None,
 ) -> Any:
     """Ollivier-Ricci curvature of every edge and node of one or many graphs.
@@ -528,6 +592,12 @@ def ollivier_ricci(
     max_iter : int
         Sinkhorn sweeps at the final ``epsilon`` before an edge is handed to the exact
         solver.
+    paths : {"auto", "cpu", "device"}
+        Where shortest paths are computed. ``"cpu"``: bounded Dijkstra per node (compiled,
+        sparse; any size). ``"device"``: all-pairs shortest paths of every graph at once on
+        ``device`` (batched dense Floyd–Warshall; memory ``n**2`` per graph, for graphs
+        of up to a few thousand nodes). ``"auto"``: the device for ``"sinkhorn"`` on a
+        GPU with graphs of at most 4096 nodes, else the CPU.
     device : str or torch.device, optional
         Device of the ``"sinkhorn"`` solver (default: the configured one).
 
@@ -571,6 +641,7 @@ def ollivier_ricci(
     _validate(alpha, measure, method, exp_power, base, bandwidth, epsilon)
     check_number("max_iter", max_iter, low=1, integer=True)
     check_number("tol", tol, low=0, closed="neither")
+    check_option("paths", paths, PATHS)
     graphs, keys = graphs_of(graph)
     union, node_off, edge_off = disjoint_union(graphs)
     gon = np.repeat(np.arange(len(graphs)), np.diff(node_off)) if len(graphs) > 1 else None
@@ -587,6 +658,7 @@ def ollivier_ricci(
         device=device,
         tol=tol,
         graph_of_node=gon,
+        paths=paths,
     )
     attrs = {
         "alpha": float(alpha),

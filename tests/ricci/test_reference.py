@@ -505,3 +505,33 @@ def test_as_graph_roundtrip_keeps_weights_and_ids():
     for u, v, d in g.edges(data=True):
         want[tuple(sorted((index[u], index[v])))] = d["weight"]
     assert got == want
+
+
+# ---------------------------------------------------------------------------------------
+# shortest paths on the device: dense batched Floyd–Warshall equals the bounded Dijkstra
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_device_paths_equal_cpu_paths(weighted):
+    g = _karate(weighted=weighted)
+    cpu = ollivier_ricci(g, paths="cpu", **CPU)
+    dev = ollivier_ricci(g, paths="device", **CPU)
+    _assert_close(_ba_edges(dev), _ba_edges(cpu), 1e-12, "device vs CPU shortest paths")
+    np.testing.assert_allclose(dev.edges["distance"].values, cpu.edges["distance"].values)
+
+
+def test_device_paths_batch_of_graphs_of_different_sizes():
+    rng = np.random.default_rng(5)
+    graphs = {
+        f"g{n}": knn_graph(rng.normal(size=(n, 6)), k=4, connected="ignore")
+        for n in (30, 30, 41, 57)
+    }
+    cpu = ollivier_ricci(graphs, paths="cpu", **CPU)
+    dev = ollivier_ricci(graphs, paths="device", **CPU)
+    for key in graphs:
+        np.testing.assert_allclose(dev[key].edges.values, cpu[key].edges.values, atol=1e-12)
+
+
+def test_unknown_paths_value():
+    with pytest.raises(ValueError, match=r"'paths'.*got 'gpu'"):
+        ollivier_ricci(_karate(weighted=False), paths="gpu", **CPU)
