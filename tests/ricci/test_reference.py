@@ -25,6 +25,7 @@ import warnings
 import networkx as nx
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
@@ -535,3 +536,16 @@ def test_device_paths_batch_of_graphs_of_different_sizes():
 def test_unknown_paths_value():
     with pytest.raises(ValueError, match=r"'paths'.*got 'gpu'"):
         ollivier_ricci(_karate(weighted=False), paths="gpu", **CPU)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_sinkhorn_with_device_paths():
+    g = _knn_case("n80-d10-k5-raw")[3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fallback warnings on the raw graph
+        exact = ollivier_ricci(g, **CPU)
+        approx = ollivier_ricci(g, method="sinkhorn", device="cuda")  # paths: the device
+        dev_exact = ollivier_ricci(g, paths="device", device="cuda")
+    err = _assert_close(_ba_edges(approx), _ba_edges(exact), 1e-3, "CUDA sinkhorn vs exact")
+    assert err <= approx.attrs["max_error_bound"] + 1e-12 <= 1e-3 + 1e-12
+    _assert_close(_ba_edges(dev_exact), _ba_edges(exact), 1e-12, "CUDA paths vs CPU paths")
