@@ -549,7 +549,10 @@ def communities(
         )
         return CommunityResult(labeled(lab), float("nan"), q)
     if g.n_edges == 0:
-        raise ValueError("flow has no edges: there is nothing to cut into communities.")
+        raise ValueError(
+            f"flow has no edges ({g.n_nodes} isolated node(s)): there is nothing to cut into "
+            "communities with method='cut'; every node is its own community."
+        )
     maxw = float(w.max())
     cutoffs = np.arange(maxw, 1, -cutoff_step)  # GraphRicciCurvature's sweep, verbatim
     if len(cutoffs) < 2:

@@ -121,3 +121,9 @@ def test_flat_components_do_not_move():
     assert np.all(np.isfinite(w.values))
     np.testing.assert_allclose(np.sort(w.values), [2.0, 3.0, 3.0, 3.0])
     assert bool(flow.trace["converged"].values[0])
+
+
+def test_communities_of_an_edgeless_graph():
+    flow = ricci_flow(nx.empty_graph(3), iterations=2)
+    with pytest.raises(ValueError, match=r"flow has no edges \(3 isolated node\(s\)\)"):
+        communities(flow)
