@@ -24,7 +24,7 @@ from brainalign._checks import (
     check_type,
 )
 from brainalign._device import resolve_device
-from brainalign._logging import warn
+from brainalign._logging import progress, warn
 from brainalign._version import __version__
 from brainalign.data._schema import RDM_DIMS, STIMULUS
 from brainalign.ricci._curvature import MEASURES, METHODS, ollivier_ricci
@@ -477,12 +477,13 @@ def compare(
     # Null 2: degree-preserving rewirings of every system_b graph.
     rewired: list[Graph] = []
     n_stuck = 0
-    for j, g in enumerate(graphs_b):
-        want = g.n_nodes > 0 and g.components()[0] == 1
-        for c in range(n_rewire):
-            out, _, _, ok = _rewire_connected(g, 10 * g.n_edges, (int(seed), j, c), want)
-            rewired.append(out)
-            n_stuck += not ok
+    connected = [g.n_nodes > 0 and g.components()[0] == 1 for g in graphs_b]
+    draws = [(j, c) for j in range(len(graphs_b)) for c in range(n_rewire)]
+    for j, c in progress(draws, "Rewiring null"):
+        g = graphs_b[j]
+        out, _, _, ok = _rewire_connected(g, 10 * g.n_edges, (int(seed), j, c), connected[j])
+        rewired.append(out)
+        n_stuck += not ok
     if n_stuck:
         warn(
             f"{n_stuck} of {n_rewire * nb} rewirings of system_b's graph(s) stayed "
