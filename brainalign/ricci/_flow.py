@@ -254,6 +254,7 @@ def ricci_flow(
     trace_conv = [_graph_done(active, g_of_unit, n_graphs)]
     current = union
     arrays = arrays0
+    stale = False
     for it in progress(range(iterations), "Ricci flow", total=iterations):
         if not active.any():
             break
@@ -279,6 +280,7 @@ def ricci_flow(
         w = w_new
         current = union.with_weights(w)
         arrays = curvature_arrays(current, **opts)
+        stale = False
         kappa = np.where(move, arrays["kappa"], kappa)
         arrays["kappa"] = kappa
         rng_ = ranges(kappa)
@@ -290,14 +292,15 @@ def ricci_flow(
             w = _apply_surgery(surgery[0], w, edge_off)
             keep = np.isfinite(w)
             if not keep.all():
-                union, src, _dst, w, kappa, unit, gon_e = _cut(union, w, kappa, unit, keep)
+                union, src, w, kappa, unit = _cut(union, w, kappa, unit, keep)
+                gon_e = gon[src]
                 edge_off = np.concatenate([[0], np.cumsum(np.bincount(gon_e, minlength=n_graphs))])
                 unit_edges = np.bincount(unit, minlength=n_units).astype(np.float64)
-                current = union.with_weights(w)
-                arrays = curvature_arrays(current, **opts)
-                kappa = arrays["kappa"]
-            else:
-                current = union.with_weights(w)
+                stale = True  # the next step uses the kept edges' curvature (as GRC does)
+            current = union.with_weights(w)
+    if stale:  # the flow ended right after a cut: curvature of the graph as it is now
+        arrays = curvature_arrays(current, **opts)
+        arrays["kappa"] = np.where(active[unit], arrays["kappa"], kappa)
     attrs = {
         "alpha": float(alpha),
         "measure": measure,
@@ -395,8 +398,7 @@ def _cut(union: Graph, w, kappa, unit, keep):
 
     src, dst, _ = union.edges()
     g = _from_coo(union.n_nodes, src[keep], dst[keep], w[keep], union.stimulus, union.attrs)
-    gon_nodes = np.zeros(union.n_nodes, dtype=np.int64)
-    return g, src[keep], dst[keep], w[keep], kappa[keep], unit[keep], gon_nodes[src[keep]]
+    return g, src[keep], w[keep], kappa[keep], unit[keep]
 
 
 def _modularity_sweep(

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
 from brainalign import ricci
-from brainalign.ricci import as_graph, knn_graph, ollivier_ricci
+from brainalign.ricci import as_graph, knn_graph, ollivier_ricci, ricci_flow
 
 grc = pytest.importorskip("GraphRicciCurvature.OllivierRicci")
 
@@ -549,3 +549,50 @@ def test_cuda_sinkhorn_with_device_paths():
     err = _assert_close(_ba_edges(approx), _ba_edges(exact), 1e-3, "CUDA sinkhorn vs exact")
     assert err <= approx.attrs["max_error_bound"] + 1e-12 <= 1e-3 + 1e-12
     _assert_close(_ba_edges(dev_exact), _ba_edges(exact), 1e-12, "CUDA paths vs CPU paths")
+
+
+# ---------------------------------------------------------------------------------------
+# surgery: GRC's hook, edges cut during the flow, graphs of a batch kept apart
+
+_CUT = 2.0
+
+
+def _grc_cut(G, weight="weight"):
+    G.remove_edges_from([(u, v) for u, v, d in G.edges(data=True) if d[weight] > _CUT])
+    return G
+
+
+def _ba_cut(w):
+    return np.where(w > _CUT, np.inf, w)
+
+
+def test_flow_with_surgery_matches_grc():
+    orc = grc.OllivierRicci(_karate(weighted=False), alpha=0.5, method="OTD", proc=1)
+    orc.compute_ricci_flow(iterations=12, surgery=(_grc_cut, 5))
+    want = {frozenset((str(a), str(b))): d["weight"] for a, b, d in orc.G.edges(data=True)}
+    flow = ricci_flow(_karate(weighted=False), iterations=12, surgery=(_ba_cut, 5))
+    s = flow.weights
+    got = {
+        frozenset((str(a), str(b))): float(v)
+        for a, b, v in zip(s["source"].values, s["target"].values, s.values, strict=True)
+    }
+    assert got.keys() == want.keys()  # the same edges were cut
+    assert len(want) < 78
+    keys = list(want)
+    np.testing.assert_allclose([got[k] for k in keys], [want[k] for k in keys], rtol=1e-6)
+
+
+def test_surgery_in_a_batch_keeps_graphs_apart():
+    alone = [
+        ricci_flow(g, iterations=12, surgery=(_ba_cut, 5))
+        for g in (_karate(weighted=False), nx.barbell_graph(5, 1))
+    ]
+    both = ricci_flow(
+        [_karate(weighted=False), nx.barbell_graph(5, 1)], iterations=12, surgery=(_ba_cut, 5)
+    )
+    for one, batched in zip(alone, both, strict=True):
+        assert batched.graph.n_edges == one.graph.n_edges
+        np.testing.assert_allclose(batched.weights.values, one.weights.values, rtol=1e-12)
+        np.testing.assert_allclose(
+            batched.curvature.edges.values, one.curvature.edges.values, atol=1e-12
+        )
