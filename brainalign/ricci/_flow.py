@@ -257,7 +257,7 @@ def ricci_flow(
     stale = False
     for it in progress(range(iterations), "Ricci flow", total=iterations):
         if not active.any():
-            break
+            break  # every component was flat from the start
         move = active[unit]
         w_new = np.where(move, w - step * kappa * w, w)
         if not np.all(w_new[move] >= 0):
@@ -288,6 +288,8 @@ def ricci_flow(
         trace_range.append(per_graph(rng_, g_of_unit, unit_edges > 0))
         trace_change.append(per_graph(change, gon[src]))
         trace_conv.append(_graph_done(active, g_of_unit, n_graphs))
+        if not active.any():
+            break  # converged: no surgery after the last step (as GraphRicciCurvature)
         if surgery is not None and it != 0 and it % surgery[1] == 0:
             w = _apply_surgery(surgery[0], w, edge_off)
             keep = np.isfinite(w)
