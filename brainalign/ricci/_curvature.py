@@ -106,16 +106,10 @@ def node_measures(
         with np.errstate(over="ignore", under="ignore"):
             kern = np.power(float(base), -np.power(w, exp_power))
     else:  # gaussian
-        if isinstance(bandwidth, str) or bandwidth is None:
-            mode = "median" if bandwidth is None else bandwidth
-            if mode == "median":
-                sigma = np.full(n, np.median(w[rows < graph.indices]) if len(w) else 1.0)
-            else:
-                sigma = local_bandwidth(graph)
-        elif isinstance(bandwidth, np.ndarray):  # per node (Ricci flow)
+        if isinstance(bandwidth, np.ndarray):  # already per node
             sigma = bandwidth
         else:
-            sigma = np.full(n, float(bandwidth))
+            sigma = gaussian_sigma(graph, bandwidth)
         with np.errstate(under="ignore"):
             kern = np.exp(-0.5 * (w / sigma[rows]) ** 2)
     total = np.bincount(rows, weights=kern, minlength=n)
@@ -127,6 +121,29 @@ def node_measures(
         mass_nbr = (1.0 - alpha) * kern / total[rows]
     mass_self = np.where(deg > 0, alpha, 1.0).astype(np.float64)
     return np.ascontiguousarray(mass_nbr, dtype=np.float64), mass_self, fallback
+
+
+def gaussian_sigma(
+    graph: Graph, bandwidth: Any, graph_of_node: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-node Gaussian bandwidth: a number, the local median, or each graph's median edge.
+
+    ``graph_of_node`` splits a disjoint union into its graphs, so ``"median"`` (the default)
+    takes the median edge of each graph, not of the union.
+    """
+    if bandwidth is not None and not isinstance(bandwidth, str):
+        return np.full(graph.n_nodes, float(bandwidth))
+    if bandwidth == "local":
+        return local_bandwidth(graph)
+    rows = graph.rows()
+    up = graph.indices > rows
+    if graph_of_node is None:
+        graph_of_node = np.zeros(graph.n_nodes, dtype=np.int64)
+    gid = graph_of_node[rows[up]]
+    med = np.ones(int(graph_of_node.max()) + 1 if len(graph_of_node) else 1)
+    for g in np.unique(gid):  # one median per graph (a handful)
+        med[g] = np.median(graph.weights[up][gid == g])
+    return med[graph_of_node]
 
 
 def local_bandwidth(graph: Graph) -> np.ndarray:
@@ -346,25 +363,11 @@ def curvature_arrays(
     paths: str = "auto",
 ) -> dict[str, Any]:
     """Curvature of every edge of ``union`` (a graph or a disjoint union of graphs)."""
-    if (
-        measure == "gaussian"
-        and isinstance(bandwidth, str | None)
-        and bandwidth != "local"
-        and graph_of_node is not None
-    ):
-        # The median edge of each graph, not of the union.
-        rows = union.rows()
-        up = union.indices > rows
-        gid = graph_of_node[rows[up]]
-        med = np.zeros(int(graph_of_node.max()) + 1 if len(graph_of_node) else 1)
-        for g in np.unique(gid):  # one median per graph (a handful)
-            med[g] = np.median(union.weights[up][gid == g])
-        per_node = med[graph_of_node]
-        mass_nbr, mass_self, fallback = _measures_sigma(union, alpha, per_node)
-    else:
-        mass_nbr, mass_self, fallback = node_measures(
-            union, alpha, measure, exp_power, base, bandwidth
-        )
+    if measure == "gaussian" and not isinstance(bandwidth, np.ndarray):
+        bandwidth = gaussian_sigma(union, bandwidth, graph_of_node)
+    mass_nbr, mass_self, fallback = node_measures(
+        union, alpha, measure, exp_power, base, bandwidth
+    )
     dev = resolve_device(device)
     blocks = _graph_blocks(union.n_nodes, graph_of_node)
     on_device = paths == "device" or (
@@ -449,19 +452,6 @@ def device_distance_table(
                 btgt[start:stop] = np.tile(np.arange(lo, lo + size), size)
                 bdist[start:stop] = out[i].ravel()
     return bptr, btgt, bdist
-
-
-def _measures_sigma(union: Graph, alpha: float, sigma: np.ndarray):
-    rows = union.rows()
-    kern = np.exp(-0.5 * (union.weights / sigma[rows]) ** 2)
-    n = union.n_nodes
-    total = np.bincount(rows, weights=kern, minlength=n)
-    fallback = (total <= _GRC_EPSILON) & (union.degree > 0)
-    kern = np.where(fallback[rows], 1.0, kern)
-    total = np.bincount(rows, weights=kern, minlength=n)
-    mass_nbr = (1.0 - alpha) * kern / total[rows]
-    mass_self = np.where(union.degree > 0, alpha, 1.0).astype(np.float64)
-    return np.ascontiguousarray(mass_nbr), mass_self, fallback
 
 
 def node_curvature(n: int, src: np.ndarray, dst: np.ndarray, kappa: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from brainalign.ricci._curvature import (
     _validate,
     build_result,
     curvature_arrays,
+    gaussian_sigma,
 )
 from brainalign.ricci._graph import Graph, as_graph, disjoint_union, graphs_of
 
@@ -216,7 +217,7 @@ def ricci_flow(
         # mean edge length (the flow renormalises to mean 1): re-estimating it on the flowed
         # metric would chase the flow, and a fixed absolute value would break scale
         # invariance.
-        sigma0 = _gaussian_sigma(union, bandwidth, gon)
+        sigma0 = gaussian_sigma(union, bandwidth, gon)
         mean_w = np.bincount(unit, weights=w0, minlength=n_units) / np.maximum(
             np.bincount(unit, minlength=n_units), 1
         )
@@ -344,23 +345,6 @@ def _graph_done(active: np.ndarray, g_of_unit: np.ndarray, n_graphs: int) -> np.
     any_active = np.zeros(n_graphs, dtype=bool)
     np.logical_or.at(any_active, g_of_unit, active)
     return ~any_active
-
-
-def _gaussian_sigma(union: Graph, bandwidth: Any, gon: np.ndarray) -> np.ndarray:
-    """Per-node Gaussian bandwidth of the input graphs (median edge of each graph)."""
-    if bandwidth is not None and not isinstance(bandwidth, str):
-        return np.full(union.n_nodes, float(bandwidth))
-    if bandwidth == "local":
-        from brainalign.ricci._curvature import local_bandwidth
-
-        return local_bandwidth(union)
-    rows = union.rows()
-    up = union.indices > rows
-    gid = gon[rows[up]]
-    med = np.ones(int(gon.max()) + 1 if len(gon) else 1)
-    for g in np.unique(gid):  # one median per graph (a handful)
-        med[g] = np.median(union.weights[up][gid == g])
-    return med[gon]
 
 
 def _orig_slice(graphs: list[Graph], i: int) -> tuple[int, int]:
