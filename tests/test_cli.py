@@ -110,3 +110,16 @@ def test_help_everywhere(args):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "usage: brainalign" in capsys.readouterr().out
+
+
+def test_python_dash_m_brainalign_is_the_cli():
+    from brainalign import __version__
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "brainalign", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"brainalign {__version__}"

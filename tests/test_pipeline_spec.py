@@ -43,7 +43,8 @@ analyses:
         (
             ("analyses:\n  rsa: {}", "analyses:\n  rsa: {metrc: correlation}"),
             r"line 8\): analyses\.rsa\.metrc: unknown key 'metrc'\. Valid keys here: metric, "
-            r"method, n_permutations, split_half, model_metric\. Did you mean 'metric'\?",
+            r"method, n_permutations, split_half, model_metric, n_bootstrap\. Did you mean "
+            r"'metric'\?",
         ),
         (("name: t", "nme: t"), r"line 2\): nme: unknown key 'nme'.*Did you mean 'name'\?"),
         (

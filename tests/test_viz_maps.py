@@ -62,3 +62,86 @@ def test_time_course_with_bands_and_marks():
     np.testing.assert_allclose(marks.get_xdata(), res.time.values[sig])
     with pytest.raises(ba.SchemaError, match=r"needs the Dataset of brainalign.rsa.time_resolved"):
         viz.plot_time_course(res.similarity)
+
+
+def _wholebrain_map():
+    from brainalign.datasets import load_haxby_wholebrain
+
+    wb = load_haxby_wholebrain(runs=[1, 2, 3, 4])
+    return rsa.searchlight(ba.average_trials(wb), rsa.categorical_rdm(GROUPS), radius=40.0)
+
+
+WB_MASK = (
+    data_dir() / "haxby2001" / "openfmri_sub001" / "sub001" / "masks" / "25mm" / "brain.nii.gz"
+)
+
+
+def test_surface_and_glass_brain_of_a_whole_brain_map():
+    import matplotlib.pyplot as plt
+
+    maps = _wholebrain_map()
+    before = plt.get_fignums()
+    fig = viz.plot_surface_map(maps, WB_MASK, title="category model")
+    surfaces = [ax for ax in fig.axes if ax.name == "3d"]
+    assert [ax.get_title() for ax in surfaces] == [
+        "left lateral",
+        "left ventral",
+        "right lateral",
+        "right ventral",
+    ]
+    assert all(ax.collections for ax in surfaces)  # a mesh drawn in every panel
+    # the symmetric colour scale is set by the projected values, which are averages of
+    # interpolated voxel values, so it never exceeds the map's largest absolute value
+    cbar = next(ax for ax in fig.axes if ax.name != "3d")
+    low, high = cbar.get_ylim()
+    assert low == pytest.approx(-high)
+    assert 0 < high <= float(np.abs(maps).max()) + 1e-12
+    fig = viz.plot_surface_map(maps, WB_MASK, views=("medial",), hemispheres=("right",))
+    assert [ax.get_title() for ax in fig.axes if ax.name == "3d"] == ["right medial"]
+    glass = viz.plot_glass_brain(maps, WB_MASK, title="category model")
+    assert len(glass.axes) >= 3
+    assert plt.get_fignums() == before  # nothing registered with pyplot
+
+
+def test_surface_and_glass_brain_errors(haxby):
+    maps = _wholebrain_map()
+    no_grid = maps.drop_vars(["i", "j", "k"])
+    for func in (viz.plot_surface_map, viz.plot_glass_brain):
+        name = func.__name__
+        with pytest.raises(
+            ba.SchemaError,
+            match=rf"{name}: values is not on an image grid: it needs the voxel-index "
+            r"coordinates i/j/k .*missing 'i', 'j', 'k'",
+        ):
+            func(no_grid, WB_MASK)
+        with pytest.raises(
+            ba.SchemaError,
+            match=rf"{name}: values must be one map with dims \('voxel',\); got dims "
+            r"\('model', 'voxel'\)",
+        ):
+            func(maps.expand_dims(model=["a", "b"]), WB_MASK)
+        with pytest.raises(
+            ba.SchemaError, match=rf"{name}: values must be an xarray.DataArray .*got ndarray"
+        ):
+            func(maps.values, WB_MASK)
+        # a map of the 40 x 20 x 1 slice on the 6 x 10 x 10 whole-brain grid
+        with pytest.raises(
+            ba.SchemaError,
+            match=rf"{name}: values' voxel indices i/j/k \(up to \(\d+, \d+, 0\)\) fall "
+            r"outside the grid of like, shape \(6, 10, 10\)",
+        ):
+            func(haxby.isel(trial=0), WB_MASK)
+    with pytest.raises(
+        ba.SchemaError,
+        match=r"plot_surface_map: like must be a 3-D volume covering the brain .*got a grid "
+        r"of shape \(40, 20, 1\)",
+    ):
+        viz.plot_surface_map(haxby.isel(trial=0), MASK)
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value for the 'views' parameter. Allowed values are 'lateral', .*"
+        r"got 'ventrale'",
+    ):
+        viz.plot_surface_map(maps, WB_MASK, views=("ventrale",))
+    with pytest.raises(ValueError, match=r"'hemispheres' parameter.*got 'both'"):
+        viz.plot_surface_map(maps, WB_MASK, hemispheres=("both",))

@@ -2,6 +2,7 @@
 
 from brainalign.datasets._bids import find_bids_runs, load_bids_fmri
 from brainalign.datasets._haxby import HAXBY_CATEGORIES, load_haxby, load_haxby_openfmri
+from brainalign.datasets._haxby_wholebrain import WHOLEBRAIN_MASKS, load_haxby_wholebrain
 from brainalign.datasets._registry import (
     data_dir,
     get_manifest,
@@ -12,6 +13,7 @@ from brainalign.datasets._registry import (
 
 __all__ = [
     "HAXBY_CATEGORIES",
+    "WHOLEBRAIN_MASKS",
     "data_dir",
     "find_bids_runs",
     "get_manifest",
@@ -19,6 +21,7 @@ __all__ = [
     "load_bids_fmri",
     "load_haxby",
     "load_haxby_openfmri",
+    "load_haxby_wholebrain",
     "local_root",
     "verify",
 ]

@@ -92,6 +92,10 @@ def _unit_task(
             _compute_searchlight(cache, spec, unit, key, brain)
         elif analysis == "encoding":
             _compute_encoding(cache, spec, unit, key)
+        elif analysis == "time_resolved":
+            from brainalign.pipeline._meeg import compute_time_course
+
+            compute_time_course(cache, spec, unit, key, brain)
         else:
             _compute_unit(cache, spec, unit, key, brain)
     return f"{analysis}/{bname}/{model}"

@@ -17,6 +17,7 @@ from brainalign._logging import logger, progress
 from brainalign._version import __version__
 from brainalign.data._io import load
 from brainalign.pipeline._cache import Cache, content_key, entries_to_tree, tree_to_entries
+from brainalign.pipeline._provenance import imported_package_versions, model_provenance
 from brainalign.pipeline._spec import load_spec
 
 
@@ -90,9 +91,12 @@ def plan(spec: Any) -> list[Unit]:
 def _load_patterns(src: dict[str, Any]) -> tuple[xr.DataArray, xr.DataArray]:
     """Trials of a pattern brain source and their stimulus means, in the dataset's order."""
     from brainalign.data import average_trials
-    from brainalign.datasets import load_haxby
+    from brainalign.datasets import load_haxby, load_haxby_wholebrain
 
-    trials = load_haxby(preprocess=src["preprocess"])
+    if src.get("volume") == "whole_brain_25mm":  # one pattern per category block and run
+        trials = load_haxby_wholebrain(mask=src["mask"] or "brain", preprocess=src["preprocess"])
+    else:
+        trials = load_haxby(preprocess=src["preprocess"])
     avg = average_trials(trials)
     order = trials.attrs.get("stimulus_order")
     if order is not None:  # the dataset's canonical order, for readable figures
@@ -117,6 +121,12 @@ def _trials_rdm(trials: xr.DataArray, metric: str, ids: list[str] | None = None)
 
 def _brain(src: dict[str, Any], metric: str, method: str, split_half: bool) -> dict[str, Any]:
     """Load one brain source: its RDM, and for pattern data the trials and a reliability."""
+    from brainalign.pipeline._spec import MEEG_SOURCES
+
+    if src["dataset"] in MEEG_SOURCES:  # epochs → the RDM of the rsa_window mean
+        from brainalign.pipeline._meeg import meeg_brain
+
+        return meeg_brain(src, metric)
     if src["dataset"] == "word_similarity":
         from brainalign.datasets import get_manifest
         from brainalign.loaders.judgments import load_pairwise
@@ -461,6 +471,13 @@ def _execute(
         if enc:
             timings["encoding"] = time.perf_counter() - t0
         enc_stacks = {b: _encoding_dataset(entries) for b, entries in enc.items()}
+        courses: dict[str, xr.Dataset] = {}
+        if "time_resolved" in spec["analyses"]:  # M/EEG: one similarity per time point
+            from brainalign.pipeline._meeg import time_courses
+
+            t0 = time.perf_counter()
+            courses = time_courses(cache, spec, units, brain_keys, brains)
+            timings["time_resolved"] = time.perf_counter() - t0
         grids = (
             _trsa_grids(spec, brains, model_rdms, results) if "trsa" in spec["analyses"] else {}
         )
@@ -473,7 +490,11 @@ def _execute(
         if ricci:
             timings["ricci"] = time.perf_counter() - t0
         ceilings = _split_evaluations(spec, brains, model_rdms, results)
-        tree = _results_tree(spec, brains, model_rdms, results, ceilings)
+        t0 = time.perf_counter()
+        cis = _bootstrap_cis(spec, brains, model_rdms, results)
+        if cis:
+            timings["bootstrap_ci"] = time.perf_counter() - t0
+        tree = _results_tree(spec, brains, model_rdms, results, ceilings, cis)
         for bname, grid in grids.items():
             tree[f"trsa/{bname}"] = xr.DataTree(dataset=grid.to_dataset(name="similarity"))
         for group in [g for g in ricci if g["ds"] is not None]:
@@ -482,6 +503,8 @@ def _execute(
                 tree[f"{group['path']}/curvature/{bname}"] = xr.DataTree(dataset=fig_data)
         for bname, stack in enc_stacks.items():
             tree[f"encoding/{bname}"] = xr.DataTree(dataset=stack)
+        for bname, course in courses.items():
+            tree[f"time_course/{bname}"] = xr.DataTree(dataset=course)
         for bname, entries in maps.items():
             stack = xr.concat(list(entries.values()), dim="model").assign_coords(
                 model=list(entries)
@@ -504,6 +527,8 @@ def _execute(
             enc_stacks,
             grids,
             ricci,
+            cis,
+            courses=courses,
         )
         timings["write"] = time.perf_counter() - t0
     return RunResult(
@@ -534,6 +559,12 @@ def model_metric(params: dict[str, Any]) -> str:
 
 def _brain_payload(src: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     from brainalign.datasets import get_manifest
+    from brainalign.pipeline._spec import MEEG_SOURCES
+
+    if src["dataset"] in MEEG_SOURCES:  # the file's sha256 and the epoching options
+        from brainalign.pipeline._meeg import meeg_payload
+
+        return meeg_payload(src, params)
 
     files = get_manifest(src["dataset"])["files"]
     used = (
@@ -541,6 +572,10 @@ def _brain_payload(src: dict[str, Any], params: dict[str, Any]) -> dict[str, Any
         if src["dataset"] == "haxby2001"
         else [src["file"]]
     )
+    if src.get("volume") == "whole_brain_25mm":
+        from brainalign.datasets._haxby_wholebrain import wholebrain_files
+
+        used = wholebrain_files(src["mask"] or "brain")
     return {
         "src": src,
         "metric": params["metric"],
@@ -676,6 +711,11 @@ def _unit_status(cache: Cache, spec: dict[str, Any], units: list[Unit]) -> dict[
             cached = cache.has("encoding", _encoding_key(spec, unit, bkey))
             status[unit.key] = "cached" if cached else state
             continue
+        if unit.analysis == "time_resolved":
+            from brainalign.pipeline._meeg import time_course_cached
+
+            status[unit.key] = "cached" if time_course_cached(cache, spec, unit, bkey) else state
+            continue
         if cache.has("brain", bkey):
             ids = [str(v) for v in load(cache.path("brain", bkey))["rdm"]["stimulus_a"].values]
             mkey = _model_key(unit.model, spec["models"][unit.model], ids, model_metric(params))
@@ -725,8 +765,38 @@ def _split_evaluations(spec: dict, brains: dict, model_rdms: dict, results: dict
     return out
 
 
+def _bootstrap_cis(spec: dict, brains: dict, model_rdms: dict, results: dict) -> dict:
+    """Confidence intervals of every model entry's similarity with each brain RDM.
+
+    A bootstrap over stimuli (:func:`brainalign.rsa.bootstrap_ci`), all entries of one brain
+    source in one batch; ``{}`` when ``analyses.rsa.n_bootstrap`` is 0.
+    """
+    from brainalign import rsa
+
+    params = spec["analyses"]["rsa"]
+    if not params["n_bootstrap"]:
+        return {}
+    out = {}
+    for bname, b in brains.items():
+        entries = list(results[bname])
+        if entries:
+            out[bname] = rsa.bootstrap_ci(
+                b["rdm"],
+                _stack_model_rdms(model_rdms, bname, entries),
+                params["method"],
+                n_bootstrap=params["n_bootstrap"],
+                seed=spec["seed"],
+            )
+    return out
+
+
 def _results_tree(
-    spec: dict, brains: dict, model_rdms: dict, results: dict, ceilings: dict
+    spec: dict,
+    brains: dict,
+    model_rdms: dict,
+    results: dict,
+    ceilings: dict,
+    cis: dict | None = None,
 ) -> xr.DataTree:
     nodes: dict[str, Any] = {}
     for bname, b in brains.items():
@@ -777,6 +847,16 @@ def _results_tree(
             c = ceilings[bname]
             ds["split_mean"] = xr.DataArray([c["mean"][m] for m in models], dims="model")
             ds["split_sem"] = xr.DataArray([c["sem"][m] for m in models], dims="model")
+        if cis and bname in cis:  # stimulus-bootstrap percentile interval of "similarity"
+            ci = cis[bname]
+            for bound in ("ci_lower", "ci_upper"):
+                ds[bound] = xr.DataArray(ci[bound].sel(model=models).values, dims="model")
+            ds.attrs.update(
+                ci=ci.attrs["ci"],
+                ci_method="percentile bootstrap over stimuli",
+                n_bootstrap=ci.attrs["n_bootstrap"],
+                n_bootstrap_valid=ci.attrs["n_valid"],
+            )
         nodes[f"rsa/{bname}"] = ds
     tree = xr.DataTree.from_dict(nodes)
     tree.attrs.update(
@@ -872,31 +952,114 @@ def _layer_sliders(
         )
 
 
-def _haxby_background() -> tuple[Path, Any]:
-    """Return the shipped Haxby mask and mean functional image, the voxel maps' background."""
+def _map_background(src: dict[str, Any]) -> dict[str, Any]:
+    """Return the grid, slice background and space of one pattern brain source's voxel maps.
+
+    Returns ``like`` (the mask: the maps' grid), ``bg`` (the mean functional image), ``mni``
+    (True when the spec's ``volume`` is approximately in MNI space, so maps also go on a
+    glass brain and the fsaverage5 surface) and ``note`` (a caption sentence on the space).
+    """
     from nilearn import image
 
     from brainalign.datasets import get_manifest
+    from brainalign.pipeline._spec import MNI_VOLUMES
 
     folder = get_manifest("haxby2001")["path"]
-    return folder / "mask.nii.gz", image.mean_img(str(folder / "bold.nii.gz"), copy_header=True)
+    if src.get("volume") not in MNI_VOLUMES:
+        bold = image.mean_img(str(folder / "bold.nii.gz"), copy_header=True)
+        return {"like": folder / "mask.nii.gz", "bg": bold, "mni": False, "note": ""}
+    from brainalign.datasets._haxby_wholebrain import (
+        mni_overlap,
+        wholebrain_files,
+        wholebrain_mask_path,
+    )
+
+    mask = src["mask"] or "brain"
+    runs = [str(folder / f) for f in wholebrain_files(mask) if f.endswith("bold_25mm.nii.gz")]
+    note = (
+        f"Whole brain at 25 mm voxels ({mask} mask). The scan's grid is only approximately "
+        f"aligned with MNI152 (Dice {mni_overlap():.2f} between its brain mask and nilearn's "
+        "MNI152 brain mask), so the glass brain and the fsaverage5 projection are "
+        "approximate: one 25 mm voxel spans several gyri."
+    )
+    bg = image.mean_img(runs, copy_header=True)
+    return {"like": wholebrain_mask_path(mask), "bg": bg, "mni": True, "note": note}
 
 
-def _searchlight_section(report: Any, spec: dict, maps: dict, haxby: tuple) -> None:
-    """Brain maps of the searchlight, on the mean functional image of the dataset."""
-    from brainalign.viz import plot_brain_map
+def _add_voxel_map(
+    report: Any,
+    values: xr.DataArray,
+    bg: dict,
+    *,
+    name: str,
+    kind: str,
+    section: str,
+    caption: str,
+) -> None:
+    """Slices of a voxel map; for an (approximately) MNI source also a glass brain and surface.
 
+    The figures go into ``section``, titled ``"{kind}: {name}"`` (slices),
+    ``"{kind} (glass brain): {name}"`` and ``"{kind} (surface): {name}"``.
+    """
+    from brainalign.viz import plot_brain_map, plot_glass_brain, plot_surface_map
+
+    report.add_figure(
+        plot_brain_map(values, bg["like"], bg_img=bg["bg"], title=name),
+        f"{kind}: {name}",
+        section=section,
+        caption=f"{caption} On the dataset's mean functional image.",
+    )
+    if not bg["mni"]:
+        return
+    report.add_figure(
+        plot_glass_brain(values, bg["like"], title=name),
+        f"{kind} (glass brain): {name}",
+        section=section,
+        caption=f"{caption} Maximum projections onto the MNI152 glass brain. {bg['note']}",
+    )
+    report.add_figure(
+        plot_surface_map(values, bg["like"], title=name),
+        f"{kind} (surface): {name}",
+        section=section,
+        caption=f"{caption} Projected onto the fsaverage5 cortical surface (mean along the "
+        "line from white matter to pial surface; inflated, lateral and ventral views; grey: "
+        f"no voxel of the map). {bg['note']}",
+    )
+
+
+def _searchlight_section(report: Any, spec: dict, maps: dict, backgrounds: dict) -> None:
+    """Brain maps of the searchlight: slices, and glass brain + surface for MNI sources.
+
+    For a model with several layers, the glass brain and surface show its layer with the
+    highest peak similarity (the slices show every layer).
+    """
     params = spec["analyses"]["searchlight"]
-    mask, mean_bold = haxby  # from _haxby_background()
     for bname, entries in maps.items():
+        bg = backgrounds[bname]
+        caption = (
+            f"Per voxel: {params['method']} correlation between the model RDM and the "
+            f"{params['metric']} RDM of the voxels within {params['radius']} mm."
+        )
+        peaks = {
+            e: float(np.nanmax(v.values)) if np.isfinite(v.values).any() else -np.inf
+            for e, v in entries.items()
+        }
+        by_model: dict[str, list[str]] = {}
+        for e in entries:  # "model" or "model:layer" entries, grouped by model
+            by_model.setdefault(e.split(":", 1)[0], []).append(e)
+        shown = {max(layers, key=peaks.__getitem__) for layers in by_model.values()}
         for entry, values in entries.items():
-            report.add_figure(
-                plot_brain_map(values, mask, bg_img=mean_bold, title=f"{bname} vs {entry}"),
-                f"Searchlight: {bname} vs {entry}",
+            name = f"{bname} vs {entry}"
+            n_layers = len(by_model[entry.split(":", 1)[0]])
+            best = " The model's layer with the highest peak similarity." if n_layers > 1 else ""
+            _add_voxel_map(
+                report,
+                values,
+                {**bg, "mni": bg["mni"] and entry in shown},
+                name=name,
+                kind="Searchlight",
                 section="Searchlight",
-                caption=f"Per voxel: {params['method']} correlation between the model RDM and "
-                f"the {params['metric']} RDM of the voxels within {params['radius']} mm, on the "
-                "dataset's mean functional image.",
+                caption=caption + (best if entry in shown else ""),
             )
 
 
@@ -1172,9 +1335,8 @@ _RICCI_TEXT = (
 
 def _ricci_section(report: Any, spec: dict, groups: list[dict[str, Any]]) -> None:
     """Ricci curvature: what the statistics mean, heat maps, histograms, MDS layouts."""
-    import matplotlib.pyplot as plt
-
     from brainalign import ricci
+    from brainalign.viz._rdm import _figure
 
     params = spec["analyses"]["ricci"]
     section = "Ricci curvature"
@@ -1212,10 +1374,8 @@ def _ricci_section(report: Any, spec: dict, groups: list[dict[str, Any]]) -> Non
         stats = ("node_correlation", "edge_wasserstein", "community_ari")
         n_b = ds.sizes.get("system_b", 1)
         n_a = ds.sizes.get("system_a", 1)
-        fig, axes = plt.subplots(
-            len(stats), 1, figsize=(3.2 + 0.9 * n_b, 1.6 + len(stats) * (1.2 + 0.45 * n_a)),
-            layout="constrained",
-        )  # fmt: skip
+        fig = _figure((3.2 + 0.9 * n_b, 1.6 + len(stats) * (1.2 + 0.45 * n_a)))
+        axes = fig.subplots(len(stats), 1)
         for i, (ax, stat) in enumerate(zip(np.atleast_1d(axes), stats, strict=True)):
             ricci.plot_compare(ds, stat, ax=ax)
             if i < len(stats) - 1:  # one set of column labels, under the last map
@@ -1230,7 +1390,6 @@ def _ricci_section(report: Any, spec: dict, groups: list[dict[str, Any]]) -> Non
             "more alike (rewiring null). Every value and p-value is in results.nc "
             f"({group['path']}).",
         )
-        plt.close(fig)  # the report holds the PNG
         rows = []
         for a in np.atleast_1d(ds["system_a"].values):
             for b in np.atleast_1d(ds["system_b"].values):
@@ -1259,8 +1418,8 @@ def _ricci_section(report: Any, spec: dict, groups: list[dict[str, Any]]) -> Non
                 "entry whose node curvature correlates best with the brain's. Dashed: means. "
                 "Mass above 0: edges within clusters; below 0: bridges.",
             )
-            plt.close(ax.figure)
-            fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), layout="constrained")
+            fig = _figure((10.5, 4.4))
+            axes = fig.subplots(1, 2)
             for ax, name in zip(axes, data["system"].values, strict=True):
                 _node_panel(ax, data, str(name), params)
             report.add_figure(
@@ -1271,7 +1430,6 @@ def _ricci_section(report: Any, spec: dict, groups: list[dict[str, Any]]) -> Non
                 "curvature (red: inside clusters, blue: on bridges); marker shape and outline: "
                 "Ricci-flow community; grey lines: the graph's edges.",
             )
-            plt.close(fig)
 
 
 def _node_panel(ax: Any, data: xr.Dataset, name: str, params: dict) -> None:
@@ -1321,10 +1479,10 @@ def _encoding_dataset(entries: dict[str, xr.Dataset]) -> xr.Dataset:
 
 
 def _encoding_section(
-    report: Any, spec: dict, stacks: dict[str, xr.Dataset], haxby: tuple
+    report: Any, spec: dict, stacks: dict[str, xr.Dataset], backgrounds: dict
 ) -> None:
     """Model × brain score matrix, per-entry table and the best entry's voxel map."""
-    from brainalign.viz import plot_brain_map, plot_score_matrix
+    from brainalign.viz import plot_score_matrix
 
     params = spec["analyses"]["encoding"]
     scoring = params["scoring"]
@@ -1372,21 +1530,31 @@ def _encoding_section(
                 row["voxels p_FWE < 0.05"] = int((ds.p_fwe.sel(model=m) < 0.05).sum())
             rows.append(row)
     report.add_table(rows, "Encoding scores per model entry", section="Encoding")
-    mask, mean_bold = haxby  # from _haxby_background()
     for b, ds in stacks.items():
         best = str(mean.sel(brain=b).idxmax("model").item())
-        report.add_figure(
-            plot_brain_map(
-                ds.cv_score.sel(model=best).drop_vars("model"),
-                mask,
-                bg_img=mean_bold,
-                title=f"{b}: {best}",
-            ),
-            f"Encoding map: {b} from {best}",
+        _add_voxel_map(
+            report,
+            ds.cv_score.sel(model=best).drop_vars("model"),
+            backgrounds[b],
+            name=f"{b} from {best}",
+            kind="Encoding map",
             section="Encoding",
-            caption=f"Per voxel: {cv_text} {scoring} of the best model entry on the dataset's "
-            "mean functional image.",
+            caption=f"Per voxel: {cv_text} {scoring} of the best model entry.",
         )
+
+
+def _ceiling_cell(brain: dict, ceiling: dict | None) -> str:
+    """Return the summary table's noise-ceiling cell of one brain source."""
+    if ceiling is not None:
+        return f"[{ceiling['lower']:.3g}, {ceiling['upper']:.3g}] (run splits)"
+    rel = brain["reliability"]
+    if rel:
+        return f"{rel['spearman_brown']:.3g} (split-half reliability, Spearman–Brown)"
+    if brain["kind"] == "judgments":
+        return "none: one set of judgments, no runs"
+    if brain["kind"] == "meeg":
+        return "none: M/EEG epochs, no runs"
+    return "none: fewer than 4 runs"
 
 
 def _summary_caption(spec: dict, brains: dict) -> str:
@@ -1398,6 +1566,12 @@ def _summary_caption(spec: dict, brains: dict) -> str:
         parts.append(
             "Behavioural RDMs: rescaled ratings; unrated pairs are left out of every comparison."
         )
+    if any(b["kind"] == "meeg" for b in brains.values()):
+        parts.append(
+            f"M/EEG RDMs: {params['metric']} distance between stimulus-mean channel patterns "
+            "averaged over each source's rsa_window (see Data; the Time course section has "
+            "one similarity per time point)."
+        )
     parts.append(
         f"Model RDMs: {params['metric']} distance between model activations (or the "
         "model's own dissimilarities)."
@@ -1406,6 +1580,16 @@ def _summary_caption(spec: dict, brains: dict) -> str:
         f"Similarity: {params['method']} correlation of the RDMs' upper triangles. "
         "p: one-sided permutation test over stimulus labels, uncorrected for the "
         "number of models."
+    )
+    if params["n_bootstrap"]:
+        parts.append(
+            f"95% CI: percentile interval over {params['n_bootstrap']} bootstrap samples of "
+            "the stimuli (pairs of a stimulus with its own copy left out, as rsatoolbox)."
+        )
+    parts.append(
+        "Noise ceiling: where the runs allow, the [lower, upper] ceiling of a model's mean "
+        "similarity with independent run-split RDMs (its own mean is in the Noise ceiling "
+        "section); with fewer runs, the split-half reliability of the brain RDM."
     )
     n_stimuli = min(b["rdm"].sizes["stimulus_a"] for b in brains.values())
     if any(m["kind"] == "random_network" for m in spec["models"].values()) and n_stimuli < 20:
@@ -1429,6 +1613,8 @@ def _write_report(
     enc: dict | None = None,  # brain -> encoding results stacked over model entries
     grids: dict | None = None,
     ricci: list | None = None,
+    cis: dict | None = None,  # brain -> rsa.bootstrap_ci result over its model entries
+    courses: dict | None = None,  # brain -> time_resolved results over model entries
 ) -> Path:
     from brainalign.report import Report
     from brainalign.viz import plot_mds, plot_model_comparison, plot_rdms, plot_score_matrix
@@ -1439,19 +1625,24 @@ def _write_report(
         subtitle=rep["subtitle"] or spec["description"].strip(),
     )
     params = spec["analyses"]["rsa"]
+    cis = cis or {}
     rows = []
     for bname in brains:
         for mname, test in results[bname].items():
-            rows.append(
-                {
-                    "brain": bname,
-                    "model": mname,
-                    f"{params['method']} r": float(test.observed),
-                    "p (permutation)": float(test.p_value),
-                    "permutations": f"{test.attrs['n_permutations']}"
-                    + (" (exact)" if test.attrs["exact"] else ""),
-                }
+            row = {
+                "brain": bname,
+                "model": mname,
+                f"{params['method']} r": float(test.observed),
+            }
+            if bname in cis:
+                lo, up = (float(cis[bname][k].sel(model=mname)) for k in ("ci_lower", "ci_upper"))
+                row["95% CI"] = f"[{lo:.3g}, {up:.3g}]"
+            row["p (permutation)"] = float(test.p_value)
+            row["permutations"] = f"{test.attrs['n_permutations']}" + (
+                " (exact)" if test.attrs["exact"] else ""
             )
+            row["noise ceiling"] = _ceiling_cell(brains[bname], ceilings.get(bname))
+            rows.append(row)
     best = _best_layers(results, params["method"])
     if best:
         report.add_table(
@@ -1507,16 +1698,28 @@ def _write_report(
             )
         scores = {m: float(t.observed) for m, t in results[bname].items()}
         pvals = {m: float(t.p_value) for m, t in results[bname].items()}
+        ci = cis.get(bname)
+        intervals = None
+        if ci is not None:
+            intervals = {m: (float(ci.ci_lower.sel(model=m)), float(ci.ci_upper.sel(model=m)))
+                         for m in scores}  # fmt: skip
         report.add_figure(
             plot_model_comparison(
                 scores,
                 p_values=pvals,
                 reliability=rel.get("split_half") if rel else None,
                 ylabel=f"{params['method']} r with brain RDM",
+                ci=intervals,
             ),
             f"Model comparison ({bname})",
             section="Model comparison",
             caption="* p < 0.05 (permutation test)."
+            + (
+                f" Error bars: 95% percentile bootstrap CI over stimuli "
+                f"({ci.attrs['n_bootstrap']} samples)."
+                if ci is not None
+                else ""
+            )
             + (" Dashed: split-half reliability of the brain RDM." if rel else ""),
         )
     for bname, c in ceilings.items():
@@ -1551,23 +1754,38 @@ def _write_report(
             section="Noise ceiling",
             caption="Bars: mean over run splits ± SE. Grey band: noise ceiling.",
         )
-    if maps or enc:  # voxel maps: the background is loaded once for both sections
-        haxby = _haxby_background()
+    if maps or enc:  # voxel maps: each source's background is loaded once for both sections
+        backgrounds = {b: _map_background(spec["brain"][b]) for b in {*(maps or {}), *(enc or {})}}
     if maps:
-        _searchlight_section(report, spec, maps, haxby)
+        _searchlight_section(report, spec, maps, backgrounds)
     if enc:
-        _encoding_section(report, spec, enc, haxby)
+        _encoding_section(report, spec, enc, backgrounds)
     if grids:
         _trsa_section(report, spec, grids)
     if ricci:
         _ricci_section(report, spec, ricci)
+    if courses:
+        from brainalign.pipeline._meeg import time_course_section
+
+        time_course_section(report, spec, courses)
     data_lines = []
     for bname, src in spec["brain"].items():
+        if brains[bname]["kind"] == "meeg":  # file path, or the simulation's nature
+            from brainalign.pipeline._meeg import data_text
+
+            data_lines.append(data_text(bname, src, brains[bname]["attrs"]))
+            continue
         from brainalign.datasets import get_manifest
 
         man = get_manifest(src["dataset"])
+        title = man["title"]
+        if src.get("volume") == "whole_brain_25mm":
+            title += (
+                f"; this source uses the whole-brain copy of the same subject (OpenFMRI tree, "
+                f"25 mm voxels, {src['mask'] or 'brain'} mask), not the slice"
+            )
         data_lines.append(
-            f"{bname}: {man['title']}. {man['citation'].strip()} Licence: {man['licence'].strip()}"
+            f"{bname}: {title}. {man['citation'].strip()} Licence: {man['licence'].strip()}"
         )
     report.add_text("\n\n".join(data_lines), section="Data")
     report.add_provenance(
@@ -1582,5 +1800,7 @@ def _write_report(
             for b in brains
             if {"sha256_bold", "sha256_file"} & set(brains[b]["attrs"])
         },
+        **model_provenance(spec["models"]),
+        packages=imported_package_versions(),
     )
     return report.save(out / "report.html")

@@ -40,8 +40,18 @@ _MODEL_KINDS = {
 _BRAIN_KEYS = {
     "dataset": (str, True, None),
     "preprocess": (bool, False, True),  # haxby2001: detrend + z-score per run
+    "volume": (str, False, "vt_slice"),  # haxby2001: vt_slice or whole_brain_25mm
+    "mask": (str, False, None),  # haxby2001 whole_brain_25mm: brain (default), gray or white
     "file": (str, False, None),  # word_similarity: simlex999.txt or wordsim353.tsv
     "scale": (list, False, None),  # word_similarity: rating scale [low, high]
+    # M/EEG sources (eeg_haxby_sim, meeg_file): see _check_meeg
+    "path": (str, False, None),  # meeg_file: a recording mne reads, or *-epo.fif / *-ave.fif
+    "event_id": ((dict, list), False, None),  # meeg_file: {name: code} or a list of names
+    "tmin": ((int, float), False, None),  # epoch start (s); eeg_haxby_sim default -0.1
+    "tmax": ((int, float), False, None),  # epoch end (s); eeg_haxby_sim default 0.35
+    "baseline": (list, False, None),  # [start, end] s, null = edge; eeg_haxby_sim [null, 0]
+    "picks": ((str, list), False, None),  # channels: names or a type ("eeg", "meg", ...)
+    "rsa_window": (list, False, None),  # [start, end] s averaged for rsa; default [0, tmax]
 }
 _RSA_KEYS = {
     "metric": (str, False, "correlation"),
@@ -49,6 +59,7 @@ _RSA_KEYS = {
     "n_permutations": ((int, type(None)), False, None),
     "split_half": (bool, False, True),
     "model_metric": (str, False, None),  # default: metric (sqeuclidean for crossnobis)
+    "n_bootstrap": (int, False, 1000),  # stimulus bootstrap samples for 95% CIs; 0: none
 }
 _SEARCHLIGHT_KEYS = {
     "radius": ((int, float), True, None),  # mm
@@ -77,14 +88,26 @@ _RICCI_KEYS = {
     "n_permutations": (int, False, 200),  # stimulus-label permutations
     "n_rewire": (int, False, 20),  # degree-preserving rewirings of each model graph
 }
+_TIME_RESOLVED_KEYS = {  # M/EEG sources: one similarity per time point (rsa._timeresolved)
+    "metric": (str, False, "correlation"),  # the data RDM per time point
+    "method": (str, False, "spearman"),
+    "n_permutations": (int, False, 1000),  # stimulus-label permutations (max-stat over time)
+    "alpha": ((int, float), False, 0.05),  # band width and significance level of the marks
+}
 _ANALYSES = {
     "rsa": _RSA_KEYS,
     "searchlight": _SEARCHLIGHT_KEYS,
     "encoding": _ENCODING_KEYS,
     "trsa": _TRSA_KEYS,
     "ricci": _RICCI_KEYS,
+    "time_resolved": _TIME_RESOLVED_KEYS,
 }
-_PIPELINE_DATASETS = ("haxby2001", "word_similarity")  # brain datasets the runner loads
+_PIPELINE_DATASETS = ("haxby2001", "word_similarity", "eeg_haxby_sim")  # runner's datasets
+MEEG_FILE = "meeg_file"
+"""A brain source that is any M/EEG file (``path:``), not a registered dataset."""
+MEEG_SOURCES = ("eeg_haxby_sim", MEEG_FILE)
+"""Brain sources with channels over time (epochs), analysed by ``time_resolved``."""
+_MEEG_KEYS = ("path", "event_id", "tmin", "tmax", "baseline", "picks", "rsa_window")
 _REPORT_KEYS = {"title": (str, False, None), "subtitle": (str, False, None)}
 _TOP = {
     "name": (str, True, None),
@@ -242,8 +265,10 @@ def validate_spec(
         c.option(
             ("brain", str(name), "dataset"),
             src["dataset"],
-            [d for d in list_datasets() if d in _PIPELINE_DATASETS],
+            [*(d for d in list_datasets() if d in _PIPELINE_DATASETS), MEEG_FILE],
         )
+        _check_meeg(c, src, ("brain", str(name)))
+        _check_volume(c, src, ("brain", str(name)))
         if src["dataset"] == "word_similarity":
             from brainalign.datasets import get_manifest
 
@@ -300,6 +325,11 @@ def validate_spec(
         if name == "rsa":
             c.option(("analyses", "rsa", "metric"), params["metric"], METRICS)
             c.option(("analyses", "rsa", "method"), params["method"], METHODS)
+            if params["n_bootstrap"] < 0:
+                c.fail(
+                    ("analyses", "rsa", "n_bootstrap"),
+                    f"must be >= 0 (0: no confidence intervals), got {params['n_bootstrap']}.",
+                )
             if params["model_metric"] is not None:
                 from brainalign.rsa import CV_METRICS
 
@@ -313,6 +343,7 @@ def validate_spec(
         c.fail(("analyses",), f"needs at least one analysis; available: {', '.join(_ANALYSES)}.")
     if "rsa" not in analyses:
         c.fail(("analyses", "rsa"), "is required (searchlight maps extend an RSA analysis).")
+    _check_meeg_analyses(c, analyses, brain)
     if "searchlight" in analyses:
         sl = analyses["searchlight"]
         if sl["radius"] <= 0:
@@ -347,6 +378,164 @@ def validate_spec(
         out["executor"] = c.mapping(out["executor"], _EXECUTOR_KEYS, ("executor",))
         c.option(("executor", "kind"), out["executor"]["kind"], EXECUTOR_KINDS)
     return out
+
+
+HAXBY_VOLUMES = ("vt_slice", "whole_brain_25mm")
+"""haxby2001 volumes: the native ventral-temporal slice, or the whole brain at 25 mm."""
+MNI_VOLUMES = ("whole_brain_25mm",)
+"""Volumes whose grid is (approximately) in MNI space: maps also go on glass brains/surfaces."""
+
+
+def _check_volume(c: Any, src: dict[str, Any], path: tuple[str, ...]) -> None:
+    """Check ``volume`` and ``mask`` of a brain source (haxby2001 only)."""
+    from brainalign.datasets import WHOLEBRAIN_MASKS
+
+    if src["dataset"] != "haxby2001":
+        for key, default in (("volume", "vt_slice"), ("mask", None)):
+            if src[key] != default:
+                c.fail(
+                    (*path, key),
+                    f"is a haxby2001 option; dataset {src['dataset']!r} takes none, got "
+                    f"{src[key]!r}.",
+                )
+        return
+    c.option((*path, "volume"), src["volume"], HAXBY_VOLUMES)
+    if src["mask"] is not None:
+        if src["volume"] != "whole_brain_25mm":
+            c.fail(
+                (*path, "mask"),
+                f"applies to volume 'whole_brain_25mm' only (the vt_slice has its own "
+                f"ventral-temporal mask); got mask {src['mask']!r} with volume "
+                f"{src['volume']!r}.",
+            )
+        c.option((*path, "mask"), src["mask"], WHOLEBRAIN_MASKS)
+
+
+def _check_meeg(c: Any, src: dict[str, Any], path: tuple[str, ...]) -> None:
+    """Check the M/EEG keys of a brain source (``eeg_haxby_sim`` or ``meeg_file``)."""
+    if src["dataset"] not in MEEG_SOURCES:
+        for key in _MEEG_KEYS:
+            if src[key] is not None:
+                c.fail(
+                    (*path, key),
+                    f"is an M/EEG option ({', '.join(MEEG_SOURCES)}); dataset "
+                    f"{src['dataset']!r} takes none, got {src[key]!r}.",
+                )
+        return
+    if src["dataset"] == MEEG_FILE:
+        _check_meeg_file(c, src, path)
+    else:
+        for key in ("path", "event_id"):  # a shipped dataset: its file and events are fixed
+            if src[key] is not None:
+                c.fail(
+                    (*path, key),
+                    f"is fixed by dataset {src['dataset']!r} (its manifest); drop it, or use "
+                    f"dataset: {MEEG_FILE} with path: for your own recording.",
+                )
+    for key in ("baseline", "rsa_window"):
+        v = src[key]
+        if v is None:
+            continue
+        nulls = key == "baseline"  # a baseline edge may be null (the epoch's edge)
+        if len(v) != 2 or not all(
+            (isinstance(x, (int, float)) and not isinstance(x, bool)) or (nulls and x is None)
+            for x in v
+        ):
+            what = "numbers or null (the epoch's edge)" if nulls else "numbers"
+            c.fail((*path, key), f"must be a list [start, end] of two {what} (s), got {v!r}.")
+        if None not in v and v[0] >= v[1]:
+            c.fail((*path, key), f"must have start < end (s), got {v!r}.")
+    if src["tmin"] is not None and src["tmax"] is not None and src["tmin"] >= src["tmax"]:
+        c.fail((*path, "tmax"), f"must be > tmin ({src['tmin']}), got {src['tmax']}.")
+    picks = src["picks"]
+    if isinstance(picks, list) and not (picks and all(isinstance(p, str) for p in picks)):
+        c.fail(
+            (*path, "picks"),
+            f"must be a channel type (e.g. 'eeg', 'meg', 'grad') or a non-empty list of "
+            f"channel names, got {picks!r}.",
+        )
+
+
+def _check_meeg_file(c: Any, src: dict[str, Any], path: tuple[str, ...]) -> None:
+    """Check ``path`` and ``event_id`` of a ``meeg_file`` source (the file must exist)."""
+    from brainalign.loaders.meeg import _EPOCHS_SUFFIXES, _EVOKED_SUFFIXES, _raw_extensions
+
+    if src["path"] is None:
+        c.fail(
+            (*path, "path"),
+            "is required for dataset meeg_file: the recording (any file mne.io.read_raw "
+            "reads, e.g. .fif, .edf, .bdf, .vhdr, .set) or epochs (*-epo.fif).",
+        )
+    file = Path(src["path"]).expanduser()
+    if not file.exists():
+        c.fail(
+            (*path, "path"),
+            f"file not found: {str(file)!r} (relative paths are from the working directory "
+            f"{os.getcwd()!r}); give the path of an existing M/EEG recording.",
+        )
+    suffixes = (*_EPOCHS_SUFFIXES, *_EVOKED_SUFFIXES, *_raw_extensions())
+    if not file.name.lower().endswith(suffixes):
+        c.fail(
+            (*path, "path"),
+            f"{file.name!r} is not a file type mne reads; expected a name ending in one of "
+            f"{', '.join(suffixes)}.",
+        )
+    ev = src["event_id"]
+    if isinstance(ev, dict):
+        bad = {k: v for k, v in ev.items() if isinstance(v, bool) or not isinstance(v, int)}
+        if not ev or bad:
+            c.fail(
+                (*path, "event_id"),
+                f"must map stimulus names to integer event codes, e.g. {{face: 1, house: 2}}; "
+                f"got {ev!r}.",
+            )
+    elif isinstance(ev, list) and not (ev and all(isinstance(v, str) for v in ev)):
+        c.fail(
+            (*path, "event_id"),
+            f"must be a mapping {{name: code}} or a non-empty list of event names, got {ev!r}.",
+        )
+
+
+def _check_meeg_analyses(c: Any, analyses: dict[str, Any], brain: dict[str, Any]) -> None:
+    """Fit analyses to brain kinds: time_resolved needs M/EEG; voxel analyses reject it."""
+    from brainalign.rsa import CV_METRICS
+
+    meeg = {b: s for b, s in brain.items() if s["dataset"] in MEEG_SOURCES}
+    for analysis in ("searchlight", "encoding", "trsa"):
+        for bname, src in meeg.items():
+            if analysis in analyses:
+                c.fail(
+                    ("analyses", analysis),
+                    f"needs fMRI patterns, but brain.{bname} is an M/EEG source "
+                    f"({src['dataset']!r}: channels over time). Use analyses.time_resolved "
+                    "for M/EEG sources, or move them to another spec.",
+                )
+    if meeg and analyses["rsa"]["metric"] in CV_METRICS:
+        c.fail(
+            ("analyses", "rsa", "metric"),
+            f"{analyses['rsa']['metric']!r} is cross-validated over runs, which the M/EEG "
+            f"source(s) {', '.join(meeg)} do not have; use correlation, euclidean, ...",
+        )
+    if "time_resolved" not in analyses:
+        return
+    from brainalign.rsa._searchlight import SEARCHLIGHT_METHODS, SEARCHLIGHT_METRICS
+
+    where = ("analyses", "time_resolved")
+    params = analyses["time_resolved"]
+    c.option((*where, "metric"), params["metric"], SEARCHLIGHT_METRICS)
+    c.option((*where, "method"), params["method"], SEARCHLIGHT_METHODS)
+    if params["n_permutations"] < 0:
+        c.fail((*where, "n_permutations"), f"must be >= 0, got {params['n_permutations']}.")
+    if not 0 < params["alpha"] < 1:
+        c.fail((*where, "alpha"), f"must be in (0, 1), got {params['alpha']}.")
+    for bname, src in brain.items():
+        if bname not in meeg:
+            c.fail(
+                where,
+                f"needs M/EEG brain sources (dataset {' or '.join(MEEG_SOURCES)}), but "
+                f"brain.{bname} is {src['dataset']!r}, which has no time dim. Drop "
+                "time_resolved or move that source to another spec.",
+            )
 
 
 def _require_patterns(c: Any, brain: dict[str, Any], problem: str) -> None:

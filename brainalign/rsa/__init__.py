@@ -3,6 +3,7 @@
 RDMs, comparisons, inference, searchlight and time-resolved RSA.
 """
 
+from brainalign.rsa._bootstrap_ci import bootstrap_ci
 from brainalign.rsa._compare import METHODS, RSATOOLBOX_METHODS, compare
 from brainalign.rsa._crossval import FITTERS, crossval, fit_weighted
 from brainalign.rsa._evaluate import bootstrap, evaluate, model_tests, noise_ceiling, test
@@ -22,6 +23,7 @@ __all__ = [
     "RSATOOLBOX_METHODS",
     "as_rdm",
     "bootstrap",
+    "bootstrap_ci",
     "categorical_rdm",
     "cluster_permutation_test",
     "compare",

@@ -1,6 +1,12 @@
 """Figures that stand on their own (publication figures) and that reports embed."""
 
-from brainalign.viz._maps import plot_brain_map, plot_glass_brain, plot_time_course
+from brainalign.viz._maps import (
+    SURFACE_VIEWS,
+    plot_brain_map,
+    plot_glass_brain,
+    plot_surface_map,
+    plot_time_course,
+)
 from brainalign.viz._rdm import (
     classical_mds,
     plot_mds,
@@ -11,6 +17,7 @@ from brainalign.viz._rdm import (
 from brainalign.viz._scores import plot_score_matrix
 
 __all__ = [
+    "SURFACE_VIEWS",
     "classical_mds",
     "plot_brain_map",
     "plot_glass_brain",
@@ -19,5 +26,6 @@ __all__ = [
     "plot_rdm",
     "plot_rdms",
     "plot_score_matrix",
+    "plot_surface_map",
     "plot_time_course",
 ]

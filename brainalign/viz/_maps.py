@@ -81,17 +81,59 @@ def plot_brain_map(
     return fig
 
 
+def _check_volume_map(values: Any, like: Any, func: str) -> Any:
+    """Check that ``values`` is one voxel map on the grid of ``like``; return ``like``'s image.
+
+    Raises a SchemaError naming ``func``, the parameter, what it needs and what it got.
+    """
+    from brainalign.loaders.fmri import _load_img
+
+    if not isinstance(values, xr.DataArray):
+        raise SchemaError(
+            f"{func}: values must be an xarray.DataArray with dims ('voxel',) and i/j/k voxel "
+            f"coordinates; got {type(values).__name__}."
+        )
+    if values.dims != ("voxel",):
+        raise SchemaError(
+            f"{func}: values must be one map with dims ('voxel',); got dims {values.dims}. "
+            "Select one model first, e.g. maps.sel(model=...)."
+        )
+    missing = [c for c in ("i", "j", "k") if c not in values.coords]
+    if missing:
+        raise SchemaError(
+            f"{func}: values is not on an image grid: it needs the voxel-index coordinates "
+            f"i/j/k (from the fMRI loaders or rsa.searchlight); missing {_fmt_list(missing)}, "
+            f"coords present: {_fmt_list(list(values.coords))}."
+        )
+    img = _load_img(like, "like")
+    if len(img.shape) < 3:
+        raise SchemaError(
+            f"{func}: like must be a 3-D image (the map's grid); got shape {img.shape}."
+        )
+    ijk = np.column_stack([np.asarray(values[c].values) for c in ("i", "j", "k")])
+    shape = np.asarray(img.shape[:3])
+    if np.any(ijk < 0) or np.any(ijk >= shape):
+        raise SchemaError(
+            f"{func}: values' voxel indices i/j/k (up to {tuple(int(v) for v in ijk.max(0))}) "
+            f"fall outside the grid of like, shape {tuple(int(v) for v in shape)}; pass the "
+            "image the map was computed on (e.g. its mask)."
+        )
+    return img
+
+
 def plot_glass_brain(
     values: xr.DataArray, like: Any, *, threshold: float | None = None, title: str | None = None
 ) -> Any:
     """Draw a per-voxel result of MNI-space data on a glass brain (nilearn).
 
+    The glass brain is the MNI152 outline; it fits data in (approximately) MNI space only.
+
     Parameters
     ----------
     values : xarray.DataArray, dims ("voxel",)
-        The map with voxel coordinates.
+        The map with ``i``/``j``/``k`` voxel coordinates.
     like : image or path
-        An image on the data's grid.
+        An image on the data's grid (e.g. the mask), giving shape and affine.
     threshold : float, optional
         Hide values with a smaller absolute value.
     title : str, optional
@@ -100,16 +142,161 @@ def plot_glass_brain(
     Returns
     -------
     fig : matplotlib.figure.Figure
-        The figure.
+        The figure (not registered with pyplot).
+
+    Raises
+    ------
+    SchemaError
+        When ``values`` is not one map with voxel coordinates on the grid of ``like``.
     """
     from brainalign.loaders.fmri import to_image
 
     plotting = soft_import("nilearn.plotting", "fmri", "plot_glass_brain")
+    _check_volume_map(values, like, "plot_glass_brain")
     img = to_image(values, like, fill=0.0)
     fig = _figure((7.0, 2.8), layout=None)
     plotting.plot_glass_brain(
         img, figure=fig, colorbar=True, threshold=threshold, title=title, plot_abs=False
     )
+    return fig
+
+
+SURFACE_VIEWS = ("lateral", "medial", "dorsal", "ventral", "anterior", "posterior")
+"""The views of :func:`plot_surface_map` (nilearn's names)."""
+
+
+def plot_surface_map(
+    values: xr.DataArray,
+    like: Any,
+    *,
+    threshold: float | None = None,
+    title: str | None = None,
+    views: tuple[str, ...] = ("lateral", "ventral"),
+    hemispheres: tuple[str, ...] = ("left", "right"),
+    vmax: float | None = None,
+    cmap: str = "RdBu_r",
+) -> Any:
+    """Project a per-voxel result of MNI-space data onto the fsaverage5 surface and draw it.
+
+    Each vertex takes the mean of the map sampled along the line from the white-matter to
+    the pial surface (:func:`nilearn.surface.vol_to_surf`, linear interpolation, zero
+    outside the map). Samples that fall in no voxel of the map are left out; vertices with
+    no sample left stay uncoloured. The fsaverage5
+    meshes ship with nilearn, so nothing is downloaded. The projection assumes the map's
+    grid is in (approximately) MNI space.
+
+    Parameters
+    ----------
+    values : xarray.DataArray, dims ("voxel",)
+        The map with ``i``/``j``/``k`` voxel coordinates.
+    like : image or path
+        A 3-D image on the data's grid (e.g. the mask), giving shape and affine.
+    threshold : float, optional
+        Hide values with a smaller absolute value.
+    title : str, optional
+        The title.
+    views : tuple of str
+        Views per hemisphere, each one of ``SURFACE_VIEWS``.
+    hemispheres : tuple of str
+        ``"left"`` and/or ``"right"``.
+    vmax : float, optional
+        The colour limit (symmetric); default the largest absolute projected value.
+    cmap : str
+        A diverging colour map.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        One row per hemisphere, one column per view (inflated surface, sulcal depth
+        underneath) and a shared colour bar; not registered with pyplot.
+
+    Raises
+    ------
+    SchemaError
+        When ``values`` is not one map with voxel coordinates on the grid of ``like``, or
+        ``like`` is a single slice (a surface projection needs a volume).
+    ValueError
+        For an unknown view or hemisphere, or a map that is NaN everywhere.
+    """
+    import warnings
+
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from brainalign._checks import check_option
+    from brainalign.loaders.fmri import to_image
+
+    plotting = soft_import("nilearn.plotting", "fmri", "plot_surface_map")
+    from nilearn import datasets, surface
+
+    img = _check_volume_map(values, like, "plot_surface_map")
+    if min(img.shape[:3]) < 2:
+        raise SchemaError(
+            "plot_surface_map: like must be a 3-D volume covering the brain (the map is "
+            f"projected onto the cortical surface); got a grid of shape {img.shape[:3]}. "
+            "Use plot_brain_map for a single slice."
+        )
+    views, hemispheres = tuple(views), tuple(hemispheres)
+    if not views or not hemispheres:
+        raise ValueError(
+            f"plot_surface_map: views and hemispheres must each name at least one; got "
+            f"views={views!r}, hemispheres={hemispheres!r}."
+        )
+    for view in views:
+        check_option("views", view, SURFACE_VIEWS)
+    for hemi in hemispheres:
+        check_option("hemispheres", hemi, ("left", "right"))
+    mesh = datasets.fetch_surf_fsaverage("fsaverage5")  # ships with nilearn: no download
+    vol = to_image(values, like, fill=0.0)
+    inside = to_image(xr.ones_like(values), like, fill=0.0)  # the map's voxels
+    textures = {}
+    with warnings.catch_warnings():  # vertices with no sample inside the map: NaN
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        for hemi in hemispheres:
+            textures[hemi] = surface.vol_to_surf(
+                vol,
+                mesh[f"pial_{hemi}"],
+                inner_mesh=mesh[f"white_{hemi}"],
+                mask_img=inside,
+                interpolation="linear",
+            )
+    finite = np.concatenate([t[np.isfinite(t)] for t in textures.values()])
+    if finite.size == 0:
+        raise ValueError(
+            "plot_surface_map: no surface vertex samples the map (all NaN); is the map's "
+            "grid in MNI space and is like the image it was computed on?"
+        )
+    if vmax is None:
+        vmax = float(np.abs(finite).max()) or 1.0
+    fig = _figure((2.6 * len(views) + 0.8, 2.4 * len(hemispheres) + 0.4), layout=None)
+    axes = []
+    for row, hemi in enumerate(hemispheres):
+        for col, view in enumerate(views):
+            ax = fig.add_subplot(
+                len(hemispheres), len(views), row * len(views) + col + 1, projection="3d"
+            )
+            plotting.plot_surf_stat_map(
+                mesh[f"infl_{hemi}"],
+                textures[hemi],
+                bg_map=mesh[f"sulc_{hemi}"],
+                hemi=hemi,
+                view=view,
+                axes=ax,
+                figure=fig,
+                colorbar=False,
+                threshold=threshold,
+                vmax=vmax,
+                cmap=cmap,
+                symmetric_cbar=True,
+                engine="matplotlib",
+            )
+            ax.set_title(f"{hemi} {view}", fontsize=8)
+            axes.append(ax)
+    fig.subplots_adjust(left=0.0, right=0.86, bottom=0.0, top=0.9, wspace=0.0, hspace=0.05)
+    cax = fig.add_axes((0.88, 0.15, 0.02, 0.6))
+    fig.colorbar(ScalarMappable(Normalize(-vmax, vmax), cmap), cax=cax)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 

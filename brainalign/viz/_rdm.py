@@ -163,6 +163,7 @@ def plot_model_comparison(
     ylabel: str = "RDM correlation",
     ax: Any = None,
     alpha: float = 0.05,
+    ci: Mapping[str, tuple[float, float]] | Sequence[tuple[float, float]] | None = None,
 ) -> Any:
     """Bar chart of brain–model RDM similarities, with significance marks.
 
@@ -185,12 +186,20 @@ def plot_model_comparison(
         Where to draw.
     alpha : float
         Significance level for the stars.
+    ci : mapping or sequence of (lower, upper), optional
+        One confidence interval per model (e.g. a bootstrap percentile interval), drawn as
+        an error bar from ``lower`` to ``upper`` (asymmetric, and drawn as given even when
+        it does not contain the score). Use either ``errors`` or ``ci``.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
         The figure.
     """
+    if errors is not None and ci is not None:
+        raise ValueError(
+            "plot_model_comparison takes errors= (half-lengths) or ci= (intervals), not both."
+        )
     if isinstance(scores, xr.DataArray):
         dim = scores.dims[0]
         names = [str(v) for v in scores[dim].values]
@@ -223,6 +232,17 @@ def plot_model_comparison(
     else:
         err = None if errors is None else np.asarray(errors, float)
     ax.bar(x, vals, color="#4C72B0", width=0.6, yerr=err, capsize=3 if err is not None else 0)
+    bounds = np.empty((0, 2))
+    if ci is not None:
+        bounds = np.array([ci[n] for n in names] if isinstance(ci, Mapping) else ci, float)
+        if bounds.shape != (len(names), 2):
+            raise ValueError(
+                f"ci must hold one (lower, upper) pair per model ({len(names)}), got shape "
+                f"{bounds.shape}."
+            )
+        ax.vlines(x, bounds[:, 0], bounds[:, 1], color="k", lw=1.2)
+        for edge in (0, 1):
+            ax.hlines(bounds[:, edge], x - 0.08, x + 0.08, color="k", lw=1.2)
     ax.axhline(0, color="k", lw=0.8)
     if reliability is not None:
         ax.axhline(
@@ -234,11 +254,14 @@ def plot_model_comparison(
         )
         ax.legend(fontsize=8, loc="upper right", frameon=False)
     if pv is not None:
-        for xi, v, p in zip(x, vals, pv, strict=True):
+        for k, (xi, v, p) in enumerate(zip(x, vals, pv, strict=True)):
             if p < alpha:
+                tip = v
+                if ci is not None:  # above the interval's end
+                    tip = max(v, bounds[k, 1]) if v >= 0 else min(v, bounds[k, 0])
                 ax.text(
                     xi,
-                    v + 0.02 * np.sign(v or 1),
+                    tip + 0.02 * np.sign(v or 1),
                     "*",
                     ha="center",
                     va="bottom" if v >= 0 else "top",
@@ -253,10 +276,11 @@ def plot_model_comparison(
             1.0 if reliability is None else reliability,
             np.nanmax(vals),
             noise_ceiling[1] if noise_ceiling is not None else 0.0,
+            np.nanmax(bounds, initial=0.0),
         )
         * 1.15
     )
-    ax.set_ylim(min(0.0, np.nanmin(vals) * 1.2), top)
+    ax.set_ylim(min(0.0, np.nanmin(vals) * 1.2, np.nanmin(bounds, initial=0.0) * 1.2), top)
     ax.spines[["top", "right"]].set_visible(False)
     return fig
 

@@ -8,6 +8,7 @@ import numpy as np
 import xarray as xr
 
 from brainalign._checks import check_dims
+from brainalign.viz._rdm import _figure
 
 
 def plot_score_matrix(
@@ -51,8 +52,6 @@ def plot_score_matrix(
     >>> [t.get_text() for t in fig.axes[0].texts]
     ['0.10', '0.30*', '0.20', '0.50*']
     """
-    import matplotlib.pyplot as plt
-
     check_dims(scores, "scores", ndim=2)
     rows, cols = scores.dims
     values = np.asarray(scores.values, dtype=float)
@@ -67,9 +66,8 @@ def plot_score_matrix(
     n_r, n_c = values.shape
     label_w = 0.08 * max((len(str(v)) for v in scores[rows].values), default=4)
     col_h = 0.07 * max((len(str(v)) for v in scores[cols].values), default=4)
-    fig, ax = plt.subplots(
-        figsize=(2.6 + label_w + 1.1 * n_c, 1.8 + col_h + 0.45 * n_r), layout="constrained"
-    )
+    fig = _figure((2.6 + label_w + 1.1 * n_c, 1.8 + col_h + 0.45 * n_r))
+    ax = fig.subplots()
     im = ax.imshow(values, cmap=cmap, aspect="auto")
     ax.set_xticks(range(n_c), [str(v) for v in scores[cols].values], rotation=30, ha="right")
     ax.set_yticks(range(n_r), [str(v) for v in scores[rows].values])
