@@ -178,3 +178,31 @@ def test_model_comparison_draws_asymmetric_cis():
         viz.plot_model_comparison({"a": 0.5}, errors=[0.1], ci=[(0.4, 0.6)])
     with pytest.raises(ValueError, match=r"one \(lower, upper\) pair per model \(2\), got shape"):
         viz.plot_model_comparison({"a": 0.5, "b": 0.1}, ci=[(0.4, 0.6)])
+
+
+def test_best_layer_table_gives_the_best_layers_ci():
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    from brainalign.pipeline._run import _best_layers
+
+    entries = ["net:layer1", "net:layer2", "net:layer3"]
+    results = {
+        "vt": {
+            e: SimpleNamespace(observed=r, p_value=p)
+            for e, r, p in zip(entries, [0.1, 0.4, 0.2], [0.3, 0.01, 0.2], strict=True)
+        }
+    }
+    ci = xr.Dataset(
+        {
+            "ci_lower": ("model", [0.0, 0.25, 0.05]),
+            "ci_upper": ("model", [0.2, 0.55, 0.35]),
+        },
+        coords={"model": entries},
+    )
+    (row,) = _best_layers(results, "spearman", {"vt": ci})
+    assert row["best layer"] == "layer2" and row["spearman r"] == 0.4
+    assert row["95% CI"] == "[0.25, 0.55]" and row["p (permutation)"] == 0.01
+    (row,) = _best_layers(results, "spearman")  # no bootstrap: no CI column
+    assert "95% CI" not in row

@@ -904,22 +904,32 @@ def _rsa_score_matrix(results: dict) -> xr.Dataset | None:
     )
 
 
-def _best_layers(results: dict, method: str) -> list[dict[str, Any]]:
-    """Rows of (brain, model, best layer, score, p) for every multi-layer model."""
+def _ci_cell(ci: xr.Dataset | None, entry: str) -> str | None:
+    """Return ``"[lower, upper]"`` of one model entry's bootstrap CI (None without CIs)."""
+    if ci is None:
+        return None
+    lo, up = (float(ci[k].sel(model=entry)) for k in ("ci_lower", "ci_upper"))
+    return f"[{lo:.3g}, {up:.3g}]"
+
+
+def _best_layers(results: dict, method: str, cis: dict | None = None) -> list[dict[str, Any]]:
+    """Rows of (brain, model, best layer, score, CI, p) for every multi-layer model."""
     rows = []
     for bname, tests in results.items():
+        ci = (cis or {}).get(bname)
         for model, names in _multi_layer_models(tests).items():
             top = max(names, key=lambda n: float(tests[n].observed))
-            rows.append(
-                {
-                    "brain": bname,
-                    "model": model,
-                    "best layer": top.split(":", 1)[1],
-                    f"{method} r": float(tests[top].observed),
-                    "p (permutation)": float(tests[top].p_value),
-                    "layers": len(names),
-                }
-            )
+            row = {
+                "brain": bname,
+                "model": model,
+                "best layer": top.split(":", 1)[1],
+                f"{method} r": float(tests[top].observed),
+            }
+            if ci is not None:
+                row["95% CI"] = _ci_cell(ci, top)
+            row["p (permutation)"] = float(tests[top].p_value)
+            row["layers"] = len(names)
+            rows.append(row)
     return rows
 
 
@@ -1635,15 +1645,14 @@ def _write_report(
                 f"{params['method']} r": float(test.observed),
             }
             if bname in cis:
-                lo, up = (float(cis[bname][k].sel(model=mname)) for k in ("ci_lower", "ci_upper"))
-                row["95% CI"] = f"[{lo:.3g}, {up:.3g}]"
+                row["95% CI"] = _ci_cell(cis[bname], mname)
             row["p (permutation)"] = float(test.p_value)
             row["permutations"] = f"{test.attrs['n_permutations']}" + (
                 " (exact)" if test.attrs["exact"] else ""
             )
             row["noise ceiling"] = _ceiling_cell(brains[bname], ceilings.get(bname))
             rows.append(row)
-    best = _best_layers(results, params["method"])
+    best = _best_layers(results, params["method"], cis)
     if best:
         report.add_table(
             best,
