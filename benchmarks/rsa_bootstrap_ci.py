@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _harness import _print
+from _harness import _print, _time
 
 RS_NAME = {"pearson": "corr", "cosine": "cosine", "spearman": "spearman"}
 
@@ -61,16 +61,6 @@ def _complete(n: int = 92, n_models: int = 7, seed: int = 0):
         for k in range(n_models)
     }
     return data, rdms
-
-
-def _median_time(fn, repeat: int) -> tuple[float, object]:
-    out = fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def _reference(data, rdms, method: str, n_samples: int):
@@ -121,13 +111,12 @@ def main() -> None:
     ):
 
         def ours(data=data, rdms=rdms):
-            out = rsa.bootstrap_ci(
+            return rsa.bootstrap_ci(
                 data, rdms, args.method, n_bootstrap=args.n_bootstrap, seed=0, device=args.device
             )
-            sync()
-            return out
 
-        t_ours, res = _median_time(ours, args.repeat)
+        times, res = _time(ours, args.repeat, sync)
+        t_ours = statistics.median(times)
         assert res.attrs["n_bootstrap"] == args.n_bootstrap
         np.random.seed(0)  # noqa: NPY002 - rsatoolbox draws from numpy's global generator
         t0 = time.perf_counter()

@@ -14,6 +14,8 @@ events and averaged per stimulus: ``(stimulus, channel, time)``. Two analyses us
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +199,12 @@ def _time_course_key(spec: dict[str, Any], brain_key: str, model_key: str) -> st
 
 
 def compute_time_course(
-    cache: Cache, spec: dict[str, Any], unit: Any, brain_key: str, brain: dict[str, Any]
+    cache: Cache,
+    spec: dict[str, Any],
+    unit: Any,
+    brain_key: str,
+    brain: dict[str, Any],
+    load: Callable[[str], xr.DataArray] | None = None,
 ) -> dict[str, xr.Dataset]:
     """RSA time courses of one M/EEG source against one model's entries (cached).
 
@@ -216,6 +223,9 @@ def compute_time_course(
         The brain entry's cache key.
     brain : dict
         The brain entry (its RDM gives the stimuli of the model RDMs).
+    load : callable, optional
+        Brain name → its stimulus-mean epochs (:func:`load_meeg`), called only when the
+        unit is not cached; lets a run epoch each source once for all its models.
 
     Returns
     -------
@@ -238,7 +248,7 @@ def compute_time_course(
     cached = cache.get("time_course", key)
     if cached is not None:
         return tree_to_entries(cached)
-    evoked = load_meeg(spec["brain"][unit.brain])
+    evoked = load(unit.brain) if load is not None else load_meeg(spec["brain"][unit.brain])
     res = time_resolved(
         evoked,
         rdms,
@@ -284,8 +294,15 @@ def time_courses(
         Brain name → Dataset with dims ``(model, time)``.
     """
     entries: dict[str, dict[str, xr.Dataset]] = {}
+
+    @functools.cache
+    def load(bname: str) -> xr.DataArray:  # each source epoched once, for all its models
+        return load_meeg(spec["brain"][bname])
+
     for unit in progress([u for u in units if u.analysis == "time_resolved"], "time courses"):
-        got = compute_time_course(cache, spec, unit, brain_keys[unit.brain], brains[unit.brain])
+        got = compute_time_course(
+            cache, spec, unit, brain_keys[unit.brain], brains[unit.brain], load
+        )
         entries.setdefault(unit.brain, {}).update(got)
         for entry, ds in got.items():
             k = int(ds.similarity.argmax("time"))
