@@ -20,14 +20,23 @@ from brainalign._device import resolve_device
 from brainalign._logging import warn
 from brainalign._version import __version__
 from brainalign.ricci import _kernels as K
+from brainalign.ricci._device_paths import _CPU_BUDGET, _CUDA_BUDGET, sparse_ball_table
 from brainalign.ricci._graph import Graph, disjoint_union, graphs_of
 
 MEASURES = ("grc", "uniform", "gaussian")
 METHODS = ("exact", "sinkhorn")
 BANDWIDTHS = ("median", "local")
 _GRC_EPSILON = 1e-7  # GraphRicciCurvature: neighbour weights summing below it -> uniform
-_CPU_BUDGET = 256 * 2**20
-_CUDA_BUDGET = 2 * 2**30
+_WIDTH_RATIO = 1.5  # Sinkhorn chunks: widest problem at most this times the narrowest
+_CPU_MIN_BUCKET = 64  # ... unless the chunk would be smaller (CPU: throughput-bound)
+_CUDA_MIN_BUCKET = 8192  # (a GPU sweep over few problems costs its launch latency)
+# Final-stage Sinkhorn sweeps before an open problem goes to the exact solver, by default.
+# On a CPU one exact solve (about 12-14 us per edge on 2 cores) costs about as much as a few
+# log-domain sweeps of one problem (about 2-10 us at widths 16-34), so sweeping on is never
+# cheaper than solving: one check block, then the exact solver. On a GPU sweeps run over
+# all problems at once and the exact solver would be the CPU.
+_CPU_MAX_ITER = 10
+_CUDA_MAX_ITER = 1000
 _DEVICE_APSP_MAX = 4096  # dense all-pairs shortest paths on the device up to this many nodes
 PATHS = ("auto", "cpu", "device")
 
@@ -191,13 +200,20 @@ def _sinkhorn_edges(
     gap = np.zeros(e)
     dtype = torch.float64
     budget = _CPU_BUDGET if dev.type == "cpu" else _CUDA_BUDGET
+    min_bucket = _CPU_MIN_BUCKET if dev.type == "cpu" else _CUDA_MIN_BUCKET
+    sorted_size = size[order]
     start = 0
     while start < e:
-        width = int(size[order[start]])
-        per_edge = 8 * (6 * width * width + 4 * width)
-        stop = start + max(1, budget // per_edge)
-        stop = min(stop, e)
-        width = int(size[order[stop - 1]])
+        # Problems are padded to the widest of their chunk and a sweep costs width**2 per
+        # problem: a chunk ends where the widths pass 1.5 times its first (unless it would
+        # hold fewer than min_bucket problems), and its size is set from that width.
+        cap = min(int(sorted_size[-1]), math.ceil(_WIDTH_RATIO * int(sorted_size[start])))
+        per_edge = 8 * (6 * cap * cap + 4 * cap)
+        stop = min(e, start + max(1, budget // per_edge))
+        if stop - start > min_bucket:
+            wider = np.searchsorted(sorted_size[start + min_bucket : stop], cap, side="right")
+            stop = start + min_bucket + int(wider)
+        width = int(sorted_size[stop - 1])
         idx = order[start:stop]
         A, B, C, d = K.transport_problems(
             graph.indptr,
@@ -225,7 +241,7 @@ def _sinkhorn_edges(
         gap[polish] = 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
         kappa = np.where(dgx < K.EPSILON, 0.0, 1.0 - wdist / dgx)
-    info = {"max_gap": float(gap.max()) if e else 0.0, "n_exact": len(polish)}
+    info = {"max_gap": float(gap.max()) if e else 0.0, "n_exact": len(polish), "exact": polish}
     return kappa, dgx, wdist, info
 
 
@@ -356,7 +372,7 @@ def curvature_arrays(
     base: float,
     bandwidth: Any,
     epsilon: float,
-    max_iter: int,
+    max_iter: int | None,
     device: Any,
     tol: float = 1e-3,
     graph_of_node: np.ndarray | None = None,
@@ -369,6 +385,8 @@ def curvature_arrays(
         union, alpha, measure, exp_power, base, bandwidth
     )
     dev = resolve_device(device)
+    if max_iter is None:
+        max_iter = _CPU_MAX_ITER if dev.type == "cpu" else _CUDA_MAX_ITER
     blocks = _graph_blocks(union.n_nodes, graph_of_node)
     on_device = paths == "device" or (
         paths == "auto"
@@ -376,8 +394,10 @@ def curvature_arrays(
         and dev.type != "cpu"
         and int(np.diff(blocks).max(initial=0)) <= _DEVICE_APSP_MAX
     )
-    if on_device:
+    if on_device and int(np.diff(blocks).max(initial=0)) <= _DEVICE_APSP_MAX:
         table = device_distance_table(union, blocks, dev)
+    elif on_device:  # too large for dense n x n tables: sparse, bounded, on the device
+        table = sparse_ball_table(union.indptr, union.indices, union.weights, dev)
     else:
         table = K.ball_table(union.indptr, union.indices, union.weights)
     src, dst, w = union.edges()
@@ -530,7 +550,7 @@ def ollivier_ricci(
     bandwidth: float | Literal["median", "local"] | None = None,
     epsilon: float = 1e-2,
     tol: float = 1e-3,
-    max_iter: int = 1000,
+    max_iter: int | None = None,
     paths: Literal["auto", "cpu", "device"] = "auto",
     device: Any = None,
 ) -> Any:
@@ -579,15 +599,18 @@ def ollivier_ricci(
         units).
     tol : float
         ``"sinkhorn"``: the largest error allowed on an edge's curvature.
-    max_iter : int
+    max_iter : int, optional
         Sinkhorn sweeps at the final ``epsilon`` before an edge is handed to the exact
-        solver.
+        solver. Default: 1000 on a GPU; 10 on the CPU, where one exact solve costs about
+        as much as a few sweeps, so sweeping longer is never cheaper than solving.
     paths : {"auto", "cpu", "device"}
         Where shortest paths are computed. ``"cpu"``: bounded Dijkstra per node (compiled,
-        sparse; any size). ``"device"``: all-pairs shortest paths of every graph at once on
-        ``device`` (batched dense Floyd–Warshall; memory ``n**2`` per graph, for graphs
-        of up to a few thousand nodes). ``"auto"``: the device for ``"sinkhorn"`` on a
-        GPU with graphs of at most 4096 nodes, else the CPU.
+        sparse; any size). ``"device"``: on ``device``, all-pairs shortest paths of every
+        graph at once (batched dense Floyd–Warshall, memory ``n**2`` per graph) when no
+        graph has more than 4096 nodes, else the same sparse bounded table as ``"cpu"``
+        from a radius-bounded Bellman–Ford over sparse (source, target, distance) tuples,
+        sources in chunks. ``"auto"``: the device for ``"sinkhorn"`` on a GPU with graphs
+        of at most 4096 nodes, else the CPU.
     device : str or torch.device, optional
         Device of the ``"sinkhorn"`` solver (default: the configured one).
 
@@ -629,7 +652,8 @@ def ollivier_ricci(
     0.625
     """
     _validate(alpha, measure, method, exp_power, base, bandwidth, epsilon)
-    check_number("max_iter", max_iter, low=1, integer=True)
+    if max_iter is not None:
+        check_number("max_iter", max_iter, low=1, integer=True)
     check_number("tol", tol, low=0, closed="neither")
     check_option("paths", paths, PATHS)
     graphs, keys = graphs_of(graph)

@@ -9,7 +9,7 @@ Negatively curved edges (bridges between communities) lengthen, positively curve
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -59,6 +59,7 @@ class RicciFlowResult:
     original: CurvatureResult
     trace: xr.Dataset
     attrs: dict = field(default_factory=dict)
+    _state: dict | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         n_it = int(self.trace.sizes["iteration"]) - 1
@@ -119,7 +120,7 @@ def ricci_flow(
     method: Literal["exact", "sinkhorn"] = "exact",
     bandwidth: Any = None,
     surgery: tuple[Callable[[np.ndarray], np.ndarray], int] | None = None,
-    epsilon: float = 1e-3,
+    epsilon: float = 1e-2,
     device: Any = None,
 ) -> Any:
     """Discrete Ricci flow of one or many graphs, every connected component on its own.
@@ -131,12 +132,22 @@ def ricci_flow(
     ``compute_ricci_flow(iterations, step, delta)``; unlike it, a disconnected graph keeps
     all its nodes (GraphRicciCurvature silently keeps only the largest component).
 
+    Passing the result of an earlier call as ``graph`` continues that flow (a warm start):
+    ``ricci_flow(ricci_flow(g, iterations=10), iterations=10)`` gives the same weights,
+    curvature and trace as ``ricci_flow(g, iterations=20)`` and costs only the ten new
+    iterations, so a flow can be extended after looking at its convergence trace.
+
     Parameters
     ----------
-    graph : Graph or networkx.Graph or array_like or list or dict
-        One graph or many (all flowed in one batched computation).
+    graph : Graph or networkx.Graph or array_like or RicciFlowResult or list or dict
+        One graph or many (all flowed in one batched computation), or the result(s) of an
+        earlier call to continue. A continued flow keeps the earlier call's components,
+        stopped components and bandwidths; the parameters that define the flow (``step``,
+        ``delta``, ``alpha``, ``exp_power``, ``base``, ``measure``, ``method``,
+        ``bandwidth``, ``epsilon``) must be those of the earlier call, and ``surgery``
+        the same hook for the result to equal an uninterrupted flow.
     iterations : int
-        Maximum number of iterations.
+        Maximum number of iterations (of this call, when continuing).
     step : float
         Step size.
     delta : float
@@ -146,18 +157,21 @@ def ricci_flow(
     surgery : (callable, int), optional
         ``(func, every)``: every ``every`` iterations (not at the first), the weights of
         each graph (in :meth:`Graph.edges` order) become ``func(weights)``; an edge set to
-        ``inf`` or NaN is cut. GraphRicciCurvature's surgery hook.
+        ``inf`` or NaN is cut. GraphRicciCurvature's surgery hook. Iterations are counted
+        from the start of the flow, also across continued calls.
 
     Returns
     -------
     result : RicciFlowResult or list or dict of RicciFlowResult
-        Flowed weights, curvature before and after, and the convergence trace.
+        Flowed weights, curvature before and after, and the convergence trace (of the
+        whole flow, when continuing).
 
     Raises
     ------
     ValueError
-        For invalid parameters (see :func:`ollivier_ricci`) or a surgery that returns
-        weights of the wrong shape.
+        For invalid parameters (see :func:`ollivier_ricci`), a surgery that returns
+        weights of the wrong shape, or a continued flow whose parameters differ from the
+        earlier call's.
 
     See Also
     --------
@@ -171,6 +185,9 @@ def ricci_flow(
     >>> w = flow.weights.to_series()  # the bridge between the bells lengthens
     >>> bool(w.max() > 1.0 > w.min())
     True
+    >>> longer = ricci_flow(flow, iterations=5)  # five more iterations, from where it stopped
+    >>> int(longer.trace.sizes["iteration"]) - 1
+    10
     """
     _validate(alpha, measure, method, exp_power, base, bandwidth, epsilon)
     check_number("iterations", iterations, low=0, integer=True)
@@ -187,7 +204,31 @@ def ricci_flow(
             raise ValueError(
                 f"surgery must be a (callable, every) pair with every >= 1, got {surgery!r}."
             )
-    graphs, keys = graphs_of(graph)
+    attrs = {
+        "alpha": float(alpha),
+        "measure": measure,
+        "method": method,
+        "step": float(step),
+        "delta": float(delta),
+        "iterations": int(iterations),
+        "brainalign_version": __version__,
+    }
+    flow_params = {
+        "step": float(step),
+        "delta": float(delta),
+        "alpha": float(alpha),
+        "exp_power": float(exp_power),
+        "base": float(base),
+        "measure": measure,
+        "method": method,
+        "bandwidth": bandwidth,
+        "epsilon": float(epsilon),
+    }
+    previous, keys = _previous_flows(graph, flow_params)
+    if previous:
+        graphs = [r.graph for r in previous]
+    else:
+        graphs, keys = graphs_of(graph)
     union, node_off, edge_off = disjoint_union(graphs)
     n_graphs = len(graphs)
     gon = np.repeat(np.arange(n_graphs), np.diff(node_off))
@@ -199,36 +240,59 @@ def ricci_flow(
         base=base,
         bandwidth=bandwidth,
         epsilon=epsilon,
-        max_iter=2000,
+        max_iter=None,
         device=device,
         graph_of_node=gon if n_graphs > 1 else None,
     )
     src, _, w0 = union.edges()
-    # Flow units: connected components of every graph (normalised and stopped separately).
-    _, comp = union.components()
-    unit = comp[src]
-    n_units = int(comp.max()) + 1 if len(comp) else 0
-    unit_edges = np.bincount(unit, minlength=n_units).astype(np.float64)
-    g_of_unit = np.zeros(n_units, dtype=np.int64)
-    g_of_unit[unit] = gon[src]
-    sigma_flow = None
-    if measure == "gaussian":
-        # The bandwidth is fixed once, from the input graph, in units of each component's
-        # mean edge length (the flow renormalises to mean 1): re-estimating it on the flowed
-        # metric would chase the flow, and a fixed absolute value would break scale
-        # invariance.
-        sigma0 = gaussian_sigma(union, bandwidth, gon)
-        mean_w = np.bincount(unit, weights=w0, minlength=n_units) / np.maximum(
-            np.bincount(unit, minlength=n_units), 1
+    trace_range: list[np.ndarray] = []
+    trace_change: list[np.ndarray] = []
+    trace_conv: list[np.ndarray] = []
+    if previous:
+        # Continue: the state the earlier call left (components as flow units, which of
+        # them still move, the curvature of the next step, the flow's bandwidths).
+        states = [r._state for r in previous]
+        n_units_g = np.array([len(st["active"]) for st in states], dtype=np.int64)
+        unit_off = np.concatenate([[0], np.cumsum(n_units_g)])
+        unit = np.concatenate([st["unit"] + unit_off[i] for i, st in enumerate(states)])
+        n_units = int(unit_off[-1])
+        g_of_unit = np.repeat(np.arange(n_graphs), n_units_g)
+        active = np.concatenate([st["active"] for st in states]).astype(bool)
+        kappa = np.concatenate([st["kappa"] for st in states])
+        sigma_flow = (
+            np.concatenate([st["sigma"] for st in states]) if measure == "gaussian" else None
         )
-        node_mean = np.ones(union.n_nodes)
-        node_mean[src] = mean_w[unit]
-        opts["bandwidth"] = sigma0
-        sigma_flow = sigma0 / node_mean
-    arrays0 = curvature_arrays(union, **opts)
+        it0 = int(states[0]["n_iter"])
+        arrays0 = None
+        attrs["iterations"] += int(previous[0].attrs.get("iterations", it0))
+    else:
+        # Flow units: connected components of every graph (normalised and stopped
+        # separately).
+        _, comp = union.components()
+        unit = comp[src]
+        n_units = int(comp.max()) + 1 if len(comp) else 0
+        g_of_unit = np.zeros(n_units, dtype=np.int64)
+        g_of_unit[unit] = gon[src]
+        sigma_flow = None
+        if measure == "gaussian":
+            # The bandwidth is fixed once, from the input graph, in units of each
+            # component's mean edge length (the flow renormalises to mean 1):
+            # re-estimating it on the flowed metric would chase the flow, and a fixed
+            # absolute value would break scale invariance.
+            sigma0 = gaussian_sigma(union, bandwidth, gon)
+            mean_w = np.bincount(unit, weights=w0, minlength=n_units) / np.maximum(
+                np.bincount(unit, minlength=n_units), 1
+            )
+            node_mean = np.ones(union.n_nodes)
+            node_mean[src] = mean_w[unit]
+            opts["bandwidth"] = sigma0
+            sigma_flow = sigma0 / node_mean
+        arrays0 = curvature_arrays(union, **opts)
+        kappa = arrays0["kappa"]
+        it0 = 0
     if sigma_flow is not None:
         opts["bandwidth"] = sigma_flow
-    kappa = arrays0["kappa"]
+    unit_edges = np.bincount(unit, minlength=n_units).astype(np.float64)
     w = w0.copy()
 
     def ranges(kappa: np.ndarray) -> np.ndarray:
@@ -246,17 +310,18 @@ def ricci_flow(
             np.maximum.at(out, by[mask], values[mask])
         return out
 
-    # A component whose curvature is already flat (a single edge, a complete graph) does
-    # not move: its weights are a fixed point of the normalised flow.
-    rng0 = ranges(kappa)
-    active = rng0 >= delta
-    trace_range = [per_graph(rng0, g_of_unit, unit_edges > 0)]
-    trace_change = [np.zeros(n_graphs)]
-    trace_conv = [_graph_done(active, g_of_unit, n_graphs)]
+    if not previous:
+        # A component whose curvature is already flat (a single edge, a complete graph)
+        # does not move: its weights are a fixed point of the normalised flow.
+        rng0 = ranges(kappa)
+        active = rng0 >= delta
+        trace_range.append(per_graph(rng0, g_of_unit, unit_edges > 0))
+        trace_change.append(np.zeros(n_graphs))
+        trace_conv.append(_graph_done(active, g_of_unit, n_graphs))
     current = union
     arrays = arrays0
     stale = False
-    for it in progress(range(iterations), "Ricci flow", total=iterations):
+    for it in progress(range(it0, it0 + iterations), "Ricci flow", total=iterations):
         if not active.any():
             break  # every component was flat from the start
         move = active[unit]
@@ -301,26 +366,24 @@ def ricci_flow(
                 unit_edges = np.bincount(unit, minlength=n_units).astype(np.float64)
                 stale = True  # the next step uses the kept edges' curvature (as GRC does)
             current = union.with_weights(w)
+    n_new = len(trace_range) - (0 if previous else 1)
+    if previous and n_new == 0:
+        # Nothing moved (already converged, or iterations=0): the earlier results stand.
+        return _restructure(list(previous), keys)
     if stale:  # the flow ended right after a cut: curvature of the graph as it is now
         arrays = curvature_arrays(current, **opts)
         arrays["kappa"] = np.where(active[unit], arrays["kappa"], kappa)
-    attrs = {
-        "alpha": float(alpha),
-        "measure": measure,
-        "method": method,
-        "step": float(step),
-        "delta": float(delta),
-        "iterations": int(iterations),
-        "brainalign_version": __version__,
-    }
-    n_it = len(trace_range) - 1
+    n_iter = it0 + n_new
     results = []
     for i, g in enumerate(graphs):
         esl = slice(int(edge_off[i]), int(edge_off[i + 1]))
         nsl = slice(int(node_off[i]), int(node_off[i + 1]))
         flowed_graph = _piece(current, nsl, esl)
         flowed = build_result(flowed_graph, arrays, esl, nsl, attrs)
-        orig = build_result(g, arrays0, slice(*_orig_slice(graphs, i)), nsl, attrs)
+        if previous:
+            orig = previous[i].original
+        else:
+            orig = build_result(g, arrays0, slice(*_orig_slice(graphs, i)), nsl, attrs)
         weights = flowed.edges.copy(data=w[esl])
         weights.name = "flow_weight"
         weights.coords["weight"] = ("edge", w[esl])
@@ -330,14 +393,82 @@ def ricci_flow(
                 "max_weight_change": ("iteration", np.array([t[i] for t in trace_change])),
                 "converged": ("iteration", np.array([t[i] for t in trace_conv], dtype=bool)),
             },
-            coords={"iteration": np.arange(n_it + 1)},
+            coords={"iteration": np.arange(n_iter + 1 - len(trace_range), n_iter + 1)},
         )
-        results.append(RicciFlowResult(flowed_graph, weights, flowed, orig, trace, dict(attrs)))
+        if previous:
+            trace = xr.concat([previous[i].trace, trace], dim="iteration")
+        units_i = np.flatnonzero(g_of_unit == i)
+        state = {
+            "kappa": kappa[esl].copy(),
+            "unit": np.searchsorted(units_i, unit[esl]),
+            "active": active[units_i].copy(),
+            "sigma": None if sigma_flow is None else sigma_flow[nsl].copy(),
+            "n_iter": n_iter,
+            "params": dict(flow_params),
+        }
+        results.append(
+            RicciFlowResult(flowed_graph, weights, flowed, orig, trace, dict(attrs), state)
+        )
+    return _restructure(results, keys)
+
+
+def _restructure(results: list, keys: Any) -> Any:
     if keys is None:
         return results[0]
     if isinstance(keys, int):
         return results
     return dict(zip(keys, results, strict=True))
+
+
+def _previous_flows(graph: Any, params: dict) -> tuple[list, Any]:
+    """Return the earlier flows ``graph`` continues (empty when it holds graphs), and keys."""
+    if isinstance(graph, Mapping):
+        keys: Any = list(graph)
+        items = [graph[k] for k in keys]
+    elif isinstance(graph, (list, tuple)):
+        keys, items = len(graph), list(graph)
+    else:
+        keys, items = None, [graph]
+    is_flow = [isinstance(x, RicciFlowResult) for x in items]
+    if not any(is_flow):
+        return [], keys
+    if not all(is_flow):
+        raise ValueError(
+            "graph must hold either graphs or RicciFlowResults (to continue those flows), "
+            f"not both: got {sum(is_flow)} RicciFlowResult(s) among {len(items)} item(s)."
+        )
+    if any(r._state is None for r in items):
+        raise ValueError(
+            "graph holds a RicciFlowResult that carries no flow state (it was not returned "
+            "by ricci_flow), so its flow cannot be continued; pass its .graph to start a new "
+            "flow from its weights."
+        )
+    done = {int(r._state["n_iter"]) for r in items}
+    if len(done) > 1:
+        raise ValueError(
+            "flows continued together must have run the same number of iterations (the "
+            f"surgery schedule counts from the start of the flow); got {sorted(done)}."
+        )
+    for j, r in enumerate(items):
+        before = r._state["params"]
+        diff = [
+            f"{k}={params[k]!r} (the flow used {before[k]!r})"
+            for k in params
+            if not _same(params[k], before[k])
+        ]
+        if diff:
+            where = "" if keys is None else f" (item {j if isinstance(keys, int) else keys[j]!r})"
+            raise ValueError(
+                f"a continued flow must use the parameters of the flow it continues{where}; "
+                f"got {', '.join(diff)}."
+            )
+    return items, keys
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(np.asarray(a), np.asarray(b))
+    return a == b
 
 
 def _graph_done(active: np.ndarray, g_of_unit: np.ndarray, n_graphs: int) -> np.ndarray:
