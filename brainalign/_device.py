@@ -194,7 +194,9 @@ def as_tensor(arr: Any, device: torch.device, dtype: torch.dtype) -> torch.Tenso
         The values on the device.
     """
     arr = np.asarray(arr)
-    if not arr.flags.writeable:  # broadcast views and memory maps: torch needs a copy
+    # read-only (broadcast views, memory maps) or reversed (negative strides): torch needs
+    # a copy
+    if not arr.flags.writeable or any(st < 0 for st in arr.strides):
         arr = arr.copy()
     return torch.as_tensor(arr).to(device=device, dtype=dtype)
 

@@ -74,3 +74,12 @@ def test_to_tensor_rejects_strings():
 def test_to_numpy_passthrough():
     arr = np.ones(3)
     assert to_numpy(arr) is not None and np.array_equal(to_numpy(torch.ones(3)), arr)
+
+
+def test_as_tensor_copies_reversed_and_read_only_views():
+    from brainalign._device import as_tensor
+
+    x = np.arange(12.0).reshape(3, 4)
+    for view in (x[::-1], np.flip(x, axis=1), np.broadcast_to(x[0], (3, 4))):
+        t = as_tensor(view, torch.device("cpu"), torch.float64)
+        np.testing.assert_array_equal(t.numpy(), view)

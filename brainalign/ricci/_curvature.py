@@ -213,6 +213,11 @@ def _sinkhorn_edges(
         if stop - start > min_bucket:
             wider = np.searchsorted(sorted_size[start + min_bucket : stop], cap, side="right")
             stop = start + min_bucket + int(wider)
+        # ... and never past the budget at the padded width (min_bucket included: a hub
+        # among narrow problems would pad them all)
+        w_run = sorted_size[start:stop].astype(np.int64)
+        need = np.arange(1, stop - start + 1) * 8 * (6 * w_run * w_run + 4 * w_run)
+        stop = start + max(1, int(np.searchsorted(need, budget, side="right")))
         width = int(sorted_size[stop - 1])
         idx = order[start:stop]
         A, B, C, d = K.transport_problems(
@@ -385,6 +390,12 @@ def curvature_arrays(
         union, alpha, measure, exp_power, base, bandwidth
     )
     dev = resolve_device(device)
+    if dev.type == "mps" and (method == "sinkhorn" or paths == "device"):
+        raise ValueError(
+            f"method={method!r} with paths={paths!r} computes in float64 on the device, which "
+            "MPS does not support; use device='cpu' (method='exact' is the faster solver "
+            "there) or a CUDA device."
+        )
     if max_iter is None:
         max_iter = _CPU_MAX_ITER if dev.type == "cpu" else _CUDA_MAX_ITER
     blocks = _graph_blocks(union.n_nodes, graph_of_node)

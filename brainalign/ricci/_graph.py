@@ -281,6 +281,8 @@ def as_graph(x: Any, *, weight: str = "weight", name: str = "graph") -> Graph:
             f"{name} is an RDM, not a graph; build one with knn_graph(rdm, k=...) or "
             "epsilon_graph(rdm, eps=...)."
         )
+    if hasattr(x, "detach"):  # a torch tensor, on any device
+        x = x.detach().cpu().numpy()
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise TypeError(

@@ -127,3 +127,25 @@ def test_communities_of_an_edgeless_graph():
     flow = ricci_flow(nx.empty_graph(3), iterations=2)
     with pytest.raises(ValueError, match=r"flow has no edges \(3 isolated node\(s\)\)"):
         communities(flow)
+
+
+def test_float64_device_paths_refuse_mps(monkeypatch):
+    # MPS has no float64: the Sinkhorn solver and device shortest paths say so up front.
+    import torch
+
+    from brainalign.ricci import _curvature as C
+
+    monkeypatch.setattr(C, "resolve_device", lambda device: torch.device("mps"))
+    with pytest.raises(ValueError, match=r"method='sinkhorn'.*MPS does not support"):
+        ollivier_ricci(_karate(), method="sinkhorn", device="mps")
+    with pytest.raises(ValueError, match=r"paths='device'.*float64"):
+        ollivier_ricci(_karate(), paths="device", device="mps")
+
+
+def test_graph_from_a_torch_tensor():
+    import torch
+
+    adj = nx.to_numpy_array(_karate())
+    want = ollivier_ricci(adj).edges.values
+    got = ollivier_ricci(torch.tensor(adj, requires_grad=True)).edges.values
+    np.testing.assert_array_equal(got, want)

@@ -469,6 +469,38 @@ def test_sinkhorn_chunks_by_width_give_the_same_curvature(monkeypatch):
 
 
 @pytest.mark.usefixtures("_one_torch_thread")
+def test_sinkhorn_chunks_stay_within_the_memory_budget(monkeypatch):
+    # A hub among narrow problems: with a GPU's large minimum chunk every problem would be
+    # padded to the hub's width. Chunks must stay within the budget at their padded width.
+    from brainalign.ricci import _curvature as C
+    from brainalign.ricci import _kernels as KK
+
+    g = nx.random_regular_graph(4, 120, seed=1)
+    g.add_edges_from((120, v) for v in range(0, 120, 2))  # a hub of degree 60
+    budget = 2**20
+    monkeypatch.setattr(C, "_CPU_MIN_BUCKET", 8192)  # the CUDA value
+    monkeypatch.setattr(C, "_CPU_BUDGET", budget)
+    chunks = []
+    real = KK.transport_problems
+
+    def spy(*args):
+        chunks.append((len(args[5]), args[-1]))  # (problems, padded width)
+        return real(*args)
+
+    monkeypatch.setattr(KK, "transport_problems", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        approx = ollivier_ricci(g, method="sinkhorn", tol=2e-2, **CPU)
+        exact = ollivier_ricci(g, method="exact", **CPU)
+    assert sum(n for n, _ in chunks) == g.number_of_edges()
+    assert len(chunks) >= 2 and max(w for _, w in chunks) == 61
+    for n, w in chunks:
+        assert n == 1 or n * 8 * (6 * w * w + 4 * w) <= budget
+    err = np.abs(approx.edges.values - exact.edges.values).max()
+    assert err <= approx.attrs["max_error_bound"] + 1e-12
+
+
+@pytest.mark.usefixtures("_one_torch_thread")
 def test_sinkhorn_flow_close_to_exact_flow():
     g = _karate(weighted=True)
     exact = ricci_flow(g, iterations=3, **CPU)
