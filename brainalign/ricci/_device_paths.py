@@ -135,8 +135,7 @@ def sparse_ball_table(
 
     g = _DeviceGraph(indptr, indices, weights, r, dev)
     counts = np.empty(n, dtype=np.int64)
-    tgt_parts: list[np.ndarray] = []
-    dist_parts: list[np.ndarray] = []
+    parts: list = []
     chunk = max(1, min(n, table_cap // n))  # safe whatever the balls: rows hold <= n
     start = 0
     while start < n:
@@ -144,8 +143,8 @@ def sparse_ball_table(
         keys, dist, rounds = _chunk_balls(g, start, stop, table_cap, cand_cap, info)
         rows = torch.div(keys, n, rounding_mode="floor") - start
         counts[start:stop] = torch.bincount(rows, minlength=stop - start).cpu().numpy()
-        tgt_parts.append((keys - (rows + start) * n).cpu().numpy())
-        dist_parts.append(dist.cpu().numpy())
+        parts.append(((keys - (rows + start) * n).cpu().numpy(), dist.cpu().numpy()))
+        del keys, dist, rows
         info["chunks"] += 1
         info["rounds"] += rounds
         info["max_rounds"] = max(info["max_rounds"], rounds)
@@ -154,8 +153,7 @@ def sparse_ball_table(
         chunk = max(1, min(n, int(table_cap / (1.25 * mean_row))))
         start = stop
     np.cumsum(counts, out=bptr[1:])
-    btgt = np.concatenate(tgt_parts).astype(np.int64, copy=False)
-    bdist = np.concatenate(dist_parts).astype(np.float64, copy=False)
+    btgt, bdist = K.join_rows(parts, int(bptr[-1]))
     info["tuples"] = int(bptr[-1])
     if stats is not None:
         stats.update(info)

@@ -146,7 +146,8 @@ def _balls(indptr, indices, weights, radius, start, stop):  # pragma: no cover -
         for q in range(n_touched):
             dist[touched[q]] = np.inf
             seen[touched[q]] = False
-    return counts, out_t[:total], out_d[:total]
+    # trimmed copies: the slices would keep the (up to twice larger) buffers alive
+    return counts, out_t[:total].copy(), out_d[:total].copy()
 
 
 def _lookup(bptr, btgt, bdist, u, v):  # pragma: no cover - compiled by numba
@@ -773,9 +774,26 @@ def ball_table(
     counts = np.concatenate([p[0] for p in parts])
     bptr = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=bptr[1:])
-    btgt = np.concatenate([p[1] for p in parts])
-    bdist = np.concatenate([p[2] for p in parts])
-    return bptr, btgt, bdist
+    return bptr, *join_rows(parts, int(bptr[-1]), 1)
+
+
+def join_rows(parts: list, total: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate the (targets, distances) of row chunks, freeing each chunk once copied.
+
+    ``np.concatenate`` would hold every chunk and the result at once: twice the table, which
+    is the largest array of a curvature computation (about 10 GB at n = 100,000).
+    """
+    btgt = np.empty(total, dtype=np.int64)
+    bdist = np.empty(total)
+    pos = 0
+    for i, part in enumerate(parts):
+        t, d = part[first], part[first + 1]
+        btgt[pos : pos + len(t)] = t
+        bdist[pos : pos + len(d)] = d
+        pos += len(t)
+        parts[i] = None
+        del part, t, d
+    return btgt, bdist
 
 
 def curvature_exact(
