@@ -190,9 +190,21 @@ def _sinkhorn_edges(
     there are solved exactly (on the CPU), so every returned curvature is within ``tol``
     of the exact one.
     """
+    # W1 is symmetric: orient every edge from its higher-degree end, so a problem is
+    # (deg x + 1) x (deg y + 1) with the long side first, and pad the two sides apart (an
+    # edge at a hub of a k-NN graph is long and thin, not square).
     deg = graph.degree
-    size = np.maximum(deg[src], deg[dst]) + 1
-    order = np.argsort(size, kind="stable")
+    flip = deg[src] < deg[dst]
+    s_or = np.where(flip, dst, src)
+    d_or = np.where(flip, src, dst)
+    size_a = deg[s_or] + 1
+    size_b = deg[d_or] + 1
+    # chunks: widths within a factor _WIDTH_RATIO on each side (geometric buckets of the
+    # long side, then runs of the short side), unless a chunk would hold fewer than
+    # min_bucket problems, and never past the memory budget at the padded widths
+    bucket = np.floor(np.log(size_a) / math.log(_WIDTH_RATIO)).astype(np.int64)
+    order = np.lexsort((size_b, bucket))
+    sa, sb, bk = size_a[order], size_b[order], bucket[order]
     e = len(src)
     kappa = np.empty(e)
     dgx = np.empty(e)
@@ -201,24 +213,17 @@ def _sinkhorn_edges(
     dtype = torch.float64
     budget = _CPU_BUDGET if dev.type == "cpu" else _CUDA_BUDGET
     min_bucket = _CPU_MIN_BUCKET if dev.type == "cpu" else _CUDA_MIN_BUCKET
-    sorted_size = size[order]
     start = 0
     while start < e:
-        # Problems are padded to the widest of their chunk and a sweep costs width**2 per
-        # problem: a chunk ends where the widths pass 1.5 times its first (unless it would
-        # hold fewer than min_bucket problems), and its size is set from that width.
-        cap = min(int(sorted_size[-1]), math.ceil(_WIDTH_RATIO * int(sorted_size[start])))
-        per_edge = 8 * (6 * cap * cap + 4 * cap)
-        stop = min(e, start + max(1, budget // per_edge))
-        if stop - start > min_bucket:
-            wider = np.searchsorted(sorted_size[start + min_bucket : stop], cap, side="right")
-            stop = start + min_bucket + int(wider)
-        # ... and never past the budget at the padded width (min_bucket included: a hub
-        # among narrow problems would pad them all)
-        w_run = sorted_size[start:stop].astype(np.int64)
-        need = np.arange(1, stop - start + 1) * 8 * (6 * w_run * w_run + 4 * w_run)
+        end_bucket = int(np.searchsorted(bk, bk[start], side="right"))
+        cap_b = math.ceil(_WIDTH_RATIO * int(sb[start]))
+        stop = start + int(np.searchsorted(sb[start:end_bucket], cap_b, side="right"))
+        if stop - start < min_bucket:
+            stop = min(e, start + min_bucket)
+        wa_run = np.maximum.accumulate(sa[start:stop].astype(np.int64))
+        wb_run = np.maximum.accumulate(sb[start:stop].astype(np.int64))
+        need = np.arange(1, stop - start + 1) * 8 * (6 * wa_run * wb_run + 2 * (wa_run + wb_run))
         stop = start + max(1, int(np.searchsorted(need, budget, side="right")))
-        width = int(sorted_size[stop - 1])
         idx = order[start:stop]
         A, B, C, d = K.transport_problems(
             graph.indptr,
@@ -226,11 +231,12 @@ def _sinkhorn_edges(
             mass_nbr,
             mass_self,
             table,
-            src[idx],
-            dst[idx],
+            s_or[idx],
+            d_or[idx],
             0,
             len(idx),
-            width,
+            int(sa[start:stop].max()),
+            int(sb[start:stop].max()),
         )
         w_val, g_val = _sinkhorn_batch(A, B, C, d, dev, dtype, epsilon, max_iter, tol)
         dgx[idx] = d

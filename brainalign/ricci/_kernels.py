@@ -609,10 +609,13 @@ def _fill_problems(
 ):  # pragma: no cover - compiled by numba
     """Fill padded reduced transport problems of edges ``[start, stop)`` (device solver).
 
-    ``A[e]``/``B[e]`` hold the supplies/demands (zero padding); ``C[e]`` the costs (zero
-    padding); rows ``e - start`` of the outputs.
+    ``A[e]``/``B[e]`` hold the supplies/demands (zero padding; widths ``A.shape[1]`` and
+    ``B.shape[1]`` at least the degree + 1 of ``src[e]`` and ``dst[e]``); ``C[e]`` the costs
+    (zero padding); rows ``e - start`` of the outputs.
     """
-    maxdeg = A.shape[1]
+    wa = A.shape[1]
+    wb = B.shape[1]
+    maxdeg = max(wa, wb)
     sx = np.empty(maxdeg, dtype=np.int64)
     sy = np.empty(maxdeg, dtype=np.int64)
     mx = np.empty(maxdeg)
@@ -629,11 +632,12 @@ def _fill_problems(
         m, n = _reduced_problem(
             indptr, indices, mass_nbr, mass_self, x, y, sx, mx, sy, my, su, a, sv, b
         )
-        for i in range(maxdeg):
+        for i in range(wa):
             A[r, i] = a[i] if i < m else 0.0
-            B[r, i] = b[i] if i < n else 0.0
-            for j in range(maxdeg):
+            for j in range(wb):
                 C[r, i, j] = _lookup(bptr, btgt, bdist, su[i], sv[j]) if i < m and j < n else 0.0
+        for j in range(wb):
+            B[r, j] = b[j] if j < n else 0.0
 
 
 def _find(parent, u):  # pragma: no cover - compiled by numba
@@ -827,14 +831,17 @@ def curvature_exact(
 
 
 def transport_problems(
-    indptr, indices, mass_nbr, mass_self, table, src, dst, start, stop, width
+    indptr, indices, mass_nbr, mass_self, table, src, dst, start, stop, width_a, width_b
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Build padded reduced problems ``(A, B, C, d_G)`` of edges ``[start, stop)``."""
+    """Build padded reduced problems ``(A, B, C, d_G)`` of edges ``[start, stop)``.
+
+    ``width_a`` / ``width_b``: at least the largest degree + 1 of the ``src`` / ``dst`` ends.
+    """
     bptr, btgt, bdist = table
     e = stop - start
-    A = np.empty((e, width))
-    B = np.empty((e, width))
-    C = np.empty((e, width, width))
+    A = np.empty((e, width_a))
+    B = np.empty((e, width_b))
+    C = np.empty((e, width_a, width_b))
     dgx = np.empty(e)
     kernel = _numba("_fill_problems")
 
