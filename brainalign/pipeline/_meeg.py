@@ -233,17 +233,11 @@ def compute_time_course(
         Entry name → Dataset over ``time`` (``similarity``, ``p_value``,
         ``p_value_corrected``, ``band_low``, ``band_high``).
     """
-    from brainalign.pipeline._run import _get_models, model_metric
+    from brainalign.pipeline._run import unit_models
     from brainalign.rsa import time_resolved
 
     params = spec["analyses"]["time_resolved"]
-    model_key, rdms = _get_models(
-        cache,
-        unit.model,
-        spec["models"][unit.model],
-        brain["rdm"],
-        model_metric(spec["analyses"]["rsa"]),
-    )
+    model_key, rdms = unit_models(cache, spec, unit, brain)
     key = _time_course_key(spec, brain_key, model_key)
     cached = cache.get("time_course", key)
     if cached is not None:

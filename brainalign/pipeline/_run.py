@@ -627,6 +627,19 @@ def _get_models(
     return key, rdms
 
 
+def unit_models(
+    cache: Cache, spec: dict[str, Any], unit: Unit, brain: dict[str, Any]
+) -> tuple[str, dict[str, xr.DataArray]]:
+    """Get the RDMs of a unit's model over its brain's stimuli, in the RSA's model metric."""
+    return _get_models(
+        cache,
+        unit.model,
+        spec["models"][unit.model],
+        brain["rdm"],
+        model_metric(spec["analyses"]["rsa"]),
+    )
+
+
 def _compute_searchlight(
     cache: Cache, spec: dict[str, Any], unit: Unit, brain_key: str, brain: dict[str, Any]
 ) -> dict[str, xr.DataArray]:
@@ -634,13 +647,7 @@ def _compute_searchlight(
     from brainalign import rsa
 
     params = spec["analyses"]["searchlight"]
-    model_key, rdms = _get_models(
-        cache,
-        unit.model,
-        spec["models"][unit.model],
-        brain["rdm"],
-        model_metric(spec["analyses"]["rsa"]),
-    )
+    model_key, rdms = unit_models(cache, spec, unit, brain)
     key = content_key({"brain": brain_key, "model": model_key, "searchlight": params})
     cached = cache.get("searchlight", key)
     if cached is not None:
@@ -667,9 +674,7 @@ def _compute_unit(
     from brainalign import rsa
 
     params = spec["analyses"]["rsa"]
-    model_key, rdms = _get_models(
-        cache, unit.model, spec["models"][unit.model], brain["rdm"], model_metric(params)
-    )
+    model_key, rdms = unit_models(cache, spec, unit, brain)
     unit_key = _unit_key(brain_key, model_key, params, spec["seed"])
     cached = cache.get("unit", unit_key)
     if cached is not None:

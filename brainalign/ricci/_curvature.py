@@ -20,7 +20,7 @@ from brainalign._device import resolve_device
 from brainalign._logging import warn
 from brainalign._version import __version__
 from brainalign.ricci import _kernels as K
-from brainalign.ricci._device_paths import _CPU_BUDGET, _CUDA_BUDGET, sparse_ball_table
+from brainalign.ricci._device_paths import memory_budget, sparse_ball_table
 from brainalign.ricci._graph import Graph, disjoint_union, graphs_of
 
 MEASURES = ("grc", "uniform", "gaussian")
@@ -211,7 +211,7 @@ def _sinkhorn_edges(
     wdist = np.empty(e)
     gap = np.zeros(e)
     dtype = torch.float64
-    budget = _CPU_BUDGET if dev.type == "cpu" else _CUDA_BUDGET
+    budget = memory_budget(dev)
     min_bucket = _CPU_MIN_BUCKET if dev.type == "cpu" else _CUDA_MIN_BUCKET
     start = 0
     while start < e:
@@ -252,7 +252,7 @@ def _sinkhorn_edges(
         gap[polish] = 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
         kappa = np.where(dgx < K.EPSILON, 0.0, 1.0 - wdist / dgx)
-    info = {"max_gap": float(gap.max()) if e else 0.0, "n_exact": len(polish), "exact": polish}
+    info = {"max_gap": float(gap.max()) if e else 0.0, "n_exact": len(polish)}
     return kappa, dgx, wdist, info
 
 
@@ -405,13 +405,11 @@ def curvature_arrays(
     if max_iter is None:
         max_iter = _CPU_MAX_ITER if dev.type == "cpu" else _CUDA_MAX_ITER
     blocks = _graph_blocks(union.n_nodes, graph_of_node)
+    dense_fits = int(np.diff(blocks).max(initial=0)) <= _DEVICE_APSP_MAX
     on_device = paths == "device" or (
-        paths == "auto"
-        and method == "sinkhorn"
-        and dev.type != "cpu"
-        and int(np.diff(blocks).max(initial=0)) <= _DEVICE_APSP_MAX
+        paths == "auto" and method == "sinkhorn" and dev.type != "cpu" and dense_fits
     )
-    if on_device and int(np.diff(blocks).max(initial=0)) <= _DEVICE_APSP_MAX:
+    if on_device and dense_fits:
         table = device_distance_table(union, blocks, dev)
     elif on_device:  # too large for dense n x n tables: sparse, bounded, on the device
         table = sparse_ball_table(union.indptr, union.indices, union.weights, dev)
@@ -466,7 +464,7 @@ def device_distance_table(
     btgt = np.empty(int(bptr[-1]), dtype=np.int64)
     bdist = np.empty(int(bptr[-1]))
     rows = union.rows()
-    budget = _CPU_BUDGET if dev.type == "cpu" else _CUDA_BUDGET
+    budget = memory_budget(dev)
     for size in np.unique(sizes[sizes > 0]):
         which = np.flatnonzero(sizes == size)
         per_graph = max(1, budget // (3 * 8 * int(size) ** 2))

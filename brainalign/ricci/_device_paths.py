@@ -19,6 +19,13 @@ from brainalign.ricci import _kernels as K
 # Device memory used at once by the batched kernels (also the Sinkhorn chunks).
 _CPU_BUDGET = 256 * 2**20
 _CUDA_BUDGET = 2 * 2**30
+
+
+def memory_budget(dev: torch.device) -> int:
+    """Bytes the batched kernels may use at once on ``dev``."""
+    return _CPU_BUDGET if dev.type == "cpu" else _CUDA_BUDGET
+
+
 # Approximate peak bytes of one stored tuple (key and distance, the merged copy, masks and
 # search positions) and of one relaxation candidate (expansion indices, key, distance,
 # sort and reduction temporaries). Half the budget goes to each.
@@ -116,7 +123,7 @@ def sparse_ball_table(
     else:
         r = np.array(np.broadcast_to(np.asarray(radius, dtype=np.float64), (n,)))
     if budget is None:
-        budget = _CPU_BUDGET if dev.type == "cpu" else _CUDA_BUDGET
+        budget = memory_budget(dev)
     table_cap = max(1, int(budget) // (2 * _TABLE_BYTES))
     cand_cap = max(1, int(budget) // (2 * _CANDIDATE_BYTES))
     info = {
@@ -135,7 +142,7 @@ def sparse_ball_table(
 
     g = _DeviceGraph(indptr, indices, weights, r, dev)
     counts = np.empty(n, dtype=np.int64)
-    parts: list = []
+    parts: list = []  # per chunk: (targets, distances)
     chunk = max(1, min(n, table_cap // n))  # safe whatever the balls: rows hold <= n
     start = 0
     while start < n:

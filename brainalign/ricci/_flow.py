@@ -204,15 +204,6 @@ def ricci_flow(
             raise ValueError(
                 f"surgery must be a (callable, every) pair with every >= 1, got {surgery!r}."
             )
-    attrs = {
-        "alpha": float(alpha),
-        "measure": measure,
-        "method": method,
-        "step": float(step),
-        "delta": float(delta),
-        "iterations": int(iterations),
-        "brainalign_version": __version__,
-    }
     flow_params = {
         "step": float(step),
         "delta": float(delta),
@@ -224,6 +215,8 @@ def ricci_flow(
         "bandwidth": bandwidth,
         "epsilon": float(epsilon),
     }
+    attrs = {k: flow_params[k] for k in ("alpha", "measure", "method", "step", "delta")}
+    attrs.update(iterations=int(iterations), brainalign_version=__version__)
     previous, keys = _previous_flows(graph, flow_params)
     if previous:
         graphs = [r.graph for r in previous]

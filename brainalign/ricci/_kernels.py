@@ -778,10 +778,11 @@ def ball_table(
     counts = np.concatenate([p[0] for p in parts])
     bptr = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=bptr[1:])
-    return bptr, *join_rows(parts, int(bptr[-1]), 1)
+    parts = [p[1:] for p in parts]  # the counts are in bptr
+    return bptr, *join_rows(parts, int(bptr[-1]))
 
 
-def join_rows(parts: list, total: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def join_rows(parts: list, total: int) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate the (targets, distances) of row chunks, freeing each chunk once copied.
 
     ``np.concatenate`` would hold every chunk and the result at once: twice the table, which
@@ -790,13 +791,12 @@ def join_rows(parts: list, total: int, first: int = 0) -> tuple[np.ndarray, np.n
     btgt = np.empty(total, dtype=np.int64)
     bdist = np.empty(total)
     pos = 0
-    for i, part in enumerate(parts):
-        t, d = part[first], part[first + 1]
+    for i, (t, d) in enumerate(parts):
         btgt[pos : pos + len(t)] = t
         bdist[pos : pos + len(d)] = d
         pos += len(t)
         parts[i] = None
-        del part, t, d
+        del t, d
     return btgt, bdist
 
 

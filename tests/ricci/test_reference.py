@@ -473,13 +473,14 @@ def test_sinkhorn_chunks_stay_within_the_memory_budget(monkeypatch):
     # A hub among narrow problems: with a GPU's large minimum chunk every problem would be
     # padded to the hub's width. Chunks must stay within the budget at their padded width.
     from brainalign.ricci import _curvature as C
+    from brainalign.ricci import _device_paths as D
     from brainalign.ricci import _kernels as KK
 
     g = nx.random_regular_graph(4, 120, seed=1)
     g.add_edges_from((120, v) for v in range(0, 120, 2))  # a hub of degree 60
     budget = 2**20
     monkeypatch.setattr(C, "_CPU_MIN_BUCKET", 8192)  # the CUDA value
-    monkeypatch.setattr(C, "_CPU_BUDGET", budget)
+    monkeypatch.setattr(D, "_CPU_BUDGET", budget)
     chunks = []
     real = KK.transport_problems
 
