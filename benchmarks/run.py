@@ -10,7 +10,11 @@ HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
     for script in sorted(HERE.glob("*.py")):
-        if script.name in ("run.py", "trsa_evaluation.py") or script.name.startswith("_"):
+        if script.name in (
+            "run.py",
+            "trsa_evaluation.py",
+            "calibration.py",
+        ) or script.name.startswith("_"):
             continue
         print(f"\n== {script.name}")
         sys.argv = [str(script), *sys.argv[1:]]

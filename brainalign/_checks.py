@@ -283,6 +283,36 @@ def check_not_constant(
         )
 
 
+def check_min_stimuli(ids: Sequence[Any], what: str, minimum: int = 3) -> None:
+    """Raise when fewer than ``minimum`` stimuli are given, naming them.
+
+    Parameters
+    ----------
+    ids : sequence
+        The stimulus ids.
+    what : str
+        What needs them, e.g. ``"comparing RDMs"``.
+    minimum : int
+        The fewest stimuli accepted.
+
+    Raises
+    ------
+    ValueError
+        Saying how many dissimilarities an RDM of that many stimuli has, how many stimuli
+        are needed and which were received.
+    """
+    n = len(ids)
+    if n >= minimum:
+        return
+    pairs = n * (n - 1) // 2
+    raise ValueError(
+        f"An RDM of {n} stimul{'us' if n == 1 else 'i'} has {pairs} "
+        f"dissimilarit{'y' if pairs == 1 else 'ies'}; "
+        f"{what} needs at least {minimum} stimuli ({minimum * (minimum - 1) // 2} pairs); "
+        f"got {n}: [{_fmt_list(ids)}]."
+    )
+
+
 def check_dims(
     da: Any,
     name: str,

@@ -88,3 +88,22 @@ def test_check_dims():
         check_dims(da, "x", one_of=("trial", "time"))
     with pytest.raises(SchemaError, match=r"x must have 3 dims, got 2"):
         check_dims(da, "x", ndim=3)
+
+
+@pytest.mark.parametrize(
+    ("ids", "match"),
+    [
+        (
+            ["a", "b"],
+            r"An RDM of 2 stimuli has 1 dissimilarity; comparing RDMs needs at least 3 "
+            r"stimuli \(3 pairs\); got 2: \['a', 'b'\]\.",
+        ),
+        (["a"], r"An RDM of 1 stimulus has 0 dissimilarities; .*got 1: \['a'\]\."),
+    ],
+)
+def test_check_min_stimuli_names_the_stimuli(ids, match):
+    from brainalign._checks import check_min_stimuli
+
+    with pytest.raises(ValueError, match=match):
+        check_min_stimuli(ids, "comparing RDMs")
+    check_min_stimuli([*ids, "c", "d"][:3], "comparing RDMs")  # 3 stimuli pass

@@ -282,3 +282,100 @@ def test_meeg_file_spec_checks_types_and_suffix(tmp_path):
         load_spec(spec(path=str(good), picks=[1]))
     ok = load_spec(spec(path=str(good), event_id=["face", "house"]))
     assert ok["brain"]["b"]["event_id"] == ["face", "house"]
+
+
+def _nan_recording(tmp_path):
+    """The shipped EEG (first 12 s) with NaN samples inside the first event's epoch."""
+    raw = mne.io.read_raw_fif(FIF, preload=True, verbose="error").crop(0, 12)
+    events = mne.find_events(raw, verbose="error")
+    sample = int(events[0, 0] - raw.first_samp) + 10  # 78 ms after the first event (128 Hz)
+    ch = mne.pick_types(raw.info, eeg=True)[3]
+    raw._data[ch, sample : sample + 3] = np.nan
+    path = tmp_path / "nan_raw.fif"
+    raw.save(path, verbose="error")
+    man = ba.datasets.get_manifest("eeg_haxby_sim")
+    present = set(events[:, 2])
+    event_id = {k: v for k, v in man["event_id"].items() if v in present}
+    first = next(k for k, v in event_id.items() if v == events[0, 2])
+    return path, event_id, first, raw.ch_names[ch], len(events)
+
+
+def _nan_spec(path, event_id, **extra):
+    return {
+        "name": "nan_epochs",
+        "brain": {
+            "rec": {
+                "dataset": "meeg_file",
+                "path": str(path),
+                "event_id": event_id,
+                "tmin": -0.1,
+                "tmax": 0.3,
+                "baseline": [None, 0],
+                "picks": "eeg",
+                **extra,
+            }
+        },
+        "models": {"net": {"kind": "random_network"}},
+        "analyses": {"rsa": {"n_bootstrap": 0}, "time_resolved": {"n_permutations": 20}},
+    }
+
+
+def test_nan_samples_are_refused_by_default(tmp_path):
+    # they used to be averaged away by the window's time average without a word
+    from brainalign.pipeline._meeg import load_meeg
+
+    path, event_id, first, channel, n = _nan_recording(tmp_path)
+    src = load_spec(_nan_spec(path, event_id))["brain"]["rec"]
+    with pytest.raises(
+        ValueError,
+        match=rf"M/EEG source 'meeg_file' \(nan_raw\.fif\): 1 of {n} epochs hold NaN samples "
+        rf"\(per stimulus: {first}: 1; channels with NaN, in how many epochs: {channel} \(1\); "
+        rf"first: epoch 0, stimulus '{first}'\).*Set on_nan: drop_epochs",
+    ):
+        load_meeg(src)
+    with pytest.raises(ValueError, match=r"1 of \d+ epochs hold NaN samples"):
+        ba.run(_nan_spec(path, event_id), out=tmp_path / "out")
+
+
+def test_nan_epochs_dropped_on_request_are_counted_in_results_and_report(tmp_path):
+    path, event_id, first, channel, n = _nan_recording(tmp_path)
+    res = ba.run(_nan_spec(path, event_id, on_nan="drop_epochs"), out=tmp_path / "out")
+    attrs = res.tree["brain/rec"].attrs
+    assert attrs["n_epochs_dropped_nan"] == 1
+    assert f"1 of {n} epochs held NaN samples and were left out" in attrs["epochs_dropped_nan"]
+    assert f"per stimulus: {first}: 1; channels: {channel} (1)" in attrs["epochs_dropped_nan"]
+    html = res.report.read_text()
+    assert "NaN samples: 1 of" in html and "on_nan: drop_epochs" in html
+    rdm = res.tree["brain/rec"].to_dataset()["rdm"]
+    assert np.isfinite(rdm.values).all()
+    # the same as averaging the other epochs by hand
+    with pytest.warns(UserWarning, match=rf"1 of 14 channels hold NaN values \({channel}: 3 of"):
+        epochs = load_epochs(
+            path, event_id=event_id, tmin=-0.1, tmax=0.3, baseline=(None, 0), picks="eeg"
+        )
+    clean = epochs.isel(trial=slice(1, None))
+    expected = rsa.rdm(
+        ba.average_trials(clean).sel(stimulus=list(event_id), time=slice(0.0, None)).mean("time"),
+        "correlation",
+    )
+    np.testing.assert_allclose(rdm.values, expected.values, atol=1e-10)
+    ds = res.tree["time_course/rec"].to_dataset()
+    assert ds.similarity.notnull().all()
+
+
+def test_on_nan_spec_values():
+    def spec(source):
+        return yaml.safe_load(BASE.replace("{dataset: eeg_haxby_sim}", source))
+
+    with pytest.raises(
+        SpecError,
+        match=r"brain\.eeg\.on_nan: invalid value 'drop_epoch'; allowed: 'error', 'drop_epochs'\. "
+        r"Did you mean 'drop_epochs'\?",
+    ):
+        load_spec(spec("{dataset: eeg_haxby_sim, on_nan: drop_epoch}"))
+    with pytest.raises(SpecError, match=r"brain\.eeg\.on_nan: is an M/EEG option"):
+        load_spec(spec("{dataset: haxby2001, on_nan: error}"))
+    assert (
+        load_spec(spec("{dataset: eeg_haxby_sim, on_nan: drop_epochs}"))["brain"]["eeg"]["on_nan"]
+        == "drop_epochs"
+    )

@@ -55,6 +55,7 @@ def test_kill_then_resume(tmp_path):
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)  # hard interruption, no clean-up
     proc.wait()
+    proc.stderr.close()
     assert not (out / "results.nc").exists()  # the run did not get to the end
     finished = {p: p.stat().st_mtime_ns for p in cache.glob("unit-*.nc")}
     assert 1 <= len(finished) < 3

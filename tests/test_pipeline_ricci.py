@@ -27,7 +27,7 @@ models:
   net2: {kind: random_network, n_layers: 2, seed: 1}
 analyses:
   rsa: {n_permutations: 10, split_half: false}
-  ricci: {k: 3, n_permutations: 30, n_rewire: 4, flow_iterations: 10, community_method: louvain}
+  ricci: {k: 3, n_permutations: 30, n_bootstrap: 4, flow_iterations: 10, community_method: louvain}
 """
 
 
@@ -52,21 +52,29 @@ def test_ricci_results_match_the_api(ricci_run):
         "community_ari", "community_nmi", "modularity_a", "modularity_b",
     ):  # fmt: skip
         assert var in ds and ds[var].dims == ("system_a", "system_b")
-        if not var.startswith("modularity"):
-            assert f"{var}_p" in ds
+    # p-values only where the null is brain-model independence (stimulus permutations);
+    # the distribution distances are descriptive, with bootstrap intervals (issue 17).
+    for var in ("node_correlation", "community_ari", "community_nmi"):
+        assert f"{var}_p" in ds and ds[var].attrs["inference"] == "permutation test"
+        assert ds[f"{var}_p"].attrs["null"] == "permutation"
+    for var in ("edge_wasserstein", "edge_ks", "node_wasserstein", "node_ks"):
+        assert f"{var}_p" not in ds and ds[var].attrs["inference"] == "descriptive"
+        lo, hi = ds[f"{var}_ci_lower"].values, ds[f"{var}_ci_upper"].values
+        assert np.isfinite(lo).all() and (lo <= hi).all()
+    assert not [v for v in ds.data_vars if "rewir" in v or "rewir" in str(ds[v].attrs)]
     # The categorical model has zero dissimilarities (no graph): left out, with a note.
     assert list(ds.system_a.values) == ["vt"]
     assert list(ds.system_b.values) == ["net", "net2"]
-    assert ds.attrs["k"] == 3 and ds.attrs["n_rewire"] == 4
+    assert ds.attrs["k"] == 3 and ds.attrs["n_bootstrap"] == 4 and "n_rewire" not in ds.attrs
     # One compare() call on the stored RDMs gives the same numbers.
     brain = res.tree["brain/vt"].dataset.rdm
     models = res.tree["models/vt"].dataset.rdm
     ref = ricci.compare(
         {"vt": brain},
         {m: models.sel(model=m).drop_vars("model").astype(np.float64) for m in ("net", "net2")},
-        k=3, n_permutations=30, n_rewire=4, flow_iterations=10, community_method="louvain",
+        k=3, n_permutations=30, n_bootstrap=4, flow_iterations=10, community_method="louvain",
     )  # fmt: skip
-    for var in ("node_correlation", "edge_wasserstein", "node_ks"):
+    for var in ("node_correlation", "edge_wasserstein", "node_ks", "node_ks_ci_upper"):
         np.testing.assert_allclose(ds[var].values, ref[var].values, rtol=1e-4, atol=1e-5)
     # The figures' numbers: the brain and its best model entry, communities consistent
     # with compare's modularity.
@@ -96,6 +104,11 @@ def test_ricci_report_section(ricci_run):
     ):
         assert title in html, title
     assert "Left out of the curvature comparison: cats" in html
+    # Stars and p only for the permutation-tested statistics; the distances are labelled
+    # descriptive, with intervals, and the rewiring null is gone (issue 17).
+    assert "rewir" not in html
+    assert "edge_wasserstein (descriptive)" in html and "edge_wasserstein 95 % CI" in html
+    assert "edge_wasserstein p" not in html and "node_correlation p" in html
 
 
 def test_ricci_is_cached(ricci_run, tmp_path):
@@ -119,9 +132,14 @@ def test_ricci_is_cached(ricci_run, tmp_path):
         ("k: 3,", "k: 3, method: sinkorn,", r"analyses\.ricci\.method: invalid value 'sinkorn'"),
         ("community_method: louvain", "community_method: leiden",
          r"analyses\.ricci\.community_method: invalid value 'leiden'"),
-        ("n_rewire: 4", "n_rewire: -1", r"analyses\.ricci\.n_rewire: must be >= 0, got -1"),
-        ("n_rewire: 4", "n_rewires: 4",
-         r"analyses\.ricci\.n_rewires: unknown key 'n_rewires'.*Did you mean 'n_rewire'"),
+        ("n_bootstrap: 4", "n_bootstrap: -1",
+         r"analyses\.ricci\.n_bootstrap: must be >= 0, got -1"),
+        ("n_bootstrap: 4", "n_bootstraps: 4",
+         r"analyses\.ricci\.n_bootstraps: unknown key 'n_bootstraps'.*Did you mean "
+         r"'n_bootstrap'"),
+        ("n_bootstrap: 4", "n_rewire: 4",
+         r"analyses\.ricci\.n_rewire: was removed: the degree-preserving rewiring null does "
+         r"not test brain-model correspondence.*use n_bootstrap: N instead"),
         ("k: 3,", "k: 3.5,", r"analyses\.ricci\.k: must be an integer, got float 3\.5"),
     ],
 )  # fmt: skip
@@ -143,7 +161,7 @@ def test_ricci_defaults():
     )
     assert spec["analyses"]["ricci"] == {
         "k": 10, "alpha": 0.5, "measure": "gaussian", "method": "exact", "flow_iterations": 20,
-        "community_method": "cut", "n_permutations": 200, "n_rewire": 20,
+        "community_method": "cut", "n_permutations": 200, "n_bootstrap": 50,
     }  # fmt: skip
 
 
@@ -202,3 +220,28 @@ def test_plot_functions_on_their_own():
     assert "lower = more alike" in ax.get_title()
     with pytest.raises(ba.SchemaError, match=r"statistic must be a variable of ds.*'edge_kz'"):
         ricci.plot_compare(ds, "edge_kz")
+
+
+def test_plot_compare_never_stars_descriptive_statistics():
+    """Issue 17: a distance shows its interval, never stars, even beside an old rewiring p."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    cells = (("system_a", "system_b"), [[0.12, 0.3]])
+    ds = xr.Dataset(
+        {
+            "edge_wasserstein": xr.DataArray(
+                cells[1], dims=cells[0], attrs={"inference": "descriptive", "more_alike": "lower"}
+            ),
+            "edge_wasserstein_ci_lower": (cells[0], [[0.08, 0.2]]),
+            "edge_wasserstein_ci_upper": (cells[0], [[0.17, np.nan]]),
+            # results.nc written before the change: a p from the rewiring null
+            "edge_wasserstein_p": xr.DataArray(
+                [[0.001, 0.001]], dims=cells[0], attrs={"null": "rewire", "alternative": "less"}
+            ),
+        },
+        coords={"system_a": ["VT"], "system_b": ["L1", "L2"]},
+    )
+    ax = ricci.plot_compare(ds, "edge_wasserstein")
+    assert [t.get_text() for t in ax.texts] == ["0.12\n[0.08, 0.17]", "0.30"]
+    assert "lower = more alike" in ax.get_title() and "[interval]" in ax.get_title()

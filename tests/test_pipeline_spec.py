@@ -1,4 +1,5 @@
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -120,7 +121,7 @@ def test_judgments_vs_text_model_pipeline(tmp_path):
     from scipy.spatial.distance import squareform
     from scipy.stats import spearmanr
 
-    spec = yaml.safe_load(open("pipelines/minilm_simlex.yaml"))
+    spec = yaml.safe_load(Path("pipelines/minilm_simlex.yaml").read_text())
     spec["models"]["minilm"]["layers"] = ["hidden_states.0", "hidden_states.6"]
     spec["analyses"]["rsa"]["n_permutations"] = 50
     res = ba.run(spec, out=tmp_path)
@@ -154,7 +155,7 @@ def test_judgments_vs_text_model_pipeline(tmp_path):
     # provenance: the judgments file's sha256 (hashlib on the shipped file)
     import hashlib
 
-    sha = hashlib.sha256(open("datasets/word_similarity/simlex999.txt", "rb").read()).hexdigest()
+    sha = hashlib.sha256(Path("datasets/word_similarity/simlex999.txt").read_bytes()).hexdigest()
     assert f"<tr><th>sha256 simlex999</th><td>{sha}</td></tr>" in html
 
 

@@ -198,6 +198,72 @@ def _tree_from_mapping(mapping: Mapping[str, Any]) -> xr.DataTree:
     return xr.DataTree(children={k: node(v, k) for k, v in mapping.items()})
 
 
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_NETCDF3_SIGNATURES = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
+
+
+def _sniff(path: Path) -> str:
+    """Return ``"hdf5"`` or ``"netcdf3"`` for ``path``, or raise naming what it is."""
+    if path.is_dir():
+        raise ValueError(
+            f"{str(path)!r} is a directory; brainalign.load() reads one NetCDF file. For a "
+            "Zarr store use xarray.open_zarr() and check it with brainalign.validate()."
+        )
+    with open(path, "rb") as f:
+        head = f.read(8)
+        is_hdf5 = False
+        for offset in (0, *(512 * 2**i for i in range(12))):  # HDF5 may follow a user block
+            f.seek(offset)
+            if f.read(8) == _HDF5_SIGNATURE:
+                is_hdf5 = True
+                break
+    if head[:4] in _NETCDF3_SIGNATURES:
+        return "netcdf3"
+    if not is_hdf5:
+        shown = head[:8] if head else b"(empty file)"
+        raise ValueError(
+            f"{str(path)!r} is not a NetCDF file (neither NetCDF-4/HDF5 nor NetCDF-3; it "
+            f"starts with {shown!r}). brainalign.load() reads files written by "
+            "brainalign.save() and other NetCDF files; for other formats use their reader "
+            "and build the array with brainalign.responses()."
+        )
+    _check_netcdf4(path)
+    return "hdf5"
+
+
+def _check_netcdf4(path: Path) -> None:
+    """Refuse an HDF5 file whose datasets carry no NetCDF dimensions (plain h5py output)."""
+    import h5py
+
+    plain: list[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if not isinstance(obj, h5py.Dataset) or obj.ndim == 0:
+            return
+        if "DIMENSION_LIST" in obj.attrs or obj.attrs.get("CLASS") == b"DIMENSION_SCALE":
+            return
+        plain.append("/" + name)
+
+    try:
+        with h5py.File(path, "r") as f:
+            if _KIND_KEY in f.attrs:
+                return
+            f.visititems(visit)
+    except OSError as err:
+        raise ValueError(
+            f"{str(path)!r} starts like an HDF5 file but cannot be read ({err}); it may be "
+            "truncated or damaged."
+        ) from None
+    if plain:
+        shown = ", ".join(plain[:5]) + (f", ... ({len(plain) - 5} more)" if len(plain) > 5 else "")
+        raise ValueError(
+            f"{str(path)!r} is an HDF5 file without the NetCDF/brainalign schema: its "
+            f"dataset(s) {shown} have no named dimensions (it was not written by "
+            "brainalign.save() or a NetCDF library). Read the arrays with h5py and label them "
+            "with brainalign.responses(values, stimulus_ids, ...)."
+        )
+
+
 def load(path: str | os.PathLike[str]) -> Any:
     """Load what :func:`save` wrote, fully into memory (the file is closed afterwards).
 
@@ -216,11 +282,32 @@ def load(path: str | os.PathLike[str]) -> Any:
     ------
     FileNotFoundError
         When ``path`` does not exist.
+    ValueError
+        When ``path`` is not a NetCDF file: a directory, a file of another format, or an
+        HDF5 file whose datasets have no NetCDF dimensions (written with h5py, say); the
+        message names the file, what it is and how to read it.
+
+    Notes
+    -----
+    NetCDF-3 files (classic and 64-bit offset, as written by
+    ``xarray.Dataset.to_netcdf(engine="scipy")``) are read too, with scipy, as a Dataset.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No such file: {str(path)!r}.")
-    tree = xr.open_datatree(path, engine=_ENGINE)
+    kind = _sniff(path)
+    if kind == "netcdf3":
+        with xr.open_dataset(path, engine="scipy") as opened:
+            ds = opened.load()
+        _unpack(ds)
+        return ds
+    try:
+        tree = xr.open_datatree(path, engine=_ENGINE)
+    except OSError as err:  # a damaged or truncated HDF5 file
+        raise ValueError(
+            f"{str(path)!r} starts like an HDF5/NetCDF-4 file but cannot be read ({err}); it "
+            "may be truncated or damaged. Write it again with brainalign.save()."
+        ) from None
     try:
         tree = tree.load()
     finally:

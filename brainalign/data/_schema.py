@@ -44,9 +44,13 @@ def as_ids(stimulus: Any, n: int, *, name: str = "stimulus") -> np.ndarray:
     ------
     ValueError
         When the number of ids differs from ``n`` or an id is empty.
+    SchemaError
+        When an id holds a NUL character or a lone surrogate (they cannot be saved).
     """
     if stimulus is None:
         return np.array([str(i) for i in range(n)])
+    if isinstance(stimulus, (list, tuple)):  # numpy's str arrays would drop trailing NULs
+        _check_storable(np.array([str(v) for v in stimulus], dtype=object), name)
     ids = np.asarray(stimulus)
     if ids.ndim != 1:
         raise ValueError(f"{name} must be a 1-D sequence of ids, got shape {ids.shape}.")
@@ -188,8 +192,9 @@ def validate(da: Any, *, name: str = "data") -> xr.DataArray:
     """Check that ``da`` follows the brainalign schema, raising a precise error otherwise.
 
     Checks: it is a DataArray; it has exactly one sample axis (``stimulus``, ``trial``, or
-    the RDM pair ``stimulus_a``/``stimulus_b``); stimulus ids are non-empty strings, unique
-    along ``stimulus`` and equal on both RDM axes; a ``trial`` array carries a ``stimulus``
+    the RDM pair ``stimulus_a``/``stimulus_b``); stimulus ids are non-empty strings without
+    NUL characters or lone surrogates (which NetCDF cannot store), unique along
+    ``stimulus`` and equal on both RDM axes; a ``trial`` array carries a ``stimulus``
     coordinate; ``time`` is increasing; values are numeric; ``modality`` is known.
 
     Parameters
@@ -272,10 +277,42 @@ def _check_str_values(values: np.ndarray, label: str, *, allow_dup: bool) -> Non
     bad = [v for v in values.tolist() if not isinstance(v, str) or v == ""]
     if bad:
         raise SchemaError(f"{label} holds non-string or empty ids: {_fmt_list(bad)}.")
+    _check_storable(values, label)
     if not allow_dup:
         dup = _duplicates(values)
         if dup:
             raise SchemaError(f"{label} ids must be unique; duplicated: {_fmt_list(dup)}.")
+
+
+def _unstorable(v: str) -> str:
+    """Why id ``v`` cannot be stored (NetCDF/HDF5 strings are NUL-free UTF-8), or ``""``."""
+    if "\x00" in v:
+        return "a NUL character"
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a lone surrogate (not valid UTF-8)"
+    return ""
+
+
+def _check_storable(values: np.ndarray, label: str) -> None:
+    """Refuse ids holding NUL or lone surrogates: saving them would fail or cut them."""
+    if values.size == 0:
+        return
+    joined = "\x01".join(values.tolist())  # one pass over all ids in the common case
+    if "\x00" not in joined:
+        try:
+            joined.encode("utf-8")
+            return
+        except UnicodeEncodeError:
+            pass
+    bad = [(v, why) for v in values.tolist() if (why := _unstorable(v))]
+    shown = ", ".join(f"{v!r} ({why})" for v, why in bad[:10])
+    more = f", ... ({len(bad) - 10} more)" if len(bad) > 10 else ""
+    raise SchemaError(
+        f"{label} holds {len(bad)} id(s) that cannot be saved (NetCDF/HDF5 strings are "
+        f"UTF-8 without NUL characters): {shown}{more}. Remove or replace those characters."
+    )
 
 
 def sample_dim(da: xr.DataArray) -> str:

@@ -55,10 +55,16 @@ def _stack_bands(X: Any, bands: Any, Y: Any = None) -> tuple[Any, np.ndarray, li
                 f"X holds no bands (an empty {type(X).__name__}); give at least one feature array."
             )
         names = [str(k) for k, _ in items]
+        # Bands are matched by sample label: to Y when it is labeled, else to the first
+        # labeled band (a band's error names it).
+        ref = Y if isinstance(Y, xr.DataArray) else None
+        if ref is None:
+            ref = next((x for _, x in items if isinstance(x, xr.DataArray)), None)
+        ref_name = "Y" if isinstance(Y, xr.DataArray) else "the first labeled band"
         mats = []
         for name, x in items:
-            if isinstance(x, xr.DataArray) and isinstance(Y, xr.DataArray):
-                x = _align_samples(x, Y)
+            if isinstance(x, xr.DataArray) and ref is not None:
+                x = _align_samples(x, ref, (f"X[{name!r}]", ref_name))
             m, _ = _flatten(x, f"X[{name!r}]")
             mats.append(to_numpy(m) if isinstance(m, torch.Tensor) else np.asarray(m, float))
         n_rows = {m.shape[0] for m in mats}
@@ -402,7 +408,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         """
         parts = self.predict_split(X, bands)
         parts = parts - parts.mean(1, keepdims=True)
-        y, _ = _flatten(Y, "Y")
+        y, _ = _flatten(self._aligned_y(X, Y), "Y")
         y = np.asarray(to_numpy(y) if isinstance(y, torch.Tensor) else y, dtype=float)
         y = y - y.mean(0)
         split = to_numpy(r2_score_split(torch.as_tensor(y), torch.as_tensor(parts)))
@@ -426,4 +432,16 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         """
         if sample_weight is not None:
             raise ValueError(f"sample_weight is not supported; got {type(sample_weight)}.")
-        return _r2_per_target(y, self.predict(X))
+        return _r2_per_target(self._aligned_y(X, y), self.predict(X))
+
+    @staticmethod
+    def _aligned_y(X: Any, y: Any) -> Any:
+        """``y`` reordered to the sample labels of the (first labeled) band of ``X``."""
+        if isinstance(X, Mapping):
+            bands = list(X.values())
+        elif isinstance(X, (list, tuple)) and not np.isscalar(X[0]):
+            bands = list(X)
+        else:
+            bands = [X]
+        ref = next((x for x in bands if isinstance(x, xr.DataArray)), None)
+        return y if ref is None else _align_samples(y, ref, ("y", "X"))

@@ -42,6 +42,7 @@ from brainalign._logging import warn
 _F64 = torch.float64
 _MEMORY_BUDGET = 2**27  # bytes per chunk of targets
 NORMALIZATIONS = ("r2/ceiling", "(r/ceiling)^2")
+CEILING_KINDS = ("variance", "percent", "correlation")
 
 
 @dataclass
@@ -52,11 +53,14 @@ class _Repeats:
     target_shape: tuple[int, ...]
     template: xr.DataArray | None  # labels of the target dims (None for plain arrays)
 
-    def wrap(self, out: np.ndarray, name: str) -> Any:
+    def wrap(self, out: np.ndarray, name: str, ceiling_kind: str | None = None) -> Any:
         out = out.reshape(self.target_shape)
         if self.template is None:
             return out
-        return self.template.copy(data=out).rename(name)
+        da = self.template.copy(data=out).rename(name)
+        if ceiling_kind is not None:  # read by normalize_score
+            da.attrs["ceiling_kind"] = ceiling_kind
+        return da
 
 
 def _target_template(da: xr.DataArray, target_dims: list[str]) -> xr.DataArray:
@@ -226,7 +230,10 @@ def split_half_reliability(
     Returns
     -------
     reliability : ndarray or xarray.DataArray
-        One value per target (a DataArray over the target dims for a DataArray input).
+        One value per target (a DataArray over the target dims for a DataArray input, with
+        ``attrs["ceiling_kind"] = "variance"``). It is a ceiling on R² (and on r²), not on
+        r: a perfect model's r with the averaged responses is ``sqrt(reliability)``; see
+        :func:`normalize_score`.
 
     Raises
     ------
@@ -295,7 +302,7 @@ def split_half_reliability(
             f"split_half_reliability is NaN for {n_nan} of {out.size} target(s): a half mean "
             "was constant over samples in some split."
         )
-    return rep.wrap(out, "split_half_reliability")
+    return rep.wrap(out, "split_half_reliability", "variance")
 
 
 def _noise_signal(
@@ -413,8 +420,9 @@ def nsd_noise_ceiling(
     Returns
     -------
     ceiling : ndarray or xarray.DataArray
-        Percent of the variance explainable per target, in ``[0, 100]``. Divide by 100 for
-        an R²-scale ceiling (see :func:`normalize_score`).
+        Percent of the variance explainable per target, in ``[0, 100]``; a DataArray
+        carries ``attrs["ceiling_kind"] = "percent"``, which :func:`normalize_score` reads
+        (for an array pass ``ceiling_kind="percent"``, or divide by 100).
 
     Examples
     --------
@@ -440,7 +448,7 @@ def nsd_noise_ceiling(
         snr2 = signal / noise
         out = 100 * snr2 / (snr2 + inv_n)
     out[noise == 0] = 100.0
-    return rep.wrap(out, "noise_ceiling")
+    return rep.wrap(out, "noise_ceiling", "percent")
 
 
 def explainable_variance(
@@ -473,7 +481,9 @@ def explainable_variance(
     Returns
     -------
     ev : ndarray or xarray.DataArray
-        One value per target (may be negative with the correction).
+        One value per target (may be negative with the correction); a variance ceiling
+        (``attrs["ceiling_kind"] = "variance"`` on a DataArray) for single-repeat responses.
+        For responses averaged over ``n`` repeats, ``spearman_brown(ev, n)`` is the ceiling.
 
     Raises
     ------
@@ -512,30 +522,69 @@ def explainable_variance(
     ev = var_mean / mean_var
     if bias_correction:
         ev = ev - (1 - ev) / (n_rep - 1)
-    return rep.wrap(to_numpy(ev), "explainable_variance")
+    return rep.wrap(to_numpy(ev), "explainable_variance", "variance")
 
 
-def normalize_score(score: Any, ceiling: Any, *, normalization: str = "r2/ceiling") -> Any:
-    """Divide scores by a noise ceiling, per target.
+def normalize_score(
+    score: Any,
+    ceiling: Any,
+    *,
+    normalization: str = "r2/ceiling",
+    ceiling_kind: str | None = None,
+) -> Any:
+    """Express scores as a fraction of what a perfect model reaches, per target.
+
+    A *perfect model* predicts the noise-free response exactly; on noisy test responses it
+    still scores below 1: its R² (and its squared Pearson r) equals, in expectation, the
+    fraction of the test responses' variance that is not noise. That fraction is the
+    variance ceiling ``c``, and both normalisations divide by it, so a perfect model scores
+    1 (in expectation) whatever the ceiling's origin:
+
+    - ``"r2/ceiling"``: ``score`` is R² (variance explained, a fraction); returns
+      ``R² / c``.
+    - ``"(r/ceiling)^2"``: ``score`` is Pearson r; returns ``(r / sqrt(c))² = r² / c``
+      (Brain-Score's squared ceiled correlation; the square drops the sign of ``r``). The
+      largest attainable r is ``sqrt(c)``, not ``c``: dividing r by a reliability would
+      score a perfect model ``1 / c``.
+
+    What ``ceiling`` holds is said by ``ceiling_kind``:
+
+    - ``"variance"``: the variance ceiling ``c`` itself, in ``[0, 1]``. This is what
+      :func:`split_half_reliability` returns (Spearman–Brown corrected: the ceiling of test
+      responses averaged over all the repeats; uncorrected: over half of them) and
+      :func:`explainable_variance` (bias-corrected: the ceiling of *single-repeat* test
+      responses; for test responses averaged over ``n`` repeats pass
+      ``spearman_brown(ev, n)``).
+    - ``"percent"``: ``100 c``, as :func:`nsd_noise_ceiling` returns it (with ``n_average``
+      the number of trials averaged in the test responses).
+    - ``"correlation"``: the largest attainable Pearson r, ``sqrt(c)`` (in ``[0, 1]``).
 
     Parameters
     ----------
     score : float, array_like or xarray.DataArray
-        Model scores. ``"r2/ceiling"`` expects R² (variance explained, fraction);
-        ``"(r/ceiling)^2"`` expects Pearson r.
+        Model scores on the test responses: R² for ``"r2/ceiling"``, Pearson r for
+        ``"(r/ceiling)^2"``.
     ceiling : float, array_like or xarray.DataArray
-        The ceiling on the matching scale: an R²-scale ceiling (a fraction: explainable
-        variance, ``nsd_noise_ceiling / 100``) for ``"r2/ceiling"``; an r-scale ceiling
-        (Spearman–Brown corrected split-half r) for ``"(r/ceiling)^2"``. Broadcast against
-        ``score`` (DataArrays by dim name, coords must match).
+        The ceiling of the same test responses, of kind ``ceiling_kind``. Broadcast against
+        ``score`` (DataArrays by dim name; shared dims are matched by label, reordered when
+        the labels are the same set).
     normalization : {"r2/ceiling", "(r/ceiling)^2"}
-        ``score / ceiling``, or Brain-Score's historic ``(r / ceiling_r) ** 2`` (the square
-        drops the sign of ``r``).
+        See above.
+    ceiling_kind : {"variance", "percent", "correlation"}, optional
+        What ``ceiling`` holds (see above). Default: the ``ceiling_kind`` attribute that
+        brainalign's ceiling functions put on a DataArray, else ``"variance"``.
 
     Returns
     -------
     normalized : float, ndarray or xarray.DataArray
         NaN where the ceiling is not positive (or NaN); a warning counts those targets.
+
+    Raises
+    ------
+    ValueError
+        For an unknown option, or a ceiling outside the range of its kind (``[0, 1]`` for
+        ``"variance"`` and ``"correlation"``, ``[0, 100]`` for ``"percent"``): a percent
+        ceiling given as a fraction is refused rather than silently divided by 100.
 
     Examples
     --------
@@ -543,17 +592,38 @@ def normalize_score(score: Any, ceiling: Any, *, normalization: str = "r2/ceilin
     >>> from brainalign.encoding._ceiling import normalize_score
     >>> normalize_score(np.array([0.1, 0.2]), np.array([0.5, 0.4]))
     array([0.2, 0.5])
-    >>> normalize_score(np.array([0.3]), np.array([0.6]), normalization="(r/ceiling)^2")
+    >>> # r = 0.3 against a reliability of 0.36: the best attainable r is 0.6
+    >>> normalize_score(np.array([0.3]), np.array([0.36]), normalization="(r/ceiling)^2")
+    array([0.25])
+    >>> normalize_score(np.array([0.3]), np.array([0.6]), normalization="(r/ceiling)^2",
+    ...                 ceiling_kind="correlation")
     array([0.25])
     """
     check_option("normalization", normalization, NORMALIZATIONS)
+    if ceiling_kind is None and isinstance(ceiling, xr.DataArray):
+        ceiling_kind = ceiling.attrs.get("ceiling_kind")
+    kind = "variance" if ceiling_kind is None else ceiling_kind
+    check_option("ceiling_kind", kind, CEILING_KINDS)
     if isinstance(score, xr.DataArray) and isinstance(ceiling, xr.DataArray):
-        score, ceiling = xr.align(score, ceiling, join="exact")
+        score, ceiling = _align_labels(score, ceiling)
     if not isinstance(score, xr.DataArray):
         score = np.asarray(score, dtype=float)
     if not isinstance(ceiling, xr.DataArray):
         ceiling = np.asarray(ceiling, dtype=float)
-    bad = ~(np.asarray(ceiling) > 0)
+    values = np.asarray(ceiling, dtype=float)
+    top = 100.0 if kind == "percent" else 1.0
+    finite = values[np.isfinite(values)]
+    if finite.size and finite.max() > top * (1 + 1e-9):
+        hint = (
+            " nsd_noise_ceiling returns percent: pass ceiling_kind='percent'."
+            if kind != "percent" and finite.max() <= 100
+            else ""
+        )
+        raise ValueError(
+            f"ceiling must lie in [0, {top:g}] for ceiling_kind={kind!r}; got values up to "
+            f"{finite.max():.6g}.{hint}"
+        )
+    bad = ~(values > 0)
     n_bad = int(bad.sum())
     if n_bad:
         warn(
@@ -564,11 +634,40 @@ def normalize_score(score: Any, ceiling: Any, *, normalization: str = "r2/ceilin
             ceiling = ceiling.where(~bad)
         else:
             ceiling = np.where(bad, np.nan, ceiling)
-    if normalization == "r2/ceiling":
-        out = score / ceiling
+    # the variance ceiling c: the R² (and r²) a perfect model reaches in expectation
+    if kind == "percent":
+        c = ceiling / 100.0
+    elif kind == "correlation":
+        c = ceiling**2
     else:
-        out = (score / ceiling) ** 2
+        c = ceiling
+    out = score / c if normalization == "r2/ceiling" else score**2 / c
     if isinstance(out, xr.DataArray):
         out = out.rename("normalized_score")
         out.attrs["normalization"] = normalization
+        out.attrs["ceiling_kind"] = kind
     return out
+
+
+def _align_labels(a: xr.DataArray, b: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """Reorder ``b`` to ``a``'s labels on their shared indexed dims; refuse other mismatches."""
+    for dim in set(a.dims) & set(b.dims):
+        if dim not in a.indexes or dim not in b.indexes:
+            if a.sizes[dim] != b.sizes[dim]:
+                raise ValueError(
+                    f"score and ceiling have {a.sizes[dim]} and {b.sizes[dim]} entries along "
+                    f"{dim!r}."
+                )
+            continue
+        ia, ib = a.indexes[dim], b.indexes[dim]
+        if ia.equals(ib):
+            continue
+        missing, extra = ia.difference(ib), ib.difference(ia)
+        if len(missing) or len(extra) or not (ia.is_unique and ib.is_unique):
+            raise ValueError(
+                f"score and ceiling must hold the same {dim!r} labels: the ceiling lacks "
+                f"{len(missing)} ({_fmt_list(list(missing))}) and has {len(extra)} extra "
+                f"({_fmt_list(list(extra))})."
+            )
+        b = b.sel({dim: ia})
+    return a, b

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -9,7 +10,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from brainalign._checks import check_number, check_option
+from brainalign._checks import _fmt_list, check_number, check_option
+from brainalign._logging import warn
 from brainalign.encoding._ridge import (
     DEFAULT_ALPHAS,
     Criterion,
@@ -61,14 +63,14 @@ def permutation_test(
     cv: Any = 5,
     groups: Any = None,
     n_permutations: int = 1000,
-    kind: Literal["stimulus", "block", "circular"] = "stimulus",
+    kind: Literal["stimulus", "block", "circular"] | None = None,
     block_size: int | None = None,
     runs: Any = None,
     seed: int | None = None,
     fit_intercept: bool = True,
     criterion: Criterion = "neg_mse",
     scoring: Criterion = "r2",
-    fdr_alpha: float = 0.05,
+    fdr_alpha: float | None = 0.05,
     max_memory: int | Literal["auto"] = "auto",
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
@@ -95,26 +97,46 @@ def permutation_test(
         Labels for the splitter; also the runs of the permutations when ``runs`` is None.
     n_permutations : int
         Number of permutations.
-    kind : {"stimulus", "block", "circular"}
-        Plain shuffles, shuffles of contiguous blocks of ``block_size``, or a random
-        circular shift per run (see :func:`brainalign.encoding.permutation_indices`).
+    kind : {"stimulus", "block", "circular"}, optional
+        How the rows of Y move (see :func:`brainalign.encoding.permutation_indices`):
+
+        - ``"stimulus"``: uniform shuffles (within runs when given). Valid only for
+          exchangeable samples (stimuli, independent trials); on autocorrelated time
+          series it is liberal (about 12 % per target and 32 % family-wise at
+          alpha = 0.05 on AR(1) data).
+        - ``"circular"``: a random circular shift of each run; keeps the autocorrelation,
+          valid for time series (TRs, M/EEG samples, delayed features) and for
+          exchangeable samples alike.
+        - ``"block"``: shuffles of contiguous blocks of ``block_size`` within runs; for time
+          series, with blocks much longer than the autocorrelation.
+
+        Default (None): ``"circular"`` when the data are a time series (``runs`` given, or
+        a sample dim named ``"time"``), ``"stimulus"`` when the samples are labeled
+        ``"stimulus"``; otherwise the call is refused, since a plain shuffle would be
+        liberal on a time series.
     block_size : int, optional
         Block length for ``kind="block"``.
     runs : array_like, optional
-        Run label per sample: samples are only permuted within their run.
+        Run label per sample: samples only move within their run. Giving runs marks the
+        data as a time series for the default ``kind``.
     seed : int, optional
         Seed of the permutations.
     fit_intercept, criterion, scoring, max_memory, device, dtype
         As in :func:`brainalign.encoding.ridge_cv`.
-    fdr_alpha : float
-        Level of the Benjamini-Hochberg ``significant_fdr`` mask.
+    fdr_alpha : float or None
+        Level of the Benjamini-Hochberg ``significant_fdr`` mask; None skips the
+        Benjamini-Hochberg outputs (``p_fdr``, ``significant_fdr``). The smallest p-value is
+        ``1 / (n_permutations + 1)``; with ``m`` targets a target can be rejected alone
+        only if that is at most ``fdr_alpha / m``, so a warning gives the minimum
+        ``n_permutations`` (``ceil(m / fdr_alpha) - 1``) when fewer are drawn.
 
     Returns
     -------
     results : xarray.Dataset
         Over the target dims: ``cv_score`` (observed), ``best_alpha``, ``p_value`` (uncorrected,
         ``(1 + #null ≥ observed) / (1 + n_permutations)``), ``p_fwe`` (max-statistic),
-        ``p_fdr`` (Benjamini-Hochberg adjusted), ``significant_fdr``; and ``null``
+        ``p_fdr`` (Benjamini-Hochberg adjusted) and ``significant_fdr`` (unless
+        ``fdr_alpha`` is None); and ``null``
         (permutation, target dims).
 
     Examples
@@ -124,18 +146,24 @@ def permutation_test(
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((40, 3))
     >>> Y = np.c_[X @ [1.0, -1.0, 0.5], rng.standard_normal(40)]
-    >>> res = permutation_test(X, Y, [0.1, 10], cv=4, n_permutations=99, seed=0)
+    >>> res = permutation_test(X, Y, [0.1, 10], cv=4, n_permutations=99, kind="stimulus",
+    ...                        seed=0)
     >>> res.p_value.values.round(2).tolist()[0]
     0.01
     """
-    check_option("kind", kind, PERMUTATION_KINDS)
+    if kind is not None:
+        check_option("kind", kind, PERMUTATION_KINDS)
     check_option("criterion", criterion, CRITERIA)
     check_option("scoring", scoring, CRITERIA)
     check_number("n_permutations", n_permutations, low=1, integer=True)
-    check_number("fdr_alpha", fdr_alpha, low=0, high=1, closed="neither")
+    if fdr_alpha is not None:
+        check_number("fdr_alpha", fdr_alpha, low=0, high=1, closed="neither")
     a = _check_alphas(alphas)
     prob = _prepare(X, Y, device, dtype)
     n = prob.x.shape[0]
+    kind = _resolve_kind(kind, prob, runs, n)
+    if fdr_alpha is not None:
+        _warn_fdr_resolution(n_permutations, int(prob.y_host.shape[1]), fdr_alpha)
     folds = make_folds(cv, n, groups)
     perm_runs = runs if runs is not None else groups
     perms = permutation_indices(
@@ -163,12 +191,62 @@ def permutation_test(
     observed, null = cv_scores[0], cv_scores[1:]
     p = permutation_pvalues(observed, null)
     p_fwe = fwe_max_stat(observed, null)
-    p_fdr, reject = fdr_bh(p, alpha=fdr_alpha)
+    p_fdr, reject = fdr_bh(p, alpha=fdr_alpha) if fdr_alpha is not None else (None, None)
     ds = _label(prob, observed, null, p, p_fwe, p_fdr, reject, kind, scoring)
     ds["best_alpha"] = ds["cv_score"].copy(
         data=fit.best_alphas[: observed.size].reshape(ds["cv_score"].shape)
     )
     return ds
+
+
+def _sample_dims(prob: _Problem) -> set[str]:
+    """Return the labeled sample dims of X and Y (none for unlabeled inputs)."""
+    return {
+        lab.sample_dim
+        for lab in (prob.x_labels, prob.y_labels)
+        if lab.template is not None or lab.samples is not None
+    }
+
+
+def _resolve_kind(kind: str | None, prob: _Problem, runs: Any, n: int) -> str:
+    """Return the permutation scheme: ``kind``, or the default valid for the data given."""
+    dims = _sample_dims(prob)
+    if kind is not None:
+        if kind == "stimulus" and "time" in dims:
+            warn(
+                "kind='stimulus' shuffles the samples of a time series (sample dim 'time'): "
+                "autocorrelation makes its p-values too small. Use kind='circular' (with "
+                "runs=) or kind='block'."
+            )
+        return kind
+    if runs is not None or "time" in dims:
+        return "circular"
+    if dims == {"stimulus"}:
+        return "stimulus"
+    raise ValueError(
+        "permutation_test cannot tell whether the samples are exchangeable, so kind must be "
+        f"given (got kind=None for {n} samples along {_fmt_list(sorted(dims)) or 'no labeled dim'}"
+        ", without runs). Choose kind='stimulus' for exchangeable samples (stimuli, independent "
+        "trials); for a time series (TRs, M/EEG samples, delayed features) give runs= (one "
+        "label per sample) and kind='circular' (a random circular shift per run), or "
+        "kind='block' with a block_size much longer than the autocorrelation. Labeling the "
+        "samples 'stimulus' or 'time' (DataArray dim), or giving runs=, picks the default."
+    )
+
+
+def _warn_fdr_resolution(n_permutations: int, m: int, fdr_alpha: float) -> None:
+    """Warn when Benjamini-Hochberg cannot reject a single target at this resolution."""
+    p_min = 1.0 / (n_permutations + 1)
+    if p_min * m <= fdr_alpha * (1 + 1e-12):
+        return
+    need = math.ceil(m / fdr_alpha - 1e-9) - 1
+    k = math.ceil(m / (fdr_alpha * (n_permutations + 1)) - 1e-9)
+    warn(
+        f"With n_permutations={n_permutations} the smallest p-value is {p_min:.3g}, above "
+        f"fdr_alpha / m = {fdr_alpha / m:.3g} for m={m} targets: Benjamini-Hochberg can reject "
+        f"nothing unless at least {k} targets all reach that smallest p-value. Use "
+        f"n_permutations >= {need} for single targets to be detectable (p_fwe is not affected)."
+    )
 
 
 def _label(prob, observed, null, p, p_fwe, p_fdr, reject, kind, scoring) -> xr.Dataset:
@@ -180,11 +258,12 @@ def _label(prob, observed, null, p, p_fwe, p_fdr, reject, kind, scoring) -> xr.D
             "cv_score": lab(observed),
             "p_value": lab(p),
             "p_fwe": lab(p_fwe),
-            "p_fdr": lab(p_fdr),
-            "significant_fdr": lab(reject),
             "null": lab(null, ("permutation",)),
         }
     )
+    if p_fdr is not None:
+        ds["p_fdr"] = lab(p_fdr)
+        ds["significant_fdr"] = lab(reject)
     ds.attrs.update(
         kind=kind,
         scoring=scoring,

@@ -81,11 +81,42 @@ def _flatten(values: Any, name: str) -> tuple[np.ndarray | torch.Tensor, _Labels
     return arr.reshape(arr.shape[0], -1), _Labels("sample", None, None, arr.shape[1:])
 
 
-def _align_samples(X: Any, Y: Any) -> Any:
-    """Reorder ``X`` to ``Y``'s sample labels when both are labeled on the same sample dim."""
+def _align_samples(X: Any, Y: Any, names: tuple[str, str] = ("X", "Y")) -> Any:
+    """Reorder ``X`` to ``Y``'s sample labels when both are labeled DataArrays.
+
+    - Same indexed sample dim: ``X`` is reordered to ``Y``'s labels (the same set, unique),
+      else a :class:`~brainalign._checks.StimulusAlignmentError` names the missing and
+      extra labels.
+    - ``X`` indexed by ``"stimulus"`` and ``Y``'s samples (trials, say) carrying a
+      ``"stimulus"`` coordinate: ``X`` gets one row per sample of ``Y``, that sample's
+      stimulus (ids absent from ``X`` are named in the error).
+    - Otherwise (unlabeled, or unrelated sample dims) ``X`` is returned as it is: rows are
+      matched by position.
+    """
     if not (isinstance(X, xr.DataArray) and isinstance(Y, xr.DataArray)):
         return X
+    if X.ndim == 0 or Y.ndim == 0:
+        return X
+    nx, ny = names
     dx, dy = X.dims[0], Y.dims[0]
+    if dx != dy and dx == "stimulus" and dx in X.indexes and "stimulus" in Y.coords:
+        ids = Y["stimulus"]
+        if ids.dims == (dy,):
+            ix = X.indexes[dx]
+            if not ix.is_unique:
+                raise StimulusAlignmentError(
+                    f"{nx} repeats stimulus ids along 'stimulus' "
+                    f"({_fmt_list(list(ix[ix.duplicated()].unique()))}), so {ny}'s "
+                    f"'{dy}'s cannot be matched to its rows; give each stimulus once."
+                )
+            missing = sorted(set(ids.values.tolist()) - set(ix.tolist()), key=str)
+            if missing:
+                raise StimulusAlignmentError(
+                    f"{ny}'s '{dy}' samples show {len(missing)} stimulus id(s) that {nx} "
+                    f"lacks along 'stimulus': {_fmt_list(missing)}."
+                )
+            return X.sel({dx: ids.values})
+        return X
     if dx != dy or dx not in X.indexes or dy not in Y.indexes:
         return X
     ix, iy = X.indexes[dx], Y.indexes[dy]
@@ -93,19 +124,44 @@ def _align_samples(X: Any, Y: Any) -> Any:
         return X
     if not (ix.is_unique and iy.is_unique):
         raise StimulusAlignmentError(
-            f"X and Y label their '{dx}' dimension differently and the labels repeat, so "
-            "they cannot be matched by label; give both the same order."
+            f"{nx} and {ny} label their '{dx}' dimension differently and the labels repeat, "
+            "so they cannot be matched by label; give both the same order."
         )
     missing = iy.difference(ix)
     extra = ix.difference(iy)
     if len(missing) or len(extra):
         raise StimulusAlignmentError(
-            f"X and Y do not hold the same '{dx}' labels: X lacks {len(missing)} of Y's "
-            f"({_fmt_list(list(missing))}) and has {len(extra)} Y lacks "
+            f"{nx} and {ny} do not hold the same '{dx}' labels: {nx} lacks {len(missing)} of "
+            f"{ny}'s ({_fmt_list(list(missing))}) and has {len(extra)} {ny} lacks "
             f"({_fmt_list(list(extra))}). Select the common labels first, for example with "
             "brainalign.align_stimuli(..., join='inner')."
         )
     return X.sel({dx: iy})
+
+
+def _align_columns(values: Any, template: xr.DataArray | None, name: str) -> Any:
+    """Reorder the non-sample dims of ``values`` to the labels seen at fit (``template``).
+
+    Only indexed dims present in both are matched; different label sets raise a
+    :class:`~brainalign._checks.StimulusAlignmentError` naming the labels.
+    """
+    if not isinstance(values, xr.DataArray) or template is None or values.ndim < 2:
+        return values
+    for dim in values.dims[1:]:
+        if dim not in template.indexes or dim not in values.indexes:
+            continue
+        seen, given = template.indexes[dim], values.indexes[dim]
+        if seen.equals(given):
+            continue
+        missing, extra = seen.difference(given), given.difference(seen)
+        if len(missing) or len(extra) or not given.is_unique:
+            raise StimulusAlignmentError(
+                f"{name} must hold the '{dim}' labels seen at fit: it lacks {len(missing)} "
+                f"({_fmt_list(list(missing))}) and has {len(extra)} unseen "
+                f"({_fmt_list(list(extra))})."
+            )
+        values = values.sel({dim: seen})
+    return values
 
 
 def _check_alphas(alphas: Any, name: str = "alphas") -> np.ndarray:
@@ -797,7 +853,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             raise NotFittedError(
                 f"This {type(self).__name__} is not fitted yet; call fit(X, Y) first."
             )
-        x, _ = _flatten(X, "X")
+        x, _ = _flatten(_align_columns(X, self._x_labels.template, "X"), "X")
         x = to_numpy(x) if isinstance(x, torch.Tensor) else np.asarray(x, dtype=float)
         if x.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -824,7 +880,9 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         x = self._check_x(X)
         fit = self._fit
         if fit.dual_coef is not None and self._coef is None:
-            pred = ((x - fit.x_mean) @ (fit.x_train - fit.x_mean).T) @ fit.dual_coef
+            # x @ coef + intercept with coef = X_cᵀ·dual never formed: (m, n) @ (n, t).
+            # The intercept is ȳ − μᵀcoef, so x (not x − μ) goes with it.
+            pred = (x @ (fit.x_train - fit.x_mean).T) @ fit.dual_coef
             pred += fit.intercept
         else:
             pred = x @ self.coef_.reshape(x.shape[1], -1) + fit.intercept
@@ -843,10 +901,11 @@ class RidgeCV(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array_like, shape (n_samples, n_features)
+        X : array_like or xarray.DataArray, shape (n_samples, n_features)
             Features.
-        y : array_like, shape (n_samples, ...)
-            True targets.
+        y : array_like or xarray.DataArray, shape (n_samples, ...)
+            True targets; with X also labeled on the same sample dim, y is reordered to
+            X's labels (a mismatch raises ``StimulusAlignmentError``).
         sample_weight : None
             Not supported (must be None).
 
@@ -857,6 +916,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         """
         if sample_weight is not None:
             raise ValueError(f"sample_weight is not supported; got {type(sample_weight)}.")
+        y = _align_columns(_align_samples(y, X, ("y", "X")), self._y_labels.template, "y")
         r2 = _r2_per_target(y, self.predict(X))
         return float(r2[0]) if self._y_labels.shape == () else r2
 

@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator
 
 from brainalign._checks import _fmt, check_finite, check_number, check_option
 from brainalign.encoding._delays import delay, trf_lags
+from brainalign.encoding._ridge import _align_samples
 
 REG_TYPES = ("ridge", "laplacian")
 SCORINGS = ("r2", "pearson")
@@ -276,6 +277,8 @@ class TRF(BaseEstimator):
         self, X: Any, y: Any = None, runs: Any = None, *, fitting: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, tuple[int, ...]]:
         """Return 2-D X, 2-D y, per-sample run labels and the leading shape."""
+        if y is not None:  # labeled X and y: y's samples (or epochs) follow X's labels
+            y = _align_samples(y, X, ("y", "X"))
         x = _as_numpy(X, "X")
         if x.ndim == 1:
             x = x[:, None]
@@ -355,7 +358,8 @@ class TRF(BaseEstimator):
         X : array_like, shape (n_times, n_features) or (n_epochs, n_times, n_features)
             Stimulus features.
         y : array_like, shape (n_times[, n_outputs]) or (n_epochs, n_times[, n_outputs])
-            Responses.
+            Responses. When X and y are DataArrays labeled on the same first dim, y is
+            reordered to X's labels (a mismatch raises ``StimulusAlignmentError``).
         runs : sequence, optional
             Run label per sample for continuous ``X`` made of several concatenated runs
             (contiguous blocks). Epochs are always separate runs.

@@ -11,7 +11,9 @@ arrays; tests check it against ``FirstLevelModel`` itself.
 
 from __future__ import annotations
 
+import io
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +26,7 @@ from brainalign._checks import SchemaError, _fmt_list, check_number, check_optio
 from brainalign._logging import logger, progress
 from brainalign._version import __version__
 from brainalign.data._schema import as_ids, validate
+from brainalign.loaders._tables import numbers, read_text
 
 ESTIMATES = ("condition", "lsa", "lss")
 OUTPUTS = ("effect_size", "stat", "z_score")
@@ -54,12 +57,35 @@ def _load_img(img: Any, name: str) -> Any:
                 f"{name}: {path.name!r} is not an image file nibabel reads here; expected one "
                 f"of the suffixes {', '.join(_IMAGE_SUFFIXES)}."
             )
-        return nib.load(path)
+        try:
+            return nib.load(path)
+        except (nib.filebasedimages.ImageFileError, EOFError, OSError, zlib.error) as err:
+            raise _corrupt(name, path, err) from err
     if hasattr(img, "affine") and hasattr(img, "dataobj"):
         return img
     raise TypeError(
         f"{name} must be a path to a NIfTI image or a nibabel image, got {type(img).__name__}."
     )
+
+
+def _corrupt(name: str, path: Any, err: BaseException) -> ValueError:
+    size = Path(path).stat().st_size if Path(path).exists() else 0
+    return ValueError(
+        f"{name}: the image file {str(path)!r} ({size} bytes) is truncated or corrupt: "
+        f"{type(err).__name__}: {err}. Copy or download it again (a .nii.gz cut short by an "
+        "interrupted transfer reads like this)."
+    )
+
+
+def _img_data(img: Any, name: str, dtype: Any = None) -> np.ndarray:
+    """Return the voxel data of an image, naming a truncated or corrupt file in the error."""
+    try:
+        return np.asarray(img.dataobj, dtype=dtype)
+    except (EOFError, OSError, zlib.error, ValueError) as err:
+        path = img.get_filename() if hasattr(img, "get_filename") else None
+        if path is None:
+            raise
+        raise _corrupt(name, path, err) from err
 
 
 def _img_source(img: Any) -> str:
@@ -68,26 +94,58 @@ def _img_source(img: Any) -> str:
 
 def _mask_ijk(mask_img: Any, ref_img: Any, ref_name: str) -> np.ndarray:
     """Voxel indices (n_voxels, 3) of a mask, checked against the reference image's grid."""
-    mask = np.asarray(mask_img.dataobj)
+    mask = _img_data(mask_img, "mask")
     if mask.ndim == 4 and mask.shape[3] == 1:
         mask = mask[..., 0]
     if mask.ndim != 3:
         raise SchemaError(f"mask must be a 3-D image, got shape {mask.shape}.")
-    shape = ref_img.shape[:3]
-    if mask.shape != shape or not np.allclose(mask_img.affine, ref_img.affine, atol=1e-3):
-        raise SchemaError(
-            f"Shape mismatch between images and mask: {ref_name} has shape {shape} and affine "
-            f"diagonal {np.round(np.diag(ref_img.affine)[:3], 3).tolist()}, the mask has shape "
-            f"{mask.shape} and affine diagonal "
-            f"{np.round(np.diag(mask_img.affine)[:3], 3).tolist()}. Resample one onto the other "
-            "first (nilearn.image.resample_to_img)."
-        )
+    _check_grid(
+        "images and mask",
+        (ref_name, ref_img.shape[:3], ref_img.affine),
+        ("the mask", mask.shape, mask_img.affine),
+    )
     ijk = np.argwhere(mask > 0)
     if ijk.size == 0:
         raise ValueError(
             f"mask selects no voxel: all {mask.size} values of its {mask.shape} grid are 0."
         )
     return ijk
+
+
+def _affine_text(affine: Any) -> str:
+    rows = (np.round(np.asarray(affine, float), 3) + 0.0).tolist()  # + 0.0: no "-0.0"
+    return "[" + ", ".join(str(r) for r in rows) + "]"
+
+
+def _check_grid(
+    pair: str,
+    first: tuple[str, tuple[int, ...], Any],
+    second: tuple[str, tuple[int, ...], Any],
+) -> None:
+    """Refuse two images on different voxel grids, saying whether shapes or affines differ.
+
+    ``first`` and ``second`` are ``(name, shape, affine)``; ``pair`` names both for the message
+    (``"images and mask"``).
+    """
+    (n1, s1, a1), (n2, s2, a2) = first, second
+    s1, s2 = tuple(int(v) for v in s1), tuple(int(v) for v in s2)
+    same_shape = s1 == s2
+    same_affine = np.allclose(np.asarray(a1, float), np.asarray(a2, float), atol=1e-3)
+    if same_shape and same_affine:
+        return
+    affines = f"{n1} affine {_affine_text(a1)}; {n2} affine {_affine_text(a2)}"
+    fix = " Resample one onto the other first (nilearn.image.resample_to_img)."
+    if same_shape:
+        raise SchemaError(
+            f"Affine mismatch between {pair}: {n1} and {n2} both have shape {s1}, but their "
+            "affines (voxel indices to mm) differ, so a voxel (i, j, k) is not the same place "
+            f"in both: {affines}.{fix}"
+        )
+    raise SchemaError(
+        f"Shape mismatch between {pair}: {n1} has shape {s1}, {n2} has shape {s2}"
+        + ("" if same_affine else f"; the affines differ too: {affines}")
+        + f".{fix}"
+    )
 
 
 def _voxel_coords(ijk: np.ndarray, affine: np.ndarray) -> dict[str, Any]:
@@ -143,33 +201,60 @@ def _handle_bad(
 
 
 # --------------------------------------------------------------------------------- events
+def _check_durations(duration: np.ndarray, locs: Sequence[str], where: str) -> None:
+    negative = np.flatnonzero(duration < 0)
+    if negative.size:
+        shown = "; ".join(f"{locs[i]}: {duration[i]:g}" for i in negative[:5])
+        raise ValueError(
+            f"{where}: column 'duration' holds {negative.size} negative value(s) ("
+            f"{shown}{'; ...' if negative.size > 5 else ''}). A duration is in seconds and at "
+            "least 0 (0 for an impulse)."
+        )
+
+
 def read_events(events: Any) -> pd.DataFrame:
     """Read a BIDS ``events.tsv`` (or take a DataFrame) and check its columns.
 
     Parameters
     ----------
     events : str or path-like or pandas.DataFrame
-        A tab-separated file with columns ``onset``, ``duration``, ``trial_type`` (seconds),
-        optionally ``modulation``; BIDS ``n/a`` values are read as missing.
+        A tab-separated UTF-8 file with a header row and columns ``onset``, ``duration``,
+        ``trial_type`` (seconds), optionally ``modulation``; BIDS ``n/a`` (or an empty cell) is
+        a missing value, any other word is a word (a trial type ``NA`` or ``null`` stays one).
 
     Returns
     -------
     events : pandas.DataFrame
-        Columns ``onset``, ``duration``, ``trial_type`` (str) and ``modulation``.
+        Columns ``onset``, ``duration``, ``trial_type`` (str) and ``modulation``. Rows
+        without a trial type are left out.
 
     Raises
     ------
     ValueError
-        When a required column is missing or holds missing values.
+        When the file is empty or not UTF-8, a required column is missing, or an onset,
+        duration or modulation is missing, not a number or not finite, or a duration is
+        negative; the message names the file, the line (row), the column and the value.
     """
     if isinstance(events, (str, os.PathLike)):
         path = Path(events)
         if not path.exists():
             raise FileNotFoundError(f"events: no such file {str(path)!r}.")
-        df = pd.read_csv(path, sep="\t", na_values=["n/a"])
-        where = f"events file {path.name!r}"
+        text = read_text(path, "events")
+        df = pd.read_csv(
+            io.StringIO(text),
+            sep="\t",
+            dtype=str,
+            keep_default_na=False,
+            na_values=["n/a", ""],
+            skip_blank_lines=False,
+        )
+        df.columns = [str(c).strip() for c in df.columns]
+        df = df[~df.isna().all(axis=1)]  # blank lines
+        locs = [f"line {i + 2}" for i in df.index]  # the header is line 1
+        where = f"events file {str(path)!r}"
     elif isinstance(events, pd.DataFrame):
         df = events.copy()
+        locs = [f"row {i}" for i in range(len(df))]
         where = "events"
     else:
         raise TypeError(
@@ -180,18 +265,20 @@ def read_events(events: Any) -> pd.DataFrame:
     if missing:
         raise ValueError(
             f"{where} lacks the column(s) {missing}; it has {list(df.columns)}. BIDS events "
-            "need onset, duration and trial_type."
+            "need onset, duration and trial_type (tab-separated, with a header row)."
         )
-    df = df[df["trial_type"].notna()].copy()
-    for col in ("onset", "duration"):
-        if df[col].isna().any():
-            raise ValueError(
-                f"{where}: column {col!r} has {int(df[col].isna().sum())} missing values."
-            )
+    typed = df["trial_type"].notna().to_numpy()
+    df = df[typed].copy()
+    locs = [loc for loc, t in zip(locs, typed, strict=True) if t]
     if df.empty:
         raise ValueError(f"{where} holds no event with a trial_type.")
+    for col in ("onset", "duration"):
+        df[col] = numbers(df[col], locs, where=where, column=col)
+    _check_durations(df["duration"].to_numpy(), locs, where)
     df["trial_type"] = df["trial_type"].astype(str)
-    if "modulation" not in df.columns:
+    if "modulation" in df.columns:
+        df["modulation"] = numbers(df["modulation"], locs, where=where, column="modulation")
+    else:
         df["modulation"] = 1.0
     return df.reset_index(drop=True)
 
@@ -217,6 +304,10 @@ def read_openfmri_events(onsets_dir: Any, condition_key: Any = None) -> pd.DataF
     ------
     FileNotFoundError
         When the folder or its onset files are missing.
+    ValueError
+        When an onset file is not UTF-8, or a row has another number of values than 2 or 3,
+        a value that is not a finite number, or a negative duration (naming the file, the
+        line, the column and the value).
     """
     folder = Path(onsets_dir)
     files = sorted(folder.glob("cond*.txt"))
@@ -226,24 +317,44 @@ def read_openfmri_events(onsets_dir: Any, condition_key: Any = None) -> pd.DataF
     if isinstance(condition_key, Mapping):
         names = {str(k): str(v) for k, v in condition_key.items()}
     elif condition_key is not None:
-        rows = [ln.split() for ln in Path(condition_key).read_text().splitlines() if ln.strip()]
+        key_text = read_text(Path(condition_key), "condition_key")
+        rows = [ln.split() for ln in key_text.splitlines() if ln.strip()]
         names = {r[1]: " ".join(r[2:]) for r in rows if len(r) >= 3}
     frames = []
     for f in files:
-        data = np.atleast_2d(np.loadtxt(f, ndmin=2))
-        if data.size == 0:
+        raw = f.read_bytes()
+        if not raw.strip():  # a condition without events in this run
             continue
-        frames.append(
-            pd.DataFrame(
-                {
-                    "onset": data[:, 0],
-                    "duration": data[:, 1],
-                    "trial_type": names.get(f.stem, f.stem),
-                    "modulation": data[:, 2] if data.shape[1] > 2 else 1.0,
-                }
-            )
+        rows, locs = [], []
+        for n, line in enumerate(read_text(f, "onsets").splitlines(), start=1):
+            cells = line.split()
+            if not cells or cells[0].startswith("#"):
+                continue
+            if len(cells) not in (2, 3):
+                raise ValueError(
+                    f"onsets file {str(f)!r}, line {n} holds {len(cells)} value(s) "
+                    f"({line.strip()!r}); expected 'onset duration' or 'onset duration weight'."
+                )
+            rows.append(cells + [""] * (3 - len(cells)))
+            locs.append(f"line {n}")
+        if not rows:
+            continue
+        table = pd.DataFrame(rows, columns=["onset", "duration", "modulation"], dtype=object)
+        where = f"onsets file {str(f)!r}"
+        frame = pd.DataFrame(
+            {
+                col: numbers(table[col], locs, where=where, column=col, allow_missing=miss)
+                for col, miss in (("onset", False), ("duration", False), ("modulation", True))
+            }
         )
-    return read_events(pd.concat(frames).sort_values("onset").reset_index(drop=True))
+        frame["modulation"] = frame["modulation"].fillna(1.0)
+        frame["trial_type"] = names.get(f.stem, f.stem)
+        _check_durations(frame["duration"].to_numpy(), locs, where)
+        frames.append(frame)
+    if not frames:
+        raise ValueError(f"The OpenFMRI onset files in {str(folder)!r} hold no event.")
+    events = pd.concat(frames).sort_values("onset", kind="stable").reset_index(drop=True)
+    return read_events(events[["onset", "duration", "trial_type", "modulation"]])
 
 
 # ------------------------------------------------------------------------------------ GLM
@@ -470,8 +581,8 @@ def load_bold(
         tr = float(imgs[0].header.get_zooms()[3])
     check_number("tr", tr, low=0, closed="neither")
     data = []
-    for img in imgs:
-        vol = np.asarray(img.dataobj, dtype=np.float64)
+    for n, img in enumerate(imgs):
+        vol = _img_data(img, f"runs[{n}]", np.float64)
         data.append(vol[ijk[:, 0], ijk[:, 1], ijk[:, 2], :].T)  # (scans, voxels)
     keep, bad_counts = _handle_bad(data, drop_bad_voxels, "BOLD")
     ijk = ijk[keep]
@@ -647,7 +758,7 @@ def load_betas(
         blocks = []
         for n, img in enumerate(imgs):
             ijk = _mask_ijk(mask_img, img, f"images[{n}]")
-            vol = np.asarray(img.dataobj, dtype=np.float64)
+            vol = _img_data(img, f"images[{n}]", np.float64)
             if vol.ndim == 3:
                 vol = vol[..., None]
             blocks.append(vol[ijk[:, 0], ijk[:, 1], ijk[:, 2], :].T)
@@ -716,13 +827,12 @@ def _grid(da: xr.DataArray) -> tuple[tuple[int, ...], np.ndarray] | None:
 def _labels_at(img: Any, da: xr.DataArray, name: str) -> np.ndarray:
     ijk = _voxel_ijk(da, "data")
     grid = _grid(da)
-    data = np.asarray(img.dataobj)
-    if grid is not None and (
-        data.shape[:3] != grid[0] or not np.allclose(img.affine, grid[1], atol=1e-3)
-    ):
-        raise SchemaError(
-            f"Shape mismatch between the data's grid {grid[0]} and {name} {data.shape[:3]} (or "
-            "their affines differ); resample it first (nilearn.image.resample_to_img)."
+    data = _img_data(img, name)
+    if grid is not None:
+        _check_grid(
+            f"the data and {name}",
+            ("the data's grid", grid[0], grid[1]),
+            (name, data.shape[:3], img.affine),
         )
     if np.any(ijk >= np.asarray(data.shape[:3])):
         raise SchemaError(

@@ -19,34 +19,61 @@ import xarray as xr
 from brainalign._checks import _fmt_list, check_option
 from brainalign._version import __version__
 from brainalign.data._schema import RDM_DIMS, validate
+from brainalign.loaders._tables import numbers, read_text, where_of
 
 
-def _table(data: Any, columns: Sequence[str], what: str) -> pd.DataFrame:
-    """Read a tab-separated file ('#' comments), a DataFrame or rows into named columns."""
+def _table(data: Any, columns: Sequence[str], what: str) -> tuple[pd.DataFrame, list[str], str]:
+    """Read a tab-separated file ('#' lines are comments), a DataFrame or rows.
+
+    Returns the table (named columns, ids as str), where each row is (``"line 5"`` for a
+    file, ``"row 2"`` otherwise) and how messages name the table.
+    """
+    where = where_of(data, what)
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         if not path.exists():
             raise FileNotFoundError(f"{what}: no such file {str(path)!r}.")
-        df = pd.read_csv(path, sep="\t", comment="#", header=None, dtype=str)
-        if df.shape[1] < len(columns):
-            raise ValueError(
-                f"{what} file {path.name!r} has {df.shape[1]} tab-separated column(s); "
-                f"expected {len(columns)}: {', '.join(columns)}."
-            )
-        df = df.iloc[:, : len(columns)]
-        df.columns = list(columns)
-        return df
+        rows, locs = [], []
+        for n, line in enumerate(read_text(path, what).splitlines(), start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            cells = line.split("\t")
+            if len(cells) < len(columns):
+                raise ValueError(
+                    f"{where}, line {n} has {len(cells)} tab-separated column(s) "
+                    f"({line.strip()!r}); expected {len(columns)}: {', '.join(columns)}."
+                )
+            rows.append([c.strip() for c in cells[: len(columns)]])
+            locs.append(f"line {n}")
+        if not rows:
+            raise ValueError(f"{where} holds no row, only comments or blank lines.")
+        return pd.DataFrame(rows, columns=list(columns), dtype=object), locs, where
     if isinstance(data, pd.DataFrame):
         missing = [c for c in columns if c not in data.columns]
         if missing:
             raise ValueError(f"{what} lacks the column(s) {missing}; it has {list(data.columns)}.")
-        return data[list(columns)].copy()
-    rows = list(data)
-    if not rows or any(len(r) != len(columns) for r in rows):
-        raise ValueError(
-            f"{what} rows must each hold {len(columns)} values: {', '.join(columns)}."
-        )
-    return pd.DataFrame(rows, columns=list(columns))
+        df = data[list(columns)].copy()
+        locs = [f"row {i}" for i in range(len(df))]
+    else:
+        rows = list(data)
+        if not rows or any(len(r) != len(columns) for r in rows):
+            raise ValueError(
+                f"{what} rows must each hold {len(columns)} values: {', '.join(columns)}."
+            )
+        df = pd.DataFrame(rows, columns=list(columns), dtype=object)
+        locs = [f"row {i}" for i in range(len(df))]
+    for col in columns:  # ids must be there (a word like 'NA' is an id, a None is not)
+        if col == "score":
+            continue
+        gone = df[col].isna().to_numpy()
+        if gone.any():
+            i = int(np.flatnonzero(gone)[0])
+            raise ValueError(
+                f"{where}, {locs[i]}: column {col!r} is missing ({df[col].iloc[i]!r}); every "
+                f"row needs its {', '.join(c for c in columns if c != 'score')} ids."
+            )
+        df[col] = df[col].astype(str).str.strip()
+    return df.reset_index(drop=True), locs, where
 
 
 def _order(ids_seen: np.ndarray, stimulus: Sequence[Any] | None, what: str) -> np.ndarray:
@@ -91,10 +118,11 @@ def load_pairwise(
     Parameters
     ----------
     ratings : str or path-like or pandas.DataFrame or sequence of (a, b, score)
-        A tab-separated file of ``item_a, item_b, score`` rows (``#`` lines are comments,
-        as in SimLex-999 / WordSim-353), a DataFrame with columns ``a``, ``b``, ``score``,
-        or rows. A pair may appear several times (one row per rater); ``(a, b)`` and
-        ``(b, a)`` are the same pair.
+        A tab-separated UTF-8 file of ``item_a, item_b, score`` rows (``#`` lines are
+        comments, as in SimLex-999 / WordSim-353), a DataFrame with columns ``a``, ``b``,
+        ``score``, or rows. A pair may appear several times (one row per rater); ``(a, b)``
+        and ``(b, a)`` are the same pair. Items are words as written: ``NA``, ``null``,
+        ``nan`` or ``None`` are items, not missing values.
     kind : {"similarity", "dissimilarity"}
         What the scores measure.
     scale : (low, high), optional
@@ -115,8 +143,10 @@ def load_pairwise(
     Raises
     ------
     ValueError
-        Unknown ``kind``, scores that are missing or outside ``scale``, ids outside
-        ``stimulus``, or no rating.
+        Unknown ``kind``; scores that are missing, not numbers, not finite or outside
+        ``scale``; ids outside ``stimulus``; no rating; a file that is empty, not UTF-8 or
+        has short rows. Messages name the file, the line (``row n`` for tables), the column
+        and the value.
 
     Examples
     --------
@@ -126,25 +156,27 @@ def load_pairwise(
     0.2
     """
     check_option("kind", kind, ("similarity", "dissimilarity"))
-    df = _table(ratings, ("a", "b", "score"), "ratings")
-    df["a"], df["b"] = df["a"].astype(str).str.strip(), df["b"].astype(str).str.strip()
-    score = pd.to_numeric(df["score"], errors="coerce")
-    if score.isna().any():
-        bad = df.loc[score.isna(), "score"].tolist()
-        raise ValueError(
-            f"ratings hold {len(bad)} score(s) that are missing or not numbers: {_fmt_list(bad)}."
-        )
+    df, locs, where = _table(ratings, ("a", "b", "score"), "ratings")
     if df.empty:
         raise ValueError(f"ratings hold no rows (got an empty table of shape {df.shape}).")
-    s = score.to_numpy(float)
+    s = numbers(df["score"], locs, where=where, column="score")
     low, high = (float(s.min()), float(s.max())) if scale is None else map(float, scale)
-    if not high > low:
-        raise ValueError(f"scale must have low < high, got ({low}, {high}).")
+    if not (np.isfinite(low) and np.isfinite(high) and high > low):
+        raise ValueError(
+            f"scale must hold two finite numbers with low < high, got ({low}, {high})"
+            + (
+                " (from the scores' minimum and maximum: all ratings are equal; give scale="
+                "(low, high))."
+                if scale is None
+                else "."
+            )
+        )
     outside = (s < low) | (s > high)
     if outside.any():
+        idx = np.flatnonzero(outside)
         raise ValueError(
-            f"{int(outside.sum())} score(s) fall outside scale ({low}, {high}): "
-            f"{_fmt_list(s[outside].tolist())}."
+            f"{where}: {idx.size} score(s) fall outside scale ({low}, {high}): "
+            f"{_fmt_list(s[outside].tolist())} ({', '.join(locs[i] for i in idx[:10])})."
         )
     d = (high - s) / (high - low) if kind == "similarity" else (s - low) / (high - low)
     ids = _order(np.concatenate([df["a"].to_numpy(), df["b"].to_numpy()]), stimulus, "ratings")
@@ -192,7 +224,8 @@ def load_triplets(
     ----------
     triplets : pandas.DataFrame or sequence of (a, b, c, odd) or path
         Each row holds three items and the one chosen as the odd one out (one of the three).
-        A DataFrame needs columns ``a``, ``b``, ``c``, ``odd``; a file is tab-separated.
+        A DataFrame needs columns ``a``, ``b``, ``c``, ``odd``; a file is tab-separated UTF-8
+        (``#`` lines are comments; items are words as written, as in :func:`load_pairwise`).
     stimulus : sequence of str, optional
         The RDM's order (default order of appearance).
     source : str, optional
@@ -207,7 +240,8 @@ def load_triplets(
     Raises
     ------
     ValueError
-        When an odd-one-out is not one of its triplet's items, or a triplet repeats an item.
+        When an odd-one-out is not one of its triplet's items, a triplet repeats an item, or
+        a file is empty, not UTF-8 or has short rows (naming the file and the line).
 
     Examples
     --------
@@ -216,25 +250,28 @@ def load_triplets(
     >>> r.sel(stimulus_a="cat", stimulus_b="dog").item()
     0.5
     """
-    df = _table(triplets, ("a", "b", "c", "odd"), "triplets")
-    items = df[["a", "b", "c"]].astype(str).to_numpy()
-    odd = df["odd"].astype(str).to_numpy()
+    df, locs, where = _table(triplets, ("a", "b", "c", "odd"), "triplets")
+    if df.empty:
+        raise ValueError(f"triplets hold no rows (got an empty table of shape {df.shape}).")
+    items = df[["a", "b", "c"]].to_numpy(dtype=str)
+    odd = df["odd"].to_numpy(dtype=str)
     repeated = (
         (items[:, 0] == items[:, 1]) | (items[:, 0] == items[:, 2]) | (items[:, 1] == items[:, 2])
     )
     if repeated.any():
+        row = int(np.flatnonzero(repeated)[0])
         raise ValueError(
-            f"{int(repeated.sum())} triplet(s) repeat an item, e.g. row "
-            f"{int(np.flatnonzero(repeated)[0])}: {items[repeated][0].tolist()}."
+            f"{where}: {int(repeated.sum())} triplet(s) repeat an item, e.g. "
+            f"{locs[row]}: {items[row].tolist()}."
         )
     is_odd = items == odd[:, None]
     bad = is_odd.sum(axis=1) != 1
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"{int(bad.sum())} triplet(s) name an odd one out that is not one of "
-            f"their items, e.g. row {row}: items {items[row].tolist()}, odd "
-            f"{odd[row]!r}."
+            f"{where}: {int(bad.sum())} triplet(s) name an odd one out that is not one of "
+            f"their items, e.g. {locs[row]}: items {items[row].tolist()}, odd "
+            f"{str(odd[row])!r}."
         )
     ids = _order(items.ravel(), stimulus, "triplets")
     index = {v: n for n, v in enumerate(ids.tolist())}
@@ -255,5 +292,10 @@ def load_triplets(
         values,
         shown,
         ids,
-        {"metric": "triplet_odd_one_out", "source": source or "triplets", "n_triplets": len(df)},
+        {
+            "metric": "triplet_odd_one_out",
+            "source": source
+            or (str(triplets) if isinstance(triplets, (str, os.PathLike)) else "triplets"),
+            "n_triplets": len(df),
+        },
     )

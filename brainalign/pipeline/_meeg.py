@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from brainalign._logging import logger, progress
+from brainalign._mpltext import mpl_text
 from brainalign.pipeline._cache import Cache, content_key, entries_to_tree, tree_to_entries
 from brainalign.pipeline._spec import MEEG_FILE
 
@@ -85,6 +86,11 @@ def epoch_options(src: dict[str, Any]) -> dict[str, Any]:
 def load_meeg(src: dict[str, Any]) -> xr.DataArray:
     """Epoch an M/EEG brain source and average per stimulus.
 
+    Epochs that hold a NaN sample (in the picked channels and the epoch window) are refused
+    (``on_nan: error``, the default: a NaN would otherwise drop out of the time averages
+    unnoticed) or left out before averaging (``on_nan: drop_epochs``), counted in
+    ``attrs["n_epochs_dropped_nan"]`` and described in ``attrs["epochs_dropped_nan"]``.
+
     Parameters
     ----------
     src : dict
@@ -94,26 +100,90 @@ def load_meeg(src: dict[str, Any]) -> xr.DataArray:
     -------
     evoked : xarray.DataArray, dims ("stimulus", "channel", "time")
         In the source's stimulus order (``event_id``'s, or the manifest's); attrs from
-        :func:`brainalign.loaders.meeg.load_epochs` plus ``sha256_file``.
+        :func:`brainalign.loaders.meeg.load_epochs` plus ``sha256_file`` and
+        ``n_epochs_dropped_nan``.
+
+    Raises
+    ------
+    ValueError
+        When epochs hold NaN samples and ``on_nan`` is ``"error"``, or when dropping them
+        leaves a stimulus without epochs.
     """
-    from brainalign.loaders.meeg import load_epochs
+    import warnings
+
+    from brainalign.data import average_trials, validate
+    from brainalign.loaders.meeg import _bad_channels, load_epochs
 
     opts = epoch_options(src)
     baseline = tuple(opts["baseline"]) if opts["baseline"] is not None else None
-    evoked = load_epochs(
-        opts["path"],
-        event_id=opts["event_id"],
-        tmin=opts["tmin"],
-        tmax=opts["tmax"],
-        baseline=baseline,
-        picks=opts["picks"],
-        average=True,
-    )
+    with warnings.catch_warnings(record=True) as caught:  # NaN channels: handled per epoch
+        warnings.simplefilter("always")
+        epochs = load_epochs(
+            opts["path"],
+            event_id=opts["event_id"],
+            tmin=opts["tmin"],
+            tmax=opts["tmax"],
+            baseline=baseline,
+            picks=opts["picks"],
+        )
+    epochs, note = _nan_epochs(src, opts, epochs)
+    for w in caught:  # the loader's bad-channel warning is made again below, after the drop
+        if "They are kept (drop_bad=" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    _bad_channels(epochs.values, [str(c) for c in epochs.channel.values], "none")
+    evoked = validate(average_trials(epochs))
     if opts["order"] is not None:
         present = set(str(s) for s in evoked.stimulus.values)
         evoked = evoked.sel(stimulus=[s for s in opts["order"] if s in present])
     evoked.attrs["sha256_file"] = opts["sha256"]
+    evoked.attrs["n_epochs_dropped_nan"] = note[0]
+    if note[0]:
+        evoked.attrs["epochs_dropped_nan"] = note[1]
     return evoked
+
+
+def _nan_epochs(
+    src: dict[str, Any], opts: dict[str, Any], epochs: xr.DataArray
+) -> tuple[xr.DataArray, tuple[int, str]]:
+    """Refuse or drop the epochs holding NaN samples; return them and ``(count, note)``."""
+    values = np.asarray(epochs.values)
+    nan = np.isnan(values)
+    bad = nan.any(axis=(1, 2))
+    if not bad.any():
+        return epochs, (0, "")
+    on_nan = src.get("on_nan") or "error"
+    stim = np.asarray(epochs.stimulus.values).astype(str)
+    n, n_bad = bad.size, int(bad.sum())
+    per_stim = dict(zip(*np.unique(stim[bad], return_counts=True), strict=True))
+    by_stim = ", ".join(f"{k}: {int(v)}" for k, v in per_stim.items())
+    channels = np.asarray(epochs.channel.values).astype(str)
+    per_ch = nan.any(axis=2).sum(axis=0)
+    by_ch = ", ".join(f"{channels[i]} ({int(per_ch[i])})" for i in np.flatnonzero(per_ch)[:10])
+    where = f"M/EEG source {src['dataset']!r} ({opts['path'].name})"
+    if on_nan == "error":
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{where}: {n_bad} of {n} epochs hold NaN samples (per stimulus: {by_stim}; "
+            f"channels with NaN, in how many epochs: {by_ch}; first: epoch {first}, stimulus "
+            f"{str(stim[first])!r}). A NaN would drop out of the time averages unnoticed, so "
+            "on_nan: error (the default) refuses it. Set on_nan: drop_epochs on the source to "
+            "leave those epochs out (the report counts them), leave the channels out with "
+            "picks:, or repair the recording."
+        )
+    kept = np.unique(stim[~bad])
+    lost = sorted(set(stim) - set(kept.tolist()))
+    if lost:
+        raise ValueError(
+            f"{where}: on_nan: drop_epochs leaves no epoch of stimulus "
+            f"{', '.join(map(repr, lost))} (all of its epochs hold NaN samples; channels "
+            f"with NaN: {by_ch}). Leave those channels out with picks:, or repair the recording."
+        )
+    note = (
+        f"{n_bad} of {n} epochs held NaN samples and were left out before averaging "
+        f"(on_nan: drop_epochs; per stimulus: {by_stim}; channels: {by_ch})."
+    )
+    logger.warning("%s: %s", where, note)
+    return epochs.isel(trial=np.flatnonzero(~bad)), (n_bad, note)
 
 
 def rsa_window(src: dict[str, Any], evoked: xr.DataArray) -> tuple[float, float]:
@@ -156,8 +226,18 @@ def meeg_brain(src: dict[str, Any], metric: str) -> dict[str, Any]:
             f"brain source {src['dataset']!r}: rsa_window [{start}, {end}] s holds no sample "
             f"of the epochs ({times[0]:.3f} to {times[-1]:.3f} s); set rsa_window inside it."
         )
-    rdm = rsa.rdm(sel.mean("time", keep_attrs=True), metric)
-    keep = ("modality", "sfreq", "source", "subject", "highpass", "lowpass", "sha256_file")
+    rdm = rsa.rdm(sel.mean("time", skipna=False, keep_attrs=True), metric)
+    keep = (
+        "modality",
+        "sfreq",
+        "source",
+        "subject",
+        "highpass",
+        "lowpass",
+        "sha256_file",
+        "n_epochs_dropped_nan",
+        "epochs_dropped_nan",
+    )
     attrs = {k: evoked.attrs[k] for k in keep if k in evoked.attrs}
     n_trials = ""
     if "n_trials" in evoked.coords:
@@ -385,7 +465,7 @@ def time_course_section(report: Any, spec: dict[str, Any], courses: dict[str, xr
                 band.set_alpha(0.15 if ds.sizes["model"] <= 3 else 0.06)
         ax.axvline(0, color="k", lw=0.8, ls=":")
         ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        ax.set_title(f"{bname}: model–brain similarity over time")
+        ax.set_title(mpl_text(f"{bname}: model–brain similarity over time"))
         caption = (
             f"Each line: the {method} correlation, at each time point, between the "
             f"{params['metric']} RDM of the stimulus-mean channel patterns and one model "
@@ -424,6 +504,8 @@ def data_text(bname: str, src: dict[str, Any], attrs: dict[str, Any]) -> str:
         f" s, baseline {attrs.get('baseline')}, {attrs.get('n_channels')} channels; trials per "
         f"stimulus: {attrs.get('n_trials')}; rsa window {attrs.get('rsa_window')}."
     )
+    if attrs.get("n_epochs_dropped_nan"):
+        epochs += f" NaN samples: {attrs.get('epochs_dropped_nan')}"
     if src["dataset"] == MEEG_FILE:
         return (
             f"{bname}: M/EEG recording {src['path']} (sha256 {attrs.get('sha256_file')}), "

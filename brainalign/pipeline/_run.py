@@ -267,10 +267,17 @@ def _compute_encoding(
         x = feats.sel(stimulus=trials.stimulus.values).values
         common = dict(cv=cv, groups=runs, criterion=params["criterion"], scoring=params["scoring"])
         if params["n_permutations"]:
-            ds = encoding.permutation_test(
-                x, trials, alphas, n_permutations=params["n_permutations"], seed=spec["seed"],
-                runs=runs, **common,
-            )  # fmt: skip
+            # Trial patterns, shuffled within runs (kind explicit: the default would be
+            # circular shifts, as for a time series). The report uses the max-statistic
+            # FWE p-values, so the Benjamini-Hochberg resolution warning is not shown.
+            with warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore", r"With n_permutations=\d+ the smallest p-value", UserWarning
+                )
+                ds = encoding.permutation_test(
+                    x, trials, alphas, n_permutations=params["n_permutations"],
+                    seed=spec["seed"], runs=runs, kind="stimulus", **common,
+                )  # fmt: skip
             ds = ds.drop_vars("null")
         else:
             ds = encoding.ridge_cv(x, trials, alphas, **common)[["cv_score", "best_alpha"]]
@@ -1227,13 +1234,16 @@ def _ricci_groups(
                     flow_iterations=params["flow_iterations"],
                     community_method=params["community_method"],
                     n_permutations=params["n_permutations"],
-                    n_rewire=params["n_rewire"],
+                    n_bootstrap=params["n_bootstrap"],
                     seed=spec["seed"],
                 )
                 ds.attrs["description"] = (
                     "Brain-versus-model comparison of the Ollivier-Ricci curvature of k-NN "
                     "graphs over the stimuli (system_a: brain sources, system_b: model "
-                    "entries), with permutation and rewiring nulls (brainalign.ricci.compare)."
+                    "entries; brainalign.ricci.compare). node_correlation, community_ari and "
+                    "community_nmi are tested against stimulus-label permutations (*_p); the "
+                    "edge/node Wasserstein and KS distances are descriptive, with "
+                    "stimulus-bootstrap intervals (*_ci_lower, *_ci_upper) and no p-value."
                 )
                 cache.put("ricci", key, ds)
             for bname in bnames:
@@ -1337,14 +1347,18 @@ _RICCI_TEXT = (
     "depend on the RDM's units), solver: {method}. A Ricci flow ({flow} iterations) "
     "lengthens bridges and shrinks cluster edges; cutting its long edges gives communities "
     "({community}).\n\n"
-    "edge/node Wasserstein and KS: distances between the two systems' curvature "
-    "distributions (lower = more alike); p: the share of {n_rewire} degree-preserving "
-    "rewirings of the model graph that come as close. node_correlation: Spearman "
-    "correlation across stimuli of node curvature (does each stimulus sit in a cluster or "
-    "on a bridge in both systems?); community ARI / NMI: agreement of the Ricci-flow "
-    "communities; p for these: {n_perm} stimulus-label permutations. modularity: how "
-    "clearly each graph splits into its communities. Stars: * p < 0.05, ** p < 0.01, "
-    "*** p < 0.001, uncorrected for the number of cells."
+    "Tested (p-values and stars): node_correlation, the Spearman correlation across "
+    "stimuli of node curvature (does each stimulus sit in a cluster or on a bridge in both "
+    "systems?), and community ARI / NMI, the agreement of the Ricci-flow communities; p "
+    "for these: {n_perm} stimulus-label permutations, a null under which brain and model "
+    "are independent. Stars: * p < 0.05, ** p < 0.01, *** p < 0.001, uncorrected for the "
+    "number of cells.\n\n"
+    "Descriptive (no p-value, never starred): edge/node Wasserstein and KS, distances "
+    "between the shapes of the two systems' curvature distributions (lower = more alike), "
+    "with 95 % intervals from {n_boot} stimulus bootstrap resamples (stimuli drawn with "
+    "replacement, both graphs rebuilt). They do not measure correspondence: two unrelated "
+    "clustered systems have alike distributions, and no null of independence exists for "
+    "them. modularity: how clearly each graph splits into its communities."
 )
 
 
@@ -1363,8 +1377,8 @@ def _ricci_section(report: Any, spec: dict, groups: list[dict[str, Any]]) -> Non
             method=params["method"],
             flow=params["flow_iterations"],
             community=params["community_method"],
-            n_rewire=params["n_rewire"],
             n_perm=params["n_permutations"],
+            n_boot=params["n_bootstrap"],
         ),
         "What the curvature statistics mean",
         section=section,
@@ -1401,19 +1415,25 @@ def _ricci_section(report: Any, spec: dict, groups: list[dict[str, Any]]) -> Non
             f"Curvature comparison: brain × model ({label})",
             section=section,
             caption="Rows: brain sources; columns: model entries. node_correlation and "
-            "community_ari: higher = more alike (permutation null); edge_wasserstein: lower = "
-            "more alike (rewiring null). Every value and p-value is in results.nc "
-            f"({group['path']}).",
+            "community_ari: higher = more alike, stars from the stimulus-permutation null; "
+            "edge_wasserstein: lower = more alike, descriptive, with its 95 % "
+            "stimulus-bootstrap interval in brackets (no p-value). Every value, p-value "
+            f"and interval is in results.nc ({group['path']}).",
         )
         rows = []
         for a in np.atleast_1d(ds["system_a"].values):
             for b in np.atleast_1d(ds["system_b"].values):
                 cell = ds.sel(system_a=a, system_b=b)
                 row = {"brain": str(a), "model": str(b)}
-                for stat in ("node_correlation", "edge_wasserstein", "edge_ks",
-                             "community_ari", "community_nmi"):  # fmt: skip
+                for stat in ("node_correlation", "community_ari", "community_nmi"):
                     row[stat] = float(cell[stat])
                     row[f"{stat} p"] = float(cell[f"{stat}_p"])
+                for stat in ("edge_wasserstein", "edge_ks"):  # descriptive: no p-value
+                    row[f"{stat} (descriptive)"] = float(cell[stat])
+                    row[f"{stat} 95 % CI"] = (
+                        f"[{float(cell[f'{stat}_ci_lower']):.3g}, "
+                        f"{float(cell[f'{stat}_ci_upper']):.3g}]"
+                    )
                 row["modularity (brain)"] = float(cell["modularity_a"])
                 row["modularity (model)"] = float(cell["modularity_b"])
                 rows.append(row)

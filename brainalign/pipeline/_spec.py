@@ -52,6 +52,7 @@ _BRAIN_KEYS = {
     "baseline": (list, False, None),  # [start, end] s, null = edge; eeg_haxby_sim [null, 0]
     "picks": ((str, list), False, None),  # channels: names or a type ("eeg", "meg", ...)
     "rsa_window": (list, False, None),  # [start, end] s averaged for rsa; default [0, tmax]
+    "on_nan": (str, False, None),  # epochs holding NaN samples: error (default) or drop_epochs
 }
 _RSA_KEYS = {
     "metric": (str, False, "correlation"),
@@ -85,8 +86,9 @@ _RICCI_KEYS = {
     "method": (str, False, "exact"),  # exact or sinkhorn
     "flow_iterations": (int, False, 20),
     "community_method": (str, False, "cut"),  # cut (GraphRicciCurvature) or louvain
-    "n_permutations": (int, False, 200),  # stimulus-label permutations
-    "n_rewire": (int, False, 20),  # degree-preserving rewirings of each model graph
+    "n_permutations": (int, False, 200),  # stimulus-label permutations (tested statistics)
+    "n_bootstrap": (int, False, 50),  # stimulus resamples (intervals of the distances)
+    "n_rewire": (int, False, None),  # removed: read only to say what replaced it
 }
 _TIME_RESOLVED_KEYS = {  # M/EEG sources: one similarity per time point (rsa._timeresolved)
     "metric": (str, False, "correlation"),  # the data RDM per time point
@@ -107,7 +109,9 @@ MEEG_FILE = "meeg_file"
 """A brain source that is any M/EEG file (``path:``), not a registered dataset."""
 MEEG_SOURCES = ("eeg_haxby_sim", MEEG_FILE)
 """Brain sources with channels over time (epochs), analysed by ``time_resolved``."""
-_MEEG_KEYS = ("path", "event_id", "tmin", "tmax", "baseline", "picks", "rsa_window")
+_MEEG_KEYS = ("path", "event_id", "tmin", "tmax", "baseline", "picks", "rsa_window", "on_nan")
+ON_NAN = ("error", "drop_epochs")
+"""Values of an M/EEG source's ``on_nan``: refuse epochs with NaN samples, or drop them."""
 _REPORT_KEYS = {"title": (str, False, None), "subtitle": (str, False, None)}
 _TOP = {
     "name": (str, True, None),
@@ -447,6 +451,8 @@ def _check_meeg(c: Any, src: dict[str, Any], path: tuple[str, ...]) -> None:
             c.fail((*path, key), f"must have start < end (s), got {v!r}.")
     if src["tmin"] is not None and src["tmax"] is not None and src["tmin"] >= src["tmax"]:
         c.fail((*path, "tmax"), f"must be > tmin ({src['tmin']}), got {src['tmax']}.")
+    if src["on_nan"] is not None:
+        c.option((*path, "on_nan"), src["on_nan"], ON_NAN)
     picks = src["picks"]
     if isinstance(picks, list) and not (picks and all(isinstance(p, str) for p in picks)):
         c.fail(
@@ -568,7 +574,15 @@ def _check_ricci(c: Any, params: dict[str, Any], brain: dict[str, Any]) -> None:
     c.option((*where, "measure"), params["measure"], MEASURES)
     c.option((*where, "method"), params["method"], METHODS)
     c.option((*where, "community_method"), params["community_method"], COMMUNITY_METHODS)
-    for key in ("flow_iterations", "n_permutations", "n_rewire"):
+    if params.pop("n_rewire") is not None:
+        c.fail(
+            (*where, "n_rewire"),
+            "was removed: the degree-preserving rewiring null does not test brain-model "
+            "correspondence (any clustered model beats it), so the curvature-distribution "
+            "distances are now descriptive with stimulus-bootstrap intervals; use "
+            "n_bootstrap: N instead (default 50).",
+        )
+    for key in ("flow_iterations", "n_permutations", "n_bootstrap"):
         if params[key] < 0:
             c.fail((*where, key), f"must be >= 0, got {params[key]}.")
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from brainalign._mpltext import literal_text
 from brainalign._version import __version__
 
 _CSS = """
@@ -44,6 +45,17 @@ class _Item:
     kind: str
     title: str | None
     html: str
+
+
+def _png(fig: Any, dpi: int, mathtext: bool) -> str:
+    """Render a figure to base64 PNG; unless ``mathtext``, every text is drawn as written."""
+    buf = io.BytesIO()
+    if mathtext:
+        fig.savefig(buf, format="png", dpi=dpi)
+    else:
+        with literal_text(fig):
+            fig.savefig(buf, format="png", dpi=dpi)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _slug(text: str) -> str:
@@ -104,6 +116,7 @@ class Report:
         caption: str | None = None,
         section: str = "Figures",
         dpi: int = 110,
+        mathtext: bool = False,
     ) -> None:
         """Add a matplotlib figure (embedded as PNG).
 
@@ -119,12 +132,14 @@ class Report:
             The section it goes into.
         dpi : int
             Resolution of the PNG.
+        mathtext : bool
+            ``False`` (default): every text of the figure is drawn as written, so a stimulus
+            id or model name holding ``$`` (``"$x$"``, ``"a$b"``) is not read as matplotlib
+            mathtext (the figure is left as it was); ``True``: keep mathtext (``"$R^2$"``).
         """
         if not hasattr(fig, "savefig"):
             raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}.")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi)
-        data = base64.b64encode(buf.getvalue()).decode("ascii")
+        data = _png(fig, dpi, mathtext)
         alt = html.escape(title or caption or "figure")
         body = f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">'
         if caption:
@@ -140,6 +155,7 @@ class Report:
         caption: str | None = None,
         section: str = "Figures",
         dpi: int = 100,
+        mathtext: bool = False,
     ) -> None:
         """Add several figures behind one slider (e.g. one RDM per model layer).
 
@@ -158,6 +174,8 @@ class Report:
             The section it goes into.
         dpi : int
             Resolution of the PNGs.
+        mathtext : bool
+            As in :meth:`add_figure`: ``False`` draws every text as written.
         """
         if not figs:
             raise ValueError(f"add_slider needs at least one figure; got {dict(figs)!r}.")
@@ -169,9 +187,7 @@ class Report:
                 raise TypeError(
                     f"figs[{label!r}] must be a matplotlib Figure, got {type(fig).__name__}."
                 )
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=dpi)
-            data = base64.b64encode(buf.getvalue()).decode("ascii")
+            data = _png(fig, dpi, mathtext)
             hidden = "" if n == 0 else ' style="display:none"'
             imgs.append(
                 f'<img id="{uid}-{n}" alt="{html.escape(label)}"{hidden} '

@@ -370,7 +370,11 @@ def plot_compare(
 
     Rows are ``system_a`` (for example brain regions), columns ``system_b`` (model layers).
     Each cell shows the value and ``*``/``**``/``***`` for ``<statistic>_p`` below 0.05 /
-    0.01 / 0.001 (uncorrected for the number of cells).
+    0.01 / 0.001 (uncorrected for the number of cells). Descriptive statistics (the
+    curvature-distribution distances, which have no p-value) show their interval
+    ``[<statistic>_ci_lower, <statistic>_ci_upper]`` under the value instead, never stars;
+    a p-value from the rewiring null of older results (``null="rewire"``, which did not
+    test brain-model correspondence) is ignored.
 
     Parameters
     ----------
@@ -434,14 +438,21 @@ def plot_compare(
         if dim not in values.dims:
             values = values.expand_dims(dim)
     values = values.transpose("system_a", "system_b")
-    pname = f"{statistic}_p"
-    p = None
-    if pname in ds.data_vars:
-        pv = ds[pname]
+
+    def grid(name: str) -> np.ndarray | None:
+        if name not in ds.data_vars or set(ds[name].dims) - {"system_a", "system_b"}:
+            return None
+        var = ds[name]
         for dim in ("system_a", "system_b"):
-            if dim not in pv.dims:
-                pv = pv.expand_dims(dim)
-        p = np.asarray(pv.transpose("system_a", "system_b").values, dtype=float)
+            if dim not in var.dims:
+                var = var.expand_dims(dim)
+        return np.asarray(var.transpose("system_a", "system_b").values, dtype=float)
+
+    pname = f"{statistic}_p"
+    valid_null = pname in ds.data_vars and ds[pname].attrs.get("null") != "rewire"
+    p = grid(pname) if valid_null else None
+    lower, upper = grid(f"{statistic}_ci_lower"), grid(f"{statistic}_ci_upper")
+    has_ci = lower is not None and upper is not None
     rows = (
         [str(v) for v in values["system_a"].values]
         if "system_a" in values.coords
@@ -454,7 +465,11 @@ def plot_compare(
     )
     v = np.asarray(values.values, dtype=float)
     alternative = ds[pname].attrs.get("alternative") if p is not None else None
-    is_distance = alternative == "less" or statistic.split("_")[-1] in ("wasserstein", "ks")
+    is_distance = (
+        alternative == "less"
+        or values.attrs.get("more_alike") == "lower"
+        or statistic.split("_")[-1] in ("wasserstein", "ks")
+    )
     cmap = cmap or ("viridis_r" if is_distance else "viridis")
     n_r, n_c = v.shape
     if ax is None:
@@ -475,12 +490,15 @@ def plot_compare(
             x = v[i, j]
             star = _stars(p[i, j]) if p is not None else ""
             text = "n/a" if not np.isfinite(x) else fmt.format(x) + star
+            if np.isfinite(x) and has_ci and np.isfinite(lower[i, j] + upper[i, j]):
+                text += f"\n[{fmt.format(lower[i, j])}, {fmt.format(upper[i, j])}]"
             light = np.isfinite(x) and ((x > mid) != is_distance)
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="black" if light else "white")  # fmt: skip
     desc = values.attrs.get("description")
     ax.figure.colorbar(im, ax=ax, label=statistic if len(statistic) <= 16 else None)
-    note = "lower = more alike" if is_distance else ""
+    notes = ("lower = more alike" if is_distance else "", "[interval]" if has_ci else "")
+    note = "; ".join(x for x in notes if x)
     if title is None:
         sub = "; ".join(x for x in (desc, note) if x)
         ax.set_title(f"{statistic}\n{sub}" if sub else statistic, fontsize=8 if sub else 10)

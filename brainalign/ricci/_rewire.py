@@ -148,9 +148,17 @@ def rewire(
     TypeError
         For a non-integer ``n_swaps`` or ``seed``, or a non-bool ``connected``.
 
+    Notes
+    -----
+    A rewired graph is a reference for *one* graph (how far its curvature or clustering is
+    from random graphs of the same degrees), not a null for comparing two systems: a
+    rewiring destroys clustering, so every clustered representation differs from it,
+    whether or not it corresponds to another. :func:`compare` therefore tests brain-model
+    correspondence with stimulus permutations only.
+
     See Also
     --------
-    compare : uses rewired copies as a null model.
+    compare : brain-versus-model statistics (permutation tests, bootstrap intervals).
 
     References
     ----------

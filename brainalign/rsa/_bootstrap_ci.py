@@ -175,7 +175,9 @@ def bootstrap_ci(
         (bootstrap, model); ``valid`` (bootstrap): samples with at least 3 distinct stimuli
         (rsatoolbox's rule) and a defined comparison for every model. Attrs: ``method``,
         ``ci``, ``n_bootstrap``, ``n_valid``, ``seed``, ``resampling`` ("stimulus"),
-        ``ci_method`` ("percentile"), ``weighted`` (the fast path was used).
+        ``generalises_to`` ("stimuli (subjects fixed)": the interval is for the
+        population of stimuli, for this data RDM's subject(s)), ``ci_method``
+        ("percentile"), ``weighted`` (the fast path was used).
 
     Raises
     ------
@@ -188,7 +190,11 @@ def bootstrap_ci(
     Notes
     -----
     Cross-checked against rsatoolbox 0.3.2 (``bootstrap_sample_pattern``, ``compare``) and
-    against explicit resampling in ``tests/rsa/test_bootstrap_ci.py``.
+    against explicit resampling in ``tests/rsa/test_bootstrap_ci.py``. Calibration
+    (``tests/stats/cases_rsa.py``): with 20 stimuli drawn from a Gaussian population and
+    population RDM correlations of 0.33-0.57, the 95 % Pearson intervals covered the
+    population value in 93.7 % of 300 intervals; percentile intervals with few stimuli
+    can fall a little short of their nominal coverage.
 
     Examples
     --------
@@ -285,6 +291,7 @@ def bootstrap_ci(
             "ci": float(ci),
             "ci_method": "percentile",
             "resampling": "stimulus",
+            "generalises_to": "stimuli (subjects fixed)",
             "n_bootstrap": int(draws.shape[0]),
             "n_valid": int(valid.sum()),
             "n_stimuli": int(n),

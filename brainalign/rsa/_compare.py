@@ -13,13 +13,14 @@ from brainalign._checks import (
     StimulusAlignmentError,
     _fmt_list,
     check_finite,
+    check_min_stimuli,
     check_option,
 )
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS
-from brainalign.rsa._compare_kernels import compare_vectors
+from brainalign.rsa._compare_kernels import compare_vectors, scale_rows_pow2
 from brainalign.rsa._rdm import as_rdm
 
 Method = Literal[
@@ -119,6 +120,24 @@ def _sigma_k(sigma_k: Any, ids: np.ndarray, method: str) -> np.ndarray | None:
     return arr
 
 
+def single_rdm(x: Any, name: str) -> xr.DataArray:
+    """Return ``x`` as one labeled RDM (or stack); refuse a dict or list of RDMs.
+
+    Stacking a collection by position would pair stimuli by position, so a function that
+    takes one RDM (or one stack along a dim) refuses a collection with a message saying
+    how to stack it by stimulus id.
+    """
+    if isinstance(x, dict) or (
+        isinstance(x, list | tuple) and any(isinstance(v, xr.DataArray) for v in x)
+    ):
+        raise TypeError(
+            f"{name} must be one RDM, or RDMs stacked along a dim in one DataArray; got a "
+            f"{type(x).__name__} of {len(x)} RDM(s). Stack them by stimulus id first, e.g. "
+            "xr.concat(brainalign.align_stimuli(*rdms), dim='model')."
+        )
+    return as_rdm(x, name)
+
+
 def compare(
     rdm_a: Any,
     rdm_b: Any,
@@ -144,6 +163,8 @@ def compare(
     ----------
     rdm_a, rdm_b : xarray.DataArray or array_like
         RDMs (see :func:`brainalign.rsa.rdm`), or square matrices in the same stimulus order.
+        Several RDMs come stacked along a dim in one DataArray; a list or dict of RDMs is
+        refused (stack it by stimulus id with :func:`brainalign.align_stimuli`).
     method : str
         One of:
 
@@ -189,6 +210,8 @@ def compare(
         (the correlation is undefined; ``"kendall_tau_a"`` and ``"rho_a"`` give 0, as
         rsatoolbox does) or all zero for ``"cosine"``, ``"whitened_cosine"`` and ``"bures"``;
         NaN pairs with ``"bures"``; an invalid ``sigma_k``.
+    TypeError
+        A list or dict of RDMs instead of one RDM or stack.
     StimulusAlignmentError
         When the RDMs (or ``sigma_k``) hold different stimuli.
 
@@ -213,8 +236,8 @@ def compare(
     0.666667
     """
     check_option("method", method, METHODS)
-    a = as_rdm(rdm_a, "rdm_a")
-    b = as_rdm(rdm_b, "rdm_b")
+    a = single_rdm(rdm_a, "rdm_a")
+    b = single_rdm(rdm_b, "rdm_b")
     first = a[RDM_DIMS[0]].values
     if not all(np.array_equal(first, r[d].values) for r in (a, b) for d in RDM_DIMS):
         a, b = align_stimuli(a, b, join="exact")  # raises naming missing / extra ids
@@ -239,6 +262,7 @@ def compare(
         )
         for v in (va, vb)
     )
+    check_min_stimuli(ids, f"comparing RDMs (method={method!r})")
     n_pairs = x.shape[-1]
     complete = bool(np.isfinite(x).all() and np.isfinite(y).all())
     valid = None if complete else np.isfinite(x) & np.isfinite(y)
@@ -246,7 +270,8 @@ def compare(
     if n_min < 3:
         raise ValueError(
             f"Cannot compare RDMs: only {n_min} stimulus pair(s) are finite in both "
-            f"(of {n_pairs}); at least 3 are needed. Check for NaN entries."
+            f"(of {n_pairs}); at least 3 are needed. The others are NaN (missing) in "
+            "rdm_a or rdm_b."
         )
     if method == "bures" and not complete:
         raise ValueError(
@@ -272,6 +297,7 @@ def compare(
             )
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
+    x, y = scale_rows_pow2(x, dt), scale_rows_pow2(y, dt)  # no overflow in dt (exact)
     res = compare_vectors(
         as_tensor(x, dev, dt),
         as_tensor(y, dev, dt),

@@ -697,6 +697,38 @@ def bures(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # Dispatch
 # ---------------------------------------------------------------------------------------------
+def scale_rows_pow2(v: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """Divide each row of ``v`` by a power of two when its magnitude leaves the safe range.
+
+    Every comparison method is invariant to a positive scale of either RDM, so a row whose
+    largest finite magnitude lies outside ``2**(+-maxexp / 4)`` of ``dtype`` (float32:
+    about 2.3e-10 to 4.3e9) is brought to a largest magnitude in [0.5, 1): exactly (a power
+    of two, in float64), before the cast to ``dtype`` and the sums of squares that would
+    overflow or underflow. Rows in the safe range are left as they are.
+
+    Parameters
+    ----------
+    v : ndarray, float64, shape (..., n_pairs)
+        RDM vectors; non-finite entries (missing pairs) are ignored and kept.
+    dtype : torch.dtype
+        The compute dtype.
+
+    Returns
+    -------
+    v : ndarray
+        ``v`` itself, or a scaled copy.
+    """
+    if v.size == 0:
+        return v
+    with np.errstate(invalid="ignore"):
+        m = np.where(np.isfinite(v), np.abs(v), 0.0).max(axis=-1, keepdims=True)
+    k = np.frexp(m)[1]
+    lim = np.finfo(np.float64 if dtype == torch.float64 else np.float32).maxexp // 4
+    if not ((k > lim) | (k < -lim)).any():
+        return v
+    return np.ldexp(v, -k)
+
+
 def _all_finite(t: torch.Tensor) -> bool:
     """Whether every entry is finite (numpy on the CPU: one pass, single-threaded)."""
     if t.device.type == "cpu":

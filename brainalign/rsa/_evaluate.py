@@ -24,7 +24,13 @@ import torch
 import xarray as xr
 from scipy import stats
 
-from brainalign._checks import SchemaError, _fmt_list, check_number, check_option
+from brainalign._checks import (
+    SchemaError,
+    StimulusAlignmentError,
+    _fmt_list,
+    check_number,
+    check_option,
+)
 from brainalign._config import get_config
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
 from brainalign._version import __version__
@@ -44,6 +50,13 @@ _POOL_RANK = ("spearman", "rho_a", "kendall_tau_a")
 _UNCENTERED = ("cosine", "whitened_cosine", "bures")  # undefined for an all-zero RDM
 _MEMORY_BUDGET = 2**28  # bytes per chunk of bootstrap samples
 _RESAMPLING = ("both", "subject", "stimulus")
+#: The population each bootstrap's variances (and so the p-values of model_tests) generalise to.
+GENERALISES_TO = {
+    "none": "subjects (stimuli fixed)",
+    "subject": "subjects (stimuli fixed)",
+    "stimulus": "stimuli (subjects fixed)",
+    "both": "subjects and stimuli",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -52,21 +65,47 @@ _RESAMPLING = ("both", "subject", "stimulus")
 
 
 def _stack(x: Any, name: str, dim: str) -> xr.DataArray:
-    """Return ``x`` as RDMs with dims ``(dim, stimulus_a, stimulus_b)``."""
-    if isinstance(x, dict):
+    """Return ``x`` as RDMs with dims ``(dim, stimulus_a, stimulus_b)``.
+
+    A dict, or a list or tuple holding labeled RDMs, is aligned by stimulus id to its first
+    RDM (:func:`brainalign.align_stimuli`, ``join="exact"``), never stacked by position.
+    """
+    labeled_list = isinstance(x, list | tuple) and (
+        not x or any(isinstance(v, xr.DataArray) for v in x)
+    )
+    if isinstance(x, dict) or labeled_list:
+        kind = "dict" if isinstance(x, dict) else type(x).__name__
         if not x:
-            raise ValueError(f"{name} is an empty dict; it needs at least one RDM.")
-        rdms = [as_rdm(v, f"{name}[{k!r}]") for k, v in x.items()]
-        for i, r in enumerate(rdms):
+            raise ValueError(f"{name} is an empty {kind}; it needs at least one RDM.")
+        keys = list(x) if isinstance(x, dict) else list(range(len(x)))
+        values = list(x.values()) if isinstance(x, dict) else list(x)
+        rdms = [as_rdm(v, f"{name}[{k!r}]") for k, v in zip(keys, values, strict=True)]
+        for k, r in zip(keys, rdms, strict=True):
             if set(r.dims) != set(RDM_DIMS):
                 raise SchemaError(
-                    f"{name} as a dict must hold single RDMs; {name}[{list(x)[i]!r}] has dims "
+                    f"{name} as a {kind} must hold single RDMs; {name}[{k!r}] has dims "
                     f"{tuple(r.dims)}."
                 )
-        rdms = list(align_stimuli(*rdms, join="exact"))
-        labels = [str(k) for k in x]
-        out = xr.concat([r.copy(data=r.values) for r in rdms], dim=dim, coords="minimal")
-        return out.assign_coords({dim: labels}).transpose(dim, *RDM_DIMS)
+        try:
+            rdms = list(align_stimuli(*rdms, join="exact"))
+        except StimulusAlignmentError as err:  # name the entries, not arrays[i]
+            msg = str(err)
+            for i, k in reversed(list(enumerate(keys))):
+                msg = msg.replace(f"arrays[{i}]", f"{name}[{k!r}]")
+            raise StimulusAlignmentError(msg) from None
+        # Only the stimulus coordinates survive: per-RDM scalar coords or attrs may differ.
+        ids = rdms[0][RDM_DIMS[0]].values
+        out = xr.DataArray(
+            np.stack([np.asarray(r.transpose(*RDM_DIMS).values) for r in rdms]),
+            dims=(dim, *RDM_DIMS),
+            coords={
+                dim: [str(k) for k in keys] if isinstance(x, dict) else np.arange(len(keys)),
+                RDM_DIMS[0]: ids,
+                RDM_DIMS[1]: ids,
+            },
+            attrs={"kind": "rdm"},
+        )
+        return out
     if not isinstance(x, xr.DataArray):
         arr = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=float)
         if arr.ndim == 3:
@@ -615,14 +654,36 @@ def evaluate(
       and stimuli only; the variances combine the three with rsatoolbox's small-sample
       correction.
 
+    **Which population the variances generalise to.** The variances (and so the p-values
+    of :func:`model_tests` and :func:`test`) reflect only what is resampled. Without a
+    bootstrap or with ``"subject"`` they generalise to new *subjects* seeing these same
+    stimuli. If the stimuli are themselves a sample (of images, words, sounds) and the
+    claim is about the population of stimuli, the variances are too small and the tests
+    liberal: with brain and models independent, 10 stimuli drawn afresh and 8 subjects,
+    brainalign's calibration (``tests/stats/cases_rsa.py``) rejects 17 % of tests against
+    zero and 22 % of pairwise comparisons at alpha = 0.05 (the excess grows with the share
+    of RDM structure that subjects have in common). With fixed stimuli the same tests hold
+    their size (4.7 % and 5.0 %). ``"stimulus"`` generalises to new stimuli for these
+    subjects; ``"both"`` to new subjects and new stimuli, and is the one to use when both
+    are samples. Both are conservative with few stimuli (0-2 % at alpha = 0.05 in the
+    same calibration): the stimulus bootstrap overestimates the variance. The result's
+    attr ``generalises_to`` says which population applies (``"subjects (stimuli fixed)"``,
+    ``"stimuli (subjects fixed)"`` or ``"subjects and stimuli"``).
+
+    Every input is aligned by stimulus id, never by position: a dict or a list of labeled
+    RDMs is aligned to its first RDM, and the models to the data; different id sets raise a
+    :class:`~brainalign.StimulusAlignmentError` naming the missing and extra ids.
+
     Parameters
     ----------
     data_rdms : xarray.DataArray, dims (subject, "stimulus_a", "stimulus_b")
         One data RDM per subject, along one extra dim of any name (returned as
-        ``subject``). Also a dict of RDMs, or an array of shape ``(n_subjects, n, n)``.
+        ``subject``). Also a dict ``{subject: rdm}`` or a list of labeled RDMs (aligned by
+        stimulus id), or an array of shape ``(n_subjects, n, n)``.
     model_rdms : xarray.DataArray, dims (model, "stimulus_a", "stimulus_b")
         The model RDMs along one extra dim (returned as ``model``), or a single RDM, a dict
-        ``{name: rdm}``, or an array of shape ``(n_models, n, n)``.
+        ``{name: rdm}`` or a list of labeled RDMs (aligned by stimulus id), or an array of
+        shape ``(n_models, n, n)``.
     method : str
         A comparison of :func:`brainalign.rsa.compare` (``"spearman"``, ``"pearson"``,
         ``"cosine"``, ``"rho_a"``, ``"kendall_tau_a"``, the whitened ones...). With complete
@@ -641,6 +702,8 @@ def evaluate(
         Explicit draws instead of random ones: ``{"subject": (n_bootstrap, n_subjects)}``
         and/or ``{"stimulus": (n_bootstrap, n_stimuli)}`` integer positions, as the
         bootstrap needs (for example rsatoolbox's own draws, to reproduce its results).
+        Stimulus positions refer to the stimulus order of the (first) data RDM, to which
+        every other RDM is aligned.
     semantics : {"brainalign", "rsatoolbox"}
         ``"rsatoolbox"`` reproduces a defect of rsatoolbox 0.3.2's ``eval_bootstrap_rdm``,
         which replaces its covariance with one of the model evaluations only, so the
@@ -672,7 +735,8 @@ def evaluate(
           ``stimulus_index`` (bootstrap, draw).
 
         Attrs: ``method``, ``bootstrap``, ``n_bootstrap``, ``seed``, ``semantics``, ``dof``
-        (degrees of freedom of the t-tests of :func:`model_tests`), ``n_subjects``,
+        (degrees of freedom of the t-tests of :func:`model_tests`), ``generalises_to``
+        (the population the variances generalise to, see above), ``n_subjects``,
         ``n_stimuli``.
 
     Raises
@@ -681,7 +745,7 @@ def evaluate(
         Unknown method / bootstrap / semantics, ``n_bootstrap < 1``, a subject bootstrap with
         one subject, fewer than 3 stimuli, or constant RDMs.
     StimulusAlignmentError
-        When data and model RDMs hold different stimuli.
+        When data and model RDMs (or the RDMs of a dict or list) hold different stimuli.
 
     See Also
     --------
@@ -750,12 +814,18 @@ def evaluate(
     e_full, lo_full, up_full = engine.per_subject()
     e_np = to_numpy(e_full).astype(np.float64).T  # (model, subject)
 
-    coords = {"model": models["model"].values, "subject": data["subject"].values}
-    ds = xr.Dataset(coords=coords)
-    ds["evaluations"] = (("model", "subject"), e_np)
-    ds["mean"] = (("model",), e_np.mean(-1))
-    ds["noise_ceiling_lower"] = float(to_numpy(lo_full)[0])
-    ds["noise_ceiling_upper"] = float(to_numpy(up_full)[0])
+    # Variables and coordinates are collected and the Dataset built once at the end: every
+    # Dataset.__setitem__ re-aligns all variables (most of the time of a small evaluation).
+    coords: dict[str, Any] = {
+        "model": models["model"].values,
+        "subject": data["subject"].values,
+    }
+    out: dict[str, Any] = {
+        "evaluations": (("model", "subject"), e_np),
+        "mean": (("model",), e_np.mean(-1)),
+        "noise_ceiling_lower": float(to_numpy(lo_full)[0]),
+        "noise_ceiling_upper": float(to_numpy(up_full)[0]),
+    }
     attrs: dict[str, Any] = {
         "kind": "rsa_model_evaluation",
         "method": method,
@@ -763,6 +833,7 @@ def evaluate(
         "n_bootstrap": 0,
         "seed": -1 if seed is None else int(seed),
         "semantics": semantics,
+        "generalises_to": GENERALISES_TO[bootstrap],
         "n_subjects": int(n_subj),
         "n_stimuli": int(n),
         "brainalign_version": __version__,
@@ -776,9 +847,8 @@ def evaluate(
             diff = np.full((n_mod, n_mod), np.nan)
             ncv = np.full((n_mod, 2), np.nan)
         attrs["dof"] = int(n_subj - 1)
-        _add_variances(ds, var, diff, ncv)
-        ds.attrs.update(attrs)
-        return ds
+        _add_variances(out, coords, var, diff, ncv)
+        return xr.Dataset(out, coords=coords, attrs=attrs)
 
     if indices is not None:
         draws = _check_indices(indices, bootstrap, n_subj, n)
@@ -827,31 +897,31 @@ def evaluate(
         attrs["dof"] = int(min(n_subj, n) - 1)
         parts = _extract(covs, n_mod, None)
         var, diff, ncv = (_dual(p, n_subj, n) for p in parts)
-    _add_variances(ds, var, diff, ncv)
+    _add_variances(out, coords, var, diff, ncv)
     lead = ("resampling",) if bootstrap == "both" else ()
     sl = slice(None) if bootstrap == "both" else 0
     if bootstrap == "both":
-        ds = ds.assign_coords(resampling=list(_RESAMPLING))
-    ds["bootstrap_evaluations"] = ((*lead, "bootstrap", "model"), ev[sl])
-    ds["bootstrap_noise_ceiling_lower"] = ((*lead, "bootstrap"), lo[sl])
-    ds["bootstrap_noise_ceiling_upper"] = ((*lead, "bootstrap"), up[sl])
-    ds["valid"] = (("bootstrap",), ok)
-    ds["bootstrap_mean"] = (("model",), np.nanmean(ev[:, ok], axis=1).mean(0))
+        coords["resampling"] = list(_RESAMPLING)
+    out["bootstrap_evaluations"] = ((*lead, "bootstrap", "model"), ev[sl])
+    out["bootstrap_noise_ceiling_lower"] = ((*lead, "bootstrap"), lo[sl])
+    out["bootstrap_noise_ceiling_upper"] = ((*lead, "bootstrap"), up[sl])
+    out["valid"] = (("bootstrap",), ok)
+    out["bootstrap_mean"] = (("model",), np.nanmean(ev[:, ok], axis=1).mean(0))
     terms = [str(v) for v in coords["model"]] + ["noise_ceiling_lower", "noise_ceiling_upper"]
-    ds["covariance"] = ((*lead, "term", "term_b"), covs[sl])
-    ds = ds.assign_coords(term=terms, term_b=terms)
+    out["covariance"] = ((*lead, "term", "term_b"), covs[sl])
+    coords["term"] = terms
+    coords["term_b"] = terms
     for key, arr in draws.items():
-        ds[f"{key}_index"] = (("bootstrap", f"{key}_draw"), arr)
-    ds.attrs.update(attrs)
-    return ds
+        out[f"{key}_index"] = (("bootstrap", f"{key}_draw"), arr)
+    return xr.Dataset(out, coords=coords, attrs=attrs)
 
 
-def _add_variances(ds: xr.Dataset, var, diff, ncv) -> None:
-    ds["variance"] = (("model",), np.asarray(var, dtype=np.float64))
-    ds["variance_difference"] = (("model", "model_b"), np.asarray(diff, dtype=np.float64))
-    ds["variance_noise_ceiling"] = (("model", "bound"), np.asarray(ncv, dtype=np.float64))
-    ds.coords["model_b"] = ds["model"].values
-    ds.coords["bound"] = ["lower", "upper"]
+def _add_variances(out: dict, coords: dict, var, diff, ncv) -> None:
+    out["variance"] = (("model",), np.asarray(var, dtype=np.float64))
+    out["variance_difference"] = (("model", "model_b"), np.asarray(diff, dtype=np.float64))
+    out["variance_noise_ceiling"] = (("model", "bound"), np.asarray(ncv, dtype=np.float64))
+    coords["model_b"] = coords["model"]
+    coords["bound"] = ["lower", "upper"]
 
 
 def noise_ceiling(
@@ -870,7 +940,10 @@ def noise_ceiling(
     Parameters
     ----------
     data_rdms : xarray.DataArray, dims (subject, "stimulus_a", "stimulus_b")
-        One RDM per subject (or an array of shape ``(n_subjects, n, n)``).
+        One RDM per subject, a dict ``{subject: rdm}`` or a list of labeled RDMs (aligned
+        by stimulus id to the first; different id sets raise a
+        :class:`~brainalign.StimulusAlignmentError` naming the ids), or an array of shape
+        ``(n_subjects, n, n)``.
     method : str
         A comparison of :func:`brainalign.rsa.compare`.
     device : str or torch.device, optional
@@ -927,6 +1000,11 @@ def model_tests(result: xr.Dataset) -> xr.Dataset:
     samples (``bootstrap_mean``), and the ceiling is the mean of the lower bound over the
     samples. Variances are floored at machine epsilon.
 
+    The p-values generalise to the population the result's bootstrap resampled (attr
+    ``generalises_to``): with ``bootstrap="none"`` or ``"subject"`` to new subjects on the
+    same stimuli only. When the stimuli are a sample too, these tests are liberal; evaluate
+    with ``bootstrap="both"`` (see :func:`evaluate`).
+
     Parameters
     ----------
     result : xarray.Dataset
@@ -938,7 +1016,8 @@ def model_tests(result: xr.Dataset) -> xr.Dataset:
         ``p_pairwise`` (model, model_b): two-sided tests of the difference of two models
         (1 on the diagonal); ``p_zero`` (model): one-sided test of evaluation > 0;
         ``p_noise_ceiling`` (model): two-sided test against the lower noise-ceiling bound;
-        and the matching t values ``t_pairwise``, ``t_zero``, ``t_noise_ceiling``.
+        and the matching t values ``t_pairwise``, ``t_zero``, ``t_noise_ceiling``. Attrs
+        include ``generalises_to``, copied from ``result``.
 
     Examples
     --------
@@ -994,6 +1073,9 @@ def model_tests(result: xr.Dataset) -> xr.Dataset:
             "noise_ceiling": ceiling,
             "method": result.attrs["method"],
             "bootstrap": result.attrs["bootstrap"],
+            "generalises_to": result.attrs.get(
+                "generalises_to", GENERALISES_TO[result.attrs["bootstrap"]]
+            ),
             "brainalign_version": __version__,
         },
     )
@@ -1017,7 +1099,9 @@ def bootstrap(
         As in :func:`evaluate`.
     resample : {"subject", "stimulus", "both"}
         What the bootstrap resamples (= rsatoolbox ``eval_bootstrap_rdm``,
-        ``eval_bootstrap_pattern``, ``eval_dual_bootstrap``).
+        ``eval_bootstrap_pattern``, ``eval_dual_bootstrap``): the variances generalise to
+        new subjects (stimuli fixed), new stimuli (subjects fixed), or both; use
+        ``"both"`` when subjects and stimuli are samples (see :func:`evaluate`).
     n_bootstrap : int
         Number of bootstrap samples, computed in one batch.
     seed : int, optional
@@ -1057,12 +1141,28 @@ def test(
     One call for :func:`bootstrap` followed by :func:`model_tests` (rsatoolbox's t-tests on
     the bootstrap variances).
 
+    A p-value generalises only to the population that was resampled (attr
+    ``generalises_to`` of the result):
+
+    - ``resample="subject"`` (the default): to new **subjects seeing these same stimuli**.
+      If the stimuli are a sample from a larger set (images, words, sounds) and the claim
+      is about that set, the tests are liberal: with brain and models independent and
+      stimuli drawn afresh (10 stimuli, 8 subjects), 22 % of pairwise model comparisons
+      and 17 % of tests against zero reject at alpha = 0.05 in brainalign's calibration.
+      Use ``resample="both"`` then.
+    - ``resample="stimulus"``: to new **stimuli**, for these subjects.
+    - ``resample="both"``: to new **subjects and new stimuli** (rsatoolbox's dual
+      bootstrap); the choice when both are samples. With few stimuli the stimulus
+      bootstraps are conservative (0-2 % at alpha = 0.05 in the same calibration).
+
     Parameters
     ----------
     data_rdms, model_rdms, method
-        As in :func:`evaluate`.
+        As in :func:`evaluate` (dicts and lists of labeled RDMs are aligned by stimulus
+        id).
     resample : {"subject", "stimulus", "both"}
-        What the bootstrap resamples.
+        What the bootstrap resamples, and so the population a p-value generalises to (see
+        above).
     n_bootstrap : int
         Number of bootstrap samples.
     seed : int, optional
@@ -1074,7 +1174,13 @@ def test(
     -------
     result : xarray.Dataset
         The :func:`evaluate` variables plus ``t_``/``p_`` ``zero``, ``pairwise`` and
-        ``noise_ceiling`` from :func:`model_tests`.
+        ``noise_ceiling`` from :func:`model_tests`; attrs as :func:`evaluate`'s, with
+        ``generalises_to`` (``"subjects (stimuli fixed)"``, ``"stimuli (subjects fixed)"``
+        or ``"subjects and stimuli"``) and ``test``.
+
+    See Also
+    --------
+    evaluate : the bootstraps, and which population each generalises to.
     """
     result = bootstrap(
         data_rdms,

@@ -16,8 +16,9 @@ from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_nump
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS
-from brainalign.rsa._compare import METHODS, compare
+from brainalign.rsa._compare import METHODS, compare, single_rdm
 from brainalign.rsa._compare_kernels import compare_vectors
+from brainalign.rsa._evaluate import _stack
 from brainalign.rsa._rdm import as_rdm
 
 _EXACT_LIMIT = 50_000
@@ -32,6 +33,11 @@ def _permutations(n: int, n_permutations: int | None, seed: int | None) -> tuple
     rng = np.random.default_rng(seed)
     perms = np.argsort(rng.random((n_permutations, n)), axis=1)
     return np.vstack([np.arange(n)[None], perms]), False
+
+
+def _plain_matrix(x: Any) -> bool:
+    """Whether ``x`` is a nested list of numbers (one square matrix), not a list of RDMs."""
+    return not isinstance(x, dict) and np.ndim(x) == 2
 
 
 def permutation_test(
@@ -58,7 +64,10 @@ def permutation_test(
     data_rdm : xarray.DataArray or array_like, shape (n, n)
         The data RDM.
     model_rdm : xarray.DataArray, dims (..., "stimulus_a", "stimulus_b")
-        One model RDM, or a stack over a broadcast dim (e.g. ``model`` or ``layer``).
+        One model RDM, or a stack over a broadcast dim (e.g. ``model`` or ``layer``), or a
+        dict ``{name: rdm}`` or a list of labeled RDMs (stacked along ``model``, each
+        aligned by stimulus id; different id sets raise naming the ids), or an array of
+        shape ``(n_models, n, n)``.
     method : str
         The comparison, one of :data:`brainalign.rsa.METHODS` (see
         :func:`brainalign.rsa.compare`).
@@ -75,7 +84,11 @@ def permutation_test(
     -------
     result : xarray.Dataset
         ``observed`` and ``p_value`` over the model's broadcast dims, and ``null`` with an
-        extra ``permutation`` dim; attrs ``exact``, ``method``, ``n_permutations``.
+        extra ``permutation`` dim; attrs ``exact``, ``method``, ``n_permutations``, and
+        ``generalises_to`` = ``"stimuli (subjects fixed)"``: relabelling stimuli tests the
+        association over the population of stimuli, for the subject(s) whose data RDM
+        this is (to generalise over subjects too, use :func:`brainalign.rsa.test` with
+        ``resample="both"``).
 
     Examples
     --------
@@ -91,14 +104,19 @@ def permutation_test(
         check_number("n_permutations", n_permutations, low=1, integer=True)
     if seed is None:
         seed = get_config()["seed"]
-    a = as_rdm(data_rdm, "data_rdm")
-    b = as_rdm(model_rdm, "model_rdm")
+    a = single_rdm(data_rdm, "data_rdm")
+    if isinstance(model_rdm, xr.DataArray) or _plain_matrix(model_rdm):
+        b = as_rdm(model_rdm, "model_rdm")
+    else:  # a dict, a list (aligned by stimulus id, not position) or an (M, n, n) array
+        b = _stack(model_rdm, "model_rdm", "model")
     if any(d not in RDM_DIMS for d in a.dims):
         raise ValueError(
             f"data_rdm must be a single RDM (dims {RDM_DIMS}), got dims {tuple(a.dims)}; "
             "select one with .sel()/.isel() first."
         )
-    a, b = align_stimuli(a, b, join="exact")
+    first = a[RDM_DIMS[0]].values
+    if not all(np.array_equal(first, r[d].values) for r in (a, b) for d in RDM_DIMS):
+        a, b = align_stimuli(a, b, join="exact")  # raises naming missing / extra ids
     observed = compare(a, b, method, device=device, dtype=dtype)  # also validates NaN/constant
     n = a.sizes[RDM_DIMS[0]]
     perms, exact = _permutations(n, n_permutations, seed)
@@ -148,6 +166,7 @@ def permutation_test(
             "exact": bool(exact),
             "n_permutations": int(null_out.shape[-1]),
             "alternative": "greater",
+            "generalises_to": "stimuli (subjects fixed)",
             "seed": -1 if seed is None else int(seed),
             "brainalign_version": __version__,
         },

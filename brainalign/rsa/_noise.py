@@ -11,6 +11,7 @@ instead of a ``O(n_features**3)`` inverse).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -25,6 +26,7 @@ from brainalign.rsa._kernels import LowRankPrecision, gram
 from brainalign.rsa._rdm import (
     SEMANTICS,
     _feature_dim,
+    _needs_scaling,
     _register_low_rank,
     resolve_runs,
     run_patterns,
@@ -166,6 +168,12 @@ def noise_precision(
                 "degrees of freedom."
             )
     dof_used = int(default_dof if dof is None else dof)
+    # Exact power-of-two rescaling of data far from 1 (the precision scales as
+    # scale ** -2), so that the Gram matrix neither overflows nor underflows in dt.
+    k = int(np.frexp(float(xt.abs().max()))[1]) if xt.numel() else 0
+    k = int(np.clip(k, -1000, 1000)) if _needs_scaling(np.array([k]), dt) else 0
+    if k:
+        xt = xt * math.ldexp(1.0, -k)
     xt = xt.to(dt)
     low_rank = factored = None
     if method.startswith("shrinkage") and n_obs < xt.shape[1]:
@@ -176,6 +184,15 @@ def noise_precision(
         cov, lam = _covariance(xt, method, dof_used, feature_coord, fdim)
         prec = _inverse(cov, method, n_obs, cov.shape[0])
     values = to_numpy(prec)
+    if k:
+        values = _unscale_precision(
+            values.astype(np.float64), k, dt, x_max=math.ldexp(float(xt.abs().max()), k)
+        )
+        if factored is not None:
+            f64 = factored.to(torch.device("cpu"), torch.float64)
+            factored = LowRankPrecision(
+                f64.diag * math.ldexp(1.0, -2 * k), f64.factor * math.ldexp(1.0, -k)
+            )
     if dt == torch.float32:
         values = values.astype(np.float32)
     coords: dict[str, Any] = {}
@@ -199,6 +216,31 @@ def noise_precision(
     if factored is not None:  # rdm() then skips the dense matrix (see _register_low_rank)
         _register_low_rank(out, factored.to(torch.device("cpu"), torch.float64))
     return out
+
+
+def _unscale_precision(values: np.ndarray, k: int, dt: torch.dtype, x_max: float) -> np.ndarray:
+    """``values * 2**(-2k)`` (float64), refusing entries that do not fit ``dt``."""
+    info = np.finfo(np.float32 if dt == torch.float32 else np.float64)
+    mags = np.abs(values)
+    significant = mags > info.eps * mags.max()  # smaller entries are rounding noise in dt
+    # decimal exponents of the unscaled entries (they may not fit even float64)
+    shift = 2 * k * math.log10(2)
+    lo = float(np.log10(mags[significant].min())) - shift
+    hi = float(np.log10(mags.max())) - shift
+    if hi > math.log10(info.max) or lo < math.log10(info.tiny):
+        name = str(dt).replace("torch.", "")
+        hint = (
+            "Pass dtype='float64' or rescale the data"
+            if dt != torch.float64
+            else "Rescale the data (e.g. by a power of ten)"
+        )
+        raise ValueError(
+            f"The noise precision of data with magnitudes up to {x_max:.3g} does not fit in "
+            f"{name}: its entries would range from about 1e{lo:+.0f} to 1e{hi:+.0f}, outside "
+            f"{name}'s range (smallest normal {info.tiny:.3g}, largest {info.max:.3g}). "
+            f"{hint}."
+        )
+    return np.ldexp(values, -2 * k)
 
 
 def _residuals(data: Any, feature_dim: str | None) -> tuple[np.ndarray, str, Any]:

@@ -232,27 +232,39 @@ def rdm(
         # Fast path: one Gram matrix per batch; validation runs only when a row is flagged.
         validated = False
         for start in range(0, flat_b.shape[0], step):
-            x = as_tensor(flat_b[start : start + step], dev, dt)
+            block = flat_b[start : start + step]
+            x = as_tensor(block, dev, dt)
             d, flag = gram_rdm(x, metric)
             if bool(flag.any()):
                 if not validated:
                     _validate_patterns(values, ids, metric)
                     validated = True
-                d = kernel(x)  # ill-conditioned for the Gram formula: centre explicitly
+                # ill-conditioned for the Gram formula, or squares out of the dtype's range:
+                # centre explicitly, each row scaled to a largest magnitude in [0.5, 1)
+                # (both metrics are scale-invariant; a power of two scales exactly)
+                x, _ = _scaled_tensor(block, x, dev, dt, axes=(-1,), always=True)
+                d = kernel(x)
             out[start : start + step] = to_numpy(d)
     else:
         _validate_patterns(values, ids, metric, prior_weight)
-        extra: tuple[Any, ...] = ()
+        prec, k_prec = None, 0
         if metric == "mahalanobis":
-            extra = (_noise_tensor(noise, da, fdim, dev, dt),)
-        elif metric == "poisson":
-            extra = (prior_lambda, prior_weight)
+            prec, k_prec = _noise_tensor(noise, da, fdim, dev, dt, return_exponent=True)
+        # distances scale as (data scale) ** power (times the precision's scale)
+        power = {"euclidean": 1, "sqeuclidean": 2, "mahalanobis": 2, "poisson": 1}[metric]
         for start in range(0, flat_b.shape[0], step):
-            x = as_tensor(flat_b[start : start + step], dev, dt)
-            if metric == "mahalanobis" and extra[0] is None:
-                out[start : start + step] = to_numpy(RDM_KERNELS["sqeuclidean"](x) / p)
+            block = flat_b[start : start + step]
+            x, k = _scaled_tensor(block, None, dev, dt, axes=(-2, -1))
+            if metric == "mahalanobis":
+                d = RDM_KERNELS["sqeuclidean"](x) / p if prec is None else kernel(x, prec)
+            elif metric == "poisson":
+                # KL divergence of shifted rates scales with them: scale the prior too
+                lam = prior_lambda if k is None else as_tensor(np.ldexp(prior_lambda, -k), dev, dt)
+                d = kernel(x, lam, prior_weight)
             else:
-                out[start : start + step] = to_numpy(kernel(x, *extra))
+                d = kernel(x)
+            out[start : start + step] = _unscale(to_numpy(d), k, power, k_prec)
+        _check_representable(out, values, metric, dt)
     out = out.reshape((*batch_shape, n, n))
     coords: dict[str, Any] = {d: da_t[d] for d in bdims if d in da_t.coords}
     coords[RDM_DIMS[0]] = ids
@@ -264,6 +276,95 @@ def rdm(
     attrs = {k: da.attrs[k] for k in _PROVENANCE if k in da.attrs}
     attrs.update({"kind": "rdm", "metric": metric, "brainalign_version": __version__})
     return xr.DataArray(out, dims=(*bdims, *RDM_DIMS), coords=coords, attrs=attrs, name="rdm")
+
+
+def _slice_exponents(block: np.ndarray, axes: tuple[int, ...], dt: torch.dtype) -> np.ndarray:
+    """``k`` with ``max |slice| / 2**k`` in [0.5, 1) for each slice over ``axes`` (kept dims)."""
+    m = np.maximum(block.max(axis=axes, keepdims=True), -block.min(axis=axes, keepdims=True))
+    return np.frexp(m.astype(np.float64))[1].astype(np.int64)
+
+
+def _needs_scaling(k: np.ndarray, dt: torch.dtype) -> bool:
+    """Whether a largest magnitude ``2**k`` leaves the range where ``dt`` computes safely.
+
+    Safe: within ``2**(+-maxexp / 4)`` (float32: about 2.3e-10 to 4.3e9; float64: 1e-77 to
+    1e77), so that sums of squares over many features neither overflow nor lose precision
+    to underflow. All-zero slices (``k == 0`` from a zero maximum) count as safe.
+    """
+    lim = np.finfo(np.float64 if dt == torch.float64 else np.float32).maxexp // 4
+    return bool(((k > lim) | (k < -lim)).any())
+
+
+def _scaled_tensor(
+    block: np.ndarray,
+    x: torch.Tensor | None,
+    dev: torch.device,
+    dt: torch.dtype,
+    *,
+    axes: tuple[int, ...],
+    always: bool = False,
+) -> tuple[torch.Tensor, np.ndarray | None]:
+    """``block`` in ``dt`` on ``dev``, each slice over ``axes`` divided by a power of two.
+
+    The division is exact (powers of two), happens in float64 before the cast to ``dt``
+    (so float64 data beyond float32's range casts without overflow) and only when a slice's
+    largest magnitude leaves the safe range of ``dt`` (or with ``always``).
+
+    Returns
+    -------
+    x : torch.Tensor
+        The (scaled) block; ``x`` itself (or the cast block) when nothing was scaled.
+    k : ndarray of int or None
+        The exponents (dims over ``axes`` kept), ``None`` when nothing was scaled.
+    """
+    k = None
+    if block.size and np.issubdtype(block.dtype, np.number):
+        k = _slice_exponents(block, axes, dt)
+        if not (always or _needs_scaling(k, dt)):
+            k = None
+    if k is None:
+        return (as_tensor(block, dev, dt) if x is None else x), None
+    return as_tensor(np.ldexp(block.astype(np.float64), -k), dev, dt), k
+
+
+def _unscale(d: np.ndarray, k: np.ndarray | None, power: int, k_extra: int = 0) -> np.ndarray:
+    """``d * 2**(power * k + k_extra)``, exact where it fits ``d``'s dtype.
+
+    Values beyond the dtype's range become inf; non-negligible values (above a few
+    rounding errors of their slice's largest) that fall below its smallest normal number
+    become NaN, so that :func:`_check_representable` refuses both.
+    """
+    if k is None and k_extra == 0:
+        return d
+    e = k_extra if k is None else power * k + k_extra
+    with np.errstate(over="ignore", under="ignore"):
+        res = np.ldexp(d, e).astype(d.dtype, copy=False)
+    info = np.finfo(d.dtype)
+    big = np.abs(d).max(axis=(-2, -1), keepdims=True) * (8 * info.eps)
+    lost = (np.abs(d) > big) & (np.abs(res) < info.tiny)
+    if lost.any():
+        res[lost] = np.nan
+    return res
+
+
+def _check_representable(out: np.ndarray, values: Any, metric: str, dt: torch.dtype) -> None:
+    """Refuse dissimilarities that do not fit ``dt`` (the inputs were checked finite)."""
+    if np.isfinite(out).all():
+        return
+    vals = np.abs(np.asarray(values.values if isinstance(values, xr.DataArray) else values))
+    info = torch.finfo(dt)
+    name = str(dt).replace("torch.", "")
+    hint = (
+        "Pass dtype='float64' or rescale the data"
+        if dt != torch.float64
+        else "Rescale the data (e.g. by a power of ten)"
+    )
+    raise ValueError(
+        f"rdm(metric={metric!r}) does not fit in {name}: the data's magnitudes range from "
+        f"{float(vals[vals > 0].min(initial=np.inf)):.3g} to {float(vals.max(initial=0)):.3g}, "
+        f"and {int((~np.isfinite(out)).sum())} dissimilarities fall outside {name}'s range "
+        f"(smallest normal {info.tiny:.3g}, largest {info.max:.3g}). {hint}."
+    )
 
 
 def _validate_patterns(
@@ -312,16 +413,44 @@ def _check_non_negative(
 
 
 def _noise_tensor(
-    noise: Any, da: xr.DataArray, fdim: str, dev: torch.device, dt: torch.dtype
-) -> torch.Tensor | LowRankPrecision | None:
+    noise: Any,
+    da: xr.DataArray,
+    fdim: str,
+    dev: torch.device,
+    dt: torch.dtype,
+    *,
+    return_exponent: bool = False,
+) -> Any:
     """Validate a precision matrix against the data's feature dim and move it to ``dev``.
 
     A precision straight from :func:`~brainalign.rsa.noise_precision` that has a factored
     form (:func:`_register_low_rank`) is returned in that form (and needs no checks: it is
     symmetric positive definite by construction); the dense matrix is then never used.
+    With ``return_exponent``, returns ``(precision / 2**k, k)``: a precision whose largest
+    (diagonal) entry leaves the range where ``dt`` computes safely is divided by an even
+    power of two ``2**k`` (exactly, in float64, before the cast); otherwise ``k = 0``.
     """
     if noise is None:
-        return None
+        return (None, 0) if return_exponent else None
+    prec = _noise_tensor_unscaled(noise, da, fdim, dev, dt if not return_exponent else None)
+    if not return_exponent:
+        return prec
+    diag = prec.diag if isinstance(prec, LowRankPrecision) else prec.diagonal()
+    k = int(np.frexp(float(diag.abs().max()))[1])
+    if not _needs_scaling(np.array([k]), dt):
+        return prec.to(dev, dt), 0
+    k += k % 2  # even: the factor of a low-rank form scales by 2**(k / 2)
+    half = 2.0 ** (-k // 2)
+    if isinstance(prec, LowRankPrecision):
+        scaled = LowRankPrecision(prec.diag * half * half, prec.factor * half)
+        return scaled.to(dev, dt), k
+    return (prec * half * half).to(dt), k
+
+
+def _noise_tensor_unscaled(
+    noise: Any, da: xr.DataArray, fdim: str, dev: torch.device, dt: torch.dtype | None
+) -> torch.Tensor | LowRankPrecision:
+    """:func:`_noise_tensor` without the scaling; ``dt=None`` keeps float64."""
     p = da.sizes[fdim]
     if isinstance(noise, xr.DataArray):
         if noise.ndim != 2:
@@ -350,7 +479,7 @@ def _noise_tensor(
         raise TypeError(f"noise must be numeric, got dtype {arr.dtype}.")
     low = _registered_low_rank(noise, arr)
     if low is not None:
-        return low.to(dev, dt)
+        return low.to(dev, torch.float64 if dt is None else dt)
     t64 = as_tensor(arr, dev, torch.float64)
     # Symmetry through a random probe (two matrix-vector products instead of a transposed
     # copy): |(M - M^T) v|_i <= max|M - M^T| * |v|_1, so a symmetric matrix never fails.
@@ -375,7 +504,7 @@ def _noise_tensor(
             f"noise must be a symmetric precision matrix; max |noise - noise.T| = {asym:.3g} "
             f"(max |diagonal| = {scale:.3g})."
         )
-    t = t64.to(dt)
+    t = t64 if dt is None else t64.to(dt)
     if p <= _FULL_PD_CHECK_MAX:
         _, info = torch.linalg.cholesky_ex(t64)
         if int(info) > 0:
@@ -589,7 +718,11 @@ def _rdm_cv(
         # rsatoolbox averages the training runs' trials, not their run means
         sums = pats * counts
         train = (sums.sum(-3, keepdim=True) - sums) / (counts.sum(0) - counts)
-    prec = _noise_tensor(noise, da, fdim, dev, dt) if metric == "crossnobis" else None
+    prec, k_prec = (
+        _noise_tensor(noise, da, fdim, dev, dt, return_exponent=True)
+        if metric == "crossnobis"
+        else (None, 0)
+    )
     batch_shape = tuple(pats.shape[:-3])
     n_runs, n, p = pats.shape[-3:]
     flat_b = pats.reshape(-1, n_runs, n, p)
@@ -599,20 +732,42 @@ def _rdm_cv(
     )
     per_item = (4 * n_runs * n * p + 3 * n_runs * n * n) * torch.finfo(dt).bits // 8
     step = max(1, _MEMORY_BUDGET // max(per_item, 1))
+    power = 2 if metric == "crossnobis" else 1  # distances scale as (data scale) ** power
     for start in range(0, flat_b.shape[0], step):
-        x = flat_b[start : start + step].to(dt)
-        tr = None if train is None else flat_t[start : start + step].to(dt)
+        x = flat_b[start : start + step]  # float64 run means
+        tr = None if train is None else flat_t[start : start + step]
+        # exact power-of-two rescaling where the magnitudes leave dt's safe range
+        m = x.abs().amax(dim=(-3, -2, -1), keepdim=True)
+        k = np.frexp(to_numpy(m))[1].astype(np.int64)
+        if _needs_scaling(k, dt):
+            f = as_tensor(np.ldexp(1.0, -np.clip(k, -1022, 1023)), dev, torch.float64)
+            x = x * f
+            tr = None if tr is None else tr * f
+        else:
+            k = None
+        x = x.to(dt)
+        tr = None if tr is None else tr.to(dt)
         if metric == "crossnobis":
             d = RDM_KERNELS[metric](x, prec, train=tr)
         else:
-            d = RDM_KERNELS[metric](
-                x, prior_lambda, prior_weight, all_folds=semantics == "correct", train=tr
+            lam = (
+                prior_lambda
+                if k is None
+                else as_tensor(np.ldexp(prior_lambda, -np.clip(k, -1022, 1023)), dev, dt)
             )
-        out[start : start + step] = to_numpy(d)
+            d = RDM_KERNELS[metric](
+                x, lam, prior_weight, all_folds=semantics == "correct", train=tr
+            )
+        kk = None if k is None else np.clip(k, -1022, 1023).reshape(-1, 1, 1)
+        out[start : start + step] = _unscale(to_numpy(d), kk, power, k_prec)
+    _check_representable(out, values, metric, dt)
     out = out.reshape((*batch_shape, n, n))
     coords: dict[str, Any] = {d: da[d] for d in bdims if d in da.coords}
     coords[RDM_DIMS[0]] = ids
     coords[RDM_DIMS[1]] = ids
+    coords.update(
+        _stimulus_level_coords(da, ids, exclude=(runs,) if isinstance(runs, str) else ())
+    )
     attrs = {k: da.attrs[k] for k in _PROVENANCE if k in da.attrs}
     attrs.update(
         {
@@ -627,6 +782,32 @@ def _rdm_cv(
     if metric == "crossnobis":
         attrs["noise"] = "identity" if prec is None else "precision"
     return xr.DataArray(out, dims=(*bdims, *RDM_DIMS), coords=coords, attrs=attrs, name="rdm")
+
+
+def _stimulus_level_coords(
+    da: xr.DataArray, ids: np.ndarray, exclude: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``{name}_a`` / ``{name}_b`` RDM coords from trial coords constant within stimuli.
+
+    A coordinate along ``trial`` that takes one value per stimulus (a category, say) is
+    a stimulus-level label, kept as :func:`rdm` keeps the stimulus coords of averaged
+    data (and as :func:`~brainalign.average_trials` keeps them); per-trial coords (run,
+    onset) are not.
+    """
+    stim = np.asarray(da[STIMULUS].values)
+    pos = {s: i for i, s in enumerate(ids.tolist())}
+    codes = np.array([pos[s] for s in stim.tolist()], dtype=np.int64)
+    first = np.unique(codes, return_index=True)[1]  # first trial of each stimulus, in ids order
+    out: dict[str, Any] = {}
+    for cname, coord in da.coords.items():
+        if coord.dims != (TRIAL,) or cname in (STIMULUS, TRIAL, RUN, *exclude):
+            continue
+        vals = np.asarray(coord.values)
+        per_stim = vals[first]
+        if np.array_equal(vals, per_stim[codes], equal_nan=vals.dtype.kind in "fc"):
+            out[f"{cname}_a"] = (RDM_DIMS[0], per_stim)
+            out[f"{cname}_b"] = (RDM_DIMS[1], per_stim)
+    return out
 
 
 def as_rdm(x: Any, name: str = "rdm") -> xr.DataArray:

@@ -42,9 +42,9 @@ from brainalign._logging import progress
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS, TRIAL, validate
-from brainalign.rsa._compare_kernels import compare_vectors
+from brainalign.rsa._compare_kernels import compare_vectors, scale_rows_pow2
 from brainalign.rsa._kernels import rankdata
-from brainalign.rsa._rdm import as_rdm, resolve_runs, run_patterns
+from brainalign.rsa._rdm import _needs_scaling, as_rdm, resolve_runs, run_patterns
 
 SearchlightMetric = Literal["correlation", "cosine", "euclidean", "sqeuclidean", "crossnobis"]
 SearchlightMethod = Literal["spearman", "pearson", "cosine"]
@@ -55,6 +55,7 @@ SPATIAL_DIMS = ("voxel", "channel", "vertex")
 _POSITIONS = {"voxel": ("x", "y", "z"), "channel": ("ch_x", "ch_y", "ch_z")}
 _MEMORY_BUDGET = 2**28  # bytes of intermediate tensors per chunk of centres
 _DIJKSTRA_CHUNK = 512
+_BALL_CHUNK = 4096  # centres whose candidate offsets are checked at once
 
 
 # ----------------------------------------------------------------------------- model RDMs
@@ -491,15 +492,95 @@ def _pad(lists: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 def _ball_neighbours(
     pos: np.ndarray, allowed: np.ndarray, centres: np.ndarray, radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Units of ``allowed`` strictly closer than ``radius`` to each centre, exactly.
+
+    The tree gathers candidates a little beyond ``radius`` (its own rounding must lose
+    none); each candidate's squared distance is then compared with ``radius**2``. A
+    coordinate difference ``fl(a - b)`` carries a relative error of at most one rounding,
+    so the float comparison is certain outside a band of relative width 1e-12 around
+    ``radius**2``; the pairs inside the band (a regular grid puts whole shells there) are
+    decided in rational arithmetic on the exact differences, once per distinct offset.
+    """
     from scipy.spatial import cKDTree
 
+    r = float(radius)
     tree = cKDTree(pos[allowed])
-    # strictly closer than radius: the largest float below it, with the tree's "<=".
-    found = tree.query_ball_point(
-        pos[centres], r=np.nextafter(radius, 0.0), workers=-1, return_sorted=True
-    )
+    mag = float(np.abs(pos).max()) if pos.size else 0.0
+    slack = 1e-9 * r + 64 * np.finfo(np.float64).eps * mag
+    found = tree.query_ball_point(pos[centres], r=r + slack, workers=-1, return_sorted=True)
     idx, valid = _pad(list(found))
-    return np.where(valid, allowed[idx], 0), valid
+    idx = allowed[idx]
+    keep = valid.copy()
+    for start in range(0, len(centres), _BALL_CHUNK):
+        rows = slice(start, start + _BALL_CHUNK)
+        keep[rows] &= _strictly_within(pos, idx[rows], centres[rows], r)
+    if not np.array_equal(keep, valid):  # move the kept units to the front of their rows
+        counts = keep.sum(axis=1)
+        width = max(int(counts.max(initial=0)), 1)
+        rows, cols = np.nonzero(keep)
+        new_cols = (np.cumsum(keep, axis=1) - 1)[rows, cols]
+        packed = np.zeros((len(centres), width), dtype=idx.dtype)
+        packed[rows, new_cols] = idx[rows, cols]
+        idx = packed
+        valid = np.arange(width)[None, :] < counts[:, None]
+    return np.where(valid, idx, 0), valid
+
+
+def _strictly_within(
+    pos: np.ndarray, idx: np.ndarray, centres: np.ndarray, r: float
+) -> np.ndarray:
+    """Whether ``|pos[idx] - pos[centres]| < r`` holds exactly, ``(n_centres, width)``."""
+    # a power-of-two rescaling (exact) puts r in [0.5, 1): no overflow or underflow in r**2
+    k = int(np.frexp(r)[1])
+    r = float(np.ldexp(r, -k))
+    d2 = np.zeros(idx.shape)
+    for c in range(pos.shape[1]):
+        col = np.ldexp(pos[:, c], -k)
+        s = col[idx]
+        s -= col[centres][:, None]  # fl(a - b): relative error <= one rounding
+        d2 += s * s
+    r2 = r * r
+    inside = d2 < r2
+    band = np.abs(d2 - r2) <= 1e-12 * r2
+    if band.any():
+        inside[band] = _exact_verdicts(pos, idx, centres, k, band, r)
+    return inside
+
+
+def _exact_verdicts(
+    pos: np.ndarray, idx: np.ndarray, centres: np.ndarray, k: int, band: np.ndarray, r: float
+) -> np.ndarray:
+    """Decide ``|a - b|**2 < r**2`` in rational arithmetic for the pairs in ``band``.
+
+    Coordinates are scaled by ``2**-k`` (exactly); each distinct pair of (difference,
+    rounding error) is decided once.
+    """
+    from fractions import Fraction
+
+    rows, cols = np.nonzero(band)
+    a = np.ldexp(pos[idx[rows, cols]], -k)
+    b = np.ldexp(pos[centres[rows]], -k)
+    s = a - b
+    bv = s - a  # TwoSum(a, -b): s + e == a - b exactly
+    e = (a - (s - bv)) + (-b - bv)
+    offsets = np.ascontiguousarray(np.concatenate([s, e], axis=1))
+    # distinct offsets through a 1-D key, checked against the rows it groups
+    key = offsets @ np.random.default_rng(0).uniform(1.0, 2.0, offsets.shape[1])
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if not np.array_equal(offsets, offsets[first][inverse]):  # a key collision: exact unique
+        _, first, inverse = np.unique(offsets, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+    exact_r2 = Fraction(r) ** 2
+    dim = s.shape[1]
+    verdict = np.array(
+        [
+            sum((Fraction(u[i]) + Fraction(u[dim + i])) ** 2 for i in range(dim)) < exact_r2
+            for u in offsets[first].tolist()
+        ],
+        dtype=bool,
+    )
+    return verdict[inverse]
 
 
 def _graph_neighbours(
@@ -593,6 +674,22 @@ def _positions(da: xr.DataArray, dim: str) -> np.ndarray:
             "them or pass adjacency=."
         )
     return pos
+
+
+def _fit_range(dt: torch.dtype, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Divide ``arrays`` by one power of two when their magnitude leaves ``dt``'s safe range.
+
+    A searchlight map is invariant to a common positive scale of the data (each patch RDM
+    scales by ``c``, ``c**2`` or not at all, a per-patch noise precision by ``c**-2``, and
+    the comparisons are scale-free), so this exact division changes no result; it keeps the
+    sums of squares of data far from 1 (float32 data x 1e20, or x 1e-25) inside ``dt``
+    instead of turning every map into NaN.
+    """
+    m = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)
+    k = np.frexp(np.array([m]))[1]
+    if not _needs_scaling(k, dt):
+        return arrays
+    return tuple(np.ldexp(a, -int(k[0])) for a in arrays)
 
 
 # -------------------------------------------------------------------------- public API
@@ -808,6 +905,7 @@ def searchlight(
     mvecs, mdims, mcoords = model_vectors(model, method)
     if crossnobis:
         x = None
+        cn_pats, cn_res = _fit_range(dt, cn_pats, cn_res)
         pats_t = as_tensor(cn_pats, dev, dt)
         res_t = as_tensor(cn_res if noise is not None else cn_res[:, :0], dev, dt)
     else:
@@ -817,6 +915,7 @@ def searchlight(
         if not has_time:
             values = values[:, None, :]
         n_sp, n_t = values.shape[:2]
+        (values,) = _fit_range(dt, values)
         x = as_tensor(values, dev, dt)
 
     # spatial neighbourhoods
@@ -864,7 +963,7 @@ def searchlight(
         t_centres = np.arange(temporal_radius, n_t - temporal_radius)
         windows = t_centres[:, None] + np.arange(-temporal_radius, temporal_radius + 1)
 
-    models_t = as_tensor(mvecs, dev, dt)
+    models_t = as_tensor(scale_rows_pow2(mvecs, dt), dev, dt)  # scale-free methods: exact
     zmodels, models_t = prepare_models(models_t, method)
     iu = tuple(torch.triu_indices(n, n, offset=1, device=dev))
     similarity = metric in ("correlation", "cosine") and method in ("spearman", "pearson")

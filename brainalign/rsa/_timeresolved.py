@@ -14,13 +14,14 @@ from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_nump
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS, validate
-from brainalign.rsa._compare_kernels import compare_vectors
+from brainalign.rsa._compare_kernels import compare_vectors, scale_rows_pow2
 from brainalign.rsa._rdm import rdm
 from brainalign.rsa._searchlight import (
     SEARCHLIGHT_METHODS,
     SEARCHLIGHT_METRICS,
     SearchlightMethod,
     SearchlightMetric,
+    _fit_range,
     _zscore_rows,
     model_stack,
     model_vectors,
@@ -45,6 +46,14 @@ def _time_vectors(
         raise SchemaError(
             f"{name} needs a 'time' dim for time-resolved RSA; it has dims {tuple(data.dims)}."
         )
+    # Every result here is invariant to a positive scale of the data (the comparisons are
+    # scale-free): bring data far from 1 into the compute dtype's range (exact).
+    dt = resolve_dtype(dtype, resolve_device(device))
+    if np.issubdtype(data.dtype, np.number) and data.size:
+        values = np.asarray(data.values)
+        (scaled,) = _fit_range(dt, values)
+        if scaled is not values:
+            data = data.copy(data=scaled)
     r = rdm(data, metric, device=device, dtype=dtype)
     extra = [d for d in r.dims if d not in ("time", *RDM_DIMS)]
     if extra:
@@ -163,7 +172,7 @@ def time_resolved(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     dv = as_tensor(dvecs, dev, dt)
-    mv = as_tensor(mvecs, dev, dt)
+    mv = as_tensor(scale_rows_pow2(mvecs, dt), dev, dt)  # scale-free methods: exact
     zmodels, mv = prepare_models(mv, method)
     zdata = None
     if zmodels is not None:

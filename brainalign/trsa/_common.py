@@ -12,7 +12,7 @@ from brainalign._checks import check_finite
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
 from brainalign._version import __version__
 from brainalign.data._schema import RDM_DIMS
-from brainalign.rsa._rdm import as_rdm
+from brainalign.rsa._compare import single_rdm
 from brainalign.trsa._kernels import square_numpy
 
 
@@ -26,7 +26,7 @@ class RDMBatch:
         device: str | torch.device | None,
         dtype: str | None,
     ) -> None:
-        self.da = as_rdm(rdm, name)
+        self.da = single_rdm(rdm, name)
         self.name = name
         self.dev = resolve_device(device)
         self.dt = resolve_dtype(dtype, self.dev)

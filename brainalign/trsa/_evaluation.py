@@ -13,9 +13,10 @@ from brainalign._device import to_numpy
 from brainalign._logging import progress
 from brainalign._version import __version__
 from brainalign.data._schema import RDM_DIMS
-from brainalign.rsa._rdm import as_rdm
+from brainalign.rsa._compare import single_rdm
 from brainalign.trsa._common import RDMBatch
 from brainalign.trsa._grid import (
+    DESCRIPTIVE,
     GRID_TRANSFORMS,
     THRESHOLD,
     GridTransformer,
@@ -69,7 +70,7 @@ class _Design:
     ) -> None:
         check_type("class_dim", class_dim, (str,), "a dim name (str)")
         check_type("group_dim", group_dim, (str,), "a dim name (str)")
-        da = as_rdm(rdms, "rdms")
+        da = single_rdm(rdms, "rdms")
         lead = [d for d in da.dims if d not in RDM_DIMS]
         for name, dim in (("class_dim", class_dim), ("group_dim", group_dim)):
             if dim not in lead:
@@ -163,7 +164,8 @@ def identification_accuracy(
     -------
     accuracy : float or xarray.DataArray
         The fraction of RDMs identified correctly, or its bootstrap distribution over
-        ``"bootstrap"``.
+        ``"bootstrap"`` (descriptive, attr ``inference``: no p-value is computed; its
+        quantiles are a percentile interval whose coverage brainalign has not calibrated).
 
     Raises
     ------
@@ -200,7 +202,11 @@ def identification_accuracy(
         acc,
         dims=(BOOTSTRAP,),
         name="accuracy",
-        attrs={"kind": "identification_bootstrap", "brainalign_version": __version__},
+        attrs={
+            "kind": "identification_bootstrap",
+            "inference": DESCRIPTIVE,
+            "brainalign_version": __version__,
+        },
     )
 
 
@@ -249,7 +255,8 @@ def grid_identification(
     Returns
     -------
     accuracy : xarray.DataArray, dims ("threshold",) or ("threshold", "bootstrap")
-        With the grid's ``lower``, ``upper`` and ``family`` coordinates.
+        With the grid's ``lower``, ``upper`` and ``family`` coordinates. Descriptive
+        (attr ``inference``): no p-value, no correction across cells.
 
     Raises
     ------
@@ -302,6 +309,7 @@ def grid_identification(
     }
     attrs = {
         "kind": "trsa_grid_identification",
+        "inference": DESCRIPTIVE,
         "transform": transform,
         "rank": int(rank),
         "class_dim": class_dim,

@@ -15,9 +15,8 @@ from brainalign._logging import progress, warn
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS
-from brainalign.rsa._compare import METHODS
+from brainalign.rsa._compare import METHODS, single_rdm
 from brainalign.rsa._compare_kernels import compare_vectors
-from brainalign.rsa._rdm import as_rdm
 from brainalign.trsa._common import RDMBatch
 from brainalign.trsa._geodesic import TIE_RTOL
 from brainalign.trsa._kernels import (
@@ -39,6 +38,10 @@ FAMILIES = ("local", "global", "geometry-sensitive", "topology-sensitive", "inte
 GRID_TRANSFORMS = ("rgtm", "rgdm")
 _EPS = 1e-3  # the authors' tolerance on the family boundaries
 _CHUNK_ELEMENTS = 2**24  # transformed values held at once (cells x RDMs x pairs)
+
+
+#: The ``inference`` attr of tRSA results: statistics to describe, not p-values.
+DESCRIPTIVE = "descriptive (no p-value)"
 
 
 def family(lower: float, upper: float) -> str:
@@ -244,6 +247,11 @@ def grid_compare(
         With the grid's ``lower``, ``upper`` and ``family`` coordinates. NaN, with a
         warning naming the cells, where a transformed RDM is constant (possible for the
         RGDM when zero-length edges join every stimulus) and the method is undefined.
+        The values are descriptive (attr ``inference``): no p-value, and no correction
+        for looking at 229 cells. For a test at a chosen cell, give the transformed RDMs
+        (:func:`rgtm`, :func:`rgdm`) to :func:`brainalign.rsa.permutation_test` (valid:
+        the transforms commute with relabelling the stimuli), or to
+        :func:`brainalign.rsa.test` with ``resample="both"``.
 
     Raises
     ------
@@ -266,7 +274,7 @@ def grid_compare(
     check_option("method", method, METHODS)
     check_option("transform", transform, GRID_TRANSFORMS)
     grid = _resolve_grid(grid)
-    a, b = as_rdm(rdm_a, "rdm_a"), as_rdm(rdm_b, "rdm_b")
+    a, b = single_rdm(rdm_a, "rdm_a"), single_rdm(rdm_b, "rdm_b")
     if not all(
         np.array_equal(a[RDM_DIMS[0]].values, r[d].values) for r in (a, b) for d in RDM_DIMS
     ):
@@ -316,6 +324,7 @@ def grid_compare(
         coords.update({d: side.lab[d] for d in side.bdims if d in side.lab.coords})
     attrs = {
         "kind": "trsa_grid_comparison",
+        "inference": DESCRIPTIVE,
         "method": method,
         "transform": transform,
         "rank": int(rank),

@@ -13,6 +13,7 @@ import xarray as xr
 
 from brainalign._checks import SchemaError, _fmt_list
 from brainalign._imports import soft_import
+from brainalign._mpltext import mpl_text
 from brainalign.viz._rdm import _figure
 
 
@@ -72,7 +73,7 @@ def plot_brain_map(
         figure=fig,
         colorbar=True,
         threshold=threshold,
-        title=title,
+        title=None if title is None else mpl_text(title),
         display_mode=display_mode or "ortho",
         cut_coords=cut_coords,
         vmax=vmax,
@@ -156,7 +157,12 @@ def plot_glass_brain(
     img = to_image(values, like, fill=0.0)
     fig = _figure((7.0, 2.8), layout=None)
     plotting.plot_glass_brain(
-        img, figure=fig, colorbar=True, threshold=threshold, title=title, plot_abs=False
+        img,
+        figure=fig,
+        colorbar=True,
+        threshold=threshold,
+        title=None if title is None else mpl_text(title),
+        plot_abs=False,
     )
     return fig
 
@@ -290,13 +296,13 @@ def plot_surface_map(
                 symmetric_cbar=True,
                 engine="matplotlib",
             )
-            ax.set_title(f"{hemi} {view}", fontsize=8)
+            ax.set_title(mpl_text(f"{hemi} {view}"), fontsize=8)
             axes.append(ax)
     fig.subplots_adjust(left=0.0, right=0.86, bottom=0.0, top=0.9, wspace=0.0, hspace=0.05)
     cax = fig.add_axes((0.88, 0.15, 0.02, 0.6))
     fig.colorbar(ScalarMappable(Normalize(-vmax, vmax), cmap), cax=cax)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(mpl_text(title), fontsize=10)
     return fig
 
 
@@ -351,7 +357,7 @@ def plot_time_course(
     for k, name in enumerate(names):
         sel = {} if name is None else {extra[0]: name}
         y = np.asarray(sim.sel(sel).values, float)
-        (line,) = ax.plot(t, y, label=None if name is None else str(name), lw=1.6)
+        (line,) = ax.plot(t, y, label=None if name is None else mpl_text(name), lw=1.6)
         if "band_low" in result:
             ax.fill_between(
                 t,
@@ -369,7 +375,7 @@ def plot_time_course(
                 ax.plot(t[sig], np.full(sig.sum(), base), ".", color=line.get_color(), ms=5)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xlabel("time (s)")
-    ax.set_ylabel(ylabel or f"{result.attrs.get('method', 'similarity')} with model RDM")
+    ax.set_ylabel(mpl_text(ylabel or f"{result.attrs.get('method', 'similarity')} with model RDM"))
     if extra:
         ax.legend(fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from brainalign._checks import SchemaError
+from brainalign._mpltext import mpl_text
 
 
 def _figure(figsize: tuple[float, float], layout: str | None = "constrained") -> Any:
@@ -83,13 +84,14 @@ def plot_rdm(
         np.ma.masked_invalid(mat), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
     )
     if len(labels) <= 40:
-        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
-        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        shown = [mpl_text(s) for s in labels]
+        ax.set_xticks(range(len(labels)), shown, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(labels)), shown, fontsize=8)
     else:
         ax.set_xticks([])
         ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(mpl_text(title), fontsize=10)
     if colorbar:
         fig.colorbar(
             im,
@@ -97,7 +99,7 @@ def plot_rdm(
             shrink=0.8,
             label="percentile"
             if rank
-            else str(getattr(rdm, "attrs", {}).get("metric", "dissimilarity")),
+            else mpl_text(getattr(rdm, "attrs", {}).get("metric", "dissimilarity")),
         )
     return fig
 
@@ -267,8 +269,8 @@ def plot_model_comparison(
                     va="bottom" if v >= 0 else "top",
                     fontsize=14,
                 )
-    ax.set_xticks(x, names, rotation=20, ha="right")
-    ax.set_ylabel(ylabel)
+    ax.set_xticks(x, [mpl_text(n) for n in names], rotation=20, ha="right")
+    ax.set_ylabel(mpl_text(ylabel))
     if noise_ceiling is not None:
         ax.legend(fontsize=8, loc="upper right", frameon=False)
     top = (
@@ -350,11 +352,13 @@ def plot_mds(rdm: Any, *, ax: Any = None, title: str | None = None) -> Any:
     ax.scatter(coords[:, 0], coords[:, 1], color="#4C72B0", s=30)
     if len(labels) <= 60:
         for (x, y), lab in zip(coords, labels, strict=True):
-            ax.annotate(lab, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8)
+            ax.annotate(
+                mpl_text(lab), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8
+            )
     ax.set_xlabel("MDS 1")
     ax.set_ylabel("MDS 2")
     ax.set_aspect("equal", adjustable="datalim")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(mpl_text(title), fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
     return fig

@@ -8,6 +8,7 @@ import numpy as np
 import xarray as xr
 
 from brainalign._checks import check_dims
+from brainalign._mpltext import mpl_text
 from brainalign.viz._rdm import _figure
 
 
@@ -69,10 +70,10 @@ def plot_score_matrix(
     fig = _figure((2.6 + label_w + 1.1 * n_c, 1.8 + col_h + 0.45 * n_r))
     ax = fig.subplots()
     im = ax.imshow(values, cmap=cmap, aspect="auto")
-    ax.set_xticks(range(n_c), [str(v) for v in scores[cols].values], rotation=30, ha="right")
-    ax.set_yticks(range(n_r), [str(v) for v in scores[rows].values])
-    ax.set_xlabel(cols)
-    ax.set_ylabel(rows)
+    ax.set_xticks(range(n_c), [mpl_text(v) for v in scores[cols].values], rotation=30, ha="right")
+    ax.set_yticks(range(n_r), [mpl_text(v) for v in scores[rows].values])
+    ax.set_xlabel(mpl_text(cols))
+    ax.set_ylabel(mpl_text(rows))
     finite = values[np.isfinite(values)]
     mid = float(finite.min() + finite.max()) / 2 if finite.size else 0.0
     for i in range(n_r):
@@ -88,7 +89,7 @@ def plot_score_matrix(
                 fontsize=8,
                 color="black" if np.isfinite(v) and v > mid else "white",
             )
-    fig.colorbar(im, ax=ax, label=label)
+    fig.colorbar(im, ax=ax, label=mpl_text(label))
     if title:
-        ax.set_title(title)
+        ax.set_title(mpl_text(title))
     return fig

@@ -103,3 +103,66 @@ def test_saved_file_mode_follows_umask(tmp_path, rich_array):
     finally:
         os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+# ------------------------------------------------ files that are not brainalign's (issue 17)
+def test_load_reads_netcdf3(tmp_path):
+    # NetCDF-3 used to fail with h5py's "file signature not found"; scipy reads it.
+    ds = xr.Dataset(
+        {"v": (("stimulus", "unit"), np.arange(6.0).reshape(3, 2))},
+        coords={"stimulus": ["a", "b", "c"]},
+        attrs={"source": "elsewhere"},
+    )
+    path = tmp_path / "classic.nc"
+    ds.to_netcdf(path, engine="scipy", format="NETCDF3_64BIT")
+    assert path.read_bytes()[:4] == b"CDF\x02"
+    back = ba.load(path)
+    xr.testing.assert_identical(back, ds)
+    ba.validate(back["v"])
+
+
+def test_load_refuses_plain_hdf5_naming_file_and_datasets(tmp_path):
+    import h5py
+
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f["responses"] = np.ones((3, 2))
+        f["meta/ids"] = np.arange(3)
+    with pytest.raises(
+        ValueError,
+        match=r"'.*plain\.h5' is an HDF5 file without the NetCDF/brainalign schema: its "
+        r"dataset\(s\) /meta/ids, /responses have no named dimensions .*h5py.*"
+        r"brainalign\.responses",
+    ):
+        ba.load(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "shown"), [(b"hello world", r"b'hello wo'"), (b"", r"b'\(empty file\)'")]
+)
+def test_load_refuses_other_formats_naming_the_file(tmp_path, content, shown):
+    path = tmp_path / "notes.nc"
+    path.write_bytes(content)
+    with pytest.raises(
+        ValueError,
+        match=r"'.*notes\.nc' is not a NetCDF file \(neither NetCDF-4/HDF5 nor NetCDF-3; it "
+        rf"starts with {shown}\)",
+    ):
+        ba.load(path)
+
+
+def test_load_refuses_a_directory_and_a_truncated_file(tmp_path, rich_array):
+    with pytest.raises(ValueError, match=r"'.*' is a directory; .*xarray\.open_zarr"):
+        ba.load(tmp_path)
+    path = ba.save(rich_array, tmp_path / "full.nc")
+    cut = tmp_path / "cut.nc"
+    cut.write_bytes(path.read_bytes()[:600])
+    with pytest.raises(ValueError, match=r"'.*cut\.nc' starts like an HDF5 .*cannot be read"):
+        ba.load(cut)
+
+
+def test_load_reads_netcdf4_from_other_tools(tmp_path):
+    ds = xr.Dataset({"v": ("x", np.arange(3.0))}, coords={"x": [1, 2, 3]})
+    path = tmp_path / "other.nc"
+    ds.to_netcdf(path, engine="h5netcdf")
+    xr.testing.assert_identical(ba.load(path), ds)

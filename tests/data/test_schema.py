@@ -114,3 +114,44 @@ def test_validate_errors():
     timed = timed.assign_coords(time=[0.0, 0.2, 0.1])
     with pytest.raises(SchemaError, match=r"data.time must be strictly increasing"):
         ba.validate(timed)
+
+
+BAD_IDS = [
+    ("a\x00x", r"'a\\x00x' \(a NUL character\)"),
+    ("a\x00", r"'a\\x00' \(a NUL character\)"),  # numpy str arrays would drop it silently
+    ("a\ud800", r"'a\\ud800' \(a lone surrogate \(not valid UTF-8\)\)"),
+]
+
+
+@pytest.mark.parametrize(("bad", "match"), BAD_IDS)
+def test_unstorable_ids_are_refused_at_construction(bad, match):
+    # Issue 17: such ids were accepted, then saving failed (h5py: "VLEN strings do not
+    # support embedded NULLs"; "surrogates not allowed").
+    with pytest.raises(SchemaError, match=r"1 id\(s\) that cannot be saved .*" + match):
+        ba.responses(np.eye(2), [bad, "b"])
+    with pytest.raises(SchemaError, match=match):
+        ba.responses(np.eye(3), [bad, "b", bad + "2"], sample_dim="trial")
+
+
+@pytest.mark.parametrize(("bad", "match"), BAD_IDS)
+def test_unstorable_ids_are_refused_by_validate_and_rdm_builders(bad, match):
+    ids = np.array([bad, "b", "c"], dtype=object)
+    da = xr.DataArray(np.eye(3), dims=("stimulus", "unit"), coords={"stimulus": ids})
+    with pytest.raises(SchemaError, match=r"data\.stimulus holds 1 id\(s\) .*" + match):
+        ba.validate(da)
+    with pytest.raises(SchemaError, match=match):
+        ba.rsa.rdm(da)
+    rdm = xr.DataArray(
+        np.zeros((3, 3)),
+        dims=("stimulus_a", "stimulus_b"),
+        coords={"stimulus_a": ids, "stimulus_b": ids},
+    )
+    with pytest.raises(SchemaError, match=r"rdm_a\.stimulus_a holds 1 id\(s\) .*" + match):
+        ba.rsa.compare(rdm, rdm)
+
+
+def test_storable_unicode_ids_are_kept(tmp_path):
+    ids = ["café", "猫", "a b", "emoji \U0001f600"]
+    da = ba.responses(np.eye(4), ids)
+    back = ba.load(ba.save(da, tmp_path / "u.nc"))
+    assert back.stimulus.values.tolist() == ids

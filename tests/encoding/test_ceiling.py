@@ -267,11 +267,17 @@ def test_explainable_variance_errors(rng):
 
 
 def test_normalize_score_hand_checked():
-    # r2/ceiling: 0.1 / 0.5 = 0.2; (r/ceiling)^2: (0.3 / 0.6)² = 0.25
+    # r2/ceiling: 0.1 / 0.5 = 0.2; (r/ceiling)^2 with a reliability 0.36 (best r 0.6):
+    # (0.3 / sqrt(0.36))² = 0.25; the same with the r-ceiling 0.6 or 36 percent
     np.testing.assert_allclose(normalize_score([0.1], [0.5]), [0.2])
     np.testing.assert_allclose(
-        normalize_score([0.3], [0.6], normalization="(r/ceiling)^2"), [0.25]
+        normalize_score([0.3], [0.36], normalization="(r/ceiling)^2"), [0.25]
     )
+    np.testing.assert_allclose(
+        normalize_score([0.3], [0.6], normalization="(r/ceiling)^2", ceiling_kind="correlation"),
+        [0.25],
+    )
+    np.testing.assert_allclose(normalize_score([0.09], [36.0], ceiling_kind="percent"), [0.25])
 
 
 def test_normalize_score_guards_ceiling():
@@ -299,3 +305,87 @@ def test_normalize_score_mixed_inputs():
     with pytest.warns(UserWarning, match=r"for 1 of 2 target\(s\)"):
         out = normalize_score(np.array([0.1, 0.2]), xr.DataArray([0.0, 0.4], dims=("voxel",)))
     np.testing.assert_allclose(out.values, [np.nan, 0.5])
+
+
+def _perfect_model_data(rng, n_stim=200, n_rep=4, n_vox=300, noise_var=6.0):
+    """Signal (variance 1) + noise per repeat; the perfect model predicts the signal."""
+    signal = rng.standard_normal((n_stim, n_vox))
+    repeats = signal[None] + np.sqrt(noise_var) * rng.standard_normal((n_rep, n_stim, n_vox))
+    return signal, repeats
+
+
+def _r2_and_r(y, pred):
+    r2 = 1 - ((y - pred) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)
+    yc, pc = y - y.mean(0), pred - pred.mean(0)
+    r = (yc * pc).sum(0) / np.sqrt((yc**2).sum(0) * (pc**2).sum(0))
+    return r2, r
+
+
+def test_perfect_model_scores_one_under_every_normalization_and_ceiling_kind(rng):
+    """Issue 17 item 4: a model predicting the true signal normalises to 1 in expectation.
+
+    Known truth: signal variance 1, noise variance 6 per repeat, 4 repeats, so the test
+    responses (the mean of the repeats) have the variance ceiling 1 / (1 + 6/4) = 0.4 and a
+    single repeat 1 / 7. Before the fix "(r/ceiling)^2" with the reliability gave 1/0.4.
+    """
+    n_rep, noise_var = 4, 6.0
+    signal, reps = _perfect_model_data(rng, n_rep=n_rep, noise_var=noise_var)
+    avg, single = reps.mean(0), reps[0]
+    c_avg = 1 / (1 + noise_var / n_rep)
+    labeled = xr.DataArray(reps, dims=("repeat", "stimulus", "voxel"))
+    ev = explainable_variance(reps)
+    rel = split_half_reliability(labeled, seed=0, n_splits=20)
+    assert rel.attrs["ceiling_kind"] == "variance"
+    cases = {  # name: (test responses, ceiling, ceiling_kind)
+        "true, variance": (avg, c_avg, "variance"),
+        "true, percent": (avg, 100 * c_avg, "percent"),
+        "true, correlation": (avg, np.sqrt(c_avg), "correlation"),
+        "split-half (Spearman-Brown)": (avg, rel.values, None),
+        "split-half DataArray": (avg, rel, None),
+        "nsd DataArray (percent attr)": (avg, nsd_noise_ceiling(labeled, n_average=n_rep), None),
+        "nsd / 100": (avg, nsd_noise_ceiling(reps, n_average=n_rep) / 100, "variance"),
+        "explainable variance, single repeat": (single, ev, "variance"),
+        "explainable variance, Spearman-Brown to n": (avg, spearman_brown(ev, n_rep), None),
+        "sqrt(split-half) as correlation": (avg, np.sqrt(rel.values), "correlation"),
+    }
+    for name, (y, ceiling, kind) in cases.items():
+        r2, r = _r2_and_r(y, signal)
+        for normalization, score in (("r2/ceiling", r2), ("(r/ceiling)^2", r)):
+            if isinstance(ceiling, xr.DataArray):
+                score = xr.DataArray(score, dims=("voxel",))
+            out = np.asarray(
+                normalize_score(score, ceiling, normalization=normalization, ceiling_kind=kind)
+            )
+            # 300 voxels × 200 stimuli: the mean is within a few % of 1 (ceiling estimates
+            # are noisy per voxel, so the mean of ratios carries a small Jensen bias)
+            assert abs(np.mean(out) - 1) < 0.06, (name, normalization, np.mean(out))
+            assert abs(np.median(out) - 1) < 0.06, (name, normalization, np.median(out))
+
+
+def test_normalize_score_refuses_a_ceiling_outside_its_kind():
+    with pytest.raises(
+        ValueError,
+        match=r"\[0, 1\] for ceiling_kind='variance'.*up to 75.*"
+        r"ceiling_kind='percent'",
+    ):
+        normalize_score([0.1], [75.0])
+    with pytest.raises(ValueError, match=r"\[0, 100\] for ceiling_kind='percent'.*up to 150"):
+        normalize_score([0.1], [150.0], ceiling_kind="percent")
+    with pytest.raises(ValueError, match=r"ceiling_kind.*'variance'.*got 'r'"):
+        normalize_score([0.1], [0.5], ceiling_kind="r")
+    da = xr.DataArray([80.0], dims=("voxel",), attrs={"ceiling_kind": "percent"})
+    np.testing.assert_allclose(normalize_score(xr.DataArray([0.4], dims="voxel"), da), [0.5])
+    # an explicit kind wins over the attribute
+    with pytest.raises(ValueError, match=r"up to 80"):
+        normalize_score([0.4], da, ceiling_kind="variance")
+
+
+def test_normalize_score_aligns_targets_by_label():
+    score = xr.DataArray([0.1, 0.2], dims=("voxel",), coords={"voxel": ["a", "b"]})
+    ceiling = xr.DataArray([0.4, 0.5], dims=("voxel",), coords={"voxel": ["b", "a"]})
+    out = normalize_score(score, ceiling)
+    assert out["voxel"].values.tolist() == ["a", "b"]
+    np.testing.assert_allclose(out.values, [0.2, 0.5])
+    other = xr.DataArray([0.4, 0.5], dims=("voxel",), coords={"voxel": ["b", "c"]})
+    with pytest.raises(ValueError, match=r"lacks 1 \('a'\) and has 1 extra \('c'\)"):
+        normalize_score(score, other)

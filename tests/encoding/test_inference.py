@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 from numpy.testing import assert_allclose
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, LeaveOneGroupOut
@@ -31,7 +32,8 @@ def _problem(rng, n=40, p=4, t=5):
 )
 def test_null_equals_refitting_each_permutation(rng, kind, extra):
     X, Y = _problem(rng)
-    res = permutation_test(X, Y, ALPHAS, cv=5, n_permutations=6, kind=kind, seed=3, **extra)
+    with pytest.warns(UserWarning, match=r"n_permutations >= 99 "):
+        res = permutation_test(X, Y, ALPHAS, cv=5, n_permutations=6, kind=kind, seed=3, **extra)
     # Reference: the same permutations (same generator and seed), each refit from scratch.
     perms = permutation_indices(40, 6, kind=kind, seed=3, **extra)
     for k, perm in enumerate(perms):
@@ -46,7 +48,9 @@ def test_null_equals_refitting_each_permutation(rng, kind, extra):
 def test_signal_is_detected_and_noise_is_not(rng):
     X = rng.standard_normal((60, 3))
     Y = np.c_[X @ [1.0, -1.0, 0.5], rng.standard_normal((60, 20))]
-    res = permutation_test(X, Y, ALPHAS, cv=5, n_permutations=199, seed=0)
+    # 21 targets at fdr_alpha 0.05 need 419 permutations for BH to reject one target alone
+    with pytest.warns(UserWarning, match=r"m=21 targets.*n_permutations >= 419"):
+        res = permutation_test(X, Y, ALPHAS, cv=5, n_permutations=199, kind="stimulus", seed=0)
     assert res.p_value.values[0] == pytest.approx(1 / 200)
     assert res.p_fwe.values[0] < 0.05
     assert not res.significant_fdr.values[1:].any()
@@ -75,5 +79,77 @@ def test_inference_errors(rng):
     with pytest.raises(ValueError, match=r"tests 0 sample\(s\) never and 5 more than once"):
         ridge_cv(X, Y, cv=overlapping, return_predictions=True)
     runs = np.repeat([0, 1], 20)
-    res = permutation_test(X, Y, cv=LeaveOneGroupOut(), groups=runs, n_permutations=3, seed=0)
+    with pytest.warns(UserWarning, match=r"smallest p-value is 0.25"):
+        res = permutation_test(
+            X, Y, cv=LeaveOneGroupOut(), groups=runs, n_permutations=3, kind="stimulus", seed=0
+        )
     assert res.null.shape == (3, 5)
+
+
+# ------------------------------------------------------------------------------------------
+# the default kind (issue 17 item 5): valid for the data given, or refused
+# ------------------------------------------------------------------------------------------
+
+
+def test_default_kind_refuses_unlabeled_samples_without_runs(rng):
+    X, Y = _problem(rng, t=1)
+    with pytest.raises(
+        ValueError,
+        match=r"kind must be given \(got kind=None for 40 samples.*kind='stimulus'.*"
+        r"runs=.*kind='circular'.*kind='block'",
+    ):
+        permutation_test(X, Y, ALPHAS, cv=4, n_permutations=19)
+
+
+def test_default_kind_is_circular_for_time_series(rng):
+    X, Y = _problem(rng, t=1)
+    runs = np.repeat([0, 1], 20)
+    kw = {"cv": LeaveOneGroupOut(), "groups": runs, "n_permutations": 19, "seed": 1}
+    res = permutation_test(X, Y, ALPHAS, runs=runs, **kw)
+    ref = permutation_test(X, Y, ALPHAS, runs=runs, kind="circular", **kw)
+    assert res.attrs["kind"] == "circular"
+    assert_allclose(res.null.values, ref.null.values)
+    # a 'time' sample dim marks a time series too (groups are then the runs)
+    Xt = xr.DataArray(X, dims=("time", "feature"))
+    Yt = xr.DataArray(Y, dims=("time", "voxel"))
+    res_t = permutation_test(Xt, Yt, ALPHAS, **kw)
+    assert res_t.attrs["kind"] == "circular"
+    assert_allclose(res_t.null.values, ref.null.values)
+    with pytest.warns(UserWarning, match=r"kind='stimulus' shuffles the samples of a time"):
+        permutation_test(Xt, Yt, ALPHAS, kind="stimulus", **kw)
+
+
+def test_default_kind_is_stimulus_for_stimulus_labeled_samples(rng):
+    X, Y = _problem(rng, t=1)
+    ids = [f"s{i}" for i in range(40)]
+    Xs = xr.DataArray(X, dims=("stimulus", "feature"), coords={"stimulus": ids})
+    Ys = xr.DataArray(Y, dims=("stimulus", "voxel"), coords={"stimulus": ids})
+    res = permutation_test(Xs, Ys, ALPHAS, cv=4, n_permutations=19, seed=2)
+    ref = permutation_test(X, Y, ALPHAS, cv=4, n_permutations=19, seed=2, kind="stimulus")
+    assert res.attrs["kind"] == "stimulus"
+    assert_allclose(res.null.values, ref.null.values)
+
+
+@pytest.mark.parametrize(("m", "n_perm", "warns"), [(10, 198, True), (10, 199, False)])
+def test_bh_resolution_warning_gives_the_minimum_n_permutations(rng, m, n_perm, warns):
+    # BH rejects one target alone iff 1 / (P + 1) <= alpha / m, i.e. P >= m / alpha - 1 = 199
+    X, Y = _problem(rng, n=20, t=m)
+    kw = {"cv": 4, "n_permutations": n_perm, "kind": "stimulus", "seed": 0}
+    if warns:
+        with pytest.warns(
+            UserWarning,
+            match=r"n_permutations=198 .*m=10 targets.*at least 2 "
+            r"targets.*n_permutations >= 199",
+        ):
+            permutation_test(X, Y, [1.0], **kw)
+    else:
+        permutation_test(X, Y, [1.0], **kw)
+
+
+def test_fdr_alpha_none_skips_benjamini_hochberg_and_its_warning(rng):
+    X, Y = _problem(rng, n=20, t=10)
+    res = permutation_test(X, Y, [1.0], cv=4, n_permutations=19, kind="stimulus", fdr_alpha=None)
+    assert "p_fdr" not in res and "significant_fdr" not in res
+    assert res.p_fwe.shape == (10,)
+    with pytest.raises(ValueError, match=r"fdr_alpha must be in the range \(0, 1\), got 1.5"):
+        permutation_test(X, Y, [1.0], cv=4, kind="stimulus", fdr_alpha=1.5)

@@ -279,7 +279,7 @@ def test_make_folds_passes_groups_to_the_splitter():
 
 def test_torch_inputs_and_device(rng, device):
     X, Y = _problem(rng, n=30, p=6, t=4)
-    a = RidgeCV(ALPHAS, device=device).fit(torch.as_tensor(X), torch.as_tensor(Y))
+    a = RidgeCV(ALPHAS, device=device, dtype="float64").fit(torch.as_tensor(X), torch.as_tensor(Y))
     b = RidgeCV(ALPHAS, device="cpu").fit(X, Y)
     assert_allclose(a.cv_scores_, b.cv_scores_, rtol=1e-9)
 

@@ -179,7 +179,14 @@ def test_bootstrap_matches_numpy_loop(metric, rng, device, monkeypatch):
     idx = bootstrap_indices(12, 60, seed=0)
     idx[0] = 5  # a resample of one repeated row: constant, himalaya scores 0 (r2, r)
     low, high, samples = bootstrap_ci(
-        y, pred, metric=metric, indices=idx, ci=0.9, return_samples=True, device=device
+        y,
+        pred,
+        metric=metric,
+        indices=idx,
+        ci=0.9,
+        return_samples=True,
+        device=device,
+        dtype="float64",
     )
     ref = _boot_reference(y, pred, idx, metric)
     if metric != "neg_mse":

@@ -320,3 +320,141 @@ def test_real_motion_confounds_match_first_level_model():
     assert not np.allclose(without.values, ours.values)  # the confounds changed the fit
     with pytest.raises(ValueError, match=r"confounds have 120 rows but the run has 121 volumes"):
         fmri.load_bold(run_img(4), ev, mask=MASK, confounds=motion.iloc[:120])
+
+
+# ------------------------------------------------------------ damaged files, named errors
+def test_truncated_nifti_names_the_file(tmp_path):
+    raw = run_img(1).read_bytes()
+    cut = tmp_path / "bold_cut.nii.gz"
+    cut.write_bytes(raw[: len(raw) // 2])  # an interrupted copy: the header reads, data ends
+    with pytest.raises(
+        ValueError,
+        match=rf"runs\[0\]: the image file '.*bold_cut\.nii\.gz' \({len(raw) // 2} bytes\) is "
+        r"truncated or corrupt: EOFError",
+    ):
+        fmri.load_bold(cut, run_events(1), mask=MASK)
+    stub = tmp_path / "bold_stub.nii.gz"
+    stub.write_bytes(raw[:200])  # not even a whole header
+    with pytest.raises(ValueError, match=r"runs\[0\]: the image file '.*bold_stub\.nii\.gz' "
+                       r"\(200 bytes\) is truncated or corrupt"):  # fmt: skip
+        fmri.load_bold(stub, run_events(1), mask=MASK)
+    mask_raw = MASK.read_bytes()
+    mask_cut = tmp_path / "mask_cut.nii.gz"
+    mask_cut.write_bytes(mask_raw[:-20])
+    with pytest.raises(ValueError, match=r"mask: the image file '.*mask_cut\.nii\.gz'.*is "
+                       r"truncated or corrupt"):  # fmt: skip
+        fmri.load_betas([run_img(1)], ["x"], mask=mask_cut)
+    with pytest.raises(ValueError, match=r"images\[1\]: the image file '.*bold_cut\.nii\.gz'"):
+        fmri.load_betas([run_img(2), cut], ["x", "y"], mask=MASK)
+
+
+def test_mask_on_another_affine_says_affine_and_shows_both(tmp_path):
+    mask = nib.load(MASK)
+    affine = mask.affine.copy()
+    affine[:3, 3] += [3.5, 0.0, -7.0]  # same shape and voxel size, shifted in space
+    shifted = tmp_path / "mask_shifted.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(mask.dataobj), affine), shifted)
+    with pytest.raises(
+        ba.SchemaError,
+        match=r"Affine mismatch between images and mask: runs\[0\] and the mask both have shape "
+        r"\(40, 20, 1\), but their affines.*differ.*runs\[0\] affine \[\[-3\.1, 0\.0, 0\.0, "
+        r"60\.45\], \[0\.0, 3\.75, 0\.0, -35\.625\], \[0\.0, 0\.0, 3\.75, 0\.0\], .*\]\]; "
+        r"the mask affine \[\[-3\.1, 0\.0, 0\.0, 63\.95\], .*\[0\.0, 0\.0, 3\.75, -7\.0\]",
+    ):
+        fmri.load_bold(run_img(1), run_events(1), mask=shifted)
+    betas = fmri.load_betas(run_img(1), sample_dim="trial", mask=MASK)  # one row per volume
+    with pytest.raises(ba.SchemaError, match=r"Affine mismatch between the data and atlas"):
+        fmri.apply_atlas(betas, shifted)
+
+
+def _events_lines(tmp_path):
+    path = tmp_path / "sub-1_task-objects_run-1_events.tsv"
+    run_events(1).to_csv(path, sep="\t", index=False)
+    return path, path.read_text().splitlines()
+
+
+def test_bad_events_files_name_the_file_line_column_and_value(tmp_path):
+    path, lines = _events_lines(tmp_path)  # real events (run 1 of the Haxby data)
+    assert lines[0].split("\t")[:3] == ["onset", "duration", "trial_type"]
+    word = lines.copy()
+    word[3] = "four\t" + word[3].split("\t", 1)[1]  # line 4 of the file
+    path.write_text("\n".join(word) + "\n")
+    with pytest.raises(
+        ValueError,
+        match=r"events file '.*_events\.tsv': column 'onset' holds 1 value\(s\) that are not "
+        r"numbers: line 4: 'four'",
+    ):
+        fmri.read_events(path)
+    negative = lines.copy()
+    cells = negative[4].split("\t")
+    cells[1] = "-22.5"
+    negative[4] = "\t".join(cells)
+    path.write_text("\n".join(negative) + "\n")
+    with pytest.raises(
+        ValueError,
+        match=r"events file '.*_events\.tsv': column 'duration' holds 1 negative value\(s\) "
+        r"\(line 5: -22\.5\)",
+    ):
+        fmri.load_bold(run_img(1), path, mask=MASK)
+    frame = run_events(1).assign(duration=lambda d: np.where(d.index == 2, -1.0, d.duration))
+    with pytest.raises(ValueError, match=r"events: column 'duration' holds 1 negative value\(s\) "
+                       r"\(row 2: -1\)"):  # fmt: skip
+        fmri.read_events(frame)
+    gap = lines.copy()
+    gap[2] = "n/a\t" + gap[2].split("\t", 1)[1]
+    path.write_text("\n".join(gap) + "\n")
+    with pytest.raises(ValueError, match=r"column 'onset' is missing a value on 1 row\(s\): "
+                       r"line 3\."):  # fmt: skip
+        fmri.read_events(path)
+    empty = tmp_path / "empty_events.tsv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"events file '.*empty_events\.tsv' is empty"):
+        fmri.read_events(empty)
+    header = tmp_path / "header_events.tsv"
+    header.write_text("onset\tduration\ttrial_type\n")
+    with pytest.raises(ValueError, match=r"events file '.*header_events\.tsv' holds no event"):
+        fmri.read_events(header)
+    latin1 = tmp_path / "latin1_events.tsv"
+    latin1.write_bytes(
+        ("\n".join(lines[:2]) + "\n").encode() + "3.0\t1.0\tvisage\u00e9\n".encode("latin-1")
+    )
+    with pytest.raises(ValueError, match=r"events file '.*latin1_events\.tsv' is not UTF-8 "
+                       r"text: line 3 holds the byte 0xe9"):  # fmt: skip
+        fmri.read_events(latin1)
+
+
+def test_event_words_that_pandas_reads_as_missing_are_trial_types(tmp_path):
+    path, lines = _events_lines(tmp_path)
+    renamed = [lines[0]]
+    for n, line in enumerate(lines[1:]):
+        cells = line.split("\t")
+        cells[2] = ("NA", "null", "None", "nan")[n % 4]
+        renamed.append("\t".join(cells))
+    path.write_text("\n".join(renamed) + "\n")
+    ev = fmri.read_events(path)
+    assert sorted(set(ev.trial_type)) == ["NA", "None", "nan", "null"]
+    assert len(ev) == len(lines) - 1
+
+
+def test_bad_openfmri_onset_files_name_the_file_and_line(tmp_path):
+    import shutil
+
+    src = SUB / "sub001" / "model" / "model001" / "onsets" / "task001_run001"
+    folder = tmp_path / "task001_run001"
+    shutil.copytree(src, folder)
+    cond = folder / "cond002.txt"
+    onset, _, weight = cond.read_text().split()
+    cond.write_text(f"{onset}\t-22.5\t{weight}\n")
+    with pytest.raises(ValueError, match=r"onsets file '.*cond002\.txt': column 'duration' "
+                       r"holds 1 negative value\(s\) \(line 1: -22\.5\)"):  # fmt: skip
+        fmri.read_openfmri_events(folder, KEY)
+    cond.write_text(f"{onset}\tfour\t{weight}\n")
+    with pytest.raises(ValueError, match=r"onsets file '.*cond002\.txt': column 'duration' "
+                       r"holds 1 value\(s\) that are not numbers: line 1: 'four'"):  # fmt: skip
+        fmri.read_openfmri_events(folder, KEY)
+    cond.write_text(f"{onset}\n")
+    with pytest.raises(ValueError, match=r"cond002\.txt', line 1 holds 1 value\(s\)"):
+        fmri.read_openfmri_events(folder, KEY)
+    cond.write_bytes(b"\xff\xfe1\x002\x00")
+    with pytest.raises(ValueError, match=r"onsets file '.*cond002\.txt' is not UTF-8 text"):
+        fmri.read_openfmri_events(folder, KEY)

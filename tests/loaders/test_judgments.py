@@ -1,5 +1,7 @@
 """Human similarity judgments on the shipped SimLex-999 / WordSim-353 files."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -111,7 +113,11 @@ def test_bad_input(tmp_path):
         ValueError, match=r"'kind' parameter.*got 'similar'.*Did you mean 'similarity'"
     ):
         load_pairwise([("a", "b", 1.0)], kind="similar")
-    with pytest.raises(ValueError, match=r"1 score\(s\) that are missing or not numbers: 'high'"):
+    with pytest.raises(
+        ValueError,
+        match=r"ratings: column 'score' holds 1 value\(s\) that are not numbers: "
+        r"row 0: 'high'",
+    ):
         load_pairwise([("a", "b", "high"), ("a", "c", 1)])
     with pytest.raises(ValueError, match=r"1 score\(s\) fall outside scale \(0.0, 10.0\): 11.0"):
         load_pairwise([("a", "b", 11.0), ("a", "c", 1.0)], scale=(0, 10))
@@ -133,5 +139,81 @@ def test_bad_input(tmp_path):
         load_pairwise(tmp_path / "none.tsv")
     one_col = tmp_path / "bad.tsv"
     one_col.write_text("a\nb\n")
-    with pytest.raises(ValueError, match=r"has 1 tab-separated column\(s\); expected 3"):
+    with pytest.raises(
+        ValueError, match=r"bad\.tsv', line 1 has 1 tab-separated column\(s\) \('a'\); expected 3"
+    ):
         load_pairwise(one_col)
+
+
+def test_words_that_pandas_reads_as_missing_are_stimulus_ids(tmp_path):
+    # NA, null, nan and None are words (e.g. the name "Na", a "null" condition); they were
+    # read as missing values and failed with KeyError: nan
+    f = tmp_path / "words.tsv"
+    f.write_text("# a comment\nNA\tnull\t2\nnan\tNone\t8\nNA\tnan\t5\n")
+    r = load_pairwise(f, scale=(0, 10))
+    assert sorted(r.stimulus_a.values.tolist()) == ["NA", "None", "nan", "null"]
+    assert r.sel(stimulus_a="NA", stimulus_b="null").item() == pytest.approx(0.8)  # (10-2)/10
+    assert r.sel(stimulus_a="nan", stimulus_b="None").item() == pytest.approx(0.2)
+    assert int(r.n_ratings.sel(stimulus_a="NA", stimulus_b="nan")) == 1
+    t = tmp_path / "triplets.tsv"
+    t.write_text("NA\tnull\tNone\tNone\nNA\tnull\tnan\tNA\n")
+    tr = load_triplets(t)
+    assert sorted(tr.stimulus_a.values.tolist()) == ["NA", "None", "nan", "null"]
+    assert tr.sel(stimulus_a="NA", stimulus_b="null").item() == pytest.approx(0.5)  # 1 of 2 kept
+
+
+@pytest.mark.parametrize("word", ["inf", "-inf", "nan", "NaN"])
+def test_non_finite_scores_are_refused_with_file_line_and_value(tmp_path, word):
+    # a score of inf without a scale made every pair NaN while n_ratings said 1
+    f = tmp_path / "ratings.tsv"
+    f.write_text(f"# header\nx\ty\t3\na\tb\t{word}\n")
+    with pytest.raises(
+        ValueError,
+        match=rf"ratings file '.*ratings\.tsv': column 'score' holds 1 value\(s\) that are not "
+        rf"finite numbers: line 3: '{re.escape(word)}'",
+    ):
+        load_pairwise(f)
+    with pytest.raises(ValueError, match=r"row 1: 'inf'"):
+        load_pairwise([("x", "y", 3.0), ("a", "b", float("inf"))])
+
+
+def test_bad_judgment_files_name_the_file_line_column_and_value(tmp_path):
+    # real data: SimLex-999 with one score written as a word
+    lines = (WS / "simlex999.txt").read_text().splitlines()
+    assert lines[9].split("\t")[:2] == ["short", "long"]
+    lines[9] = "short\tlong\tfour"
+    f = tmp_path / "simlex_word.txt"
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        ValueError,
+        match=r"ratings file '.*simlex_word\.txt': column 'score' holds 1 value\(s\) that are "
+        r"not numbers: line 10: 'four'",
+    ):
+        load_pairwise(f, scale=(0, 10))
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"ratings file '.*empty\.tsv' is empty \(0 bytes"):
+        load_pairwise(empty)
+    comments = tmp_path / "comments.tsv"
+    comments.write_text("# Word 1\tWord 2\tscore\n\n")
+    with pytest.raises(ValueError, match=r"triplets file '.*comments\.tsv' holds no row"):
+        load_triplets(comments)
+    latin1 = tmp_path / "latin1.tsv"
+    latin1.write_bytes("café\tthé\t3\n".encode() + "crème\tbrûlée\t4\n".encode("latin-1"))
+    with pytest.raises(
+        ValueError,
+        match=r"ratings file '.*latin1\.tsv' is not UTF-8 text: line 2 holds the "
+        r"byte 0xe8",
+    ):
+        load_pairwise(latin1)
+    short = tmp_path / "short.tsv"
+    short.write_text("a\tb\t1\nc\td\n")
+    with pytest.raises(
+        ValueError, match=r"short\.tsv', line 2 has 2 tab-separated column\(s\) \('c\\td'\)"
+    ):
+        load_pairwise(short)
+    with pytest.raises(ValueError, match=r"ratings, row 1: column 'b' is missing \(None\)"):
+        load_pairwise([("a", "b", 1.0), ("a", None, 2.0)])
+    with pytest.raises(ValueError, match=r"ratings: column 'score' is missing a value on 1 "
+                       r"row\(s\): row 0"):  # fmt: skip
+        load_pairwise(pd.DataFrame({"a": ["x"], "b": ["y"], "score": [np.nan]}))

@@ -30,7 +30,9 @@ from brainalign.ricci import (
 
 WORDSIM = Path(__file__).resolve().parents[2] / "datasets" / "word_similarity" / "wordsim353.tsv"
 STATS = list(C.STATISTICS)
-FAST = {"n_permutations": 0, "n_rewire": 0}
+TESTED = list(C.TESTED)
+DESCRIPTIVE = list(C.DESCRIPTIVE)
+FAST = {"n_permutations": 0, "n_bootstrap": 0}
 N = 60
 
 
@@ -63,7 +65,7 @@ def views_result(views):
     a, b = views
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        return compare(a, b, n_permutations=999, n_rewire=30)
+        return compare(a, b, n_permutations=999, n_bootstrap=30)
 
 
 # ---------------------------------------------------------------------------------------
@@ -83,6 +85,22 @@ def test_w1_ks_match_scipy(rng):
     same_w1, same_ks = C._w1_ks(u, u[None])
     assert same_w1[0] == 0 and same_ks[0] == 0
     assert np.isnan(C._w1_ks(np.array([np.nan]), v)[0]).all()
+
+
+def test_w1_ks_row_by_row_match_scipy(rng):
+    """A 2-D first sample: row r against row r (NaN pads samples of different sizes)."""
+    u = np.round(rng.normal(size=(5, 30)), 1)
+    v = np.round(rng.normal(0.2, 1.3, size=(5, 25)), 1)
+    u[1, 20:] = np.nan
+    v[3, :7] = np.nan
+    w1, ks = C._w1_ks(u, v)
+    for r in range(5):
+        ur, vr = u[r][np.isfinite(u[r])], v[r][np.isfinite(v[r])]
+        assert w1[r] == pytest.approx(stats.wasserstein_distance(ur, vr), abs=1e-12)
+        assert ks[r] == pytest.approx(stats.ks_2samp(ur, vr).statistic, abs=1e-12)
+    u[2] = np.nan  # an empty sample: NaN, not an error
+    w1, ks = C._w1_ks(u, v)
+    assert np.isnan(w1[2]) and np.isnan(ks[2]) and np.isfinite(w1[[0, 1, 3, 4]]).all()
 
 
 @pytest.mark.parametrize(
@@ -136,8 +154,9 @@ def test_compare_statistics_match_scipy_and_sklearn(views, views_result):
 
 
 def test_one_batched_curvature_and_flow_call(monkeypatch, views):
-    calls = {"curvature": [], "flow": []}
-    real_or, real_flow = C.ollivier_ricci, C.ricci_flow
+    """Systems: one ollivier_ricci call; bootstrap graphs: one curvature_arrays call."""
+    calls = {"curvature": [], "flow": [], "bootstrap": []}
+    real_or, real_flow, real_arrays = C.ollivier_ricci, C.ricci_flow, C.curvature_arrays
 
     def spy_or(graphs, **kw):
         calls["curvature"].append(len(graphs))
@@ -147,11 +166,16 @@ def test_one_batched_curvature_and_flow_call(monkeypatch, views):
         calls["flow"].append(len(graphs))
         return real_flow(graphs, **kw)
 
+    def spy_arrays(union, **kw):
+        calls["bootstrap"].append(int(kw["graph_of_node"].max()) + 1)
+        return real_arrays(union, **kw)
+
     monkeypatch.setattr(C, "ollivier_ricci", spy_or)
     monkeypatch.setattr(C, "ricci_flow", spy_flow)
+    monkeypatch.setattr(C, "curvature_arrays", spy_arrays)
     a, b = views
-    compare({"x": a, "y": b}, {"z": b}, n_permutations=10, n_rewire=4)
-    assert calls == {"curvature": [3 + 4], "flow": [3]}
+    compare({"x": a, "y": b}, {"z": b}, n_permutations=10, n_bootstrap=4)
+    assert calls == {"curvature": [3], "flow": [3], "bootstrap": [3 * 4]}
 
 
 # ---------------------------------------------------------------------------------------
@@ -160,14 +184,14 @@ def test_one_batched_curvature_and_flow_call(monkeypatch, views):
 
 def test_self_comparison(views):
     a, _ = views
-    res = compare(a, a, n_permutations=99, n_rewire=0)
+    res = compare(a, a, n_permutations=99, n_bootstrap=0)
     for stat in ("edge_wasserstein", "edge_ks", "node_wasserstein", "node_ks"):
         assert float(res[stat]) == 0
     assert float(res.node_correlation) == pytest.approx(1.0)
     assert float(res.community_ari) == 1.0
     assert float(res.community_nmi) == pytest.approx(1.0)
     assert float(res.node_correlation_p) == pytest.approx(1 / 100)
-    assert np.isnan(float(res.edge_wasserstein_p))  # n_rewire=0: no null
+    assert np.isnan(float(res.edge_wasserstein_ci_lower))  # n_bootstrap=0: no interval
 
 
 def _shuffle(x, order):
@@ -190,8 +214,11 @@ def test_relabelled_copy_gives_same_statistics(views, kind, rng):
     shuffled = _shuffle(b, order)
     ids_b = shuffled.stimulus if kind == "graph" else shuffled.coords[shuffled.dims[0]]
     assert not np.array_equal(np.asarray(ids_b), _ids())
-    kw = {"n_permutations": 199, "n_rewire": 5}
-    ref, got = compare(a, b, **kw), compare(a, shuffled, **kw)
+    kw = {"n_permutations": 199, "n_bootstrap": 5}
+    with warnings.catch_warnings():
+        if kind == "graph":  # prebuilt graphs: no bootstrap interval, with a warning
+            warnings.filterwarnings("ignore", "prebuilt graph", UserWarning)
+        ref, got = compare(a, b, **kw), compare(a, shuffled, **kw)
     for name in ref.data_vars:
         np.testing.assert_allclose(got[name].values, ref[name].values, rtol=1e-10, err_msg=name)
     self_shuffled = compare(a, _shuffle(a, order), **FAST)
@@ -212,11 +239,13 @@ def test_noisy_views_are_significant(views_result):
     assert res.community_ari_p.attrs["n_null"] == 999
     # p-values are (1 + hits) / (1 + n): never below 1 / (1 + n)
     assert float(res.community_ari_p) >= 1 / 1000
-    assert float(res.edge_wasserstein_p) >= 1 / 31
-    for stat in STATS:
+    for stat in TESTED:
         assert 0 < float(res[f"{stat}_p"]) <= 1
         assert np.isfinite(float(res[f"null_mean_{stat}"]))
         assert float(res[f"null_sd_{stat}"]) >= 0
+    for stat in DESCRIPTIVE:  # finite, ordered intervals
+        lo, hi = float(res[f"{stat}_ci_lower"]), float(res[f"{stat}_ci_upper"])
+        assert 0 <= lo <= hi, stat
 
 
 def test_independent_systems_are_not_significant():
@@ -228,7 +257,7 @@ def test_independent_systems_are_not_significant():
         systems[f"m{s}"] = ba.responses(x, _ids())
     a = {k: systems[k] for k in ("m0", "m1", "m2")}
     b = {k: systems[k] for k in ("m3", "m4", "m5")}
-    res = compare(a, b, n_permutations=199, n_rewire=0)
+    res = compare(a, b, n_permutations=199, n_bootstrap=0)
     p = np.concatenate(
         [res[f"{s}_p"].values.ravel() for s in ("node_correlation", "community_ari")]
     )
@@ -246,7 +275,7 @@ def test_p_value_definition():
 
 def test_same_seed_same_result(views):
     a, b = views
-    kw = {"n_permutations": 50, "n_rewire": 3, "seed": 5}
+    kw = {"n_permutations": 50, "n_bootstrap": 3, "seed": 5}
     r1, r2 = compare(a, b, **kw), compare(a, b, **kw)
     xr.testing.assert_identical(r1, r2)
 
@@ -258,18 +287,20 @@ def test_same_seed_same_result(views):
 def test_dict_inputs_give_the_grid(views):
     a, b = views
     c = ba.responses(_clustered(7) + np.random.default_rng(2).normal(size=(N, 20)), _ids())
-    res = compare({"V1": a, "IT": c}, {"L1": b, "L2": a, "L3": c}, n_permutations=20, n_rewire=5)
+    res = compare(
+        {"V1": a, "IT": c}, {"L1": b, "L2": a, "L3": c}, n_permutations=20, n_bootstrap=5
+    )
     assert res.sizes == {"system_a": 2, "system_b": 3}
     assert res.system_a.values.tolist() == ["V1", "IT"]
     assert res.system_b.values.tolist() == ["L1", "L2", "L3"]
     for name in res.data_vars:
         assert res[name].dims == ("system_a", "system_b"), name
     assert float(res.edge_wasserstein.sel(system_a="V1", system_b="L2")) == 0
-    single = compare(c, b, **FAST)
-    for stat in STATS:
-        assert float(res[stat].sel(system_a="IT", system_b="L1")) == pytest.approx(
-            float(single[stat])
-        ), stat
+    single = compare(c, b, n_permutations=20, n_bootstrap=5)
+    for name in single.data_vars:  # the same permutations and resamples for every pair
+        assert float(res[name].sel(system_a="IT", system_b="L1")) == pytest.approx(
+            float(single[name]), nan_ok=True
+        ), name
     # modularity of a system is the same in every column / row
     assert np.ptp(res.modularity_a.values, axis=1).max() == 0
     assert np.ptp(res.modularity_b.values, axis=0).max() == 0
@@ -280,14 +311,23 @@ def test_dict_inputs_give_the_grid(views):
 def test_output_schema(views_result):
     res = views_result
     assert res.edge_ks.dims == ()
-    for stat in STATS:
+    assert TESTED == ["node_correlation", "community_ari", "community_nmi"]
+    assert DESCRIPTIVE == ["edge_wasserstein", "edge_ks", "node_wasserstein", "node_ks"]
+    for stat in TESTED:
         for name in (stat, f"{stat}_p", f"null_mean_{stat}", f"null_sd_{stat}"):
             assert name in res, name
+        assert res[stat].attrs["inference"] == "permutation test"
+        assert res[f"{stat}_p"].attrs["null"] == "permutation"
+        assert res[f"{stat}_p"].attrs["alternative"] == "greater"
+    for stat in DESCRIPTIVE:  # descriptive: an interval, never a p-value or a null
+        assert res[stat].attrs["inference"] == "descriptive"
+        for name in (f"{stat}_ci_lower", f"{stat}_ci_upper"):
+            assert name in res and res[name].attrs["ci"] == 0.95, name
+        for name in (f"{stat}_p", f"null_mean_{stat}", f"null_sd_{stat}"):
+            assert name not in res, name
     for name in ("modularity_a", "modularity_b", "n_communities_a", "n_communities_b"):
         assert name in res
-    assert res.edge_ks_p.attrs["null"] == "rewire"
-    assert res.edge_ks_p.attrs["alternative"] == "less"
-    assert res.node_correlation_p.attrs["null"] == "permutation"
+    assert not [v for v in res.data_vars if "rewir" in str(res[v].attrs)]
     attrs = res.attrs
     for key in (
         "k",
@@ -298,13 +338,16 @@ def test_output_schema(views_result):
         "flow_iterations",
         "community_method",
         "n_permutations",
-        "n_rewire",
+        "n_bootstrap",
+        "ci",
         "seed",
         "device",
         "brainalign_version",
     ):
         assert key in attrs, key
     assert attrs["n_stimuli"] == N and attrs["n_permutations"] == 999
+    assert attrs["n_bootstrap"] == 30 and "n_rewire" not in attrs
+    assert attrs["tested_statistics"] == "node_correlation, community_ari, community_nmi"
 
 
 def test_wordsim_human_judgments_vs_model():
@@ -320,7 +363,7 @@ def test_wordsim_human_judgments_vs_model():
     model = ba.rsa.rdm(ba.responses(rng.normal(size=(len(words), 30)), words[::-1]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = compare(human, model, n_permutations=99, n_rewire=5, community_method="louvain")
+        res = compare(human, model, n_permutations=99, n_bootstrap=5, community_method="louvain")
     # The human graph holds rated pairs only.
     g = knn_graph(human, k=10)
     s, t, _ = g.edges()
@@ -364,7 +407,8 @@ def test_different_stimuli_raise(views):
         ({"method": "sinkorn"}, r"'method'.*got 'sinkorn'.*Did you mean 'sinkhorn'"),
         ({"community_method": "leiden"}, r"'community_method'.*'cut', 'louvain'; got 'leiden'"),
         ({"n_permutations": -1}, r"n_permutations must be in the range \[0, inf\), got -1"),
-        ({"n_rewire": -3}, r"n_rewire must be in the range \[0, inf\), got -3"),
+        ({"n_bootstrap": -3}, r"n_bootstrap must be in the range \[0, inf\), got -3"),
+        ({"ci": 1.0}, r"ci must be in the range \(0, 1\), got 1.0"),
         ({"k": 60}, r"k must be < the number of stimuli \(60\), got k=60"),
         ({"alpha": 1.0}, r"alpha must be in the range \[0, 1\), got 1.0"),
     ],
@@ -449,3 +493,112 @@ def test_rewire_bad_input(graph):
         rewire(graph, -1)
     with pytest.raises(TypeError, match="connected must be a bool"):
         rewire(graph, connected="yes")
+
+
+# ---------------------------------------------------------------------------------------
+# the stimulus bootstrap of the descriptive statistics (issue 17: no rewiring p-values)
+
+
+def test_n_rewire_is_gone(views):
+    """The rewiring null did not test correspondence: asking for it says what replaced it."""
+    a, b = views
+    with pytest.raises(
+        TypeError, match=r"no longer takes n_rewire \(got n_rewire=20\).*n_bootstrap="
+    ):
+        compare(a, b, n_rewire=20)
+    res = compare(a, b, **FAST)
+    assert not [v for v in res.data_vars if v.startswith(tuple(DESCRIPTIVE)) and "_p" in v]
+
+
+def test_resampled_rdms_put_copies_at_the_nearest_neighbour(rng):
+    d = np.array([[0, 1, 4, 5], [1, 0, 2, 6], [4, 2, 0, 3], [5, 6, 3, 0]], dtype=float)
+    d[0, 3] = d[3, 0] = np.nan  # an unrated pair stays unrated
+    sub = C._resampled_rdms(d, np.array([[0, 0, 2, 3]]))[0]
+    expected = np.array(
+        [[0, 1, 4, np.nan], [1, 0, 4, np.nan], [4, 4, 0, 3], [np.nan, np.nan, 3, 0]]
+    )  # the two copies of stimulus 0 sit at its nearest-neighbour distance (1)
+    np.testing.assert_array_equal(sub, expected)
+    draws = C._bootstrap_draws(40, 7, seed=3)
+    assert draws.shape == (7, 40) and (np.diff(draws, axis=1) >= 0).all()
+    np.testing.assert_array_equal(draws, C._bootstrap_draws(40, 7, seed=3))
+
+
+@pytest.mark.parametrize("mutual", [False, True])
+@pytest.mark.parametrize("measure", ["gaussian", "uniform", "grc"])
+def test_resampled_curvatures_equal_knn_graph_and_ollivier_ricci(rng, mutual, measure):
+    """The batched bootstrap graphs are knn_graph's, their curvature ollivier_ricci's."""
+    n, k = 24, 4
+    xs = [rng.normal(size=(n, 5)) for _ in range(2)]
+    dense = [np.linalg.norm(x[:, None] - x[None], axis=-1) for x in xs]
+    dense[0][3, 7] = dense[0][7, 3] = np.nan  # an unrated pair
+    draws = C._bootstrap_draws(n, 6, seed=1)
+    opts = {"alpha": 0.5, "measure": measure, "method": "exact", "device": "cpu"}
+    edges, nodes = C._resampled_curvatures(dense, draws, k, mutual, opts)
+    for s, d in enumerate(dense):
+        for b in range(len(draws)):
+            g = knn_graph(C._resampled_rdms(d, draws[b : b + 1])[0], k=k, mutual=mutual,
+                          connected="ignore")  # fmt: skip
+            ref = ollivier_ricci(g, **opts)
+            got = edges[s][b][np.isfinite(edges[s][b])]
+            np.testing.assert_allclose(got, ref.edges.values, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(nodes[s][b], ref.nodes.values, rtol=0, atol=1e-12)
+
+
+def test_bootstrap_interval_recomputed_with_scipy(views):
+    """The interval: percentiles over resamples of W1 / KS of the rebuilt graphs' curvature."""
+    a, b = views
+    n_boot = 12
+    res = compare(a, b, n_permutations=0, n_bootstrap=n_boot, ci=0.8, seed=4)
+    rdms = [ba.rsa.rdm(x, metric="euclidean").values for x in (a, b)]
+    draws = C._bootstrap_draws(N, n_boot, seed=4)
+    values = {s: [] for s in DESCRIPTIVE}
+    for row in draws:
+        curv = [
+            ollivier_ricci(knn_graph(C._resampled_rdms(d, row[None])[0], k=10,
+                                     connected="ignore"), measure="gaussian")
+            for d in rdms
+        ]  # fmt: skip
+        ea, eb = (c.edges.values for c in curv)
+        na, nb = (c.nodes.values for c in curv)
+        values["edge_wasserstein"].append(stats.wasserstein_distance(ea, eb))
+        values["edge_ks"].append(stats.ks_2samp(ea, eb).statistic)
+        values["node_wasserstein"].append(stats.wasserstein_distance(na, nb))
+        values["node_ks"].append(stats.ks_2samp(na, nb).statistic)
+    for stat in DESCRIPTIVE:
+        lo, hi = np.quantile(values[stat], [0.1, 0.9])
+        assert float(res[f"{stat}_ci_lower"]) == pytest.approx(lo, abs=1e-12), stat
+        assert float(res[f"{stat}_ci_upper"]) == pytest.approx(hi, abs=1e-12), stat
+        assert res[f"{stat}_ci_lower"].attrs["ci"] == 0.8
+
+
+def test_prebuilt_graphs_have_no_interval(views):
+    a, b = views
+    with pytest.warns(UserWarning, match=r"prebuilt graph\(s\) 'system_b'.*intervals.*NaN"):
+        res = compare(a, knn_graph(b, k=10), n_permutations=0, n_bootstrap=3)
+    assert np.isnan(float(res.edge_ks_ci_lower)) and np.isfinite(float(res.edge_ks))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no interval asked for: no warning
+        compare(a, knn_graph(b, k=10), **FAST)
+
+
+def test_dicts_in_other_stimulus_orders_equal_aligned_input(views, rng):
+    """Issue 17 item 2: every system of a dict is matched by id, whatever its order."""
+    a, b = views
+    c = ba.responses(_clustered(7) + rng.normal(size=(N, 20)), _ids())
+    kw = {"k": 6, "n_permutations": 30, "n_bootstrap": 4, "flow_iterations": 5}
+    e = ba.rsa.rdm(ba.responses(_clustered(8) + rng.normal(size=(N, 20)), _ids()))
+    ref = compare({"V1": a, "IT": c}, {"L1": b, "L2": e}, **kw)
+    shuffled = {
+        name: _shuffle(x, rng.permutation(N)) for name, x in (("V1", a), ("IT", c), ("L1", b))
+    }
+    l2 = _shuffle(e, rng.permutation(N))  # an RDM in yet another order
+    got = compare({"V1": shuffled["V1"], "IT": shuffled["IT"]},
+                  {"L1": shuffled["L1"], "L2": l2}, **kw)  # fmt: skip
+    for name in ref.data_vars:  # RDMs of reordered responses differ in the last bit
+        np.testing.assert_allclose(
+            got[name].values, ref[name].values, rtol=1e-10, atol=1e-12, err_msg=name
+        )
+    with pytest.raises(StimulusAlignmentError, match=r"system_a\['IT'\].*'s59'.*'zz'"):
+        compare({"V1": a, "IT": c.assign_coords(stimulus=[*_ids()[:-1], "zz"])}, b, **FAST)
+    with pytest.raises(TypeError, match=r"one system or a dict.*got a list"):
+        compare([a, c], b, **FAST)

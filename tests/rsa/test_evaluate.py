@@ -370,3 +370,38 @@ def test_api_names_bootstrap_and_test():
         r"'subject'",
     ):
         rsa.bootstrap(data, models, resample="subjects")
+
+
+@pytest.mark.parametrize(
+    "bootstrap, population",
+    [
+        ("none", "subjects (stimuli fixed)"),
+        ("subject", "subjects (stimuli fixed)"),
+        ("stimulus", "stimuli (subjects fixed)"),
+        ("both", "subjects and stimuli"),
+    ],
+)
+def test_results_say_which_population_they_generalise_to(rng, bootstrap, population):
+    """Issue 17 item 6: every result names the population its variances and p-values cover."""
+    from brainalign import rsa
+
+    data, models = _make(rng, n=7, n_subjects=4, n_models=2)
+    res = evaluate(data, models, "pearson", bootstrap=bootstrap, n_bootstrap=10, seed=0)
+    assert res.attrs["generalises_to"] == population
+    assert model_tests(res).attrs["generalises_to"] == population
+    if bootstrap != "none":
+        tested = rsa.test(data, models, "pearson", resample=bootstrap, n_bootstrap=10, seed=0)
+        assert tested.attrs["generalises_to"] == population
+
+
+def test_docstrings_point_subject_resampling_to_both():
+    """The docs of test/evaluate say subject resampling fixes the stimuli and name 'both'."""
+    from brainalign import rsa
+
+    for func in (rsa.test, rsa.evaluate, rsa.model_tests):
+        doc = " ".join(func.__doc__.split())
+        assert "generalises_to" in doc, func.__name__
+        assert '"both"' in doc, func.__name__
+    doc = " ".join(rsa.test.__doc__.split())
+    assert "new **subjects seeing these same stimuli**" in doc
+    assert "liberal" in doc

@@ -89,3 +89,10 @@ def test_every_compare_method_permutes(method, rng):
     assert res.attrs["exact"] and res.null.shape == (720,)
     assert float(res.observed) == pytest.approx(rsa.compare(a, b, method), abs=1e-10)
     assert float(res.p_value) < 0.05
+
+
+def test_result_says_which_population_it_generalises_to(rng):
+    """Issue 17 item 6: relabelling stimuli generalises over stimuli, subjects fixed."""
+    x = rng.normal(size=(6, 10))
+    res = rsa.permutation_test(rsa.rdm(x), rsa.rdm(x + rng.normal(size=x.shape)))
+    assert res.attrs["generalises_to"] == "stimuli (subjects fixed)"

@@ -233,3 +233,47 @@ def test_low_rank_form_equals_the_matrix(method, dtype, independent, rng, tmp_pa
     # no factored form with more observations than features
     tall = noise_precision(rng.normal(size=(50, 8)), method)
     assert id(tall) not in _LOW_RANK and np.asarray(tall).flags.writeable
+
+
+# ------------------------------------------------------- extreme magnitudes (issue 17 item 9)
+@pytest.mark.parametrize(
+    ("scale", "dtype"), [(2.0**-62, "float32"), (2.0**500, "float64"), (2.0**-500, "float64")]
+)
+@pytest.mark.parametrize("method", ["shrinkage_diag", "shrinkage_eye", "diag", "full"])
+def test_precision_of_data_far_from_unit_scale(method, scale, dtype, rng):
+    # The precision scales as scale**-2. float32 data x 2**-62 has squares near float32's
+    # smallest normal number (they underflowed: "zero variance"); float64 data x 2**+-500
+    # has squares beyond float64. Reference: the float64 precision of the unscaled data.
+    r = rng.normal(size=(1000, 4))
+    ref = np.asarray(noise_precision(r, method, dtype="float64"))
+    got = np.asarray(noise_precision(r * scale, method, dtype=dtype, device="cpu"), dtype=float)
+    tol = 5e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got * scale * scale, ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+@pytest.mark.parametrize(("scale", "dtype"), [(1e20, "float32"), (1e200, "float64")])
+def test_precision_beyond_the_dtype_is_refused_with_the_magnitudes(scale, dtype, rng):
+    r = rng.normal(size=(30, 6))
+    hint = "Pass dtype='float64'" if dtype == "float32" else "Rescale the data"
+    for s in (scale, 1 / scale):
+        with pytest.raises(
+            ValueError,
+            match=rf"The noise precision of data with magnitudes up to \d\.\d+e[+-]\d+ does "
+            rf"not fit in {dtype}: its entries would range from about 1e[+-]\d+ to "
+            rf"1e[+-]\d+, outside {dtype}'s range .*{hint}",
+        ):
+            noise_precision(r * s, "shrinkage_diag", dtype=dtype, device="cpu")
+
+
+def test_low_rank_precision_of_large_data_matches_its_dense_matrix(rng):
+    # fewer observations than features: the factored form is rescaled with the matrix
+    r = rng.normal(size=(3, 8)) * 2.0**40
+    prec = noise_precision(r, "shrinkage_diag", dtype="float32", device="cpu")
+    x = rng.normal(size=(5, 8)) * 2.0**40
+    low = np.asarray(rdm(x, "mahalanobis", noise=prec, dtype="float64"))
+    dense = np.asarray(rdm(x, "mahalanobis", noise=prec.copy(), dtype="float64"))
+    np.testing.assert_allclose(low, dense, rtol=1e-6)
+    ref = np.asarray(
+        rdm(x / 2.0**40, "mahalanobis", noise=noise_precision(r / 2.0**40, "shrinkage_diag"))
+    )
+    np.testing.assert_allclose(low, ref, rtol=1e-5)

@@ -633,3 +633,158 @@ def test_crossnobis_cluster_permutation_test_observed_map(rng):
     want = searchlight(da, model, radius=7.6, **kw)
     np.testing.assert_allclose(res.similarity.values, want.values, **TOL)
     assert res.null_max_mass.shape == (5,)
+
+
+# ------------------------------------------- patches: "strictly closer than radius", exactly
+def _exact_inside(xyz, centre, radius):
+    """Oracle: |x - c|**2 < radius**2 in rational arithmetic on the float coordinates."""
+    from fractions import Fraction
+
+    r2 = Fraction(float(radius)) ** 2
+    c = [Fraction(float(v)) for v in xyz[centre]]
+    return np.array(
+        [
+            sum((Fraction(float(v)) - ci) ** 2 for v, ci in zip(row, c, strict=True)) < r2
+            for row in xyz
+        ]
+    )
+
+
+def _grid_volume(n_stim, shape, zoom):
+    ijk = np.array(list(np.ndindex(*shape)))
+    xyz = ijk * zoom
+    values = np.random.default_rng(0).normal(size=(n_stim, len(ijk)))
+    da = xr.DataArray(
+        values,
+        dims=("stimulus", "voxel"),
+        coords={
+            "stimulus": _ids(n_stim),
+            **{c: ("voxel", xyz[:, k]) for k, c in enumerate("xyz")},
+        },
+    )
+    return da, xyz
+
+
+def test_ball_patch_just_above_a_shell_keeps_the_shell_as_mne_rsa():
+    # Issue 17 item 7: radius = the float just above sqrt(18) on a 3 mm grid. The 12 voxels
+    # at (3, 3, 0) mm offsets lie at fl(sqrt(18)) < radius: mne-rsa's patch holds 19 voxels,
+    # the tree's rounding used to drop the shell (7).
+    from brainalign.rsa._searchlight import _ball_neighbours
+
+    da, xyz = _grid_volume(4, (5, 5, 5), 3.0)
+    centre = 62  # the middle of the 5 x 5 x 5 grid
+    radius = float(np.nextafter(np.sqrt(18.0), np.inf))
+    idx, valid = _ball_neighbours(xyz, np.arange(len(xyz)), np.array([centre]), radius)
+    ours = idx[0][valid[0]]
+    dist = cdist(xyz, xyz)
+    patches = mne_rsa.searchlight(da.values.shape, dist=dist, spatial_radius=radius)
+    ref = [np.asarray(p[1]) for p in patches]  # one (items, series) index per centre
+    assert len(ours) == 19
+    np.testing.assert_array_equal(ours, np.sort(ref[centre]))
+    np.testing.assert_array_equal(ours, np.flatnonzero(dist[centre] < radius))
+    np.testing.assert_array_equal(ours, np.flatnonzero(_exact_inside(xyz, centre, radius)))
+
+
+@pytest.mark.parametrize("zoom", [3.0, 1.7, (2.0, 2.5, 3.3)])
+@pytest.mark.parametrize(
+    "radius",
+    [3.0, np.nextafter(3.0, 0), np.sqrt(18.0), np.nextafter(np.sqrt(18.0), np.inf), 5.1, 6.0],
+)
+def test_ball_patches_equal_exact_rational_oracle(zoom, radius):
+    # Every patch equals the set {u : |x_u - x_c| < radius} decided in exact rational
+    # arithmetic, also when radius sits on (or one float step off) a shell of the grid;
+    # away from the shells it equals scipy's cdist.
+    from brainalign.rsa._searchlight import _ball_neighbours
+
+    _, xyz = _grid_volume(3, (4, 5, 4), np.asarray(zoom, dtype=float))
+    xyz = xyz - 7.3  # a non-round origin: coordinate differences carry rounding errors
+    radius = float(radius * (np.max(zoom) / 3.0))
+    centres = np.arange(0, len(xyz), 7)
+    idx, valid = _ball_neighbours(xyz, np.arange(len(xyz)), centres, radius)
+    dist = cdist(xyz, xyz)
+    for row, c in enumerate(centres):
+        exact = np.flatnonzero(_exact_inside(xyz, c, radius))
+        np.testing.assert_array_equal(idx[row][valid[row]], exact)
+        clear = np.abs(dist[c] - radius) > 1e-9
+        np.testing.assert_array_equal(
+            np.isin(np.arange(len(xyz)), exact)[clear], (dist[c] < radius)[clear]
+        )
+
+
+def test_ball_patches_keep_the_full_shell_inside_a_mask():
+    _, xyz = _grid_volume(6, (5, 5, 5), 3.0)
+    radius = float(np.nextafter(np.sqrt(18.0), np.inf))
+    mask = np.ones(len(xyz), bool)
+    mask[[61, 63]] = False  # two face neighbours of the centre 62
+    from brainalign.rsa._searchlight import _ball_neighbours
+
+    allowed = np.flatnonzero(mask)
+    idx, valid = _ball_neighbours(xyz, allowed, np.array([62]), radius)
+    expect = np.flatnonzero(_exact_inside(xyz, 62, radius) & mask)
+    np.testing.assert_array_equal(idx[0][valid[0]], expect)
+    assert len(expect) == 17
+
+
+@pytest.mark.parametrize("length", [1.5, float(np.nextafter(1.5, 0))])
+def test_graph_patches_are_strict_at_the_radius(length):
+    # A sensor/surface graph: an edge exactly as long as the radius is left out, one a
+    # float step shorter is kept (scipy's dijkstra keeps d == limit; we keep d < radius).
+    import scipy.sparse as sp
+
+    from brainalign.rsa._searchlight import _graph_neighbours
+
+    g = sp.csr_matrix(np.array([[0, length, 0], [length, 0, 0.75], [0, 0.75, 0]]))
+    idx, valid = _graph_neighbours(g, np.arange(3), np.array([0, 2]), 1.5)
+    got0 = idx[0][valid[0]].tolist()
+    assert got0 == ([0] if length == 1.5 else [0, 1])
+    assert idx[1][valid[1]].tolist() == [1, 2]  # 0.75 < 1.5; 0.75 + length >= 1.5
+
+
+def test_mesh_patches_keep_an_edge_one_float_below_the_radius():
+    # Surface searchlight: edge lengths from mesh_adjacency; a radius one float above an
+    # edge's length keeps that neighbour (as mne-rsa's dist < radius does).
+    from brainalign.rsa._searchlight import _graph_neighbours
+
+    verts = np.array([[0.0, 0, 0], [3, 3, 0], [6, 0, 0]])
+    g = mesh_adjacency(verts, np.array([[0, 1, 2]]))
+    edge = float(g[0, 1])
+    assert edge == float(np.sqrt(18.0))
+    for radius, expect in ((np.nextafter(edge, np.inf), [0, 1]), (edge, [0])):
+        idx, valid = _graph_neighbours(g, np.arange(3), np.array([0]), float(radius))
+        assert idx[0][valid[0]].tolist() == expect
+
+
+# ------------------------------------------------------- extreme magnitudes (issue 17 item 9)
+@pytest.mark.parametrize(
+    ("scale", "dtype"), [(1e20, "float32"), (1e-25, "float32"), (1e200, "float64")]
+)
+@pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "sqeuclidean"])
+def test_searchlight_maps_are_scale_free_at_extreme_magnitudes(metric, scale, dtype, rng):
+    # float32 data x 1e20 (or x 1e-25) gave all-NaN maps without an error (sums of squares
+    # overflowed or underflowed); the maps are invariant to the data's scale, so they must
+    # equal the float64 maps of the unscaled data. Model RDMs x 1e30 as well.
+    da, _ = _volume(rng, n=6)
+    models = _models(rng, 6)
+    ref = searchlight(da, models, radius=5.0, metric=metric, dtype="float64")
+    big_models = {k: v * 1e30 for k, v in models.items()}
+    got = searchlight(da * scale, big_models, radius=5.0, metric=metric, dtype=dtype, device="cpu")
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == "float32" else TOL
+    assert np.isfinite(got.values).all()
+    np.testing.assert_allclose(got.values, ref.values, **tol)
+
+
+@pytest.mark.parametrize("noise", [None, "shrinkage_diag"])
+def test_crossnobis_searchlight_scale_free_in_float32(noise, rng):
+    da, _ = _trial_volume(rng, n_stim=4)
+    models = _models(rng, 4)
+    ref = searchlight(da, models, radius=5.0, metric="crossnobis", noise=noise, dtype="float64")
+    got = searchlight(
+        da * 1e20,
+        models,
+        radius=5.0,
+        metric="crossnobis",
+        noise=noise,
+        dtype="float32",
+        device="cpu",
+    )
+    np.testing.assert_allclose(got.values, ref.values, rtol=1e-4, atol=1e-4)

@@ -141,3 +141,22 @@ def test_bad_input(rng):
         temporal_generalization(data.values)
     with pytest.raises(SchemaError, match=r"extra dims \['subject'\]"):
         time_resolved(data.expand_dims(subject=["01", "02"]), model)
+
+
+@pytest.mark.parametrize(
+    ("scale", "dtype"), [(1e20, "float32"), (1e-25, "float32"), (1e200, "float64")]
+)
+@pytest.mark.parametrize("metric", ["correlation", "euclidean", "sqeuclidean"])
+def test_time_resolved_at_extreme_magnitudes(metric, scale, dtype, rng):
+    # Issue 17 item 9: float32 data x 1e20 (or x 1e-25) overflowed (underflowed) in the
+    # RDMs; the results are scale-free, so they must equal those of the unscaled data
+    # (reference: the same functions in float64 on data of unit scale). Models x 1e30 too.
+    data = _meeg(rng, n_times=4)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == "float32" else TOL
+    ref = time_resolved(data, _models(np.random.default_rng(0), 9, with_nan=False), metric=metric)
+    models = {k: v * 1e30 for k, v in _models(np.random.default_rng(0), 9, with_nan=False).items()}
+    got = time_resolved(data * scale, models, metric=metric, dtype=dtype, device="cpu")
+    np.testing.assert_allclose(got.similarity.values, ref.similarity.values, **tol)
+    ref = temporal_generalization(data, metric=metric, dtype="float64")
+    got = temporal_generalization(data * scale, metric=metric, dtype=dtype, device="cpu")
+    np.testing.assert_allclose(got.values, ref.values, **tol)

@@ -93,13 +93,14 @@ def layer_rdms(ids, text_of=None, metric="cosine"):
 # Compare: every layer against the human graph, one call per judgment set
 # ----------------------------------------------------------------------
 # :func:`brainalign.ricci.compare` builds all graphs, computes all curvatures in one batched
-# call (the systems and ``n_rewire`` degree-preserving rewirings of every layer's graph), runs
-# the Ricci flow of every graph at once and compares:
+# call, runs the Ricci flow of every graph at once and compares:
 #
-# - distribution distances (Wasserstein, KS) of edge and node curvature, against the
-#   rewiring null (lower = more alike);
 # - the Spearman correlation of node curvature across words and the agreement (ARI, NMI) of
-#   the Ricci-flow communities, against stimulus-label permutations.
+#   the Ricci-flow communities, tested against stimulus-label permutations (p-values);
+# - distribution distances (Wasserstein, KS) of edge and node curvature (lower = more
+#   alike): descriptive, with stimulus-bootstrap intervals (``n_bootstrap`` resamples of the
+#   words, both graphs rebuilt) and no p-value, since they compare the shapes of two
+#   distributions, not which word sits where.
 #
 # ``measure="gaussian"`` makes the curvature independent of the RDMs' units, so rescaled
 # ratings and cosine distances compare fairly.
@@ -107,10 +108,11 @@ results = {}
 for name, human in cores.items():
     ids = [str(s) for s in human.stimulus_a.values]
     results[name] = ricci.compare(
-        {name: human}, layer_rdms(ids), k=K, n_permutations=200, n_rewire=10, seed=0
+        {name: human}, layer_rdms(ids), k=K, n_permutations=200, n_bootstrap=20, seed=0
     )
-    table = results[name][["node_correlation", "node_correlation_p", "edge_wasserstein",
-                           "community_ari", "community_ari_p"]].sel(system_a=name)  # fmt: skip
+    table = results[name][["node_correlation", "node_correlation_p", "community_ari",
+                           "community_ari_p", "edge_wasserstein", "edge_wasserstein_ci_lower",
+                           "edge_wasserstein_ci_upper"]].sel(system_a=name)  # fmt: skip
     print(f"\n{name} ({len(ids)} words) versus MiniLM layers")
     print(table.to_dataframe().drop(columns="system_a").round(3).to_string())
 
@@ -167,11 +169,19 @@ vt = ricci.compare(
     k=3,
     community_method="louvain",
     n_permutations=1000,
-    n_rewire=20,
+    n_bootstrap=50,
 )
 print("\nHaxby VT versus MiniLM layers (8 categories)")
 print(
-    vt[["node_correlation", "node_correlation_p", "edge_wasserstein", "edge_wasserstein_p"]]
+    vt[
+        [
+            "node_correlation",
+            "node_correlation_p",
+            "edge_wasserstein",
+            "edge_wasserstein_ci_lower",
+            "edge_wasserstein_ci_upper",
+        ]
+    ]
     .sel(system_a="VT")
     .to_dataframe()
     .drop(columns="system_a")
