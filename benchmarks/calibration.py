@@ -40,14 +40,14 @@ def _cases() -> dict:
     return _calib.CASES
 
 
-def _run_one(args: tuple[str, int, int]) -> tuple[str, int, int, float]:
+def _run_one(args: tuple[str, int, int]) -> tuple[str, int, int, float, float]:
     name, reps, seed = args
     import _calib
 
     case = _cases()[name]
     t0 = time.perf_counter()
-    k, n = _calib.run(case, reps, seed)
-    return name, k, n, time.perf_counter() - t0
+    k, n, n_eff = _calib.run(case, reps, seed)
+    return name, k, n, n_eff, time.perf_counter() - t0
 
 
 def _interval(k: int, n: int) -> tuple[float, float]:
@@ -60,19 +60,20 @@ def table(results: list[tuple], cases: dict) -> str:
     import _calib
 
     lines = [
-        "| claim | simulated truth | nominal | measured (95 % CI) | outcomes | verdict |"
-        " use instead |",
+        "| claim | simulated truth | nominal | measured (95 % CI) | outcomes (effective) "
+        "| verdict | use instead |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, k, n, _ in results:
+    for name, k, n, n_eff, _ in results:
         case = cases[name]
-        lo, hi = _interval(k, n)
-        ok, _ = _calib.verdict(case, k, n)
+        m = max(1, round(n_eff))
+        lo, hi = _interval(round(k / n * m), m)
+        ok, _ = _calib.verdict(case, k, n, n_eff)
         what = "size" if case.kind == "size" else "coverage"
         verdict = case.expect if ok else f"**not {case.expect}**"
         lines.append(
             f"| {name} ({what}) | {case.null} | {case.nominal:g} | {k / n:.3f} "
-            f"[{lo:.3f}, {hi:.3f}] | {n} | {verdict} | {case.instead or ''} |"
+            f"[{lo:.3f}, {hi:.3f}] | {n} ({m}) | {verdict} | {case.instead or ''} |"
         )
     return "\n".join(lines)
 
@@ -94,8 +95,11 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.jobs, initializer=_cases) as pool:
         results = []
         for out in pool.map(_run_one, work):
-            name, k, n, secs = out
-            print(f"{name}: {k}/{n} = {k / n:.3f} ({secs:.0f} s)", flush=True)
+            name, k, n, n_eff, secs = out
+            print(
+                f"{name}: {k}/{n} = {k / n:.3f}, effective n {n_eff:.0f} ({secs:.0f} s)",
+                flush=True,
+            )
             results.append(out)
     text = table(results, cases)
     print()

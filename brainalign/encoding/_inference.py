@@ -117,8 +117,9 @@ def permutation_test(
     block_size : int, optional
         Block length for ``kind="block"``.
     runs : array_like, optional
-        Run label per sample: samples only move within their run. Giving runs marks the
-        data as a time series for the default ``kind``.
+        Run label per sample (in Y's sample order, which labeled X follows): samples only
+        move within their run. Giving runs marks the data as a time series for the default
+        ``kind``.
     seed : int, optional
         Seed of the permutations.
     fit_intercept, criterion, scoring, max_memory, device, dtype

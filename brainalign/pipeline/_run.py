@@ -513,7 +513,7 @@ def _execute(
         for bname, course in courses.items():
             tree[f"time_course/{bname}"] = xr.DataTree(dataset=course)
         for bname, entries in maps.items():
-            stack = xr.concat(list(entries.values()), dim="model").assign_coords(
+            stack = xr.concat(list(entries.values()), dim="model", join="exact").assign_coords(
                 model=list(entries)
             )
             tree[f"searchlight/{bname}"] = xr.DataTree(dataset=stack.to_dataset(name="similarity"))
@@ -748,19 +748,7 @@ def _split_evaluations(spec: dict, brains: dict, model_rdms: dict, results: dict
         if splits is None:
             continue
         entries = list(results[bname])
-        stack = xr.concat(
-            [
-                model_rdms[(bname, e)].drop_vars(
-                    [
-                        c
-                        for c in model_rdms[(bname, e)].coords
-                        if c not in ("stimulus_a", "stimulus_b")
-                    ]
-                )
-                for e in entries
-            ],
-            dim="model",
-        ).assign_coords(model=entries)
+        stack = _stack_model_rdms(model_rdms, bname, entries)
         ceiling = rsa.noise_ceiling(splits, method)
         ev = rsa.evaluate(
             splits, stack, method, bootstrap="subject", n_bootstrap=1000, seed=spec["seed"]
@@ -1086,11 +1074,17 @@ def _searchlight_section(report: Any, spec: dict, maps: dict, backgrounds: dict)
 
 
 def _stack_model_rdms(model_rdms: dict, bname: str, entries: list[str]) -> xr.DataArray:
-    """One brain source's model RDMs stacked over a ``model`` dim (stimulus coords only)."""
+    """One brain source's model RDMs stacked over a ``model`` dim (stimulus coords only).
+
+    The RDMs are aligned by stimulus id (the first entry's order) before stacking; different
+    id sets raise, naming the ids (never a NaN-filled union).
+    """
+    from brainalign.data._align import align_stimuli
+
     keep = ("stimulus_a", "stimulus_b")
-    rdms = [model_rdms[(bname, m)] for m in entries]
+    rdms = align_stimuli(*(model_rdms[(bname, m)] for m in entries), join="exact")
     rdms = [r.drop_vars([c for c in r.coords if c not in keep]) for r in rdms]
-    return xr.concat(rdms, dim="model").assign_coords(model=entries)
+    return xr.concat(rdms, dim="model", join="exact").assign_coords(model=entries)
 
 
 def _trsa_grids(spec: dict, brains: dict, model_rdms: dict, results: dict) -> dict:

@@ -112,7 +112,10 @@ def noise_precision(
     ------
     ValueError
         Unknown option, NaN/infinite values, fewer than 2 observations, a feature with
-        zero variance, or a singular covariance (``"full"`` with too few observations).
+        zero variance, a singular covariance (``"full"`` with too few observations), or a
+        precision beyond the range of the compute dtype (it scales as the data's scale to
+        the power -2; data far from unit scale is rescaled exactly before the Gram matrix,
+        so only a result that does not fit is refused).
     SchemaError
         Measurements that are not trial data with a ``stimulus`` coordinate.
 

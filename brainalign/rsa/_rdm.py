@@ -151,7 +151,9 @@ def rdm(
     rdm : xarray.DataArray, dims (..., "stimulus_a", "stimulus_b")
         Symmetric with a zero diagonal; ``np.asarray(rdm)`` is the square matrix for a
         single RDM, in the input's stimulus order (order of first appearance for trial
-        data).
+        data). Stimulus-level coordinates become ``{name}_a`` / ``{name}_b`` coordinates
+        on the two axes (for trial data: the coordinates along ``trial`` that are constant
+        within each stimulus, such as a category; not ``run`` or onsets).
 
     Raises
     ------
@@ -159,11 +161,23 @@ def rdm(
         Unknown metric, NaN/infinite values, empty data, constant patterns with the
         ``correlation``/``cosine`` metrics (which are undefined for them), negative data
         with the Poisson metrics, fewer than 2 runs or a run missing a stimulus, a
-        precision matrix of the wrong size or not positive definite.
+        precision matrix of the wrong size or not positive definite; dissimilarities
+        beyond the range of the compute dtype (the message gives the data's magnitudes
+        and suggests ``dtype="float64"``).
     SchemaError
         Trial data for a non cross-validated metric (average first with
         :func:`brainalign.average_trials`), stimulus data for a cross-validated one, or
         unclear dims.
+
+    Notes
+    -----
+    Data far from unit scale (float32 data times 1e20, say, or times 1e-25) is divided
+    by a power of two before the sums of squares, which is exact, and the distances are
+    scaled back: correlation and cosine are scale-free, the Euclidean family and the
+    Mahalanobis distances scale with the data (and the precision), the Poisson
+    divergences with the rates and ``prior_lambda`` together. Dissimilarities outside the
+    range of the compute dtype (above its largest value, or below its smallest normal
+    number) are refused, not returned as inf, NaN or flushed to zero.
 
     Examples
     --------

@@ -5,9 +5,10 @@ mask, so a whole chunk of centres becomes one batched matrix product; every data
 chunk is compared with all model RDMs at once. The only Python loop runs over chunks.
 
 A patch holds every spatial unit whose distance to the centre is *strictly less* than
-``radius`` (as in mne-rsa), and, with ``temporal_radius=r``, the samples ``t - r ... t + r``
-around each time centre ``t``; time centres without a full window (the first and last
-``r`` samples) are left out, as in mne-rsa.
+``radius`` (as in mne-rsa; decided exactly for the float coordinates, also when ``radius``
+lies one float step from a shell of a regular grid), and, with ``temporal_radius=r``, the
+samples ``t - r ... t + r`` around each time centre ``t``; time centres without a full
+window (the first and last ``r`` samples) are left out, as in mne-rsa.
 
 :func:`cluster_permutation_test` recomputes the map for stimulus-label permutations of the
 model (all permutations in the same batched pass) and tests clusters of centres against the

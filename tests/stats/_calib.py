@@ -61,19 +61,37 @@ def register(case: Calibration) -> Calibration:
     return case
 
 
-def run(case: Calibration, n_reps: int | None = None, seed: int = 0) -> tuple[int, int]:
-    """Run ``case`` ``n_reps`` times from ``seed``; return (events, outcomes).
+def run(case: Calibration, n_reps: int | None = None, seed: int = 0) -> tuple[int, int, float]:
+    """Run ``case`` ``n_reps`` times from ``seed``; return (events, outcomes, effective n).
 
-    Events are rejections for a size case and covering intervals for a coverage case.
+    Events are rejections for a size case and covering intervals for a coverage case. When a
+    trial gives several outcomes from one data set (one per model, say), they may be
+    correlated, and a binomial test that counted them as independent would overstate its
+    certainty. The effective number of outcomes divides the count by the design effect, the
+    ratio of the between-trial (cluster-robust) variance of the rate to the binomial variance;
+    it is never more than the number of outcomes and equals it for one outcome per trial.
     """
     n_reps = case.n_reps if n_reps is None else n_reps
-    rngs = [np.random.default_rng([seed, i]) for i in range(n_reps)]
-    k = n = 0
-    for rng in rngs:
-        out = np.atleast_1d(np.asarray(case.trial(rng), dtype=bool))
-        k += int(out.sum())
-        n += out.size
-    return k, n
+    counts = []
+    for i in range(n_reps):
+        out = np.atleast_1d(np.asarray(case.trial(np.random.default_rng([seed, i])), dtype=bool))
+        counts.append((int(out.sum()), out.size))
+    k_i, m_i = np.array(counts, dtype=float).T
+    k, n = int(k_i.sum()), int(m_i.sum())
+    return k, n, effective_n(k_i, m_i)
+
+
+def effective_n(k_i: np.ndarray, m_i: np.ndarray) -> float:
+    """Outcomes corrected for correlation within trials (Kish's design effect, clustered)."""
+    n = m_i.sum()
+    if np.all(m_i == 1) or len(m_i) < 2:
+        return float(n)
+    p = k_i.sum() / n
+    if p in (0.0, 1.0):
+        return float(len(m_i))  # no spread to estimate from: count trials, the safe side
+    robust = ((k_i - p * m_i) ** 2).sum() / n**2 * len(m_i) / (len(m_i) - 1)
+    binomial = p * (1 - p) / n
+    return float(min(n, max(len(m_i), n * binomial / robust)))
 
 
 def binomial_pvalues(k: int, n: int, nominal: float) -> tuple[float, float]:
@@ -83,13 +101,22 @@ def binomial_pvalues(k: int, n: int, nominal: float) -> tuple[float, float]:
     return float(above), float(below)
 
 
-def verdict(case: Calibration, k: int, n: int, strict: float = 1e-3) -> tuple[bool, str]:
-    """Whether the rate ``k / n`` agrees with ``case.expect``; and a message saying why."""
-    above, below = binomial_pvalues(k, n, case.nominal)
+def verdict(
+    case: Calibration, k: int, n: int, n_eff: float | None = None, strict: float = 1e-3
+) -> tuple[bool, str]:
+    """Whether the rate ``k / n`` agrees with ``case.expect``; and a message saying why.
+
+    The exact binomial test runs on the effective number of outcomes ``n_eff`` (default
+    ``n``), with the events scaled to it.
+    """
     rate = k / n
+    n_eff = n if n_eff is None else n_eff
+    m = max(1, round(n_eff))
+    above, below = binomial_pvalues(round(rate * m), m, case.nominal)
     msg = (
-        f"{case.name}: {case.kind} {rate:.3f} ({k}/{n}) at nominal {case.nominal}; "
-        f"expected {case.expect}; exact binomial p(above)={above:.2g}, p(below)={below:.2g}"
+        f"{case.name}: {case.kind} {rate:.3f} ({k}/{n}, effective n {n_eff:.0f}) at nominal "
+        f"{case.nominal}; expected {case.expect}; exact binomial p(above)={above:.2g}, "
+        f"p(below)={below:.2g}"
     )
     wrong_side = above if case.kind == "size" else below
     if case.expect in ("valid", "conservative"):
@@ -100,6 +127,6 @@ def verdict(case: Calibration, k: int, n: int, strict: float = 1e-3) -> tuple[bo
 
 def check(case: Calibration, n_reps: int | None = None, seed: int = 0) -> None:
     """Assert that ``case`` holds its claim (for the test suite)."""
-    k, n = run(case, n_reps, seed)
-    ok, msg = verdict(case, k, n)
+    k, n, n_eff = run(case, n_reps, seed)
+    ok, msg = verdict(case, k, n, n_eff)
     assert ok, msg
