@@ -30,6 +30,14 @@ DOCS = ROOT / "docs" / "statistics.md"
 START, END = "<!-- calibration-table:start -->", "<!-- calibration-table:end -->"
 
 
+def _init_worker() -> None:
+    """One torch thread per worker: the trials are tiny, and the workers share the cores."""
+    import torch
+
+    torch.set_num_threads(1)
+    _cases()
+
+
 def _cases() -> dict:
     if str(STATS) not in sys.path:
         sys.path.insert(0, str(STATS))
@@ -92,7 +100,7 @@ def main() -> None:
     names = [n for n in cases if args.only is None or args.only in n]
     work = [(n, args.reps or max(cases[n].n_reps_full, 500), args.seed) for n in names]
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.jobs, initializer=_cases) as pool:
+    with ProcessPoolExecutor(max_workers=args.jobs, initializer=_init_worker) as pool:
         results = []
         for out in pool.map(_run_one, work):
             name, k, n, n_eff, secs = out

@@ -106,7 +106,10 @@ def permutation_test(
           alpha = 0.05 on AR(1) data).
         - ``"circular"``: a random circular shift of each run; keeps the autocorrelation,
           valid for time series (TRs, M/EEG samples, delayed features) and for
-          exchangeable samples alike.
+          exchangeable samples alike. The wrap-around of each shift makes it mildly
+          liberal when runs are short against the autocorrelation (simulated family-wise
+          size 6-7 % and Benjamini-Hochberg 6-9 % at 0.05 for AR(1) coefficient 0.8 in
+          runs of 30 samples; 5-6 % at coefficient 0.5): use long runs, or ``"block"``.
         - ``"block"``: shuffles of contiguous blocks of ``block_size`` within runs; for time
           series, with blocks much longer than the autocorrelation.
 

@@ -1272,6 +1272,10 @@ def _ricci_figure_data(
     )
     model_name = best if best != bname else f"{best} (model)"  # distinct system labels
     systems = {bname: brain_rdm, model_name: model_rdms[(first, best)]}
+    # compare() works in sorted-id order (Louvain and neighbour ties depend on node order):
+    # the same order here keeps the communities, hence the modularity, identical to its.
+    ids = sorted(str(s) for s in brain_rdm["stimulus_a"].values)
+    systems = {name: r.sel(stimulus_a=ids, stimulus_b=ids) for name, r in systems.items()}
     graphs = [ricci.knn_graph(r, k=params["k"], connected="ignore") for r in systems.values()]
     opts = {"alpha": float(params["alpha"]), "measure": params["measure"],
             "method": params["method"]}  # fmt: skip
@@ -1349,10 +1353,11 @@ _RICCI_TEXT = (
     "number of cells.\n\n"
     "Descriptive (no p-value, never starred): edge/node Wasserstein and KS, distances "
     "between the shapes of the two systems' curvature distributions (lower = more alike), "
-    "with 95 % intervals from {n_boot} stimulus bootstrap resamples (stimuli drawn with "
-    "replacement, both graphs rebuilt). They do not measure correspondence: two unrelated "
-    "clustered systems have alike distributions, and no null of independence exists for "
-    "them. modularity: how clearly each graph splits into its communities."
+    "with approximate 95 % intervals from {n_boot} stimulus bootstrap resamples (stimuli "
+    "drawn with replacement, both graphs rebuilt; centred on the observed value). They do "
+    "not measure correspondence: two unrelated clustered systems have alike "
+    "distributions, and no null of independence exists for them. modularity: how clearly "
+    "each graph splits into its communities."
 )
 
 

@@ -2,8 +2,9 @@
 
 Graphs over stimuli are built from RDMs (k-NN, ε); edge and node curvature follow Ollivier
 (2009) with the measures of GraphRicciCurvature (Ni et al. 2019) or scale-free ones; the
-brain-versus-model comparison with null distributions follows Torbati et al. (2025,
-arXiv:2501.00919).
+brain-versus-model comparison follows Torbati et al. (2025, arXiv:2501.00919), with
+stimulus-permutation tests of node curvature and communities and stimulus-bootstrap
+intervals of the (descriptive) curvature-distribution distances.
 """
 
 from brainalign.ricci._compare import compare

@@ -447,13 +447,33 @@ def _graph_of(
     return graph, dense
 
 
-def _interval(samples: np.ndarray, ci: float) -> tuple[float, float]:
-    """Percentile interval of the finite bootstrap values (NaN with fewer than two)."""
+def _distribution_distances(
+    edges_a: np.ndarray, edges_b: np.ndarray, nodes_a: np.ndarray, nodes_b: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Compute the four descriptive statistics row by row (shapes as in :func:`_w1_ks`)."""
+    ew, eks = _w1_ks(edges_a, edges_b)
+    nw, nks = _w1_ks(nodes_a, nodes_b)
+    return {"edge_wasserstein": ew, "edge_ks": eks, "node_wasserstein": nw, "node_ks": nks}
+
+
+def _interval(
+    observed: float, samples: np.ndarray, ci: float, high: float = np.inf
+) -> tuple[float, float]:
+    """Interval centred on ``observed`` with the bootstrap's spread (NaN: under 2 values).
+
+    ``observed +- h``, where ``h`` is the larger distance from the bootstrap median to its
+    ``(1 - ci) / 2`` and ``(1 + ci) / 2`` quantiles, clipped to the statistic's range
+    ``[0, high]``. Only the spread of the resamples is used, not their location: drawing
+    stimuli with replacement shifts these statistics (duplicated stimuli change the graphs,
+    sparse graphs of incomplete RDMs most), so a percentile interval can miss the observed
+    value; it covered the expected value only 42-73 % of the time for some designs.
+    """
     samples = samples[np.isfinite(samples)]
-    if len(samples) < 2:
+    if len(samples) < 2 or not np.isfinite(observed):
         return float("nan"), float("nan")
-    lo, hi = np.quantile(samples, [(1 - ci) / 2, (1 + ci) / 2])
-    return float(lo), float(hi)
+    lo, med, hi = np.quantile(samples, [(1 - ci) / 2, 0.5, (1 + ci) / 2])
+    half = max(med - lo, hi - med)
+    return float(max(observed - half, 0.0)), float(min(observed + half, high))
 
 
 # ---------------------------------------------------------------------------------------
@@ -521,18 +541,24 @@ def compare(
     correspondence either (a rewiring destroys clustering, so any clustered system
     "beats" it; with independent systems it rejected 16-100 % of the time) and was
     removed.
-    The interval is a percentile interval over ``n_bootstrap`` resamples of the stimuli:
-    ``n`` stimuli drawn with replacement (the same draws for every system, so pairs stay
-    paired), both k-NN graphs rebuilt on the resampled set and their curvature
-    recomputed. A stimulus drawn twice enters the graph twice, the two copies at that
-    stimulus's nearest-neighbour dissimilarity from each other (in each system's own RDM)
-    and at its dissimilarities from the others, a smoothed bootstrap: a zero length cannot
-    be an edge, and dropping copies would shrink the graph, whose curvature depends on its
-    size. The interval targets the statistic's expected value over stimulus sets of the
-    same size from the same population (its value depends on ``n`` and ``k``). In the
-    calibration suite (``tests/stats/cases_ricci.py``: 24 stimuli, k = 4, related systems)
-    the 95 % intervals covered it in 300 of 300 repetitions for each statistic, with
-    widths close to 2 x 1.96 standard deviations of the statistic: conservative.
+
+    The interval comes from ``n_bootstrap`` resamples of the stimuli: ``n`` stimuli drawn
+    with replacement (the same draws for every system, so pairs stay paired), both k-NN
+    graphs rebuilt on the resampled set and their curvature recomputed. A stimulus drawn
+    twice enters the graph twice, the two copies at that stimulus's nearest-neighbour
+    dissimilarity from each other (in each system's own RDM) and at its dissimilarities
+    from the others: a zero length cannot be an edge, and dropping copies would shrink the
+    graph, whose curvature depends on its size. Duplicated stimuli still change the graphs
+    (sparse graphs of incomplete RDMs most), which shifts the resampled statistics, so
+    only their spread is used: the interval is ``observed +- h``, with ``h`` the larger
+    distance from the resamples' median to their ``(1 - ci) / 2`` and ``(1 + ci) / 2``
+    quantiles, clipped to ``[0, 1]`` for KS and at 0 for Wasserstein. It targets the
+    statistic's expected value over stimulus sets of the same size from the same
+    population (the value depends on ``n`` and ``k``). Its coverage is approximate: 95 %
+    intervals covered that value in 92-99 % of simulated data sets (24 stimuli, related
+    and independent systems, ``tests/stats/cases_ricci.py``; 92-100 % at 48 stimuli),
+    where a plain percentile interval covered it in as few as 42 %. Read it as the
+    statistic's stimulus-sampling uncertainty, not as a test.
 
     ``modularity_a``, ``modularity_b``, ``n_communities_a``, ``n_communities_b`` describe
     the partitions themselves.
@@ -714,20 +740,19 @@ def compare(
     # Distribution distances: observed, then the bootstrap interval.
     for i in range(na):
         for j in range(nb):
-            jj = na + j
-            ew, eks = _w1_ks(edge_k[i], edge_k[jj][None])
-            nw, nks = _w1_ks(node_k[i], node_k[jj][None])
-            values = {"edge_wasserstein": ew, "edge_ks": eks, "node_wasserstein": nw,
-                      "node_ks": nks}  # fmt: skip
-            for stat, val in values.items():
+            observed = _distribution_distances(edge_k[i], edge_k[na + j][None],
+                                               node_k[i], node_k[na + j][None])  # fmt: skip
+            for stat, val in observed.items():
                 obs[stat][i, j] = float(val[0])
-            if i in boot_edges and jj in boot_edges:
-                ew, eks = _w1_ks(boot_edges[i], boot_edges[jj])
-                nw, nks = _w1_ks(boot_nodes[i], boot_nodes[jj])
-                values = {"edge_wasserstein": ew, "edge_ks": eks, "node_wasserstein": nw,
-                          "node_ks": nks}  # fmt: skip
-                for stat, val in values.items():
-                    lower[stat][i, j], upper[stat][i, j] = _interval(val, ci)
+            if i in boot_edges and na + j in boot_edges:
+                resampled = _distribution_distances(
+                    boot_edges[i], boot_edges[na + j], boot_nodes[i], boot_nodes[na + j]
+                )
+                for stat, val in resampled.items():
+                    high = 1.0 if stat.endswith("_ks") else np.inf
+                    lower[stat][i, j], upper[stat][i, j] = _interval(
+                        obs[stat][i, j], val, ci, high
+                    )
 
     # Node-wise statistics, against the stimulus-label permutation null.
     perm_null = _permutation_nulls(
@@ -785,7 +810,7 @@ def compare(
                 values[stat],
                 {
                     "description": f"{bound} bound of the {level} stimulus-bootstrap "
-                    f"percentile interval of {stat}",
+                    f"interval of {stat} (centred on the observed value)",
                     "ci": float(ci),
                     "n_bootstrap": int(n_bootstrap),
                 },
@@ -829,7 +854,8 @@ def compare(
             "ci": float(ci),
             "bootstrap": "stimuli drawn with replacement, the same draws for every system; "
             "graphs rebuilt on each resample, copies of a stimulus at its nearest-neighbour "
-            "dissimilarity; percentile intervals",
+            "dissimilarity; interval: observed +- the larger half-width of the resamples' "
+            "central ci range around their median",
             "tested_statistics": ", ".join(TESTED),
             "descriptive_statistics": ", ".join(DESCRIPTIVE),
             "seed": int(seed),

@@ -28,6 +28,7 @@ from brainalign._checks import (
     SchemaError,
     StimulusAlignmentError,
     _fmt_list,
+    check_min_stimuli,
     check_number,
     check_option,
 )
@@ -970,10 +971,7 @@ def noise_ceiling(
     """
     check_option("method", method, _compare.METHODS)
     data = _stack(data_rdms, "data_rdms", "subject")
-    if data.sizes[RDM_DIMS[0]] < 3:
-        raise ValueError(
-            f"A noise ceiling needs at least 3 stimuli; the RDMs have {data.sizes[RDM_DIMS[0]]}."
-        )
+    check_min_stimuli(data[RDM_DIMS[0]].values, "a noise ceiling")
     d = np.asarray(data.values, dtype=np.float64)
     _check_vectors(d, "data_rdms", method, data["subject"].values)
     dev = resolve_device(device)

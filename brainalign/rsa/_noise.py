@@ -418,7 +418,7 @@ def _shrinkage_precision_low_rank(
         row = (x * x).sum(1)
         b2 = torch.minimum(d2, ((row * row).sum() / n_obs - s_sq) / n_obs)
         lam = float(b2 / d2) if float(d2) > 0 else 0.0
-        if lam < 1e-3:
+        if lam < 1e-3 or lam >= 1.0:  # full shrinkage has no low-rank part: invert directly
             return None
         # cov = (lam m I + (1 - lam) X^T X / n) n / dof
         a, c = float(lam * m * n_obs / dof), (1.0 - lam) / dof

@@ -116,9 +116,12 @@ def test_ridge_cv_refit_predicts_like_sklearn(rng, solver, fit_intercept):
     assert_allclose(pred, _ref_predict(refs, X_new), rtol=1e-8, atol=1e-9)
 
 
+@pytest.mark.parametrize("refine_steps", [0, 3])
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("solver", ["primal", "dual"])
-def test_banded_predict_and_score_match_sklearn_on_scaled_bands(rng, solver, fit_intercept):
+def test_banded_predict_and_score_match_sklearn_on_scaled_bands(
+    rng, solver, fit_intercept, refine_steps
+):
     n, t = 40, 3
     bands = {"a": rng.standard_normal((n + 15, 6)), "b": rng.standard_normal((n + 15, 30))}
     Y = bands["a"] @ rng.standard_normal((6, t)) + 0.3 * bands["b"] @ rng.standard_normal((30, t))
@@ -126,7 +129,13 @@ def test_banded_predict_and_score_match_sklearn_on_scaled_bands(rng, solver, fit
     train = {k: v[:n] for k, v in bands.items()}
     test = {k: v[n:] for k, v in bands.items()}
     model = BandedRidgeCV(
-        ALPHAS, n_iter=6, cv=3, fit_intercept=fit_intercept, solver=solver, random_state=0
+        ALPHAS,
+        n_iter=6,
+        cv=3,
+        fit_intercept=fit_intercept,
+        solver=solver,
+        random_state=0,
+        refine_steps=refine_steps,  # > 0: penalties refined by hypergradient steps
     ).fit(train, Y[:n])
     pred = model.predict(test)
     r2 = model.score(test, Y[n:])

@@ -243,9 +243,9 @@ def test_noisy_views_are_significant(views_result):
         assert 0 < float(res[f"{stat}_p"]) <= 1
         assert np.isfinite(float(res[f"null_mean_{stat}"]))
         assert float(res[f"null_sd_{stat}"]) >= 0
-    for stat in DESCRIPTIVE:  # finite, ordered intervals
+    for stat in DESCRIPTIVE:  # finite intervals around the value
         lo, hi = float(res[f"{stat}_ci_lower"]), float(res[f"{stat}_ci_upper"])
-        assert 0 <= lo <= hi, stat
+        assert 0 <= lo <= float(res[stat]) <= hi and lo < hi, stat
 
 
 def test_independent_systems_are_not_significant():
@@ -545,7 +545,7 @@ def test_resampled_curvatures_equal_knn_graph_and_ollivier_ricci(rng, mutual, me
 
 
 def test_bootstrap_interval_recomputed_with_scipy(views):
-    """The interval: percentiles over resamples of W1 / KS of the rebuilt graphs' curvature."""
+    """The interval: observed +- the resamples' larger half-width (W1 / KS with scipy)."""
     a, b = views
     n_boot = 12
     res = compare(a, b, n_permutations=0, n_bootstrap=n_boot, ci=0.8, seed=4)
@@ -565,10 +565,22 @@ def test_bootstrap_interval_recomputed_with_scipy(views):
         values["node_wasserstein"].append(stats.wasserstein_distance(na, nb))
         values["node_ks"].append(stats.ks_2samp(na, nb).statistic)
     for stat in DESCRIPTIVE:
-        lo, hi = np.quantile(values[stat], [0.1, 0.9])
-        assert float(res[f"{stat}_ci_lower"]) == pytest.approx(lo, abs=1e-12), stat
-        assert float(res[f"{stat}_ci_upper"]) == pytest.approx(hi, abs=1e-12), stat
+        lo, med, hi = np.quantile(values[stat], [0.1, 0.5, 0.9])
+        half = max(med - lo, hi - med)
+        value = float(res[stat])
+        assert float(res[f"{stat}_ci_lower"]) == pytest.approx(max(value - half, 0), abs=1e-12)
+        assert float(res[f"{stat}_ci_upper"]) == pytest.approx(value + half, abs=1e-12)
         assert res[f"{stat}_ci_lower"].attrs["ci"] == 0.8
+
+
+def test_interval_is_centred_on_the_observed_value():
+    """Resampling shifts the statistic; the interval keeps only the spread, within range."""
+    shifted = np.array([0.5, 0.6, 0.7, 0.8, 0.9])  # all above the observed 0.3
+    assert C._interval(0.3, shifted, 0.5) == pytest.approx((0.3 - 0.1, 0.3 + 0.1))
+    skewed = np.array([0.0, 0.1, 0.2, 0.6, 1.0])  # the larger half-width (upper) is used
+    assert C._interval(0.3, skewed, 0.5) == pytest.approx((0.0, 0.7))  # clipped at 0
+    assert C._interval(0.9, skewed, 0.5, high=1.0) == pytest.approx((0.5, 1.0))
+    assert np.isnan(C._interval(0.3, np.array([0.2, np.nan]), 0.9)).all()
 
 
 def test_prebuilt_graphs_have_no_interval(views):

@@ -287,6 +287,15 @@ def test_errors(rng):
         model_tests(xr.Dataset())
 
 
+def test_two_stimuli_are_named_not_blamed_on_nan(rng):
+    # Issue 17: two stimuli gave "Check for NaN entries" although there were none.
+    data, models = _make(rng, n=2, n_subjects=3, n_models=2)
+    with pytest.raises(ValueError, match=r"needs at least 3 stimuli; the RDMs have 2\."):
+        evaluate(data, models)
+    with pytest.raises(ValueError, match=r"a noise ceiling needs at least 3 stimuli.*got 2"):
+        noise_ceiling(data)
+
+
 @pytest.mark.parametrize(
     ("method", "rs_method"),
     [

@@ -277,3 +277,15 @@ def test_low_rank_precision_of_large_data_matches_its_dense_matrix(rng):
         rdm(x / 2.0**40, "mahalanobis", noise=noise_precision(r / 2.0**40, "shrinkage_diag"))
     )
     np.testing.assert_allclose(low, ref, rtol=1e-5)
+
+
+def test_full_eye_shrinkage_is_inverted_directly():
+    # Found by hypothesis (n_obs=7, p=8, seed=55): an intensity of exactly 1 divided by zero in
+    # the low-rank update. The result equals rsatoolbox's precision.
+    res = np.random.default_rng(55).normal(size=(7, 8))
+    got = noise_precision(res, "shrinkage_eye")
+    _close(
+        np.asarray(got, dtype=float),
+        prec_from_residuals(res.copy(), method="shrinkage_eye"),
+        "float64",
+    )

@@ -7,7 +7,7 @@
   on a time series (AR(1) coefficient 0.5). ``kind="stimulus"`` on AR(1) data (coefficient
   0.8) is the documented liberal failure. Not a case (too slow to resolve in the suite):
   circular shifts are mildly liberal when runs are short against the autocorrelation
-  (coefficient 0.8 in runs of 30: family-wise 6-7 %, Benjamini-Hochberg 8-9 % over 500
+  (coefficient 0.8 in runs of 30: family-wise 6-7 %, Benjamini-Hochberg 6-9 % over 500
   data sets), which the ``permutation_test`` docstring states.
 - :func:`brainalign.encoding.bootstrap_ci`: coverage of the percentile interval of the
   Pearson r over test stimuli: about 93.4 % for a 95 % interval at 60 stimuli, registered

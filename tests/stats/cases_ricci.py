@@ -25,19 +25,34 @@ design come from the same simulations: a trial's result is computed once and reu
 the other cases (cached by the trial generator's state).
 
 **Coverage** of the stimulus-bootstrap intervals of the descriptive statistics
-(``edge_wasserstein``, ``edge_ks``, ``node_wasserstein``, ``node_ks``; 95 %, 40 resamples).
+(``edge_wasserstein``, ``edge_ks``, ``node_wasserstein``, ``node_ks``; 95 %, 100
+resamples, the default).
 The statistic's value depends on the number of stimuli (a k-NN graph's curvature does), so
 its target is its expected value over stimulus sets of the same size from the same
-population: ``theta = E[T_24]``. Design (*related systems*): a latent clustered stimulus
-space (3 clusters at ``3 e_1``, ``3 e_2``, ``3 e_3`` in 5-D plus unit noise; the same
-stimuli for both systems); the brain sees it with noise SD 0.5, the model with noise SD 1.
-``theta`` is estimated once, from 400 simulated data sets (cached; its Monte-Carlo error
-is 5 % of the statistic's SD). The percentile intervals are conservative: they covered
-``theta`` in 300 of 300 repetitions for each statistic (and in every repetition of
-exploratory runs at 30 and 60 stimuli, k = 5 and 10, for related and for independent
-systems). They are not wide: their width is 0.97-1.11 times 2 x 1.96 true SDs of the
-statistic (measured over 300 data sets); their centre sits nearer ``theta`` than the observed
-value does (a bootstrap over a discrete, smoothed resample averages over stimulus sets).
+population: ``theta = E[T_24]``, estimated once per design from 300 simulated data sets
+(cached; Monte-Carlo error 6 % of the statistic's SD). Designs:
+
+- *related systems*: a latent clustered stimulus space (3 clusters at ``3 e_1``, ``3 e_2``,
+  ``3 e_3`` in 5-D plus unit noise; the same stimuli for both systems); the brain sees it
+  with noise SD 0.5, the model with noise SD 1.
+- *independent systems*: a Gaussian point cloud (brain) and an independent clustered
+  system (model, as in the size cases).
+
+Coverage of ``theta`` by the 95 % interval ``compare`` reports (observed value +- the
+larger half-width of the resamples' central 95 % around their median), 300 data sets per
+design: related 0.973-0.990, independent 0.920-0.947 (lowest: ``edge_ks``). Measured while
+choosing the interval (150 data sets, 40 resamples; 60 data sets at 48 stimuli, k = 6):
+
+- this interval: related 0.97-0.99, independent 0.92-0.94 (48 stimuli: 0.92-1.00 and
+  0.95-0.97);
+- a plain percentile interval of the resamples: related 1.00, independent 0.65-0.90
+  (48 stimuli: 0.42-0.90), and it missed the observed value itself in 15-65 % of data
+  sets: duplicated stimuli shift the resampled statistics;
+- observed +- 1.96 bootstrap SDs: related 0.95-0.99, independent 0.91-0.93.
+
+So the claim is approximate coverage at 24 stimuli: ``expect="valid"`` holds within the
+suite's binomial tolerance (``strict=1e-3``), and the full benchmark prints the measured
+rate, slightly under 0.95 for the KS statistics of independent systems.
 """
 
 from __future__ import annotations
@@ -55,8 +70,8 @@ from brainalign import ricci
 
 ALPHA = 0.05
 N_STIMULI, N_FEATURES, K = 24, 5, 4
-N_PERMUTATIONS, N_BOOTSTRAP, FLOW_ITERATIONS = 99, 40, 10
-N_TRUTH = 400
+N_PERMUTATIONS, N_BOOTSTRAP, FLOW_ITERATIONS = 99, 100, 10
+N_TRUTH = 300
 IDS = [f"s{i:02d}" for i in range(N_STIMULI)]
 TESTED = ("node_correlation", "community_ari", "community_nmi")
 DESCRIPTIVE = ("edge_wasserstein", "edge_ks", "node_wasserstein", "node_ks")
@@ -110,9 +125,12 @@ def _clustered(rng: np.random.Generator) -> np.ndarray:
     return centres[rng.integers(0, 3, N_STIMULI)] + rng.normal(size=(N_STIMULI, N_FEATURES))
 
 
-def _related(rng: np.random.Generator, n: int = N_STIMULI) -> tuple[np.ndarray, np.ndarray]:
-    """Brain and model views of one latent clustered stimulus set (the coverage design)."""
-    latent = 3.0 * np.eye(N_FEATURES)[rng.integers(0, 3, n)] + rng.normal(size=(n, N_FEATURES))
+def _coverage_data(design: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Brain and model patterns of one coverage data set (see the module docstring)."""
+    if design == "independent":
+        return rng.normal(size=(N_STIMULI, N_FEATURES)), _clustered(rng)
+    latent = 3.0 * np.eye(N_FEATURES)[rng.integers(0, 3, N_STIMULI)]
+    latent = latent + rng.normal(size=latent.shape)
     brain = latent + 0.5 * rng.normal(size=latent.shape)
     model = latent + 1.0 * rng.normal(size=latent.shape)
     return brain, model
@@ -158,8 +176,8 @@ def _size_trial(design: str, stat: str):
 
 @functools.cache
 @_one_thread
-def population_value() -> dict[str, float]:
-    """``E[T_24]`` of each descriptive statistic under the related design (Monte Carlo).
+def population_value(design: str) -> dict[str, float]:
+    """``E[T_24]`` of each descriptive statistic under a coverage design (Monte Carlo).
 
     Every data set's two graphs go through the batched kernel that ``compare`` uses for its
     bootstrap graphs (the identity draw rebuilds the full graph; the ricci tests check that
@@ -167,8 +185,8 @@ def population_value() -> dict[str, float]:
     """
     from brainalign.ricci import _compare as C
 
-    rng = np.random.default_rng(20_261_206)
-    pairs = [_related(rng) for _ in range(N_TRUTH)]
+    rng = np.random.default_rng([20_261_206, len(design)])
+    pairs = [_coverage_data(design, rng) for _ in range(N_TRUTH)]
     dense = [_distances(x) for pair in pairs for x in pair]
     opts = {"alpha": 0.5, "measure": "gaussian", "method": "exact", "device": "cpu"}
     edges, nodes = C._resampled_curvatures(dense, np.arange(N_STIMULI)[None], K, False, opts)
@@ -181,17 +199,17 @@ def population_value() -> dict[str, float]:
 
 @functools.cache
 @_one_thread
-def _intervals(seed: int) -> dict[str, tuple[float, float]]:
-    """The bootstrap intervals of one related brain / model pair."""
-    brain, model = _related(np.random.default_rng(seed))
+def _intervals(design: str, seed: int) -> dict[str, tuple[float, float]]:
+    """The bootstrap intervals of one brain / model pair of a coverage design."""
+    brain, model = _coverage_data(design, np.random.default_rng(seed))
     ds = _compare(brain, model, n_permutations=0, n_bootstrap=N_BOOTSTRAP, flow_iterations=0)
     return {s: (float(ds[f"{s}_ci_lower"]), float(ds[f"{s}_ci_upper"])) for s in DESCRIPTIVE}
 
 
-def _coverage_trial(stat: str):
+def _coverage_trial(design: str, stat: str):
     def trial(rng: np.random.Generator) -> bool:
-        lo, hi = _intervals(_seed(rng))[stat]
-        return bool(lo <= population_value()[stat] <= hi)
+        lo, hi = _intervals(design, _seed(rng))[stat]
+        return bool(lo <= population_value(design)[stat] <= hi)
 
     return trial
 
@@ -217,18 +235,21 @@ for _design, _text in _DESIGNS.items():
             )
         )
 
-for _stat in DESCRIPTIVE:
-    register(
-        Calibration(
-            name=f"ricci.compare {_stat} 95 % bootstrap CI, related systems",
-            kind="coverage",
-            nominal=0.95,
-            trial=_coverage_trial(_stat),
-            expect="conservative",
-            null=f"brain and model: noisy views (SD 0.5, 1) of one latent 3-cluster stimulus "
-            f"set; {N_STIMULI} stimuli, k={K}, {N_BOOTSTRAP} resamples; truth: E[{_stat}] over "
-            f"stimulus sets of {N_STIMULI} ({N_TRUTH} simulated)",
-            n_reps=40,
-            n_reps_full=500,
+_COVERAGE = {
+    "related": "brain and model: noisy views (SD 0.5, 1) of one latent 3-cluster stimulus set",
+    "independent": "brain: a Gaussian point cloud; model: an independent clustered system",
+}
+for _design, _text in _COVERAGE.items():
+    for _stat in DESCRIPTIVE:
+        register(
+            Calibration(
+                name=f"ricci.compare {_stat} 95 % bootstrap CI, {_design} systems",
+                kind="coverage",
+                nominal=0.95,
+                trial=_coverage_trial(_design, _stat),
+                null=f"{_text}; {N_STIMULI} stimuli, k={K}, {N_BOOTSTRAP} resamples; truth: "
+                f"E[{_stat}] over stimulus sets of {N_STIMULI} ({N_TRUTH} simulated)",
+                n_reps=40,
+                n_reps_full=500,
+            )
         )
-    )
