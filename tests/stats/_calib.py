@@ -24,6 +24,7 @@ shown in ``docs/statistics.md``.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -45,6 +46,7 @@ class Calibration:
     instead: str = ""  # for liberal cases: what to use instead
     n_reps: int = 200  # repetitions in the test suite
     n_reps_full: int = 500  # repetitions in benchmarks/calibration.py
+    module: str = ""  # the case module that registered it (set by register)
 
     def __post_init__(self):
         if self.kind not in ("size", "coverage"):
@@ -57,8 +59,19 @@ def register(case: Calibration) -> Calibration:
     """Add ``case`` to :data:`CASES` (names are unique) and return it."""
     if case.name in CASES:
         raise ValueError(f"duplicate calibration case {case.name!r}")
+    case = dataclasses.replace(case, module=sys._getframe(1).f_globals["__name__"])
     CASES[case.name] = case
     return case
+
+
+def cases_of(module: str) -> list[Calibration]:
+    """The cases registered by the case module ``module`` (e.g. ``"cases_rsa"``), in order."""
+    return [c for c in CASES.values() if c.module == module]
+
+
+def seed_of(rng: np.random.Generator) -> int:
+    """A seed for a brainalign call, drawn from the trial's generator."""
+    return int(rng.integers(2**31 - 1))
 
 
 def run(case: Calibration, n_reps: int | None = None, seed: int = 0) -> tuple[int, int, float]:

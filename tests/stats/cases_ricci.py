@@ -61,10 +61,8 @@ import functools
 import warnings
 
 import numpy as np
-import torch
 import xarray as xr
-from _calib import Calibration
-from _calib import register as _register
+from _calib import Calibration, register, seed_of
 
 from brainalign import ricci
 
@@ -75,34 +73,6 @@ N_TRUTH = 300
 IDS = [f"s{i:02d}" for i in range(N_STIMULI)]
 TESTED = ("node_correlation", "community_ari", "community_nmi")
 DESCRIPTIVE = ("edge_wasserstein", "edge_ks", "node_wasserstein", "node_ks")
-
-#: The cases this module registers, in order.
-CASES: list[Calibration] = []
-
-
-def register(case: Calibration) -> Calibration:
-    """Register ``case`` with the harness and list it in :data:`CASES`."""
-    CASES.append(_register(case))
-    return case
-
-
-def _one_thread(func):
-    """Run ``func`` with one torch thread: tiny problems, and other processes share cores."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return func(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
-
-    return wrapper
-
-
-def _seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(2**31 - 1))
 
 
 def _distances(x: np.ndarray) -> np.ndarray:
@@ -145,7 +115,6 @@ def _compare(brain: np.ndarray, model: np.ndarray, **kw) -> xr.Dataset:
 
 
 @functools.cache
-@_one_thread
 def _independent_pvalues(design: str, seed: int) -> dict[str, float]:
     """The three permutation p-values of one independent brain / model pair."""
     rng = np.random.default_rng(seed)
@@ -168,14 +137,13 @@ def _independent_pvalues(design: str, seed: int) -> dict[str, float]:
 
 def _size_trial(design: str, stat: str):
     def trial(rng: np.random.Generator) -> bool:
-        p = _independent_pvalues(design, _seed(rng))[stat]
+        p = _independent_pvalues(design, seed_of(rng))[stat]
         return bool(np.isfinite(p) and p <= ALPHA)
 
     return trial
 
 
 @functools.cache
-@_one_thread
 def population_value(design: str) -> dict[str, float]:
     """``E[T_24]`` of each descriptive statistic under a coverage design (Monte Carlo).
 
@@ -198,7 +166,6 @@ def population_value(design: str) -> dict[str, float]:
 
 
 @functools.cache
-@_one_thread
 def _intervals(design: str, seed: int) -> dict[str, tuple[float, float]]:
     """The bootstrap intervals of one brain / model pair of a coverage design."""
     brain, model = _coverage_data(design, np.random.default_rng(seed))
@@ -208,7 +175,7 @@ def _intervals(design: str, seed: int) -> dict[str, tuple[float, float]]:
 
 def _coverage_trial(design: str, stat: str):
     def trial(rng: np.random.Generator) -> bool:
-        lo, hi = _intervals(design, _seed(rng))[stat]
+        lo, hi = _intervals(design, seed_of(rng))[stat]
         return bool(lo <= population_value(design)[stat] <= hi)
 
     return trial

@@ -29,24 +29,13 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import torch
-from _calib import Calibration
-from _calib import register as _register
+from _calib import Calibration, register, seed_of
 
 from brainalign import rsa
 
 ALPHA = 0.05
 N_STIMULI, N_FEATURES, N_SUBJECTS, N_MODELS = 10, 20, 8, 6
 N_BOOTSTRAP = 100
-
-#: The cases this module registers, in order.
-CASES: list[Calibration] = []
-
-
-def register(case: Calibration) -> Calibration:
-    """Register ``case`` with the harness and list it in :data:`CASES`."""
-    CASES.append(_register(case))
-    return case
 
 
 def _corr_rdms(patterns: np.ndarray) -> np.ndarray:
@@ -63,36 +52,16 @@ def _sq_euclidean_rdms(patterns: np.ndarray) -> np.ndarray:
     return np.clip(d2, 0.0, None)
 
 
-def _seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(2**31 - 1))
-
-
-def _one_thread(func):
-    """Run ``func`` with one torch thread: tiny problems, and other processes share cores."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return func(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
-
-    return wrapper
-
-
 # --------------------------------------------------------------------------------------------
 # rsa.permutation_test: one data RDM against independent model RDMs
 # --------------------------------------------------------------------------------------------
 
 
-@_one_thread
 def _permutation_trial(rng, n: int, n_permutations: int | None) -> np.ndarray:
     data = _corr_rdms(rng.normal(size=(n, N_FEATURES)))
     models = _corr_rdms(rng.normal(size=(5, n, N_FEATURES)))
     res = rsa.permutation_test(
-        data, models, "pearson", n_permutations=n_permutations, seed=_seed(rng), device="cpu"
+        data, models, "pearson", n_permutations=n_permutations, seed=seed_of(rng), device="cpu"
     )
     return res.p_value.values <= ALPHA
 
@@ -147,7 +116,6 @@ def _simulate(rng: np.random.Generator, design: str) -> tuple[np.ndarray, np.nda
 _PVALUES: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
 
 
-@_one_thread
 def _test_trial(rng, design: str, resample: str, which: str) -> np.ndarray:
     """Reject or not, per outcome; the zero and pairwise cases share one simulation."""
     key = (design, resample, repr(rng.bit_generator.state))
@@ -157,7 +125,7 @@ def _test_trial(rng, design: str, resample: str, which: str) -> np.ndarray:
         data, models = _simulate(rng, design)
         res = rsa.test(
             data, models, "pearson", resample=resample, n_bootstrap=N_BOOTSTRAP,
-            seed=_seed(rng), device="cpu",
+            seed=seed_of(rng), device="cpu",
         )  # fmt: skip
         pairs = [res.p_pairwise.values[i, i + 1] for i in range(0, N_MODELS, 2)]
         _PVALUES[key] = (res.p_zero.values.copy(), np.asarray(pairs))
@@ -242,12 +210,11 @@ def population_correlation() -> np.ndarray:
     return np.asarray(out)
 
 
-@_one_thread
 def _ci_trial(rng, n: int) -> np.ndarray:
     brain, models = _ci_patterns(rng, n)
     res = rsa.bootstrap_ci(
         _sq_euclidean_rdms(brain), _sq_euclidean_rdms(models), "pearson", n_bootstrap=200,
-        ci=0.95, seed=_seed(rng), device="cpu",
+        ci=0.95, seed=seed_of(rng), device="cpu",
     )  # fmt: skip
     truth = population_correlation()
     return (res.ci_lower.values <= truth) & (truth <= res.ci_upper.values)

@@ -13,10 +13,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import torch
 import xarray as xr
-from _calib import Calibration
-from _calib import register as _register
+from _calib import Calibration, register, seed_of
 
 from brainalign import rsa
 
@@ -24,34 +22,6 @@ ALPHA = 0.05
 N_STIMULI, N_PERMUTATIONS = 8, 39
 IDS = [f"s{i}" for i in range(N_STIMULI)]
 _GRID = np.array(list(np.ndindex(4, 4, 2)))  # 32 voxels, 3 mm apart
-
-#: The cases this module registers, in order.
-CASES: list[Calibration] = []
-
-
-def register(case: Calibration) -> Calibration:
-    """Register ``case`` with the harness and list it in :data:`CASES`."""
-    CASES.append(_register(case))
-    return case
-
-
-def _one_thread(func):
-    """Run ``func`` with one torch thread: tiny problems, and other processes share cores."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return func(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
-
-    return wrapper
-
-
-def _seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(2**31 - 1))
 
 
 def _model(rng: np.random.Generator) -> xr.DataArray:
@@ -61,7 +31,6 @@ def _model(rng: np.random.Generator) -> xr.DataArray:
     return rsa.rdm(patterns, device="cpu")
 
 
-@_one_thread
 def _cluster_trial(rng: np.random.Generator) -> bool:
     xyz = _GRID * 3.0
     data = xr.DataArray(
@@ -75,7 +44,7 @@ def _cluster_trial(rng: np.random.Generator) -> bool:
         radius=4.0,
         method="pearson",
         n_permutations=N_PERMUTATIONS,
-        seed=_seed(rng),
+        seed=seed_of(rng),
         device="cpu",
     )
     p = res.cluster_p_value.values
@@ -97,7 +66,6 @@ register(
 )
 
 
-@_one_thread
 def _time_trial(rng: np.random.Generator, corrected: bool) -> bool:
     data = xr.DataArray(
         rng.normal(size=(N_STIMULI, 6, 6)),
@@ -109,7 +77,7 @@ def _time_trial(rng: np.random.Generator, corrected: bool) -> bool:
         _model(rng),
         method="pearson",
         n_permutations=N_PERMUTATIONS,
-        seed=_seed(rng),
+        seed=seed_of(rng),
         device="cpu",
     )
     if corrected:  # any time point significant after max-statistic correction

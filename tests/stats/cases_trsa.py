@@ -13,23 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from _calib import Calibration
-from _calib import register as _register
-from cases_rsa import _corr_rdms, _one_thread, _seed
+from _calib import Calibration, register, seed_of
+from cases_rsa import _corr_rdms
 
 from brainalign import rsa, trsa
 
 ALPHA = 0.05
-
-#: The cases this module registers, in order.
-CASES: list[Calibration] = []
-
-
-def register(case: Calibration) -> Calibration:
-    """Register ``case`` with the harness and list it in :data:`CASES`."""
-    CASES.append(_register(case))
-    return case
-
 
 _IDS = [f"s{i}" for i in range(6)]
 
@@ -39,13 +28,12 @@ def _labeled(rdms: np.ndarray) -> xr.DataArray:
     return xr.DataArray(rdms, dims=dims, coords={"stimulus_a": _IDS, "stimulus_b": _IDS})
 
 
-@_one_thread
 def _rgtm_permutation_trial(rng: np.random.Generator) -> np.ndarray:
     data = _corr_rdms(rng.normal(size=(6, 20)))
     models = _corr_rdms(rng.normal(size=(4, 6, 20)))
     a = trsa.rgtm(_labeled(data), 0.2, 0.8, device="cpu")
     b = trsa.rgtm(_labeled(models), 0.2, 0.8, device="cpu")
-    res = rsa.permutation_test(a, b, "pearson", seed=_seed(rng), device="cpu")
+    res = rsa.permutation_test(a, b, "pearson", seed=seed_of(rng), device="cpu")
     return res.p_value.values <= ALPHA
 
 

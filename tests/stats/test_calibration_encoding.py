@@ -5,21 +5,10 @@ from __future__ import annotations
 import _calib
 import cases_encoding
 import pytest
-import torch
 
-ENCODING_CASES = [c for c in _calib.CASES.values() if c.trial.__module__ == "cases_encoding"]
-
-
-@pytest.fixture
-def _one_thread():
-    """Run torch on one thread: far faster on these tiny problems (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+ENCODING_CASES = _calib.cases_of("cases_encoding")
 
 
-@pytest.mark.usefixtures("_one_thread")
 @pytest.mark.parametrize("case", ENCODING_CASES, ids=[c.name for c in ENCODING_CASES])
 def test_calibration(case):
     # Seed 1, not 0: rngs [0, i] draw, for the i.i.d. FWE case, 100 data sets with unusually

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import _calib
-import cases_ricci
+import cases_ricci  # noqa: F401 (registers the cases)
 import pytest
 
-RICCI_CASES = cases_ricci.CASES
+RICCI_CASES = _calib.cases_of("cases_ricci")
 
 
 @pytest.mark.parametrize("case", RICCI_CASES, ids=[c.name for c in RICCI_CASES])

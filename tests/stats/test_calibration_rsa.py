@@ -7,7 +7,7 @@ import cases_rsa
 import numpy as np
 import pytest
 
-RSA_CASES = cases_rsa.CASES
+RSA_CASES = _calib.cases_of("cases_rsa")
 
 
 @pytest.mark.parametrize("case", RSA_CASES, ids=[c.name for c in RSA_CASES])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import _calib
-import cases_searchlight
+import cases_searchlight  # noqa: F401 (registers the cases)
 import pytest
 
-SEARCHLIGHT_CASES = cases_searchlight.CASES
+SEARCHLIGHT_CASES = _calib.cases_of("cases_searchlight")
 
 
 @pytest.mark.parametrize("case", SEARCHLIGHT_CASES, ids=[c.name for c in SEARCHLIGHT_CASES])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import _calib
-import cases_trsa
+import cases_trsa  # noqa: F401 (registers the cases)
 import numpy as np
 import pytest
 import xarray as xr
@@ -11,8 +11,10 @@ import xarray as xr
 from brainalign import trsa
 from brainalign.trsa._grid import DESCRIPTIVE
 
+TRSA_CASES = _calib.cases_of("cases_trsa")
 
-@pytest.mark.parametrize("case", cases_trsa.CASES, ids=[c.name for c in cases_trsa.CASES])
+
+@pytest.mark.parametrize("case", TRSA_CASES, ids=[c.name for c in TRSA_CASES])
 def test_calibration(case):
     _calib.check(case, seed=0)
 
