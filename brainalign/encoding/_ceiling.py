@@ -572,7 +572,9 @@ def normalize_score(
         See above.
     ceiling_kind : {"variance", "percent", "correlation"}, optional
         What ``ceiling`` holds (see above). Default: the ``ceiling_kind`` attribute that
-        brainalign's ceiling functions put on a DataArray, else ``"variance"``.
+        brainalign's ceiling functions put on a DataArray, else ``"variance"`` for
+        ``"r2/ceiling"``; ``"(r/ceiling)^2"`` refuses to guess (its name reads as a
+        ceiling on r, which a reliability is not).
 
     Returns
     -------
@@ -593,7 +595,8 @@ def normalize_score(
     >>> normalize_score(np.array([0.1, 0.2]), np.array([0.5, 0.4]))
     array([0.2, 0.5])
     >>> # r = 0.3 against a reliability of 0.36: the best attainable r is 0.6
-    >>> normalize_score(np.array([0.3]), np.array([0.36]), normalization="(r/ceiling)^2")
+    >>> normalize_score(np.array([0.3]), np.array([0.36]), normalization="(r/ceiling)^2",
+    ...                 ceiling_kind="variance")
     array([0.25])
     >>> normalize_score(np.array([0.3]), np.array([0.6]), normalization="(r/ceiling)^2",
     ...                 ceiling_kind="correlation")
@@ -602,6 +605,14 @@ def normalize_score(
     check_option("normalization", normalization, NORMALIZATIONS)
     if ceiling_kind is None and isinstance(ceiling, xr.DataArray):
         ceiling_kind = ceiling.attrs.get("ceiling_kind")
+    if ceiling_kind is None and normalization == "(r/ceiling)^2":
+        raise ValueError(
+            "normalization='(r/ceiling)^2' needs to know what the ceiling holds, and this "
+            "ceiling carries no 'ceiling_kind' attribute: pass ceiling_kind='variance' for a "
+            "reliability or explained-variance ceiling (the best attainable r is its square "
+            "root), 'correlation' for a ceiling on r itself, or 'percent' for an NSD-style "
+            "ceiling. (Earlier versions read it as a correlation ceiling.)"
+        )
     kind = "variance" if ceiling_kind is None else ceiling_kind
     check_option("ceiling_kind", kind, CEILING_KINDS)
     if isinstance(score, xr.DataArray) and isinstance(ceiling, xr.DataArray):

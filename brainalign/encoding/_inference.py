@@ -245,10 +245,19 @@ def _warn_fdr_resolution(n_permutations: int, m: int, fdr_alpha: float) -> None:
         return
     need = math.ceil(m / fdr_alpha - 1e-9) - 1
     k = math.ceil(m / (fdr_alpha * (n_permutations + 1)) - 1e-9)
+    if k > m:
+        reach = (
+            f"Benjamini-Hochberg can never reject any of the m={m} targets (even if all of "
+            f"them reached the smallest p-value, p_min * m / m = {p_min:.3g} > fdr_alpha)"
+        )
+    else:
+        reach = (
+            f"Benjamini-Hochberg can reject nothing unless at least {k} of the m={m} targets "
+            "all reach that smallest p-value"
+        )
     warn(
         f"With n_permutations={n_permutations} the smallest p-value is {p_min:.3g}, above "
-        f"fdr_alpha / m = {fdr_alpha / m:.3g} for m={m} targets: Benjamini-Hochberg can reject "
-        f"nothing unless at least {k} targets all reach that smallest p-value. Use "
+        f"fdr_alpha / m = {fdr_alpha / m:.3g} for m={m} targets: {reach}. Use "
         f"n_permutations >= {need} for single targets to be detectable (p_fwe is not affected)."
     )
 

@@ -5,8 +5,13 @@ mask, so a whole chunk of centres becomes one batched matrix product; every data
 chunk is compared with all model RDMs at once. The only Python loop runs over chunks.
 
 A patch holds every spatial unit whose distance to the centre is *strictly less* than
-``radius`` (as in mne-rsa; decided exactly for the float coordinates, also when ``radius``
-lies one float step from a shell of a regular grid), and, with ``temporal_radius=r``, the
+``radius``, decided exactly for the float coordinates and the float ``radius`` (also when
+``radius`` lies one float step from a shell of a regular grid). mne-rsa compares rounded
+distances, so the two differ only when ``radius`` is itself a rounded shell length: on a
+3 mm grid ``radius=np.sqrt(27)`` lies just above the true sqrt(27), so the 8 voxels at
+offsets (±3, ±3, ±3) mm are strictly closer and kept here (27 voxels), while mne-rsa rounds
+their distance to that same float and leaves them out (19). A radius between shells (5.1)
+gives the same patches in both. With ``temporal_radius=r``, a patch also spans the
 samples ``t - r ... t + r`` around each time centre ``t``; time centres without a full
 window (the first and last ``r`` samples) are left out, as in mne-rsa.
 

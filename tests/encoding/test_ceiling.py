@@ -271,8 +271,12 @@ def test_normalize_score_hand_checked():
     # (0.3 / sqrt(0.36))² = 0.25; the same with the r-ceiling 0.6 or 36 percent
     np.testing.assert_allclose(normalize_score([0.1], [0.5]), [0.2])
     np.testing.assert_allclose(
-        normalize_score([0.3], [0.36], normalization="(r/ceiling)^2"), [0.25]
+        normalize_score([0.3], [0.36], normalization="(r/ceiling)^2", ceiling_kind="variance"),
+        [0.25],
     )
+    # a plain ceiling under "(r/ceiling)^2" is ambiguous (a reliability or a ceiling on r?)
+    with pytest.raises(ValueError, match=r"needs to know what the ceiling holds.*'variance'"):
+        normalize_score([0.3], [0.36], normalization="(r/ceiling)^2")
     np.testing.assert_allclose(
         normalize_score([0.3], [0.6], normalization="(r/ceiling)^2", ceiling_kind="correlation"),
         [0.25],
@@ -353,6 +357,9 @@ def test_perfect_model_scores_one_under_every_normalization_and_ceiling_kind(rng
         for normalization, score in (("r2/ceiling", r2), ("(r/ceiling)^2", r)):
             if isinstance(ceiling, xr.DataArray):
                 score = xr.DataArray(score, dims=("voxel",))
+            labeled = isinstance(ceiling, xr.DataArray) and "ceiling_kind" in ceiling.attrs
+            if kind is None and not labeled and normalization == "(r/ceiling)^2":
+                kind = "variance"  # a plain reliability must be named under this option
             out = np.asarray(
                 normalize_score(score, ceiling, normalization=normalization, ceiling_kind=kind)
             )

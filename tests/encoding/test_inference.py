@@ -138,12 +138,19 @@ def test_bh_resolution_warning_gives_the_minimum_n_permutations(rng, m, n_perm, 
     if warns:
         with pytest.warns(
             UserWarning,
-            match=r"n_permutations=198 .*m=10 targets.*at least 2 "
+            match=r"n_permutations=198 .*m=10 targets.*at least 2 of the m=10 "
             r"targets.*n_permutations >= 199",
         ):
             permutation_test(X, Y, [1.0], **kw)
     else:
         permutation_test(X, Y, [1.0], **kw)
+
+
+def test_bh_warning_says_never_when_no_count_of_targets_suffices(rng):
+    # With P = 9 the smallest p is 0.1 > alpha: no number of targets makes BH reject.
+    X, Y = _problem(rng, n=20, t=4)
+    with pytest.warns(UserWarning, match=r"can never reject any of the m=4 targets"):
+        permutation_test(X, Y, [1.0], cv=4, n_permutations=9, kind="stimulus", seed=0)
 
 
 def test_fdr_alpha_none_skips_benjamini_hochberg_and_its_warning(rng):

@@ -685,6 +685,27 @@ def test_ball_patch_just_above_a_shell_keeps_the_shell_as_mne_rsa():
     np.testing.assert_array_equal(ours, np.flatnonzero(_exact_inside(xyz, centre, radius)))
 
 
+def test_ball_patch_on_a_rounded_up_shell_is_exact_not_mne_rsa():
+    # fl(sqrt(27)) > sqrt(27): the 8 corners at (±3, ±3, ±3) mm on a 3 mm grid are strictly
+    # closer than that radius. Exact arithmetic keeps them (27 voxels, the full 3x3x3 cube);
+    # mne-rsa compares the rounded distance fl(sqrt(27)) < fl(sqrt(27)) and drops them (19).
+    # The documented difference (module docstring), checked against the exact oracle.
+    from fractions import Fraction
+
+    from brainalign.rsa._searchlight import _ball_neighbours
+
+    radius = float(np.sqrt(27.0))
+    assert Fraction(radius) ** 2 > 27  # the rounding this case is about
+    _, xyz = _grid_volume(4, (5, 5, 5), 3.0)
+    centre = 62
+    idx, valid = _ball_neighbours(xyz, np.arange(len(xyz)), np.array([centre]), radius)
+    ours = idx[0][valid[0]]
+    assert len(ours) == 27
+    np.testing.assert_array_equal(ours, np.flatnonzero(_exact_inside(xyz, centre, radius)))
+    dist = cdist(xyz, xyz)
+    assert np.count_nonzero(dist[centre] < radius) == 19  # mne-rsa's rounded comparison
+
+
 @pytest.mark.parametrize("zoom", [3.0, 1.7, (2.0, 2.5, 3.3)])
 @pytest.mark.parametrize(
     "radius",

@@ -136,9 +136,10 @@ def _independent_pvalues(design: str, seed: int) -> dict[str, float]:
 
 
 def _size_trial(design: str, stat: str):
-    def trial(rng: np.random.Generator) -> bool:
+    def trial(rng: np.random.Generator) -> np.ndarray:
         p = _independent_pvalues(design, seed_of(rng))[stat]
-        return bool(np.isfinite(p) and p <= ALPHA)
+        # a NaN p-value (no communities to compare) is no outcome: left out of the rate
+        return np.array([p <= ALPHA] if np.isfinite(p) else [], dtype=bool)
 
     return trial
 
