@@ -191,3 +191,28 @@ def test_stale_temp_files_are_removed_only_when_old(tmp_path):
     os.utime(old, (past, past))
     cache.remove_stale()
     assert young.exists() and not old.exists()
+
+
+def test_results_and_report_carry_one_run_id_and_leftovers_are_cleaned(tmp_path):
+    # Issue 18: results.nc and report.html could come from different runs (a kill between
+    # the two writes), and a kill during the results.nc write left its temp file forever.
+    from brainalign.pipeline._cache import STALE_AFTER
+
+    spec = _category_spec()
+    out = tmp_path / "out"
+    out.mkdir()
+    leftover = out / ".results.nc.0123456789ab.tmp"
+    leftover.write_bytes(b"half a file from a killed run")
+    past = time.time() - STALE_AFTER - 60
+    os.utime(leftover, (past, past))
+    first = ba.run(spec, out=out)
+    assert not leftover.exists()
+    assert not list(out.glob(".*.tmp"))
+    run_id = ba.load(out / "results.nc").attrs["run_id"]
+    assert run_id == first.tree.attrs["run_id"] and len(run_id) == 12
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert f"<tr><th>run id</th><td>{run_id} " in html
+    second = ba.run(spec, out=out)  # a new run: a new id in both files
+    assert second.tree.attrs["run_id"] != run_id
+    assert ba.load(out / "results.nc").attrs["run_id"] == second.tree.attrs["run_id"]
+    assert second.tree.attrs["run_id"] in (out / "report.html").read_text(encoding="utf-8")

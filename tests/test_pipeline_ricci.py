@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape as html_escape
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -245,3 +247,20 @@ def test_plot_compare_never_stars_descriptive_statistics():
     ax = ricci.plot_compare(ds, "edge_wasserstein")
     assert [t.get_text() for t in ax.texts] == ["0.12\n[0.08, 0.17]", "0.30"]
     assert "lower = more alike" in ax.get_title() and "[interval]" in ax.get_title()
+
+
+def test_notes_from_the_computation_survive_the_cache(tmp_path):
+    # Issue 18: the warnings of a Ricci computation (the report's "Notes from the
+    # computation") vanished when the entry came from the cache. With k = 1 the k-NN graphs
+    # of 8 stimuli fall apart into components, and compare warns about it.
+    spec = _write(tmp_path, SPEC.replace("k: 3,", "k: 1,"))
+    first = ba.run(spec, out=tmp_path / "out")
+    stored = list(first.tree["ricci"].to_dataset(inherit=False).attrs["warnings"])
+    assert any("disconnected" in note for note in stored)
+    again = ba.run(spec, out=tmp_path / "out")
+    assert again.cache_hits.get("ricci") == 1 and not again.cache_misses.get("ricci")
+    for run in (first, again):
+        html = run.report.read_text()
+        assert "Notes from the computation" in html
+        for note in stored:
+            assert html_escape(note)[:60] in html

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -403,6 +404,7 @@ def run(
         return RunResult(out=out, report=None, results=None, units=units, status=status)
     device = device or spec["device"]
     cache.remove_stale()
+    Cache(out).remove_stale()  # results/report temporaries of a run killed while writing
     close = None
     if (
         client is None
@@ -521,9 +523,14 @@ def _execute(
             tree[f"searchlight/{bname}"] = xr.DataTree(dataset=stack.to_dataset(name="similarity"))
         t0 = time.perf_counter()
         out.mkdir(parents=True, exist_ok=True)
-        results_path = save(tree, out / "results.nc")
+        # results.nc and report.html of one run carry one run id; both are written to
+        # temporary files first and then put in place together, so a run killed on the way
+        # never leaves the one beside the other's predecessor.
+        run_id = uuid.uuid4().hex[:12]
+        tree.attrs["run_id"] = run_id
+        results_tmp = save(tree, out / f".results.nc.{run_id}.tmp")
         timings["total"] = time.perf_counter() - t_start
-        report_path = _write_report(
+        report_tmp = _write_report(
             spec,
             brains,
             model_rdms,
@@ -538,7 +545,11 @@ def _execute(
             ricci,
             cis,
             courses=courses,
+            run_id=run_id,
         )
+        results_path, report_path = out / "results.nc", out / "report.html"
+        os.replace(results_tmp, results_path)
+        os.replace(report_tmp, report_path)
         timings["write"] = time.perf_counter() - t0
     return RunResult(
         out=out,
@@ -1253,18 +1264,27 @@ def _ricci_groups(
                     "edge/node Wasserstein and KS distances are descriptive, with "
                     "stimulus-bootstrap intervals (*_ci_lower, *_ci_upper) and no p-value."
                 )
+                # the computation's warnings travel with the entry: a run that loads it from
+                # the cache shows the same notes
+                ds.attrs["warnings"] = _user_warnings(caught)
                 cache.put("ricci", key, ds)
             for bname in bnames:
                 group["figures"][bname], group["best"][bname] = _ricci_figure_data(
                     ds, bname, brains[bname]["rdm"], model_rdms, first, params
                 )
         group["ds"] = ds
-        group["notes"] = list(
-            dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning))
-        )
+        stored = [str(w) for w in np.atleast_1d(ds.attrs.get("warnings", []))]
+        group["notes"] = list(dict.fromkeys([*stored, *_user_warnings(caught)]))
         for note in group["notes"]:
             logger.warning("ricci: %s", note)
     return out
+
+
+def _user_warnings(caught: list) -> list[str]:
+    """Return the distinct messages of the UserWarnings that ``catch_warnings`` recorded."""
+    return list(
+        dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning))
+    )
 
 
 def _ricci_figure_data(
@@ -1663,7 +1683,9 @@ def _write_report(
     ricci: list | None = None,
     cis: dict | None = None,  # brain -> rsa.bootstrap_ci result over its model entries
     courses: dict | None = None,  # brain -> time_resolved results over model entries
+    run_id: str = "",
 ) -> Path:
+    """Write the report to a temporary file in ``out`` (the caller puts it in place)."""
     from brainalign.report import Report
     from brainalign.viz import plot_mds, plot_model_comparison, plot_rdms, plot_score_matrix
 
@@ -1849,5 +1871,6 @@ def _write_report(
         },
         **model_provenance(spec["models"]),
         packages=imported_package_versions(),
+        **{"run id": f"{run_id} (the run_id attribute of the results.nc written with it)"},
     )
-    return report.save(out / "report.html")
+    return report.save(out / f".report.html.{run_id}.tmp")
