@@ -216,3 +216,40 @@ def test_results_and_report_carry_one_run_id_and_leftovers_are_cleaned(tmp_path)
     assert second.tree.attrs["run_id"] != run_id
     assert ba.load(out / "results.nc").attrs["run_id"] == second.tree.attrs["run_id"]
     assert second.tree.attrs["run_id"] in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_dry_run_status_is_what_the_run_loads(tmp_path):
+    # Issue 18: the dry run said "cached" for searchlight, tRSA and Ricci units that were
+    # never computed (it fell back to the RSA unit's key). Now each analysis's status comes
+    # from its own key: "cached" exactly when the run loads that unit's result.
+    spec = {
+        **SPEC,
+        "models": {"net": SPEC["models"]["random_network"]},  # RDMs usable as k-NN graphs
+        "analyses": {
+            "rsa": {"metric": "correlation", "method": "spearman", "n_permutations": 10},
+            "searchlight": {"radius": 8},
+            "trsa": {"step": 0.25},
+            "ricci": {"k": 3, "n_permutations": 10, "n_bootstrap": 0, "flow_iterations": 2},
+        },
+    }
+    out = tmp_path / "out"
+    units = ["rsa", "searchlight", "trsa", "ricci"]
+    key = "{}/haxby_vt/net"
+    before = ba.run(spec, out=out, dry_run=True).status
+    assert before == {key.format(a): "to run" for a in units}
+    ba.run({**spec, "analyses": {"rsa": spec["analyses"]["rsa"]}}, out=out)  # RSA only
+    partial = ba.run(spec, out=out, dry_run=True).status
+    assert partial == {**before, key.format("rsa"): "cached"}  # nothing else was computed
+    first = ba.run(spec, out=out)
+    assert first.cache_misses.get("searchlight") == 1 and first.cache_misses.get("ricci") == 1
+    after = ba.run(spec, out=out, dry_run=True).status
+    assert after == {**{key.format(a): "cached" for a in units}, key.format("trsa"): "to run"}
+    again = ba.run(spec, out=out)  # the run loads exactly what the dry run said
+    assert again.cache_hits.get("searchlight") == 1 and again.cache_hits.get("ricci") == 1
+    assert again.cache_hits.get("unit") == 1
+    changed = {
+        **spec,
+        "analyses": {**spec["analyses"], "ricci": {**spec["analyses"]["ricci"], "k": 2}},
+    }
+    status = ba.run(changed, out=out, dry_run=True).status
+    assert status == {**after, key.format("ricci"): "to run"}

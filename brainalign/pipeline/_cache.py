@@ -101,6 +101,12 @@ class Cache:
             return None, "its values do not match the checksum written with them"
         return obj, None
 
+    def peek(self, kind: str, key: str) -> Any | None:
+        """Load a usable entry without counting it or removing a bad one (for dry runs)."""
+        if not self.path(kind, key).exists():
+            return None
+        return self._read(kind, key)[0]
+
     def has(self, kind: str, key: str) -> bool:
         """Return whether a usable entry exists (readable, with its key and checksum)."""
         return self.path(kind, key).exists() and self._read(kind, key)[1] is None

@@ -16,7 +16,6 @@ import xarray as xr
 from brainalign._config import config_context
 from brainalign._logging import logger, progress
 from brainalign._version import __version__
-from brainalign.data._io import load
 from brainalign.pipeline._cache import Cache, content_key, entries_to_tree, tree_to_entries
 from brainalign.pipeline._provenance import (
     imported_package_versions,
@@ -672,6 +671,10 @@ def unit_models(
     )
 
 
+def _searchlight_key(brain_key: str, model_key: str, params: dict[str, Any]) -> str:
+    return content_key({"brain": brain_key, "model": model_key, "searchlight": params})
+
+
 def _compute_searchlight(
     cache: Cache, spec: dict[str, Any], unit: Unit, brain_key: str, brain: dict[str, Any]
 ) -> dict[str, xr.DataArray]:
@@ -680,7 +683,7 @@ def _compute_searchlight(
 
     params = spec["analyses"]["searchlight"]
     model_key, rdms = unit_models(cache, spec, unit, brain)
-    key = content_key({"brain": brain_key, "model": model_key, "searchlight": params})
+    key = _searchlight_key(brain_key, model_key, params)
     cached = cache.get("searchlight", key)
     if cached is not None:
         return tree_to_entries(cached)
@@ -738,28 +741,56 @@ def _unit_key(brain_key: str, model_key: str, params: dict[str, Any], seed: int)
 
 
 def _unit_status(cache: Cache, spec: dict[str, Any], units: list[Unit]) -> dict[str, str]:
-    """Say 'cached' or 'to run' for each unit, from the cache alone (nothing is computed)."""
+    """Say 'cached' or 'to run' for each unit, from the cache alone (nothing is computed).
+
+    'cached' means exactly that the run would load the unit's result: the status is decided
+    from the same keys the run uses. tRSA grids are recomputed from the RSA units' RDMs on
+    every run (they are not cached), so they are always 'to run'.
+    """
     params = spec["analyses"]["rsa"]
+    metric = model_metric(params)
+    bkeys = {b: content_key(_brain_payload(src, params)) for b, src in spec["brain"].items()}
+    ids: dict[str, list[str] | None] = {}
+    for bname, bkey in bkeys.items():
+        entry = cache.peek("brain", bkey)
+        ids[bname] = None if entry is None else [str(v) for v in entry["rdm"]["stimulus_a"].values]
     status = {}
     for unit in units:
-        bkey = content_key(_brain_payload(spec["brain"][unit.brain], params))
-        state = "to run"
+        bkey, b_ids = bkeys[unit.brain], ids[unit.brain]
         if unit.analysis == "encoding":
             cached = cache.has("encoding", _encoding_key(spec, unit, bkey))
-            status[unit.key] = "cached" if cached else state
-            continue
-        if unit.analysis == "time_resolved":
+        elif unit.analysis == "time_resolved":
             from brainalign.pipeline._meeg import time_course_cached
 
-            status[unit.key] = "cached" if time_course_cached(cache, spec, unit, bkey) else state
-            continue
-        if cache.has("brain", bkey):
-            ids = [str(v) for v in load(cache.path("brain", bkey))["rdm"]["stimulus_a"].values]
-            mkey = _model_key(unit.model, spec["models"][unit.model], ids, model_metric(params))
-            if cache.has("unit", _unit_key(bkey, mkey, params, spec["seed"])):
-                state = "cached"
-        status[unit.key] = state
+            cached = time_course_cached(cache, spec, unit, bkey)
+        elif b_ids is None or unit.analysis == "trsa":
+            cached = False
+        elif unit.analysis == "ricci":
+            cached = _ricci_cached(cache, spec, unit.brain, bkeys, ids)
+        else:
+            mkey = _model_key(unit.model, spec["models"][unit.model], b_ids, metric)
+            if unit.analysis == "searchlight":
+                sl = spec["analyses"]["searchlight"]
+                cached = cache.has("searchlight", _searchlight_key(bkey, mkey, sl))
+            else:
+                cached = cache.has("unit", _unit_key(bkey, mkey, params, spec["seed"]))
+        status[unit.key] = "cached" if cached else "to run"
     return status
+
+
+def _ricci_cached(cache: Cache, spec: dict, bname: str, bkeys: dict, ids: dict) -> bool:
+    """Whether the Ricci group of brain ``bname`` would be loaded from the cache."""
+    b_ids = ids[bname]
+    bnames = [b for b in spec["brain"] if ids[b] == b_ids]  # _ricci_groups' grouping
+    metric = model_metric(spec["analyses"]["rsa"])
+    entries = []
+    for mname, m in spec["models"].items():
+        tree = cache.peek("model", _model_key(mname, m, b_ids, metric))
+        if tree is None:
+            return False
+        rdms = tree_to_entries(tree)
+        entries += [e for e, r in rdms.items() if _ricci_usable(r) is None]
+    return cache.has("ricci", _ricci_key(spec, bnames, bkeys, b_ids, entries))
 
 
 def _split_evaluations(spec: dict, brains: dict, model_rdms: dict, results: dict) -> dict:
@@ -1175,6 +1206,22 @@ def _trsa_section(report: Any, spec: dict, grids: dict) -> None:
         )
 
 
+def _ricci_key(
+    spec: dict, bnames: list[str], brain_keys: dict, ids: list[str], entries: list[str]
+) -> str:
+    """Return the cache key of one Ricci group: its brains, every model, the usable entries."""
+    metric = model_metric(spec["analyses"]["rsa"])
+    return content_key(
+        {
+            "ricci": spec["analyses"]["ricci"],
+            "brains": [brain_keys[b] for b in bnames],
+            "models": [_model_key(m, spec["models"][m], ids, metric) for m in spec["models"]],
+            "entries": entries,
+            "seed": spec["seed"],
+        }
+    )
+
+
 def _ricci_usable(rdm: xr.DataArray) -> str | None:
     """Why an RDM cannot give a k-NN graph (None when it can)."""
     d = np.asarray(rdm.values, dtype=np.float64)
@@ -1226,17 +1273,7 @@ def _ricci_groups(
         out.append(group)
         if not entries:
             continue
-        metric = model_metric(spec["analyses"]["rsa"])
-        key = content_key(
-            {
-                "ricci": params,
-                "brains": [brain_keys[b] for b in bnames],
-                "models": [_model_key(m, spec["models"][m], list(ids), metric)
-                           for m in spec["models"]],
-                "entries": entries,
-                "seed": spec["seed"],
-            }
-        )  # fmt: skip
+        key = _ricci_key(spec, bnames, brain_keys, list(ids), entries)
         cached = cache.get("ricci", key)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
