@@ -58,3 +58,27 @@ def test_encoding_needs_responses(tmp_path):
     path.write_text(spec)
     with pytest.raises(SpecError, match=r"brain\.vt\.dataset: 'word_similarity' has no responses"):
         ba.run(path, out=tmp_path / "out")
+
+
+def test_rsa_settings_do_not_invalidate_the_encoding_results(tmp_path):
+    # Issue 18: the encoding key held the brain RDM's key, and so the RSA settings: changing
+    # only analyses.rsa.method recomputed every encoding model. An encoding fit never sees
+    # the RDM; its key holds the brain data, the model, the encoding settings and the seed.
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC)
+    first = ba.run(path, out=tmp_path / "out")
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        SPEC.replace("rsa: {n_permutations: 10", "rsa: {method: pearson, n_permutations: 10")
+    )
+    assert ba.run(other, out=tmp_path / "out", dry_run=True).status["encoding/vt/cats"] == "cached"
+    again = ba.run(other, out=tmp_path / "out")
+    assert again.cache_hits.get("encoding") == 1 and not again.cache_misses.get("encoding")
+    assert again.cache_misses.get("unit") == 1  # the RSA unit itself is recomputed
+    a, b = first.tree["encoding/vt"].dataset, again.tree["encoding/vt"].dataset
+    assert_allclose(a.cv_score.values, b.cv_score.values, rtol=0, atol=0)
+    changed = tmp_path / "changed.yaml"  # an encoding setting does change the key
+    changed.write_text(SPEC.replace("alphas: [1, 100, 10000]", "alphas: [1, 100]"))
+    assert (
+        ba.run(changed, out=tmp_path / "out", dry_run=True).status["encoding/vt/cats"] == "to run"
+    )

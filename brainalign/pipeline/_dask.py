@@ -91,7 +91,7 @@ def _unit_task(
         if analysis == "searchlight":
             _compute_searchlight(cache, spec, unit, key, brain)
         elif analysis == "encoding":
-            _compute_encoding(cache, spec, unit, key)
+            _compute_encoding(cache, spec, unit)
         elif analysis == "time_resolved":
             from brainalign.pipeline._meeg import compute_time_course
 

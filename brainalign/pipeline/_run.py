@@ -230,20 +230,33 @@ def _model_features(name: str, m: dict[str, Any], ids: list[str]) -> dict[str, x
     return {name: tree[layer]["activations"]}
 
 
-def _encoding_key(spec: dict[str, Any], unit: Unit, brain_key: str) -> str:
+def _encoding_key(spec: dict[str, Any], unit: Unit) -> str:
+    """Return the cache key of an encoding unit.
+
+    It holds what the fit reads: the brain source's data (its settings and file hashes, not
+    the RSA settings of its RDM: an encoding model never sees the RDM), the model's settings
+    and weight content, the encoding settings and the seed.
+    """
+    from brainalign.pipeline._provenance import model_content
+
+    payload = _brain_payload(spec["brain"][unit.brain], spec["analyses"]["rsa"])
+    source = {k: v for k, v in payload.items() if k not in _RSA_KEYS}
+    m = spec["models"][unit.model]
     return content_key(
         {
-            "brain": brain_key,
-            "model": [unit.model, spec["models"][unit.model]],
+            "source": source,
+            "model": [unit.model, m, model_content(unit.model, m)],
             "encoding": spec["analyses"]["encoding"],
             "seed": spec["seed"],
         }
     )
 
 
-def _compute_encoding(
-    cache: Cache, spec: dict[str, Any], unit: Unit, brain_key: str
-) -> dict[str, xr.Dataset]:
+#: The parts of a brain entry's key that set its RDM, not its data.
+_RSA_KEYS = ("metric", "method", "split_half")
+
+
+def _compute_encoding(cache: Cache, spec: dict[str, Any], unit: Unit) -> dict[str, xr.Dataset]:
     """Voxelwise encoding models of one brain source from one model's features (cached).
 
     Every trial is described by the model's features of its stimulus; one ridge per voxel,
@@ -255,7 +268,7 @@ def _compute_encoding(
 
     params = spec["analyses"]["encoding"]
     m = spec["models"][unit.model]
-    key = _encoding_key(spec, unit, brain_key)
+    key = _encoding_key(spec, unit)
     cached = cache.get("encoding", key)
     if cached is not None:
         return tree_to_entries(cached)
@@ -475,9 +488,7 @@ def _execute(
         enc: dict[str, dict[str, xr.Dataset]] = {}
         t0 = time.perf_counter()
         for unit in progress([u for u in units if u.analysis == "encoding"], "encoding units"):
-            enc.setdefault(unit.brain, {}).update(
-                _compute_encoding(cache, spec, unit, brain_keys[unit.brain])
-            )
+            enc.setdefault(unit.brain, {}).update(_compute_encoding(cache, spec, unit))
         if enc:
             timings["encoding"] = time.perf_counter() - t0
         enc_stacks = {b: _encoding_dataset(entries) for b, entries in enc.items()}
@@ -758,7 +769,7 @@ def _unit_status(cache: Cache, spec: dict[str, Any], units: list[Unit]) -> dict[
     for unit in units:
         bkey, b_ids = bkeys[unit.brain], ids[unit.brain]
         if unit.analysis == "encoding":
-            cached = cache.has("encoding", _encoding_key(spec, unit, bkey))
+            cached = cache.has("encoding", _encoding_key(spec, unit))
         elif unit.analysis == "time_resolved":
             from brainalign.pipeline._meeg import time_course_cached
 
