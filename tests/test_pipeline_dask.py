@@ -154,3 +154,16 @@ def test_executor_errors(tmp_path):
         connect(executor={"kind": "scheduler"})
     assert connect(executor={"kind": "inprocess"})[0] is None
     assert main(["run", "pipelines/demo.yaml", "--cluster", "nope"]) == 1
+
+
+def test_trsa_units_submit_no_task(cluster, tmp_path):
+    # Issue 18: tRSA (and Ricci) units were submitted as tasks that only re-ran the RSA unit
+    # on the workers; the grids are computed on the client from the RSA units' entries.
+    _, client = cluster
+    spec = {**_spec(n_random=1), "analyses": {**_spec()["analyses"], "trsa": {"step": 0.25}}}
+    with distributed.get_task_stream(client) as stream:
+        res = ba.run(spec, out=tmp_path / "dask", client=client)
+    keys = [str(t["key"]) for t in stream.data]
+    assert any("brainalign-unit-rsa-" in k for k in keys)
+    assert not any("brainalign-unit-trsa-" in k for k in keys), keys
+    assert "similarity" in res.tree["trsa/haxby_vt"].dataset  # the grid, made on the client

@@ -101,6 +101,11 @@ def _unit_task(
     return f"{analysis}/{bname}/{model}"
 
 
+#: Analyses whose units run as tasks. tRSA grids and Ricci groups are computed on the client
+#: from the RSA units' cached RDMs (a task for them would only repeat the RSA unit).
+WORKER_ANALYSES = ("rsa", "searchlight", "encoding", "time_resolved")
+
+
 def run_units(
     client: Any, spec: dict[str, Any], units: list[Any], out: Path, device: str | None = None
 ) -> None:
@@ -161,6 +166,7 @@ def run_units(
             key=f"brainalign-unit-{u.analysis}-{u.brain}-{u.model}-{run_id}",
         )
         for u in units
+        if u.analysis in WORKER_ANALYSES
     ]
     for fut in progress(distributed.as_completed(futures), "Dask units", total=len(futures)):
         logger.info("unit %s done on the cluster", fut.result())  # re-raises task errors
