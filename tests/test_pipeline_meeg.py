@@ -119,16 +119,10 @@ def test_dataset_verifies_and_says_it_is_simulated():
     assert codes.tolist() == list(range(1, 9)) and set(counts) == {4}
 
 
-def test_meeg_file_source_reads_a_fif(tmp_path):
-    raw = mne.io.read_raw_fif(FIF, preload=True, verbose="error").crop(0, 12)
-    path = tmp_path / "rec_raw.fif"
-    raw.save(path, verbose="error")
-    events = mne.find_events(raw, verbose="error")
-    man = ba.datasets.get_manifest("eeg_haxby_sim")
-    present = set(events[:, 2])
-    event_id = {k: v for k, v in man["event_id"].items() if v in present}
-    spec = {
-        "name": "own_file",
+def _file_spec(path, event_id, *, n_permutations, **extra):
+    """A spec whose brain source is the M/EEG file at ``path`` (100 ms before to 300 after)."""
+    return {
+        "name": "nan_epochs",
         "brain": {
             "rec": {
                 "dataset": "meeg_file",
@@ -138,11 +132,26 @@ def test_meeg_file_source_reads_a_fif(tmp_path):
                 "tmax": 0.3,
                 "baseline": [None, 0],
                 "picks": "eeg",
+                **extra,
             }
         },
         "models": {"net": {"kind": "random_network"}},
-        "analyses": {"rsa": {"n_bootstrap": 0}, "time_resolved": {"n_permutations": 50}},
+        "analyses": {
+            "rsa": {"n_bootstrap": 0},
+            "time_resolved": {"n_permutations": n_permutations},
+        },
     }
+
+
+def test_meeg_file_source_reads_a_fif(tmp_path):
+    raw = mne.io.read_raw_fif(FIF, preload=True, verbose="error").crop(0, 12)
+    path = tmp_path / "rec_raw.fif"
+    raw.save(path, verbose="error")
+    events = mne.find_events(raw, verbose="error")
+    man = ba.datasets.get_manifest("eeg_haxby_sim")
+    present = set(events[:, 2])
+    event_id = {k: v for k, v in man["event_id"].items() if v in present}
+    spec = {**_file_spec(path, event_id, n_permutations=50), "name": "own_file"}
     res = ba.run(spec, out=tmp_path / "out")
     ds = res.tree["time_course/rec"].to_dataset()
     assert ds.sizes["model"] == 1 and ds.time.values[0] < 0 < ds.time.values[-1] <= 0.31
@@ -301,23 +310,7 @@ def _nan_recording(tmp_path):
 
 
 def _nan_spec(path, event_id, **extra):
-    return {
-        "name": "nan_epochs",
-        "brain": {
-            "rec": {
-                "dataset": "meeg_file",
-                "path": str(path),
-                "event_id": event_id,
-                "tmin": -0.1,
-                "tmax": 0.3,
-                "baseline": [None, 0],
-                "picks": "eeg",
-                **extra,
-            }
-        },
-        "models": {"net": {"kind": "random_network"}},
-        "analyses": {"rsa": {"n_bootstrap": 0}, "time_resolved": {"n_permutations": 20}},
-    }
+    return _file_spec(path, event_id, n_permutations=20, **extra)
 
 
 def test_nan_samples_are_refused_by_default(tmp_path):

@@ -28,6 +28,7 @@ from brainalign.rsa._rdm import (
     _feature_dim,
     _needs_scaling,
     _register_low_rank,
+    dtype_range,
     resolve_runs,
     run_patterns,
 )
@@ -231,17 +232,11 @@ def _unscale_precision(values: np.ndarray, k: int, dt: torch.dtype, x_max: float
     lo = float(np.log10(mags[significant].min())) - shift
     hi = float(np.log10(mags.max())) - shift
     if hi > math.log10(info.max) or lo < math.log10(info.tiny):
-        name = str(dt).replace("torch.", "")
-        hint = (
-            "Pass dtype='float64' or rescale the data"
-            if dt != torch.float64
-            else "Rescale the data (e.g. by a power of ten)"
-        )
+        name, range_and_hint = dtype_range(dt)
         raise ValueError(
             f"The noise precision of data with magnitudes up to {x_max:.3g} does not fit in "
             f"{name}: its entries would range from about 1e{lo:+.0f} to 1e{hi:+.0f}, outside "
-            f"{name}'s range (smallest normal {info.tiny:.3g}, largest {info.max:.3g}). "
-            f"{hint}."
+            f"{range_and_hint}"
         )
     return np.ldexp(values, -2 * k)
 

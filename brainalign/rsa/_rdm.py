@@ -361,11 +361,8 @@ def _unscale(d: np.ndarray, k: np.ndarray | None, power: int, k_extra: int = 0) 
     return res
 
 
-def _check_representable(out: np.ndarray, values: Any, metric: str, dt: torch.dtype) -> None:
-    """Refuse dissimilarities that do not fit ``dt`` (the inputs were checked finite)."""
-    if np.isfinite(out).all():
-        return
-    vals = np.abs(np.asarray(values.values if isinstance(values, xr.DataArray) else values))
+def dtype_range(dt: torch.dtype) -> tuple[str, str]:
+    """Return a dtype's name and the end of an out-of-range message: its range and a hint."""
     info = torch.finfo(dt)
     name = str(dt).replace("torch.", "")
     hint = (
@@ -373,11 +370,22 @@ def _check_representable(out: np.ndarray, values: Any, metric: str, dt: torch.dt
         if dt != torch.float64
         else "Rescale the data (e.g. by a power of ten)"
     )
+    return (
+        name,
+        f"{name}'s range (smallest normal {info.tiny:.3g}, largest {info.max:.3g}). {hint}.",
+    )
+
+
+def _check_representable(out: np.ndarray, values: Any, metric: str, dt: torch.dtype) -> None:
+    """Refuse dissimilarities that do not fit ``dt`` (the inputs were checked finite)."""
+    if np.isfinite(out).all():
+        return
+    vals = np.abs(np.asarray(values.values if isinstance(values, xr.DataArray) else values))
+    name, range_and_hint = dtype_range(dt)
     raise ValueError(
         f"rdm(metric={metric!r}) does not fit in {name}: the data's magnitudes range from "
         f"{float(vals[vals > 0].min(initial=np.inf)):.3g} to {float(vals.max(initial=0)):.3g}, "
-        f"and {int((~np.isfinite(out)).sum())} dissimilarities fall outside {name}'s range "
-        f"(smallest normal {info.tiny:.3g}, largest {info.max:.3g}). {hint}."
+        f"and {int((~np.isfinite(out)).sum())} dissimilarities fall outside {range_and_hint}"
     )
 
 

@@ -176,19 +176,7 @@ COMPARE_TOL = {"float32": 1e-5, "float64": 1e-10}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize(
-    "method",
-    [
-        "spearman",
-        "pearson",
-        "kendall_tau_a",
-        "rho_a",
-        "cosine",
-        "whitened_pearson",
-        "whitened_cosine",
-        "bures",
-    ],
-)
+@pytest.mark.parametrize("method", rsa.METHODS)
 def test_compare_is_scale_free_at_any_magnitude(method, dtype, rng):
     # RDMs of data x 1e20 in float32 (squared distances ~1e40 when computed in float64)
     # used to compare as 1.0 or NaN.
