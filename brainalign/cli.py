@@ -1,15 +1,29 @@
-"""The ``brainalign`` command line: ``demo``, ``run``, ``info``."""
+"""The ``brainalign`` command line: ``demo``, ``run``, ``info``.
+
+Exit status: 0 on success; 1 on an error met while running (a bad spec or data, a full disk,
+an HDF5 error, running out of memory: one line on stderr, no traceback); 2 on bad usage,
+including an ``--out`` folder that cannot be written (checked before any work; not for
+``--dry-run``, which writes nothing); 130 when interrupted (Ctrl-C), after saying how many
+cache entries the next run of the same command will load.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from brainalign._version import __version__
 
 PIPELINES_DIR = Path(__file__).resolve().parents[1] / "pipelines"
+
+#: Exit status of bad usage (as argparse's), of an error met while running, of Ctrl-C.
+EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 2, 1, 130
 
 
 def _demo_spec() -> Path:
@@ -20,6 +34,89 @@ def _demo_spec() -> Path:
             "repository (pip install -e .)."
         )
     return path
+
+
+def _out_problem(out: Path) -> str | None:
+    """Return why the output folder ``out`` cannot be written, or None when it can.
+
+    Nothing is created: the nearest existing folder on the way to ``out`` is probed with a
+    temporary file that is removed at once.
+    """
+    probe = out
+    while True:
+        try:
+            probe.stat()
+            break
+        except FileNotFoundError:
+            if probe.parent == probe:  # pragma: no cover - the root always exists
+                return "no folder of its path exists"
+            probe = probe.parent
+        except NotADirectoryError:  # a file on the way: keep walking up to find it
+            probe = probe.parent
+        except OSError as err:
+            return f"{str(probe)!r} cannot be read ({err.strerror or err})"
+    if not probe.is_dir():
+        if probe == out:
+            return "it is a file, not a folder"
+        return f"{str(probe)!r} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        reason = err.strerror or str(err) or type(err).__name__
+        return reason if probe == out else f"{str(probe)!r} cannot be written ({reason})"
+    return None
+
+
+def _resolve_out(args: argparse.Namespace, spec_path: Path) -> Path:
+    """Return the output folder: ``--out``, else ``run``'s default for the spec."""
+    if args.out is not None:
+        return Path(args.out)
+    from brainalign.pipeline import load_spec
+
+    return Path("brainalign-out") / load_spec(spec_path)["name"]
+
+
+def _n_cached(out: Path) -> int:
+    """Count the complete cache entries in ``out/.cache`` (temporaries are not entries).
+
+    Every entry (brain and model RDMs, analysis units) is work a re-run loads instead of
+    computing; the interruption message calls them units.
+    """
+    folder = out / ".cache"
+    if not folder.is_dir():
+        return 0
+    return sum(1 for f in folder.glob("*.nc") if not f.name.startswith("."))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _size_error_message(err: BaseException, out: Path | None) -> str:
+    """One line for an OSError, a RuntimeError (HDF5, netCDF, CUDA) or a MemoryError.
+
+    It names the path (the error's own, else the output folder for OSErrors and HDF5 errors)
+    or the size that was asked for (numpy's and CUDA's out-of-memory messages carry it).
+    """
+    where = f" (output folder {str(out)!r})" if out is not None else ""
+    if isinstance(err, MemoryError):
+        what = _one_line(str(err)) or "no size reported"
+        return f"out of memory: {what}; use a machine with more memory or smaller data"
+    if isinstance(err, OSError):
+        reason = _one_line(err.strerror or str(err)) or type(err).__name__
+        if err.filename is not None:
+            text = f"{str(err.filename)!r}: {reason}"
+        else:
+            text = f"{reason}{where}"
+        if err.errno == errno.ENOSPC:
+            text += "; free some space or choose another --out"
+        return text
+    text = _one_line(str(err)) or type(err).__name__
+    hdf5 = type(err).__module__.startswith(("h5py", "netCDF4", "h5netcdf"))
+    if hdf5 or "HDF" in text or "NetCDF" in text:  # they rarely name the file
+        text += where
+    return text
 
 
 def _print_run(result, console) -> None:
@@ -52,6 +149,17 @@ def _cmd_run(args: argparse.Namespace, spec_path: Path) -> int:
     from brainalign.pipeline import run
 
     console = Console(stderr=False)
+    # the folder is known (and checked) before any work; main() names it in messages
+    args.out = _resolve_out(args, spec_path)
+    if not args.dry_run:
+        problem = _out_problem(args.out)
+        if problem is not None:
+            print(
+                f"brainalign {args.command}: error: cannot write to --out "
+                f"{str(args.out)!r}: {problem}.",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     cluster, scheduler = getattr(args, "cluster", None), getattr(args, "scheduler", None)
     client, close = None, None
     if (cluster or scheduler) and not args.dry_run:
@@ -127,17 +235,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser : argparse.ArgumentParser
         The ``brainalign`` parser with its sub-commands.
     """
+    # -v/-q are accepted before and after the command (``brainalign -q run x.yaml`` and
+    # ``brainalign run x.yaml -q``); SUPPRESS keeps a sub-command from resetting them.
+    loudness = argparse.ArgumentParser(add_help=False)
+    group = loudness.add_mutually_exclusive_group()
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log each step at INFO level",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="no progress bars and no log messages: stderr gets only errors (and Python "
+        "warnings). Without -q, progress bars are shown when stderr is a terminal, or "
+        "always with BRAINALIGN_PROGRESS=1",
+    )
     parser = argparse.ArgumentParser(
         prog="brainalign",
+        parents=[loudness],
         description="How alike are a brain's representations and a model's? "
         "Run analyses from pipeline specs and write reports.",
     )
     parser.add_argument("--version", action="version", version=f"brainalign {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p_demo = sub.add_parser(
         "demo",
+        parents=[loudness],
         help="run the demo on shipped data and write a report",
         description="Run pipelines/demo.yaml: Haxby 2001 ventral-temporal "
         "cortex versus model RDMs. Writes report.html and "
@@ -153,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_run = sub.add_parser(
         "run",
+        parents=[loudness],
         help="run a pipeline spec (YAML)",
         description="Validate a pipeline spec, plan its units and run them.",
     )
@@ -189,6 +319,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _loudness(verbose: bool, quiet: bool) -> Iterator[None]:
+    """Set the log level (and, for ``quiet``, hide progress bars) for one command."""
+    if not (verbose or quiet):
+        yield
+        return
+    from brainalign._config import config_context
+
+    old = os.environ.get("BRAINALIGN_PROGRESS")
+    if quiet:  # -q wins over BRAINALIGN_PROGRESS=1
+        os.environ["BRAINALIGN_PROGRESS"] = "0"
+    try:
+        with config_context(verbose="error" if quiet else "info"):
+            yield
+    finally:
+        if quiet:
+            if old is None:
+                os.environ.pop("BRAINALIGN_PROGRESS", None)
+            else:
+                os.environ["BRAINALIGN_PROGRESS"] = old
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``brainalign`` command line.
 
@@ -200,37 +352,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     code : int
-        The exit status: 0 on success, 1 on a user error (message on stderr), 2 on bad usage.
+        The exit status: 0 on success; 1 on an error met while running (a bad spec or data,
+        a full disk, an HDF5 error, running out of memory), told in one line on stderr
+        without a traceback; 2 on bad usage, including an ``--out`` that cannot be written
+        (checked before any work, except for ``--dry-run``); 130 when interrupted (Ctrl-C),
+        after saying how many entries are cached in ``OUT/.cache`` for the next run to load.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
-    if args.verbose:
-        from brainalign._config import set_config
-
-        set_config(verbose="info")
+        return EXIT_USAGE
     from brainalign._checks import SchemaError, StimulusAlignmentError
     from brainalign.pipeline import SpecError
 
+    def error(message: str) -> int:
+        print(f"brainalign {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
     try:
-        if args.command == "info":
-            return _cmd_info(args)
-        if args.command == "demo":
-            args.dry_run = False
-            return _cmd_run(args, _demo_spec())
-        return _cmd_run(args, args.spec)
-    except (
-        SpecError,
-        SchemaError,
-        StimulusAlignmentError,
-        FileNotFoundError,
-        ValueError,
-        RuntimeError,
-    ) as err:
-        print(f"brainalign {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        with _loudness(getattr(args, "verbose", False), getattr(args, "quiet", False)):
+            if args.command == "info":
+                return _cmd_info(args)
+            if args.command == "demo":
+                args.dry_run = False
+                return _cmd_run(args, _demo_spec())
+            return _cmd_run(args, args.spec)
+    except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        if out is None:
+            note = "nothing is cached"
+        else:
+            n = _n_cached(Path(out))
+            note = f"{n} unit{'' if n == 1 else 's'} cached in {str(Path(out) / '.cache')!r}"
+        print(
+            f"brainalign {args.command}: interrupted; {note}; run the same command to resume.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except (SpecError, SchemaError, StimulusAlignmentError, ValueError) as err:
+        return error(str(err))
+    except FileNotFoundError as err:
+        # the package's own messages (a missing spec or dataset) say what is missing
+        return error(str(err) if err.errno is None else _size_error_message(err, None))
+    except (OSError, MemoryError, RuntimeError) as err:
+        # disk full, unwritable paths, h5py/netCDF (HDF5) errors, out of memory (CUDA's
+        # OutOfMemoryError is a RuntimeError): one line naming the path or the size
+        return error(_size_error_message(err, getattr(args, "out", None)))
 
 
 if __name__ == "__main__":  # pragma: no cover

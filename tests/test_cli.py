@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,218 @@ def test_python_dash_m_brainalign_is_the_cli():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"brainalign {__version__}"
+
+
+# --- A CLI that fails cleanly (issue 18, item 5) -----------------------------------------
+
+DEMO = "pipelines/demo.yaml"
+
+
+@pytest.fixture
+def cached_out(demo_out, tmp_path):
+    """A fresh output folder holding the demo's cache: a run there loads every unit."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(demo_out / ".cache", out / ".cache")
+    return out
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("the pipeline ran although --out cannot be written")
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("below", [False, True])
+def test_out_that_is_or_lies_under_a_file_fails_before_any_work(
+    tmp_path, capsys, monkeypatch, below
+):
+    monkeypatch.setattr("brainalign.pipeline.run", _no_work)
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    out = afile / "run" if below else afile
+    assert main(["run", DEMO, "--out", str(out)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith("brainalign run: error: cannot write to --out")
+    assert repr(str(out)) in line and "is a file, not a folder" in line
+    assert afile.read_text() == "x"
+
+
+def test_read_only_out_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+    import types
+
+    monkeypatch.setattr("brainalign.pipeline.run", _no_work)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anywhere: a read-only file system, simulated
+
+        def refuse(dir=None, **kwargs):
+            raise PermissionError(errno.EROFS, "Read-only file system", dir)
+
+        monkeypatch.setattr("brainalign.cli.tempfile", types.SimpleNamespace(TemporaryFile=refuse))
+    try:
+        assert main(["demo", "--out", str(ro / "demo")]) == 2
+    finally:
+        ro.chmod(0o755)
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"cannot write to --out {str(ro / 'demo')!r}" in line
+    assert f"{str(ro)!r} cannot be written" in line
+    assert "Permission denied" in line or "Read-only file system" in line
+    assert not (ro / "demo").exists()
+
+
+def test_unwritable_out_from_the_shell_has_no_traceback(tmp_path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    proc = subprocess.run(
+        [sys.executable, "-m", "brainalign", "run", DEMO, "--out", str(afile / "x")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "is a file, not a folder" in _one_error_line(proc.stderr)
+
+
+def _raise(err):
+    def fail(*args, **kwargs):
+        raise err
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    ("target", "error", "expected"),
+    [
+        (
+            "brainalign.data.save",
+            OSError(28, "No space left on device", "/big/disk/.results.nc.x.tmp"),
+            ["'/big/disk/.results.nc.x.tmp': No space left on device", "free some space"],
+        ),
+        (
+            "brainalign.report._report.Report.save",
+            OSError(28, "No space left on device", "/big/disk/.report.html.x.tmp"),
+            ["'/big/disk/.report.html.x.tmp': No space left on device"],
+        ),
+        (  # h5py: an OSError without a file name
+            "brainalign.data.save",
+            OSError("Unable to synchronously create file (unable to lock file, errno = 11)"),
+            ["Unable to synchronously create file", "(output folder {out!r})"],
+        ),
+        (  # netCDF4: a RuntimeError
+            "brainalign.data.save",
+            RuntimeError("NetCDF: HDF error"),
+            ["NetCDF: HDF error (output folder {out!r})"],
+        ),
+    ],
+)
+def test_io_errors_while_running_are_one_line(
+    cached_out, capsys, monkeypatch, target, error, expected
+):
+    monkeypatch.setattr(target, _raise(error))
+    assert main(["run", DEMO, "--out", str(cached_out)]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith("brainalign run: error: ")
+    for text in expected:
+        assert text.format(out=str(cached_out)) in line
+    assert not (cached_out / "results.nc").exists()
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            MemoryError(
+                "Unable to allocate 12.0 GiB for an array with shape (40320, 40000) and "
+                "data type float64"
+            ),
+            "out of memory: Unable to allocate 12.0 GiB",
+        ),
+        (MemoryError(), "out of memory: no size reported"),
+    ],
+)
+def test_out_of_memory_in_a_unit_is_one_line(cached_out, capsys, monkeypatch, error, expected):
+    monkeypatch.setattr("brainalign.pipeline._run._compute_unit", _raise(error))
+    assert main(["run", DEMO, "--out", str(cached_out)]) == 1
+    assert expected in _one_error_line(capsys.readouterr().err)
+
+
+def test_free_space_is_checked_before_writing_results(cached_out, capsys, monkeypatch):
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 500, 500))
+    monkeypatch.setattr("brainalign.data.save", _no_work)
+    assert main(["run", DEMO, "--out", str(cached_out)]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"{str(cached_out)!r}: not enough free space to write results.nc" in line
+    assert re.search(r"needs about \d+\.\d MB, the disk has 500 B free", line)
+    assert "free some space or choose another --out" in line
+
+
+def test_ctrl_c_exits_130_and_counts_the_cache(cached_out, capsys, monkeypatch):
+    n = len(list((cached_out / ".cache").glob("*.nc")))
+    assert n >= 2
+    monkeypatch.setattr("brainalign.pipeline._run._compute_unit", _raise(KeyboardInterrupt()))
+    try:
+        code = main(["run", DEMO, "--out", str(cached_out)])
+    except KeyboardInterrupt:  # not pytest's own: fail this test, not the session
+        pytest.fail("main() let KeyboardInterrupt through")
+    assert code == 130
+    line = _one_error_line(capsys.readouterr().err)
+    assert line == (
+        f"brainalign run: interrupted; {n} units cached in "
+        f"{str(cached_out / '.cache')!r}; run the same command to resume."
+    )
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_quiet_prints_nothing_on_stderr(cached_out, capsys, monkeypatch, where):
+    import logging
+    import os
+
+    monkeypatch.setenv("BRAINALIGN_PROGRESS", "1")  # -q wins over it
+    args = ["run", DEMO, "--out", str(cached_out)]
+    assert main(["-q", *args] if where == "before" else [*args, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "Report:" in captured.out
+    # nothing leaks past the command
+    assert os.environ["BRAINALIGN_PROGRESS"] == "1"
+    assert logging.getLogger("brainalign").level == logging.WARNING
+    assert ba.get_config()["verbose"] == "warning"
+
+
+def test_quiet_and_verbose_exclude_each_other(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", DEMO, "-q", "-v"])
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_progress_bars_of_long_steps(cached_out, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BRAINALIGN_PROGRESS", "1")
+    assert main(["run", DEMO, "--out", str(cached_out)]) == 0
+    assert re.search(r"RSA units .* 2/2", capsys.readouterr().err)
+    # Ricci: a bar for the step and one per flow
+    spec = tmp_path / "ricci.yaml"
+    text = Path(DEMO).read_text()
+    spec.write_text(
+        text.replace(
+            "report:",
+            "  ricci: {k: 3, flow_iterations: 2, n_permutations: 10, n_bootstrap: 0}\nreport:",
+        )
+    )
+    assert main(["run", str(spec), "--out", str(cached_out)]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"Ricci comparisons .* 1/1", err) and "Ricci flow" in err

@@ -538,6 +538,7 @@ def _execute(
         # never leaves the one beside the other's predecessor.
         run_id = uuid.uuid4().hex[:12]
         tree.attrs["run_id"] = run_id
+        _check_free_space(out, tree, "results.nc")  # fail before the write, sizes named
         results_tmp = save(tree, out / f".results.nc.{run_id}.tmp")
         timings["total"] = time.perf_counter() - t_start
         report_tmp = _write_report(
@@ -571,6 +572,36 @@ def _execute(
         cache_hits=dict(cache.hits),
         cache_misses=dict(cache.misses),
     )
+
+
+def _check_free_space(folder: Path, tree: xr.DataTree, name: str) -> None:
+    """Raise an ENOSPC OSError naming the sizes when ``folder`` lacks room for ``tree``.
+
+    The need is the in-memory size of the values (NetCDF is written uncompressed) plus
+    1 MiB for the headers and the report; only a clear shortfall fails.
+    """
+    import errno
+    import shutil
+
+    datasets = [node.to_dataset(inherit=False) for node in tree.subtree]
+    need = 2**20 + sum(var.nbytes for ds in datasets for var in ds.variables.values())
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise OSError(
+            errno.ENOSPC,
+            f"not enough free space to write {name}: it needs about {_size(need)}, "
+            f"the disk has {_size(free)} free",
+            str(folder),
+        )
+
+
+def _size(nbytes: float) -> str:
+    """Return a byte count as text (``"12.3 MB"``)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if nbytes < 1000 or unit == "TB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    raise AssertionError  # pragma: no cover
 
 
 def model_metric(params: dict[str, Any]) -> str:
@@ -1269,7 +1300,8 @@ def _ricci_groups(
         ids = tuple(str(v) for v in b["rdm"]["stimulus_a"].values)
         groups.setdefault(ids, []).append(bname)
     out = []
-    for ids, bnames in groups.items():
+    # a progress bar for the whole Ricci step (its flow has its own)
+    for ids, bnames in progress(list(groups.items()), "Ricci comparisons"):
         first = bnames[0]
         entries, skipped = [], {}
         for entry in results[first]:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
+import re
+import sys
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -138,6 +142,43 @@ _EXECUTOR_KEYS = {
     "scheduler_host": (str, False, None),
     "dashboard": (bool, False, None),
 }
+LIMITS: dict[tuple[str, str], tuple[int, int, str]] = {
+    # (section, key): (lowest, highest, what the integer counts). The section is "spec" (the
+    # top level), a model kind, an analysis or "executor". Checked at validation so that a
+    # typo (an extra zero or two) fails in a second instead of running for days.
+    ("spec", "seed"): (0, 2**32 - 1, "the random seed; numpy's seed range"),
+    ("random_network", "seed"): (0, 2**32 - 1, "the network's random seed; numpy's seed range"),
+    ("random_network", "n_layers"): (1, 1_000, "layers of the random network"),
+    ("random_network", "n_units"): (1, 100_000, "units per layer"),
+    ("random_network", "n_inputs"): (1, 100_000, "input dimension"),
+    ("text_model", "batch_size"): (1, 65_536, "texts per forward pass"),
+    ("rsa", "n_permutations"): (0, 10_000_000, "stimulus permutations; 0 or null: none"),
+    ("rsa", "n_bootstrap"): (0, 1_000_000, "bootstrap samples for 95% CIs; 0: none"),
+    ("encoding", "cv"): (2, 10_000, "folds of K-fold cross-validation"),
+    ("encoding", "n_permutations"): (0, 10_000_000, "stimulus permutations; 0: none"),
+    ("ricci", "k"): (1, 10_000, "neighbours per stimulus of the k-NN graphs"),
+    ("ricci", "flow_iterations"): (0, 10_000, "Ricci-flow iterations"),
+    ("ricci", "n_permutations"): (0, 10_000_000, "stimulus-label permutations; 0: none"),
+    ("ricci", "n_bootstrap"): (0, 1_000_000, "stimulus resamples; 0: no intervals"),
+    ("time_resolved", "n_permutations"): (0, 10_000_000, "stimulus-label permutations"),
+    ("executor", "n_workers"): (1, 100_000, "worker processes or jobs"),
+    ("executor", "cores"): (1, 4_096, "cores per job"),
+    ("executor", "gpus_per_worker"): (0, 64, "GPUs per worker"),
+}
+"""Allowed range ``[lowest, highest]`` of every integer key of a spec, by (section, key)."""
+ALIAS_NODE_LIMIT = 100_000
+"""Most YAML nodes a spec may reach through aliases (``*name``), counted while composing."""
+NAME_MAX_LENGTH = 64
+"""Longest spec, brain-source or model name (each becomes a folder or NetCDF group name)."""
+_NAME_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX_LENGTH - 1}}}")
+_NAME_RULE = (
+    "names become folder and NetCDF group names under --out, so they may hold only ASCII "
+    "letters, digits, '_', '.' and '-', must start with a letter or digit and hold at most "
+    f"{NAME_MAX_LENGTH} characters"
+)
+_RESERVED_NAMES = {"con", "prn", "aux", "nul"} | {
+    f"{d}{i}" for d in ("com", "lpt") for i in "123456789"
+}
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",
@@ -148,22 +189,187 @@ _TYPE_NAMES = {
 }
 
 
-def _line_map(text: str) -> dict[tuple[str, ...], int]:
-    """Map each key path of a YAML mapping to its 1-based line number."""
+class _SpecLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses recursive aliases and caps what aliases reach."""
+
+    def __init__(self, stream: str, source: str):
+        super().__init__(stream)
+        self.source = source
+        self.sizes: dict[int, int] = {}  # id(node) -> its node count, aliases expanded
+        self.alias_nodes = 0  # nodes reached through aliases so far
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if not self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            if isinstance(node, yaml.SequenceNode):
+                children = node.value
+            elif isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            else:
+                children = []
+            self.sizes[id(node)] = 1 + sum(self.sizes[id(n)] for n in children)
+            return node
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        target = self.anchors.get(event.anchor)
+        if target is not None and id(target) not in self.sizes:  # still being composed
+            raise SpecError(
+                f"{self.source} (line {line}): alias *{event.anchor} refers to the node that "
+                f"holds it (a recursive YAML structure); a pipeline spec cannot be recursive."
+            )
+        node = super().compose_node(parent, index)  # undefined aliases: PyYAML's error
+        self.alias_nodes += self.sizes[id(node)]
+        if self.alias_nodes > ALIAS_NODE_LIMIT:
+            raise SpecError(
+                f"{self.source} (line {line}): alias *{event.anchor} brings the YAML nodes "
+                f"reached through aliases to more than {ALIAS_NODE_LIMIT:_} (the limit; "
+                f"{self.alias_nodes:_} so far). A pipeline spec needs far fewer: aliases that "
+                "repeat aliases grow exponentially (a 'billion laughs' document). Write the "
+                "repeated parts out, or alias smaller pieces."
+            )
+        return node
+
+
+def _decode(data: bytes, source: str) -> str:
+    """Decode a spec file as UTF-8, naming the offset and line of the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise SpecError(
+            f"{source} (line {line}): not UTF-8: byte 0x{data[err.start]:02x} at byte offset "
+            f"{err.start} (column {column}) is not valid UTF-8 ({err.reason}). "
+            "Save the spec as UTF-8 (the encoding of YAML files)."
+        ) from None
+
+
+def _compose(text: str, source: str) -> Any:
+    """Compose the YAML document (nodes with lines), or raise a SpecError."""
+    loader = _SpecLoader(text, source)
+    try:
+        return loader, loader.get_single_node()
+    except yaml.YAMLError as err:
+        raise SpecError(f"{source}: not valid YAML: {err}") from None
+    except RecursionError:
+        raise SpecError(
+            f"{source}: not a pipeline spec: its YAML is nested deeper than the reader's "
+            f"recursion limit ({sys.getrecursionlimit()} Python frames)."
+        ) from None
+    finally:
+        if sys.exc_info()[0] is not None:
+            loader.dispose()
+
+
+def _key_name(node: Any) -> str:
+    """Return the key of a mapping entry as brainalign reads it (a string)."""
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else "?"
+
+
+def _check_duplicates(root: Any, source: str) -> None:
+    """Fail on a key given twice in one YAML mapping, or two keys that read as one name."""
+    constructor = yaml.constructor.SafeConstructor()
+    seen_nodes: set[int] = set()
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if id(node) in seen_nodes:  # an aliased node: checked where it was defined
+            return
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                walk(item, path)
+            return
+        if not isinstance(node, yaml.MappingNode):
+            return
+        by_name: dict[str, Any] = {}
+        by_value: dict[Any, Any] = {}
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                try:
+                    key = constructor.construct_object(k, deep=True)
+                except yaml.YAMLError:
+                    key = k.value
+                for table, index in ((by_name, str(key)), (by_value, key)):
+                    try:
+                        first = table.setdefault(index, (k, key))
+                    except TypeError:  # unhashable
+                        continue
+                    if first[0] is not k:
+                        _fail_duplicate(source, path, first, (k, key))
+            walk(v, (*path, _key_name(k)))
+
+    walk(root, ())
+
+
+def _fail_duplicate(source: str, path: tuple[str, ...], first: tuple, second: tuple) -> None:
+    (k1, key1), (k2, key2) = first, second
+    l1, l2 = k1.start_mark.line + 1, k2.start_mark.line + 1
+    where = ".".join((*path, str(key2)))
+    if k1.value == k2.value and type(key1) is type(key2):
+        what = f"key {key2!r} is given twice in the same mapping (lines {l1} and {l2})"
+    elif str(key1) == str(key2):
+        what = (
+            f"keys {key1!r} (line {l1}) and {key2!r} (line {l2}) are the same name "
+            f"{str(key2)!r} once read (names are compared as strings)"
+        )
+    else:
+        what = (
+            f"keys {key1!r} (line {l1}) and {key2!r} (line {l2}) are the same key once read "
+            f"({key1!r} == {key2!r})"
+        )
+    raise SpecError(
+        f"{source} (line {l2}): {where}: {what}; YAML would silently keep only the last. "
+        "Remove or rename one of them."
+    )
+
+
+def _line_map(root: Any) -> dict[tuple[str, ...], int]:
+    """Map each key path of a composed YAML mapping to its 1-based line number."""
     lines: dict[tuple[str, ...], int] = {}
 
     def walk(node: Any, path: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
-                key = (*path, str(k.value))
-                lines[key] = k.start_mark.line + 1
+                key = (*path, _key_name(k))
+                lines.setdefault(key, k.start_mark.line + 1)
                 walk(v, key)
 
-    try:
-        walk(yaml.compose(text), ())
-    except yaml.YAMLError:
-        pass
+    walk(root, ())
     return lines
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a spec value can be huge)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer beyond Python's digit limit for str()
+        return f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= limit else f"{text[: limit - 5]} ...{text[-1]}"
+
+
+def _name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a folder or NetCDF group name, or None when it can."""
+    if _NAME_RE.fullmatch(name) and name.lower().split(".")[0] not in _RESERVED_NAMES:
+        return None
+    if not name:
+        return "it is empty"
+    if len(name) > NAME_MAX_LENGTH:
+        return f"it holds {len(name)} characters"
+    if name.lower().split(".")[0] in _RESERVED_NAMES:
+        return "it is a device name on Windows"
+    for ch in name:
+        if ch in "/\\":
+            return f"it holds a path separator {ch!r}"
+        if unicodedata.category(ch).startswith("C"):
+            return f"it holds the control character U+{ord(ch):04X}"
+    if name in (".", ".."):
+        return "it names a folder itself"
+    for i, ch in enumerate(name):
+        if not (ch.isascii() and (ch.isalnum() or ch in "_.-")):
+            return f"it holds {ch!r}"
+        if i == 0 and ch in "_.-":
+            return f"it starts with {ch!r}"
+    return "it is not allowed"  # pragma: no cover
 
 
 class _Checker:
@@ -183,13 +389,15 @@ class _Checker:
 
     def mapping(self, value: Any, schema: Mapping[str, tuple], path: tuple[str, ...]) -> dict:
         if not isinstance(value, Mapping):
-            self.fail(path, f"must be a mapping of keys, got {type(value).__name__} {value!r}.")
+            self.fail(
+                path, f"must be a mapping of keys, got {type(value).__name__} {_short(value)}."
+            )
         out = {}
         for key in value:
             if key not in schema:
                 self.fail(
                     (*path, str(key)),
-                    f"unknown key {key!r}. Valid keys here: {', '.join(schema)}."
+                    f"unknown key {_short(key)}. Valid keys here: {', '.join(schema)}."
                     + did_you_mean(str(key), schema),
                 )
         for key, (types, required, default) in schema.items():
@@ -207,8 +415,11 @@ class _Checker:
             )
             if not ok:
                 self.fail(
-                    (*path, key), f"must be {_type_name(types)}, got {type(v).__name__} {v!r}."
+                    (*path, key),
+                    f"must be {_type_name(types)}, got {type(v).__name__} {_short(v)}.",
                 )
+            if isinstance(v, float) and not math.isfinite(v):
+                self.fail((*path, key), f"must be a finite number, got {v}.")
             out[key] = v
         return out
 
@@ -216,8 +427,22 @@ class _Checker:
         if value not in allowed:
             self.fail(
                 path,
-                f"invalid value {value!r}; allowed: {', '.join(map(repr, allowed))}."
+                f"invalid value {_short(value)}; allowed: {', '.join(map(repr, allowed))}."
                 + did_you_mean(str(value), allowed),
+            )
+
+    def name(self, path: tuple[str, ...], name: str, what: str) -> None:
+        """Fail unless ``name`` is safe as a folder and NetCDF group name under --out."""
+        problem = _name_problem(name)
+        if problem is not None:
+            self.fail(path, f"{what} {_short(name)} is not allowed ({problem}): {_NAME_RULE}.")
+
+    def limit(self, path: tuple[str, ...], value: Any, section: str, key: str) -> None:
+        """Fail unless the integer ``value`` is within ``LIMITS[section, key]``."""
+        low, high, what = LIMITS[section, key]
+        if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+            self.fail(
+                path, f"must be an integer in [{low:_}, {high:_}] ({what}), got {_short(value)}."
             )
 
 
@@ -254,17 +479,23 @@ def validate_spec(
     Raises
     ------
     SpecError
-        Naming the key path, the problem, the fix ("Did you mean ...?") and the line.
+        Naming the key path, the problem, the fix ("Did you mean ...?") and the line. The
+        spec name, brain-source names and model names must be safe folder and NetCDF group
+        names (ASCII letters, digits, ``_``, ``.``, ``-``; see ``NAME_MAX_LENGTH``); integer
+        counts and seeds must lie within ``LIMITS``; floats must be finite; ``texts`` maps
+        stimulus ids (strings) to texts (strings).
     """
     from brainalign.datasets import list_datasets
     from brainalign.rsa import METHODS, METRICS
 
     c = _Checker(source, lines or {})
     out = c.mapping(spec, _TOP, ())
+    c.name(("name",), out["name"], "the spec name")
     if not out["brain"]:
         c.fail(("brain",), "needs at least one brain source.")
     brain = {}
     for name, src in out["brain"].items():
+        c.name(("brain", str(name)), str(name), "the brain-source name")
         src = c.mapping(src, _BRAIN_KEYS, ("brain", str(name)))
         c.option(
             ("brain", str(name), "dataset"),
@@ -298,6 +529,7 @@ def validate_spec(
     models = {}
     for name, m in out["models"].items():
         path = ("models", str(name))
+        c.name(path, str(name), "the model name")
         if not isinstance(m, Mapping) or "kind" not in m:
             c.fail((*path, "kind"), f"is required; one of {', '.join(_MODEL_KINDS)}.")
         c.option((*path, "kind"), m["kind"], tuple(_MODEL_KINDS))
@@ -320,6 +552,7 @@ def validate_spec(
                 )
             if isinstance(m["layers"], list) and not all(isinstance(v, str) for v in m["layers"]):
                 c.fail((*path, "layers"), "must be a layer name or a list of layer names.")
+            _check_texts(c, m["texts"], (*path, "texts"))
         models[str(name)] = m
     out["models"] = models
     analyses = {}
@@ -381,7 +614,40 @@ def validate_spec(
 
         out["executor"] = c.mapping(out["executor"], _EXECUTOR_KEYS, ("executor",))
         c.option(("executor", "kind"), out["executor"]["kind"], EXECUTOR_KINDS)
+    _check_limits(c, out)
     return out
+
+
+def _check_limits(c: _Checker, spec: dict[str, Any]) -> None:
+    """Range-check every integer key listed in ``LIMITS`` (after the specific checks)."""
+    sections: list[tuple[str, tuple[str, ...], dict[str, Any] | None]] = [
+        ("spec", (), spec),
+        ("executor", ("executor",), spec["executor"]),
+    ]
+    sections += [(m["kind"], ("models", name), m) for name, m in spec["models"].items()]
+    sections += [(a, ("analyses", a), p) for a, p in spec["analyses"].items()]
+    for section, path, values in sections:
+        for (sec, key), _ in LIMITS.items():
+            if sec == section and values is not None and values.get(key) is not None:
+                c.limit((*path, key), values[key], section, key)
+
+
+def _check_texts(c: _Checker, texts: dict[Any, Any] | None, path: tuple[str, ...]) -> None:
+    """``texts`` of a text model: a mapping of stimulus ids (strings) to texts (strings)."""
+    for sid, text in (texts or {}).items():
+        if not isinstance(sid, str):
+            c.fail(
+                (*path, str(sid)),
+                f"stimulus ids are strings, got {type(sid).__name__} {_short(sid)}; quote it "
+                f"('{sid}': ...) so that it matches the stimulus id {str(sid)!r}.",
+            )
+        if not isinstance(text, str):
+            c.fail(
+                (*path, sid),
+                f"must be the text the model reads for stimulus {sid!r} (a string), got "
+                f"{type(text).__name__} {_short(text)}; texts maps stimulus ids to strings, "
+                "e.g. {scrambledpix: scrambled picture}.",
+            )
 
 
 HAXBY_VOLUMES = ("vt_slice", "whole_brain_25mm")
@@ -628,20 +894,38 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any
     FileNotFoundError
         When the file does not exist.
     SpecError
-        When the YAML cannot be parsed or the spec is invalid.
+        When the file is not UTF-8 (naming the first bad byte), the YAML cannot be parsed,
+        a mapping gives a key twice (or two keys that read as the same name), aliases reach
+        more than ``ALIAS_NODE_LIMIT`` nodes or refer to themselves, or the spec is invalid
+        (see `validate_spec`).
     """
     if isinstance(spec, Mapping):
         return validate_spec(spec)
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"Pipeline spec not found: {str(path)!r}.")
-    text = path.read_text(encoding="utf-8")
+    source = str(path)
+    text = _decode(path.read_bytes(), source)
+    loader, root = _compose(text, source)
+    lines: dict[tuple[str, ...], int] = {}
     try:
-        parsed = yaml.safe_load(text)
+        if root is None:
+            parsed = None
+        else:
+            _check_duplicates(root, source)
+            lines = _line_map(root)
+            parsed = loader.construct_document(root)
     except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML: {err}") from None
+        raise SpecError(f"{source}: not valid YAML: {err}") from None
+    except SpecError:
+        raise
+    except ValueError as err:  # an integer beyond Python's digit limit, a bad date, ...
+        reason = str(err).split(";")[0]  # not Python's advice to raise its digit limit
+        raise SpecError(f"{source}: a value cannot be read: {reason}.") from None
+    finally:
+        loader.dispose()
     if not isinstance(parsed, Mapping):
         raise SpecError(
-            f"{path}: a pipeline spec must be a YAML mapping, got {type(parsed).__name__}."
+            f"{source}: a pipeline spec must be a YAML mapping, got {type(parsed).__name__}."
         )
-    return validate_spec(parsed, source=str(path), lines=_line_map(text))
+    return validate_spec(parsed, source=source, lines=lines)
