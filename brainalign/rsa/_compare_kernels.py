@@ -720,8 +720,13 @@ def scale_rows_pow2(v: np.ndarray, dtype: torch.dtype) -> np.ndarray:
     """
     if v.size == 0:
         return v
+    # largest magnitude per row without full-size temporaries (fmax/fmin skip NaN)
     with np.errstate(invalid="ignore"):
-        m = np.where(np.isfinite(v), np.abs(v), 0.0).max(axis=-1, keepdims=True)
+        m = np.fmax(np.abs(np.fmax.reduce(v, axis=-1)), np.abs(np.fmin.reduce(v, axis=-1)))
+    m = np.nan_to_num(m, nan=0.0)[..., None]
+    if not np.isfinite(m).all():  # an infinite entry: take the largest finite magnitude
+        with np.errstate(invalid="ignore"):
+            m = np.where(np.isfinite(v), np.abs(v), 0.0).max(axis=-1, keepdims=True)
     k = np.frexp(m)[1]
     lim = np.finfo(np.float64 if dtype == torch.float64 else np.float32).maxexp // 4
     if not ((k > lim) | (k < -lim)).any():
