@@ -93,7 +93,7 @@ def progress(iterable: Iterable[T], description: str, *, total: int | None = Non
     """
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
-    if not _progress_enabled():
+    if not _progress_enabled() or total == 0:  # nothing to do: no empty "0/0" bar
         yield from iterable
         return
     from rich.progress import (
