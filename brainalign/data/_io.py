@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from brainalign._files import atomic_write
 
 _ATTRS_KEY = "_brainalign_attrs_json"
 _KIND_KEY = "_brainalign_kind"
@@ -88,20 +89,6 @@ def _unpack(obj: xr.Dataset | xr.DataArray) -> None:
             item.attrs = _decode(json.loads(blob))
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def _umask_mode(path: Path) -> None:
-    """Give a temporary file (mkstemp makes it 0600) the mode a plain open() would."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def save(obj: Any, path: str | os.PathLike[str]) -> Path:
     """Save a DataArray, Dataset, DataTree or dict of DataArrays to a NetCDF file.
 
@@ -133,8 +120,7 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if isinstance(obj, Mapping) and not isinstance(obj, (xr.Dataset, xr.DataTree)):
         obj = _tree_from_mapping(obj)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_write(path) as tmp:
         if isinstance(obj, xr.DataArray):
             ds = obj.to_dataset(name="__brainalign_dataarray__", promote_attrs=False)
             ds["__brainalign_dataarray__"].attrs = dict(obj.attrs)
@@ -168,11 +154,6 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
                 "save() takes an xarray DataArray, Dataset, DataTree or a dict of them; "
                 f"got {type(obj).__name__}."
             )
-        _umask_mode(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -10,12 +10,12 @@ import json
 import os
 import platform
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from brainalign._files import atomic_write
 from brainalign._mpltext import literal_text
 from brainalign._version import __version__
 
@@ -367,19 +367,8 @@ class Report:
             The written file.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # one temporary file per writer, so two saves to the same path never collide
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.to_html())
-            mask = os.umask(0)
-            os.umask(mask)
-            tmp.chmod(0o666 & ~mask)  # the mode a plain open() gives, not mkstemp's 0600
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_write(path) as tmp:  # one temporary file per writer: saves never collide
+            tmp.write_text(self.to_html(), encoding="utf-8")
         return path
 
     def __enter__(self) -> Report:
