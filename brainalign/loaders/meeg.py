@@ -402,10 +402,30 @@ def _modality(types: Sequence[str]) -> str:
     return "eeg"
 
 
-def _bad_channels(
+def bad_channels(
     values: np.ndarray, names: Sequence[str], drop_bad: str
 ) -> tuple[np.ndarray, list[str]]:
-    """Report NaN and constant channels; return the channel mask to keep and dropped names."""
+    """Report NaN and constant channels; return the channel mask to keep and dropped names.
+
+    Channels that are kept although NaN or constant are named in a warning that suggests
+    the ``drop_bad`` value dropping them.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_epochs, n_channels, n_times)
+        The epochs' samples.
+    names : sequence of str
+        The channel names.
+    drop_bad : {"none", "nan", "constant", "both"}
+        Which bad channels to drop.
+
+    Returns
+    -------
+    keep : ndarray of bool, shape (n_channels,)
+        The channels to keep.
+    dropped : list of str
+        The names of the dropped channels.
+    """
     per_channel = np.moveaxis(values, 1, 0).reshape(values.shape[1], -1)
     n_nan = np.isnan(per_channel).sum(axis=1)
     has_nan = n_nan > 0
@@ -762,7 +782,7 @@ def _assemble(
 ) -> xr.DataArray:
     info = inst.info
     ch = _channel_coords(info)
-    keep, dropped = _bad_channels(values, list(ch["channel"]), drop_bad)
+    keep, dropped = bad_channels(values, list(ch["channel"]), drop_bad)
     values = values[:, keep]
     coords["channel"] = ch["channel"][keep]
     for key in ("ch_type", "ch_x", "ch_y", "ch_z"):

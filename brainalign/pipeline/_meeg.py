@@ -112,7 +112,7 @@ def load_meeg(src: dict[str, Any]) -> xr.DataArray:
     import warnings
 
     from brainalign.data import average_trials, validate
-    from brainalign.loaders.meeg import _bad_channels, load_epochs
+    from brainalign.loaders.meeg import bad_channels, load_epochs
 
     opts = epoch_options(src)
     baseline = tuple(opts["baseline"]) if opts["baseline"] is not None else None
@@ -130,7 +130,7 @@ def load_meeg(src: dict[str, Any]) -> xr.DataArray:
     for w in caught:  # the loader's bad-channel warning is made again below, after the drop
         if "They are kept (drop_bad=" not in str(w.message):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    _bad_channels(epochs.values, [str(c) for c in epochs.channel.values], "none")
+    bad_channels(epochs.values, [str(c) for c in epochs.channel.values], "none")
     evoked = validate(average_trials(epochs))
     if opts["order"] is not None:
         present = set(str(s) for s in evoked.stimulus.values)
