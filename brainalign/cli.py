@@ -72,9 +72,9 @@ def _resolve_out(args: argparse.Namespace, spec_path: Path) -> Path:
     """Return the output folder: ``--out``, else ``run``'s default for the spec."""
     if args.out is not None:
         return Path(args.out)
-    from brainalign.pipeline import load_spec
+    from brainalign.pipeline import default_out, load_spec
 
-    return Path("brainalign-out") / load_spec(spec_path)["name"]
+    return default_out(load_spec(spec_path)["name"])
 
 
 def _n_cached(out: Path) -> int:

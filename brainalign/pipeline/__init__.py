@@ -1,7 +1,7 @@
 """Pipelines: a YAML spec → a plan of units → results and a report."""
 
 from brainalign.pipeline._dask import connect, slurm_cluster
-from brainalign.pipeline._run import RunResult, Unit, plan, run
+from brainalign.pipeline._run import RunResult, Unit, default_out, plan, run
 from brainalign.pipeline._spec import SpecError, load_spec, validate_spec
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "SpecError",
     "Unit",
     "connect",
+    "default_out",
     "load_spec",
     "plan",
     "run",

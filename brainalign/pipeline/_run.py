@@ -368,6 +368,22 @@ def _split_half(trials: xr.DataArray, metric: str, method: str) -> dict[str, flo
     }
 
 
+def default_out(name: str) -> Path:
+    """Return the output folder of a run given no ``out``: ``brainalign-out/<name>``.
+
+    Parameters
+    ----------
+    name : str
+        The spec's ``name``.
+
+    Returns
+    -------
+    out : pathlib.Path
+        The folder.
+    """
+    return Path("brainalign-out") / name
+
+
 def run(
     spec: Any,
     out: str | os.PathLike[str] | None = None,
@@ -409,7 +425,7 @@ def run(
     """
     spec = load_spec(spec)
     units = plan(spec)
-    out = Path(out) if out is not None else Path("brainalign-out") / spec["name"]
+    out = Path(out) if out is not None else default_out(spec["name"])
     cache = Cache(out / ".cache")
     if dry_run:
         status = _unit_status(cache, spec, units)
@@ -796,7 +812,7 @@ def _unit_status(cache: Cache, spec: dict[str, Any], units: list[Unit]) -> dict[
     for bname, bkey in bkeys.items():
         entry = cache.peek("brain", bkey)
         ids[bname] = None if entry is None else [str(v) for v in entry["rdm"]["stimulus_a"].values]
-    status = {}
+    status, ricci_status = {}, {}
     for unit in units:
         bkey, b_ids = bkeys[unit.brain], ids[unit.brain]
         if unit.analysis == "encoding":
@@ -807,8 +823,10 @@ def _unit_status(cache: Cache, spec: dict[str, Any], units: list[Unit]) -> dict[
             cached = time_course_cached(cache, spec, unit, bkey)
         elif b_ids is None or unit.analysis == "trsa":
             cached = False
-        elif unit.analysis == "ricci":
-            cached = _ricci_cached(cache, spec, unit.brain, bkeys, ids)
+        elif unit.analysis == "ricci":  # one entry per group of brains: looked up once
+            if unit.brain not in ricci_status:
+                ricci_status[unit.brain] = _ricci_cached(cache, spec, unit.brain, bkeys, ids)
+            cached = ricci_status[unit.brain]
         else:
             mkey = _model_key(unit.model, spec["models"][unit.model], b_ids, metric)
             if unit.analysis == "searchlight":
