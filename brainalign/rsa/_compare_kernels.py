@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from brainalign.rsa._kernels import masked_cosine, rankdata
+from brainalign.rsa._kernels import masked_cosine, needs_scaling, pow2_exponents, rankdata
 
 VECTOR_METHODS = ("spearman", "pearson", "cosine", "kendall_tau_a", "rho_a")
 STRUCTURED_METHODS = ("whitened_pearson", "whitened_cosine", "bures")
@@ -720,16 +720,8 @@ def scale_rows_pow2(v: np.ndarray, dtype: torch.dtype) -> np.ndarray:
     """
     if v.size == 0:
         return v
-    # largest magnitude per row without full-size temporaries (fmax/fmin skip NaN)
-    with np.errstate(invalid="ignore"):
-        m = np.fmax(np.abs(np.fmax.reduce(v, axis=-1)), np.abs(np.fmin.reduce(v, axis=-1)))
-    m = np.nan_to_num(m, nan=0.0)[..., None]
-    if not np.isfinite(m).all():  # an infinite entry: take the largest finite magnitude
-        with np.errstate(invalid="ignore"):
-            m = np.where(np.isfinite(v), np.abs(v), 0.0).max(axis=-1, keepdims=True)
-    k = np.frexp(m)[1]
-    lim = np.finfo(np.float64 if dtype == torch.float64 else np.float32).maxexp // 4
-    if not ((k > lim) | (k < -lim)).any():
+    k = pow2_exponents(v, (-1,))
+    if not needs_scaling(k, dtype):
         return v
     return np.ldexp(v, -k)
 

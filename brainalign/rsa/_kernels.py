@@ -7,7 +7,36 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
+
+
+def pow2_exponents(v: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Return ``k`` with each slice's largest finite magnitude in ``[2**(k - 1), 2**k)``.
+
+    One exponent per slice over ``axes`` (those dims kept, size 1); NaN and infinite entries
+    are skipped, and a slice without a finite nonzero entry gets ``k = 0``. Dividing a slice
+    by ``2**k`` (exact) brings its largest magnitude into ``[0.5, 1)``.
+    """
+    with np.errstate(invalid="ignore"):  # fmax / fmin skip NaN; no full-size temporaries
+        hi = np.fmax.reduce(v, axis=axes, keepdims=True)
+        lo = np.fmin.reduce(v, axis=axes, keepdims=True)
+        m = np.nan_to_num(np.fmax(np.abs(hi), np.abs(lo)).astype(np.float64), nan=0.0)
+        if not np.isfinite(m).all():  # an infinite entry: the largest finite magnitude
+            m = np.where(np.isfinite(v), np.abs(v), 0.0).max(axis=axes, keepdims=True)
+    return np.frexp(m)[1].astype(np.int64)
+
+
+def needs_scaling(k: np.ndarray, dt: torch.dtype) -> bool:
+    """Whether a largest magnitude ``2**k`` leaves the range where ``dt`` computes safely.
+
+    Safe: within ``2**(+-maxexp / 4)`` (float32: about 2.3e-10 to 4.3e9; float64: 1e-77 to
+    1e77), so that sums of squares over many features neither overflow nor lose precision
+    to underflow. All-zero slices (``k == 0`` from a zero maximum) count as safe. Callers
+    outside that range divide their data by ``2**k`` (exact) before casting to ``dt``.
+    """
+    lim = np.finfo(np.float64 if dt == torch.float64 else np.float32).maxexp // 4
+    return bool(((k > lim) | (k < -lim)).any())
 
 
 def _symmetrize_zero_diag(d: torch.Tensor) -> torch.Tensor:

@@ -22,11 +22,10 @@ from brainalign._checks import SchemaError, _fmt_list, check_finite, check_numbe
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
 from brainalign._version import __version__
 from brainalign.data._schema import FEATURE_DIMS, STIMULUS, TRIAL
-from brainalign.rsa._kernels import LowRankPrecision, gram
+from brainalign.rsa._kernels import LowRankPrecision, gram, needs_scaling
 from brainalign.rsa._rdm import (
     SEMANTICS,
     _feature_dim,
-    _needs_scaling,
     _register_low_rank,
     dtype_range,
     resolve_runs,
@@ -175,7 +174,7 @@ def noise_precision(
     # Exact power-of-two rescaling of data far from 1 (the precision scales as
     # scale ** -2), so that the Gram matrix neither overflows nor underflows in dt.
     k = int(np.frexp(float(xt.abs().max()))[1]) if xt.numel() else 0
-    k = int(np.clip(k, -1000, 1000)) if _needs_scaling(np.array([k]), dt) else 0
+    k = int(np.clip(k, -1000, 1000)) if needs_scaling(np.array([k]), dt) else 0
     if k:
         xt = xt * math.ldexp(1.0, -k)
     xt = xt.to(dt)

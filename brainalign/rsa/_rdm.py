@@ -22,7 +22,13 @@ from brainalign._checks import (
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
 from brainalign._version import __version__
 from brainalign.data._schema import FEATURE_DIMS, RDM_DIMS, STIMULUS, TRIAL, responses, validate
-from brainalign.rsa._kernels import RDM_KERNELS, LowRankPrecision, gram_rdm
+from brainalign.rsa._kernels import (
+    RDM_KERNELS,
+    LowRankPrecision,
+    gram_rdm,
+    needs_scaling,
+    pow2_exponents,
+)
 
 Metric = Literal[
     "correlation",
@@ -292,23 +298,6 @@ def rdm(
     return xr.DataArray(out, dims=(*bdims, *RDM_DIMS), coords=coords, attrs=attrs, name="rdm")
 
 
-def _slice_exponents(block: np.ndarray, axes: tuple[int, ...], dt: torch.dtype) -> np.ndarray:
-    """``k`` with ``max |slice| / 2**k`` in [0.5, 1) for each slice over ``axes`` (kept dims)."""
-    m = np.maximum(block.max(axis=axes, keepdims=True), -block.min(axis=axes, keepdims=True))
-    return np.frexp(m.astype(np.float64))[1].astype(np.int64)
-
-
-def _needs_scaling(k: np.ndarray, dt: torch.dtype) -> bool:
-    """Whether a largest magnitude ``2**k`` leaves the range where ``dt`` computes safely.
-
-    Safe: within ``2**(+-maxexp / 4)`` (float32: about 2.3e-10 to 4.3e9; float64: 1e-77 to
-    1e77), so that sums of squares over many features neither overflow nor lose precision
-    to underflow. All-zero slices (``k == 0`` from a zero maximum) count as safe.
-    """
-    lim = np.finfo(np.float64 if dt == torch.float64 else np.float32).maxexp // 4
-    return bool(((k > lim) | (k < -lim)).any())
-
-
 def _scaled_tensor(
     block: np.ndarray,
     x: torch.Tensor | None,
@@ -333,8 +322,8 @@ def _scaled_tensor(
     """
     k = None
     if block.size and np.issubdtype(block.dtype, np.number):
-        k = _slice_exponents(block, axes, dt)
-        if not (always or _needs_scaling(k, dt)):
+        k = pow2_exponents(block, axes)
+        if not (always or needs_scaling(k, dt)):
             k = None
     if k is None:
         return (as_tensor(block, dev, dt) if x is None else x), None
@@ -459,7 +448,7 @@ def _noise_tensor(
         return prec
     diag = prec.diag if isinstance(prec, LowRankPrecision) else prec.diagonal()
     k = int(np.frexp(float(diag.abs().max()))[1])
-    if not _needs_scaling(np.array([k]), dt):
+    if not needs_scaling(np.array([k]), dt):
         return prec.to(dev, dt), 0
     k += k % 2  # even: the factor of a low-rank form scales by 2**(k / 2)
     half = 2.0 ** (-k // 2)
@@ -761,7 +750,7 @@ def _rdm_cv(
         # exact power-of-two rescaling where the magnitudes leave dt's safe range
         m = x.abs().amax(dim=(-3, -2, -1), keepdim=True)
         k = np.frexp(to_numpy(m))[1].astype(np.int64)
-        if _needs_scaling(k, dt):
+        if needs_scaling(k, dt):
             f = as_tensor(np.ldexp(1.0, -np.clip(k, -1022, 1023)), dev, torch.float64)
             x = x * f
             tr = None if tr is None else tr * f

@@ -49,8 +49,8 @@ from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS, TRIAL, validate
 from brainalign.rsa._compare_kernels import compare_vectors, scale_rows_pow2
-from brainalign.rsa._kernels import rankdata
-from brainalign.rsa._rdm import _needs_scaling, as_rdm, resolve_runs, run_patterns
+from brainalign.rsa._kernels import needs_scaling, rankdata
+from brainalign.rsa._rdm import as_rdm, resolve_runs, run_patterns
 
 SearchlightMetric = Literal["correlation", "cosine", "euclidean", "sqeuclidean", "crossnobis"]
 SearchlightMethod = Literal["spearman", "pearson", "cosine"]
@@ -693,7 +693,7 @@ def _fit_range(dt: torch.dtype, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     """
     m = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)
     k = np.frexp(np.array([m]))[1]
-    if not _needs_scaling(k, dt):
+    if not needs_scaling(k, dt):
         return arrays
     return tuple(np.ldexp(a, -int(k[0])) for a in arrays)
 
