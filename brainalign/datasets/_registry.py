@@ -78,6 +78,29 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Return the sha256 of a file, or of the sorted files of a folder (e.g. a CTF ``.ds``).
+
+    Parameters
+    ----------
+    path : path-like
+        A file or a folder.
+
+    Returns
+    -------
+    digest : str
+        Hex digest; for a folder, of each file's relative path and sha256 in sorted order.
+    """
+    path = Path(path)
+    if path.is_file():
+        return _sha256(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode())
+        h.update(_sha256(f).encode())
+    return h.hexdigest()
+
+
 def verify(name: str, files: list[str] | None = None) -> dict[str, str]:
     """Check a dataset's files against the sha256 in its manifest.
 

@@ -39,8 +39,8 @@ DROP_BAD = ("none", "nan", "constant", "both")
 
 SOURCE_SAMPLE_DIMS = ("stimulus", "trial")
 
-_EPOCHS_SUFFIXES = ("-epo.fif", "_epo.fif", "-epo.fif.gz", "_epo.fif.gz")
-_EVOKED_SUFFIXES = ("-ave.fif", "_ave.fif", "-ave.fif.gz", "_ave.fif.gz")
+EPOCHS_SUFFIXES = ("-epo.fif", "_epo.fif", "-epo.fif.gz", "_epo.fif.gz")
+EVOKED_SUFFIXES = ("-ave.fif", "_ave.fif", "-ave.fif.gz", "_ave.fif.gz")
 # What mne.io.read_raw reads in MNE 1.12; used only when MNE cannot list its readers.
 _RAW_EXTENSIONS_FALLBACK = (
     ".ahdr",
@@ -97,7 +97,8 @@ def _import_mne() -> Any:
 # --------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------
-def _raw_extensions() -> tuple[str, ...]:
+def raw_extensions() -> tuple[str, ...]:
+    """Return the file name endings that MNE's raw readers accept (``.fif``, ``.edf``, ...)."""
     try:  # MNE's own list of readers (private, so guarded)
         from mne.io._read_raw import _get_supported
 
@@ -112,17 +113,17 @@ def _read_path(path: Path, verbose: Any) -> Any:
     name = path.name.lower()
     if not path.exists():
         raise FileNotFoundError(f"data file {str(path)!r} does not exist.")
-    if name.endswith(_EPOCHS_SUFFIXES):
+    if name.endswith(EPOCHS_SUFFIXES):
         return mne.read_epochs(path, preload=True, verbose=verbose)
-    if name.endswith(_EVOKED_SUFFIXES):
+    if name.endswith(EVOKED_SUFFIXES):
         return mne.read_evokeds(path, verbose=verbose)
-    extensions = _raw_extensions()
+    extensions = raw_extensions()
     if not name.endswith(extensions):
         kind = "".join(path.suffixes) or "(none)"
         raise ValueError(
             f"Cannot read {str(path)!r}: unknown file type {kind!r}. "
-            f"Supported: epochs files ending in {_fmt_list(_EPOCHS_SUFFIXES)}; evoked files "
-            f"ending in {_fmt_list(_EVOKED_SUFFIXES)}; and the raw formats mne.io.read_raw "
+            f"Supported: epochs files ending in {_fmt_list(EPOCHS_SUFFIXES)}; evoked files "
+            f"ending in {_fmt_list(EVOKED_SUFFIXES)}; and the raw formats mne.io.read_raw "
             f"reads: {_fmt_list(extensions, limit=100)}."
         )
     try:

@@ -32,6 +32,10 @@ STALE_AFTER = 3600.0
 _KEY_ATTR, _SUM_ATTR = "brainalign_cache_key", "brainalign_cache_checksum"
 
 
+class CacheWarning(UserWarning):
+    """A cache entry could not be used (unreadable, another key, a bad checksum)."""
+
+
 def content_key(payload: Any) -> str:
     """Return a 16-hex-digit sha256 of a JSON-able payload plus the brainalign version.
 
@@ -123,7 +127,10 @@ class Cache:
             return None
         obj, why = self._read(kind, key)
         if why is not None:
-            warn(f"cache entry {str(path)!r} is not used: {why}; it is computed again.")
+            warn(
+                f"cache entry {str(path)!r} is not used: {why}; it is computed again.",
+                CacheWarning,
+            )
             path.unlink(missing_ok=True)
             self.misses[kind] += 1
             return None

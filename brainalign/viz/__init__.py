@@ -9,6 +9,7 @@ from brainalign.viz._maps import (
 )
 from brainalign.viz._rdm import (
     classical_mds,
+    new_figure,
     plot_mds,
     plot_model_comparison,
     plot_rdm,
@@ -19,6 +20,7 @@ from brainalign.viz._scores import plot_score_matrix
 __all__ = [
     "SURFACE_VIEWS",
     "classical_mds",
+    "new_figure",
     "plot_brain_map",
     "plot_glass_brain",
     "plot_mds",

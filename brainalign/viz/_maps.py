@@ -14,7 +14,7 @@ import xarray as xr
 from brainalign._checks import SchemaError, _fmt_list
 from brainalign._imports import soft_import
 from brainalign._mpltext import mpl_text
-from brainalign.viz._rdm import _figure
+from brainalign.viz._rdm import new_figure
 
 
 def plot_brain_map(
@@ -66,7 +66,7 @@ def plot_brain_map(
     img = to_image(values, like, fill=0.0)
     if img.shape[2] == 1 and display_mode is None:  # one axial slice: show exactly it
         display_mode, cut_coords = "z", 1
-    fig = _figure((6.5, 3.2), layout=None)  # nilearn places its own axes
+    fig = new_figure((6.5, 3.2), layout=None)  # nilearn places its own axes
     kwargs = {} if bg_img is None else {"bg_img": bg_img}
     plotting.plot_stat_map(
         img,
@@ -155,7 +155,7 @@ def plot_glass_brain(
     plotting = soft_import("nilearn.plotting", "fmri", "plot_glass_brain")
     _check_volume_map(values, like, "plot_glass_brain")
     img = to_image(values, like, fill=0.0)
-    fig = _figure((7.0, 2.8), layout=None)
+    fig = new_figure((7.0, 2.8), layout=None)
     plotting.plot_glass_brain(
         img,
         figure=fig,
@@ -274,7 +274,7 @@ def plot_surface_map(
         )
     if vmax is None:
         vmax = float(np.abs(finite).max()) or 1.0
-    fig = _figure((2.6 * len(views) + 0.8, 2.4 * len(hemispheres) + 0.4), layout=None)
+    fig = new_figure((2.6 * len(views) + 0.8, 2.4 * len(hemispheres) + 0.4), layout=None)
     axes = []
     for row, hemi in enumerate(hemispheres):
         for col, view in enumerate(views):
@@ -347,7 +347,7 @@ def plot_time_course(
             f"{_fmt_list(extra)} besides time. Select first."
         )
     if ax is None:
-        fig = _figure((6.0, 3.4))
+        fig = new_figure((6.0, 3.4))
         ax = fig.add_subplot()
     else:
         fig = ax.figure

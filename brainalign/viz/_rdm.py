@@ -12,7 +12,20 @@ from brainalign._checks import SchemaError
 from brainalign._mpltext import mpl_text
 
 
-def _figure(figsize: tuple[float, float], layout: str | None = "constrained") -> Any:
+def new_figure(figsize: tuple[float, float], layout: str | None = "constrained") -> Any:
+    """Return a matplotlib Figure that belongs to no pyplot state (safe in threads, no GUI).
+
+    Parameters
+    ----------
+    figsize : tuple of float
+        Width and height in inches.
+    layout : str or None
+        Matplotlib's layout engine (default ``"constrained"``).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout=layout)
@@ -76,7 +89,7 @@ def plot_rdm(
         ranked[np.eye(len(mat), dtype=bool)] = 0
         mat = ranked
     if ax is None:
-        fig = _figure((4.2, 3.6))
+        fig = new_figure((4.2, 3.6))
         ax = fig.add_subplot()
     else:
         fig = ax.figure
@@ -129,7 +142,7 @@ def plot_rdms(
     names = list(rdms)
     ncols = min(ncols, len(names))
     nrows = int(np.ceil(len(names) / ncols))
-    fig = _figure((3.3 * ncols, 3.3 * nrows))
+    fig = new_figure((3.3 * ncols, 3.3 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     mats = [_matrix(rdms[n])[0] for n in names]
     vmin = 0 if rank else float(np.nanmin([np.nanmin(m) for m in mats]))
@@ -216,7 +229,7 @@ def plot_model_comparison(
     else:
         pv = None
     if ax is None:
-        fig = _figure((max(3.5, 1.1 * len(names) + 1.5), 3.4))
+        fig = new_figure((max(3.5, 1.1 * len(names) + 1.5), 3.4))
         ax = fig.add_subplot()
     else:
         fig = ax.figure
@@ -345,7 +358,7 @@ def plot_mds(rdm: Any, *, ax: Any = None, title: str | None = None) -> Any:
     coords = classical_mds(rdm, 2)
     _, labels = _matrix(rdm)
     if ax is None:
-        fig = _figure((4.2, 4.0))
+        fig = new_figure((4.2, 4.0))
         ax = fig.add_subplot()
     else:
         fig = ax.figure

@@ -9,7 +9,7 @@ import xarray as xr
 
 from brainalign._checks import check_dims
 from brainalign._mpltext import mpl_text
-from brainalign.viz._rdm import _figure
+from brainalign.viz._rdm import new_figure
 
 
 def plot_score_matrix(
@@ -67,7 +67,7 @@ def plot_score_matrix(
     n_r, n_c = values.shape
     label_w = 0.08 * max((len(str(v)) for v in scores[rows].values), default=4)
     col_h = 0.07 * max((len(str(v)) for v in scores[cols].values), default=4)
-    fig = _figure((2.6 + label_w + 1.1 * n_c, 1.8 + col_h + 0.45 * n_r))
+    fig = new_figure((2.6 + label_w + 1.1 * n_c, 1.8 + col_h + 0.45 * n_r))
     ax = fig.subplots()
     im = ax.imshow(values, cmap=cmap, aspect="auto")
     ax.set_xticks(range(n_c), [mpl_text(v) for v in scores[cols].values], rotation=30, ha="right")

@@ -1,0 +1,336 @@
+"""The plug-in interfaces of the pipeline runner, and their registries.
+
+Three kinds of plug-in make a pipeline, each a small class in its own module that owns all
+that concerns it (as xarray's backends or PyG's registers):
+
+- :class:`Source`: a kind of brain data (``brain.<name>.dataset``): its spec keys and checks,
+  what its data depend on (file hashes and options: the cache key), how it is loaded, its
+  RDM and its paragraph in the report's Data section;
+- :class:`ModelKind`: a kind of model (``models.<name>.kind``): its spec keys and checks, the
+  content its results depend on (weight digests), its features and RDMs over the brain's
+  stimuli, and its provenance;
+- :class:`Analysis`: an analysis (``analyses.<name>``): its spec keys and checks, its units
+  (by default one per brain source and model), each unit's cache key (from exactly what the
+  unit reads), the computation of a unit, the assembly of the units' results into the
+  results tree, and its report section.
+
+The runner (``_run``) and the executors (in process, or Dask) name no analysis, source or
+model: they go through these interfaces. Register a plug-in with the decorators
+(:func:`register_analysis`, :func:`register_source`, :func:`register_model`) or, from another
+package, with an entry point in the groups ``brainalign.analyses``, ``brainalign.sources`` or
+``brainalign.models`` (the object named is the plug-in class). ``docs/pipelines.md`` ("Write
+your own analysis") has a complete example.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, ClassVar, TypeVar
+
+import xarray as xr
+
+from brainalign._checks import check_option
+
+#: A spec schema: key → (type or tuple of types, required, default).
+Schema = Mapping[str, tuple[Any, bool, Any]]
+#: Integer ranges: key → (lowest, highest, what the integer counts).
+Limits = Mapping[str, tuple[int, int, str]]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independent piece of work: an analysis of one brain source against one model."""
+
+    analysis: str
+    brain: str
+    model: str
+
+    @property
+    def key(self) -> str:
+        """A stable identifier, ``analysis/brain/model``."""
+        return f"{self.analysis}/{self.brain}/{self.model}"
+
+
+class Checker:
+    """What a plug-in's ``validate`` gets to report a problem in the spec (see ``_spec``)."""
+
+    def fail(self, path: tuple[str, ...], message: str) -> None:  # pragma: no cover
+        """Raise a SpecError naming the key path, the problem and the line."""
+        raise NotImplementedError
+
+    def option(self, path: tuple[str, ...], value: Any, allowed: Any) -> None:  # pragma: no cover
+        """Fail unless ``value`` is one of ``allowed`` (with "Did you mean ...?")."""
+        raise NotImplementedError
+
+
+class Source:
+    """A kind of brain data, named by ``brain.<name>.dataset`` in a spec.
+
+    Attributes
+    ----------
+    name : str
+        The ``dataset`` value.
+    data : str
+        What the data are: ``"patterns"`` (trials × voxels), ``"judgments"`` (an RDM) or
+        ``"meeg"`` (stimuli × channels × time). Analyses check it to refuse sources they
+        cannot use.
+    schema : dict
+        The spec keys this source reads (besides ``dataset``).
+    """
+
+    name: ClassVar[str] = ""
+    data: ClassVar[str] = ""
+    schema: ClassVar[Schema] = {}
+
+    def validate(self, c: Checker, src: dict[str, Any], path: tuple[str, ...]) -> None:
+        """Check a source's settings beyond their types (default: nothing)."""
+
+    def payload(self, src: dict[str, Any]) -> dict[str, Any]:
+        """Return what the data depend on: the settings and the sha256 of each file read."""
+        raise NotImplementedError
+
+    def load(self, src: dict[str, Any]) -> Any:
+        """Load the data (the object the analyses of this ``data`` kind expect)."""
+        raise NotImplementedError
+
+    def brain(self, src: dict[str, Any], data: Any, metric: str) -> dict[str, Any]:
+        """Return the brain entry: ``rdm``, ``attrs`` (provenance), optional ``splits``."""
+        raise NotImplementedError
+
+    def data_text(self, bname: str, src: dict[str, Any], attrs: dict[str, Any]) -> str:
+        """Return the paragraph of the report's Data section on this source."""
+        return f"{bname}: {src['dataset']}."
+
+
+class ModelKind:
+    """A kind of model, named by ``models.<name>.kind`` in a spec.
+
+    Attributes
+    ----------
+    name : str
+        The ``kind`` value.
+    schema : dict
+        The spec keys of this kind (``kind`` included).
+    limits : dict
+        Integer ranges of its keys.
+    """
+
+    name: ClassVar[str] = ""
+    schema: ClassVar[Schema] = {}
+    limits: ClassVar[Limits] = {}
+
+    def validate(self, c: Checker, m: dict[str, Any], path: tuple[str, ...]) -> None:
+        """Check a model's settings beyond their types (default: nothing)."""
+
+    def content(self, name: str, m: dict[str, Any]) -> str | None:
+        """Return what the model's results depend on beyond its settings (weight digests)."""
+        return None
+
+    def features(self, name: str, m: dict[str, Any], ids: list[str]) -> dict[str, xr.DataArray]:
+        """Return feature matrices ``(stimulus, feature)``, one per entry (``model:layer``)."""
+        raise NotImplementedError
+
+    def rdms(
+        self, name: str, m: dict[str, Any], brain_rdm: xr.DataArray, metric: str
+    ) -> dict[str, xr.DataArray]:
+        """Return the model's RDMs over the brain RDM's stimuli, one per entry."""
+        from brainalign import rsa
+
+        ids = [str(v) for v in brain_rdm["stimulus_a"].values]
+        out = {}
+        for entry, acts in self.features(name, m, ids).items():
+            r = rsa.rdm(acts, metric)
+            if ":" in entry:
+                r.attrs["layer"] = entry.split(":", 1)[1]
+            out[entry] = r
+        return out
+
+    def provenance(self, name: str, m: dict[str, Any]) -> dict[str, str]:
+        """Return rows for the report's provenance table (default: none)."""
+        return {}
+
+
+class Analysis:
+    """An analysis, named by ``analyses.<name>`` in a spec.
+
+    A subclass sets the class attributes and implements :meth:`key`, :meth:`compute`,
+    :meth:`assemble` and :meth:`report`; the runner does the rest (cache look-up and storage,
+    warnings kept with the entry, dry-run status, Dask tasks, progress, results.nc).
+
+    Attributes
+    ----------
+    name : str
+        The key under ``analyses``.
+    schema : dict
+        Its spec keys: key → (type(s), required, default).
+    limits : dict
+        Integer ranges of its keys, checked at validation.
+    cache_kind : str
+        The prefix of its cache entries (default: ``name``).
+    section : str
+        Its report section's title.
+    progress : str
+        The label of its progress bar.
+    """
+
+    name: ClassVar[str] = ""
+    schema: ClassVar[Schema] = {}
+    limits: ClassVar[Limits] = {}
+    cache_kind: ClassVar[str] = ""
+    section: ClassVar[str] = ""
+    progress: ClassVar[str] = ""
+
+    def validate(self, c: Checker, params: dict[str, Any], spec: dict[str, Any]) -> None:
+        """Check the analysis's settings against each other and the spec's sources."""
+
+    def units(self, spec: dict[str, Any]) -> list[Unit]:
+        """Return the units of work: by default one per brain source and model."""
+        return [Unit(self.name, b, m) for b in spec["brain"] for m in spec["models"]]
+
+    def key(self, ctx: Any, unit: Unit) -> str | None:
+        """Return the unit's cache key, from exactly what the unit reads.
+
+        ``ctx`` is the run's context (``_context.Context``). In a dry run it computes
+        nothing: a key that needs an uncached intermediate is None ("to run").
+        """
+        raise NotImplementedError
+
+    def compute(self, ctx: Any, unit: Unit) -> xr.Dataset | xr.DataTree:
+        """Compute one unit's result (cached by the runner under :meth:`key`)."""
+        raise NotImplementedError
+
+    def assemble(
+        self, ctx: Any, results: dict[Unit, Any]
+    ) -> tuple[dict[str, xr.Dataset], Any]:
+        """Turn the units' results into results-tree nodes (path → Dataset), plus a state.
+
+        The state is whatever :meth:`report` needs beyond the nodes.
+        """
+        raise NotImplementedError
+
+    def report(self, report: Any, ctx: Any, nodes: dict[str, xr.Dataset], state: Any) -> None:
+        """Add the analysis's section to the report."""
+
+
+_ANALYSES: dict[str, type[Analysis]] = {}
+_SOURCES: dict[str, type[Source]] = {}
+_MODELS: dict[str, type[ModelKind]] = {}
+_GROUPS = {
+    "brainalign.analyses": _ANALYSES,
+    "brainalign.sources": _SOURCES,
+    "brainalign.models": _MODELS,
+}
+#: The modules of the built-in plug-ins (imported on first use of a registry).
+_BUILTINS = (
+    "brainalign.pipeline.sources",
+    "brainalign.pipeline.models",
+    "brainalign.pipeline.analyses",
+)
+_loaded = False
+T = TypeVar("T")
+
+
+def _register(registry: dict[str, Any], kind: str) -> Callable[[type[T]], type[T]]:
+    def decorator(cls: type[T]) -> type[T]:
+        name = cls.name  # type: ignore[attr-defined]
+        if not name:
+            raise ValueError(f"a {kind} plug-in needs a non-empty 'name'; {cls!r} has none.")
+        old = registry.get(name)
+        if old is not None and old is not cls and old.__qualname__ != cls.__qualname__:
+            raise ValueError(
+                f"{kind} {name!r} is registered already (by {old.__module__}.{old.__qualname__})"
+                f"; pick another name for {cls.__module__}.{cls.__qualname__}."
+            )
+        registry[name] = cls
+        return cls
+
+    return decorator
+
+
+def register_analysis(cls: type[Analysis]) -> type[Analysis]:
+    """Register an :class:`Analysis` subclass under its ``name`` (a class decorator).
+
+    Parameters
+    ----------
+    cls : type
+        The analysis class.
+
+    Returns
+    -------
+    cls : type
+        The same class.
+
+    Raises
+    ------
+    ValueError
+        When another class holds the name.
+    """
+    if not cls.cache_kind:
+        cls.cache_kind = cls.name
+    return _register(_ANALYSES, "analysis")(cls)
+
+
+def register_source(cls: type[Source]) -> type[Source]:
+    """Register a :class:`Source` subclass under its ``name`` (a class decorator)."""
+    return _register(_SOURCES, "source")(cls)
+
+
+def register_model(cls: type[ModelKind]) -> type[ModelKind]:
+    """Register a :class:`ModelKind` subclass under its ``name`` (a class decorator)."""
+    return _register(_MODELS, "model kind")(cls)
+
+
+def _load_plugins() -> None:
+    """Import the built-in plug-ins, then those that packages declare as entry points."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _BUILTINS:
+        importlib.import_module(module)
+    for group, registry in _GROUPS.items():
+        for ep in metadata.entry_points(group=group):
+            cls = ep.load()
+            _register(registry, group.rsplit(".", 1)[1][:-1])(cls)
+
+
+def analyses() -> dict[str, type[Analysis]]:
+    """Return the registered analyses (name → class), built-ins first."""
+    _load_plugins()
+    return dict(_ANALYSES)
+
+
+def sources() -> dict[str, type[Source]]:
+    """Return the registered brain sources (dataset name → class)."""
+    _load_plugins()
+    return dict(_SOURCES)
+
+
+def model_kinds() -> dict[str, type[ModelKind]]:
+    """Return the registered model kinds (kind → class)."""
+    _load_plugins()
+    return dict(_MODELS)
+
+
+def get_analysis(name: str) -> Analysis:
+    """Return an instance of the analysis ``name`` (ValueError naming the registered ones)."""
+    registry = analyses()
+    check_option("analysis", name, list(registry))
+    return registry[name]()
+
+
+def get_source(name: str) -> Source:
+    """Return an instance of the brain source ``name``."""
+    registry = sources()
+    check_option("dataset", name, list(registry))
+    return registry[name]()
+
+
+def get_model_kind(name: str) -> ModelKind:
+    """Return an instance of the model kind ``name``."""
+    registry = model_kinds()
+    check_option("kind", name, list(registry))
+    return registry[name]()

@@ -1,0 +1,136 @@
+"""Helpers that several analyses share (no analysis imports another)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+
+def stack_rdms(rdms: dict[str, xr.DataArray]) -> xr.DataArray:
+    """RDMs stacked over a ``model`` dim named by their keys (stimulus coords only).
+
+    The RDMs are aligned by stimulus id (the first one's order) before stacking; different
+    id sets raise, naming the ids (never a NaN-filled union).
+
+    Parameters
+    ----------
+    rdms : dict
+        Entry name → RDM.
+
+    Returns
+    -------
+    stack : xarray.DataArray, dims ("model", "stimulus_a", "stimulus_b")
+    """
+    from brainalign.data import align_stimuli
+
+    keep = ("stimulus_a", "stimulus_b")
+    aligned = align_stimuli(*rdms.values(), join="exact")
+    aligned = [r.drop_vars([c for c in r.coords if c not in keep]) for r in aligned]
+    return xr.concat(aligned, dim="model", join="exact").assign_coords(model=list(rdms))
+
+
+def brain_model_rdms(ctx: Any, bname: str) -> dict[str, xr.DataArray]:
+    """Every model entry's RDM over brain ``bname``'s stimuli, in the spec's model order."""
+    out: dict[str, xr.DataArray] = {}
+    for mname in ctx.spec["models"]:
+        out.update(ctx.model_rdms(mname, bname))
+    return out
+
+
+def by_brain(results: dict[Any, Any]) -> dict[str, dict[str, Any]]:
+    """Group units' results (unit → {entry: value}) by brain, entries in unit order."""
+    out: dict[str, dict[str, Any]] = {}
+    for unit, entries in results.items():
+        out.setdefault(unit.brain, {}).update(entries)
+    return out
+
+
+def multi_layer_models(entries: Any) -> dict[str, list[str]]:
+    """Group ``model:layer`` entries by model, keeping the models with several layers."""
+    layers: dict[str, list[str]] = {}
+    for entry in entries:
+        if ":" in entry:
+            layers.setdefault(entry.split(":", 1)[0], []).append(entry)
+    return {model: names for model, names in layers.items() if len(names) >= 2}
+
+
+def add_voxel_map(
+    report: Any,
+    values: xr.DataArray,
+    bg: dict,
+    *,
+    name: str,
+    kind: str,
+    section: str,
+    caption: str,
+) -> None:
+    """Slices of a voxel map; for an (approximately) MNI source also a glass brain and surface.
+
+    The figures go into ``section``, titled ``"{kind}: {name}"`` (slices),
+    ``"{kind} (glass brain): {name}"`` and ``"{kind} (surface): {name}"``. ``bg`` is what a
+    pattern source's ``background()`` returns.
+    """
+    from brainalign.viz import plot_brain_map, plot_glass_brain, plot_surface_map
+
+    report.add_figure(
+        plot_brain_map(values, bg["like"], bg_img=bg["bg"], title=name),
+        f"{kind}: {name}",
+        section=section,
+        caption=f"{caption} On the dataset's mean functional image.",
+    )
+    if not bg["mni"]:
+        return
+    report.add_figure(
+        plot_glass_brain(values, bg["like"], title=name),
+        f"{kind} (glass brain): {name}",
+        section=section,
+        caption=f"{caption} Maximum projections onto the MNI152 glass brain. {bg['note']}",
+    )
+    report.add_figure(
+        plot_surface_map(values, bg["like"], title=name),
+        f"{kind} (surface): {name}",
+        section=section,
+        caption=f"{caption} Projected onto the fsaverage5 cortical surface (mean along the "
+        "line from white matter to pial surface; inflated, lateral and ventral views; grey: "
+        f"no voxel of the map). {bg['note']}",
+    )
+
+
+def background(ctx: Any, bname: str) -> dict[str, Any]:
+    """A pattern source's map background (loaded once per run for every section)."""
+    src = ctx.spec["brain"][bname]
+    return ctx.memo(("background", bname), lambda: ctx.source(bname).background(src))
+
+
+def require_data(c: Any, spec: dict[str, Any], kind: str, problem: str) -> None:
+    """Fail for every brain source whose data are not of ``kind`` (``"patterns"``, ...)."""
+    from brainalign.pipeline._analysis import get_source
+
+    for bname, src in spec["brain"].items():
+        if get_source(src["dataset"]).data != kind:
+            c.fail(
+                ("brain", bname, "dataset"),
+                f"{src['dataset']!r} {problem}; use a pattern dataset (haxby2001) or drop "
+                "the analysis.",
+            )
+
+
+def refuse_meeg(c: Any, spec: dict[str, Any], analysis: str) -> None:
+    """Fail when a brain source is M/EEG (channels over time) for a voxel analysis."""
+    from brainalign.pipeline._analysis import get_source
+
+    for bname, src in spec["brain"].items():
+        if get_source(src["dataset"]).data == "meeg":
+            c.fail(
+                ("analyses", analysis),
+                f"needs fMRI patterns, but brain.{bname} is an M/EEG source "
+                f"({src['dataset']!r}: channels over time). Use analyses.time_resolved "
+                "for M/EEG sources, or move them to another spec.",
+            )
+
+
+def finite_peak(values: xr.DataArray) -> float:
+    """The largest finite value (-inf when there is none)."""
+    return float(np.nanmax(values.values)) if np.isfinite(values.values).any() else -np.inf

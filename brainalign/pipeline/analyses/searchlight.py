@@ -1,0 +1,130 @@
+"""Searchlight RSA: a brain map of model-brain RDM similarity in spheres around each voxel.
+
+One unit per pattern source and model: each model entry's RDM against the RDM of the
+stimulus-mean patterns within ``radius`` mm of every voxel (:func:`brainalign.rsa.searchlight`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import xarray as xr
+
+from brainalign.pipeline._analysis import Analysis, Unit, register_analysis
+from brainalign.pipeline._cache import content_key, entries_to_tree, tree_to_entries
+from brainalign.pipeline.analyses._common import (
+    add_voxel_map,
+    background,
+    by_brain,
+    finite_peak,
+    refuse_meeg,
+    require_data,
+)
+
+
+@register_analysis
+class Searchlight(Analysis):
+    """Searchlight maps of each brain source against each model entry's RDM."""
+
+    name = "searchlight"
+    section = "Searchlight"
+    progress = "searchlight units"
+    schema = {
+        "radius": ((int, float), True, None),  # mm
+        "metric": (str, False, "correlation"),
+        "method": (str, False, "spearman"),
+    }
+
+    def validate(self, c: Any, params: dict[str, Any], spec: dict[str, Any]) -> None:
+        """A positive radius, known metric and method, pattern sources only."""
+        refuse_meeg(c, spec, "searchlight")
+        if params["radius"] <= 0:
+            c.fail(
+                ("analyses", "searchlight", "radius"), f"must be > 0 (mm), got {params['radius']}."
+            )
+        c.option(
+            ("analyses", "searchlight", "metric"),
+            params["metric"],
+            ("correlation", "cosine", "euclidean", "sqeuclidean"),
+        )
+        c.option(
+            ("analyses", "searchlight", "method"),
+            params["method"],
+            ("spearman", "pearson", "cosine"),
+        )
+        require_data(c, spec, "patterns", "has no voxels for a searchlight")
+
+    def key(self, ctx: Any, unit: Unit) -> str | None:
+        """The source's data, the model RDMs and the searchlight settings."""
+        model_key = ctx.model_key(unit.model, unit.brain)
+        if model_key is None:
+            return None
+        return content_key(
+            {
+                "data": ctx.data_key(unit.brain),
+                "model": model_key,
+                "searchlight": ctx.params("searchlight"),
+            }
+        )
+
+    def compute(self, ctx: Any, unit: Unit) -> xr.DataTree:
+        """One map per model entry."""
+        from brainalign import rsa
+
+        params = ctx.params("searchlight")
+        patterns = ctx.data(unit.brain).means
+        maps = {
+            entry: rsa.searchlight(
+                patterns,
+                r,
+                radius=float(params["radius"]),
+                metric=params["metric"],
+                method=params["method"],
+            )
+            for entry, r in ctx.model_rdms(unit.model, unit.brain).items()
+        }
+        return entries_to_tree(maps, {"unit": unit.key})
+
+    def assemble(self, ctx: Any, results: dict[Unit, Any]) -> tuple[dict[str, xr.Dataset], Any]:
+        """Per brain source: the maps stacked over model entries."""
+        maps = by_brain({u: tree_to_entries(t) for u, t in results.items()})
+        nodes = {}
+        for bname, entries in maps.items():
+            stack = xr.concat(list(entries.values()), dim="model", join="exact").assign_coords(
+                model=list(entries)
+            )
+            nodes[f"searchlight/{bname}"] = stack.to_dataset(name="similarity")
+        return nodes, maps
+
+    def report(self, report: Any, ctx: Any, nodes: dict[str, xr.Dataset], state: Any) -> None:
+        """Slices, and glass brain + surface for MNI sources.
+
+        For a model with several layers, the glass brain and surface show its layer with the
+        highest peak similarity (the slices show every layer).
+        """
+        params = ctx.params("searchlight")
+        for bname, entries in state.items():
+            bg = background(ctx, bname)
+            caption = (
+                f"Per voxel: {params['method']} correlation between the model RDM and the "
+                f"{params['metric']} RDM of the voxels within {params['radius']} mm."
+            )
+            peaks = {e: finite_peak(v) for e, v in entries.items()}
+            by_model: dict[str, list[str]] = {}
+            for e in entries:  # "model" or "model:layer" entries, grouped by model
+                by_model.setdefault(e.split(":", 1)[0], []).append(e)
+            shown = {max(layers, key=peaks.__getitem__) for layers in by_model.values()}
+            for entry, values in entries.items():
+                n_layers = len(by_model[entry.split(":", 1)[0]])
+                best = (
+                    " The model's layer with the highest peak similarity." if n_layers > 1 else ""
+                )
+                add_voxel_map(
+                    report,
+                    values,
+                    {**bg, "mni": bg["mni"] and entry in shown},
+                    name=f"{bname} vs {entry}",
+                    kind="Searchlight",
+                    section=self.section,
+                    caption=caption + (best if entry in shown else ""),
+                )

@@ -1,0 +1,42 @@
+"""The built-in brain sources of pipeline specs (``brain.<name>.dataset``).
+
+Each module registers its :class:`~brainalign.pipeline._analysis.Source` classes: fMRI
+patterns (``haxby2001``), human judgments (``word_similarity``) and M/EEG recordings
+(``eeg_haxby_sim``, ``meeg_file``).
+"""
+
+from brainalign.pipeline.sources.haxby import (
+    HAXBY_VOLUMES,
+    MNI_VOLUMES,
+    Haxby2001,
+    Patterns,
+    run_splits,
+    trials_rdm,
+)
+from brainalign.pipeline.sources.judgments import WordSimilarity
+from brainalign.pipeline.sources.meeg import (
+    MEEG_FILE,
+    MEEG_SOURCES,
+    ON_NAN,
+    EegHaxbySim,
+    MeegFile,
+    load_meeg,
+    simulated_window,
+)
+
+__all__ = [
+    "HAXBY_VOLUMES",
+    "MEEG_FILE",
+    "MEEG_SOURCES",
+    "MNI_VOLUMES",
+    "ON_NAN",
+    "EegHaxbySim",
+    "Haxby2001",
+    "MeegFile",
+    "Patterns",
+    "WordSimilarity",
+    "load_meeg",
+    "run_splits",
+    "simulated_window",
+    "trials_rdm",
+]
