@@ -264,7 +264,7 @@ def test_io_errors_while_running_are_one_line(
     ],
 )
 def test_out_of_memory_in_a_unit_is_one_line(cached_out, capsys, monkeypatch, error, expected):
-    monkeypatch.setattr("brainalign.pipeline._run._compute_unit", _raise(error))
+    monkeypatch.setattr("brainalign.pipeline._executor.run_unit", _raise(error))
     assert main(["run", DEMO, "--out", str(cached_out)]) == 1
     assert expected in _one_error_line(capsys.readouterr().err)
 
@@ -286,7 +286,7 @@ def test_free_space_is_checked_before_writing_results(cached_out, capsys, monkey
 def test_ctrl_c_exits_130_and_counts_the_cache(cached_out, capsys, monkeypatch):
     n = len(list((cached_out / ".cache").glob("*.nc")))
     assert n >= 2
-    monkeypatch.setattr("brainalign.pipeline._run._compute_unit", _raise(KeyboardInterrupt()))
+    monkeypatch.setattr("brainalign.pipeline._executor.run_unit", _raise(KeyboardInterrupt()))
     try:
         code = main(["run", DEMO, "--out", str(cached_out)])
     except KeyboardInterrupt:  # not pytest's own: fail this test, not the session

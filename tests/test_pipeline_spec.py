@@ -271,7 +271,6 @@ def test_searchlight_analysis_in_a_pipeline(tmp_path):
 @pytest.mark.parametrize(
     ("analyses", "match"),
     [
-        ({"searchlight": {"radius": 8}}, r"analyses\.rsa: is required"),
         ({"rsa": {}, "searchlight": {"radius": 0}}, r"analyses\.searchlight\.radius: must be > 0"),
         ({"rsa": {}, "searchlight": {}}, r"analyses\.searchlight\.radius: is required"),
     ],
@@ -512,9 +511,8 @@ def test_counts_and_seeds_are_range_checked(tmp_path, text, match):
 def test_every_limit_names_a_key_of_its_section():
     from brainalign.pipeline import _spec
 
-    schemas = {"spec": _spec._TOP, "executor": _spec._EXECUTOR_KEYS}
-    schemas |= _spec._MODEL_KINDS | _spec._ANALYSES
-    for (section, key), (low, high, what) in _spec.LIMITS.items():
+    schemas = _spec.schemas()
+    for (section, key), (low, high, what) in _spec.limits().items():
         assert int in _spec._as_tuple(schemas[section][key][0]), (section, key)
         assert 0 <= low < high and what
         default = schemas[section][key][2]

@@ -131,9 +131,8 @@ def test_spec_volume_and_mask_options():
 
 
 def test_cache_key_covers_the_files_read():
-    from brainalign.pipeline._run import _brain_payload
+    from brainalign.pipeline.sources import Haxby2001
 
-    params = {"metric": "correlation", "method": "spearman", "split_half": True}
     src = load_spec(
         {
             "name": "x",
@@ -142,13 +141,13 @@ def test_cache_key_covers_the_files_read():
             "analyses": {"rsa": {}},
         }
     )["brain"]["wb"]
-    files = _brain_payload(src, params)["files"]
+    files = Haxby2001().payload(src)["files"]
     runs = [f for f in files if f.endswith("bold_25mm.nii.gz")]
     assert len(runs) == 12 and len([f for f in files if "/onsets/" in f]) == 96
     assert "openfmri_sub001/sub001/masks/25mm/brain.nii.gz" in files
     manifest = ba.datasets.get_manifest("haxby2001")["files"]
     assert all(files[f] == manifest[f] for f in files)  # the manifest's sha256 of each
-    gray = _brain_payload({**src, "mask": "gray"}, params)["files"]
+    gray = Haxby2001().payload({**src, "mask": "gray"})["files"]
     assert "openfmri_sub001/sub001/masks/25mm/gray.nii.gz" in gray
 
 

@@ -14,7 +14,7 @@ import xarray as xr
 from brainalign._files import atomic_write
 
 _ATTRS_KEY = "_brainalign_attrs_json"
-_KIND_KEY = "_brainalign_kind"
+KIND_KEY = "_brainalign_kind"
 _NAME_KEY = "_brainalign_name"
 _ENGINE = "h5netcdf"
 
@@ -68,7 +68,7 @@ def _native_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _pack(obj: xr.Dataset | xr.DataArray) -> None:
+def pack_attrs(obj: xr.Dataset | xr.DataArray) -> None:
     """Replace attrs in place by native ones plus one JSON blob with exact types."""
     items = [obj] + [obj[v] for v in obj.variables] if isinstance(obj, xr.Dataset) else [obj]
     if isinstance(obj, xr.DataArray):
@@ -79,7 +79,8 @@ def _pack(obj: xr.Dataset | xr.DataArray) -> None:
         item.attrs[_ATTRS_KEY] = json.dumps(_encode(full))
 
 
-def _unpack(obj: xr.Dataset | xr.DataArray) -> None:
+def unpack_attrs(obj: xr.Dataset | xr.DataArray) -> None:
+    """Undo :func:`pack_attrs` in place: attrs with their exact types again."""
     items = [obj] + [obj[v] for v in obj.variables] if isinstance(obj, xr.Dataset) else [obj]
     if isinstance(obj, xr.DataArray):
         items += [obj[c] for c in obj.coords]
@@ -126,8 +127,8 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
             ds["__brainalign_dataarray__"].attrs = dict(obj.attrs)
             for c in obj.coords:
                 ds[c].attrs = dict(obj[c].attrs)
-            _pack(ds)
-            ds.attrs[_KIND_KEY] = "DataArray"
+            pack_attrs(ds)
+            ds.attrs[KIND_KEY] = "DataArray"
             ds.attrs[_NAME_KEY] = json.dumps(obj.name)
             ds.to_netcdf(tmp, engine=_ENGINE)
         elif isinstance(obj, xr.Dataset):
@@ -135,8 +136,8 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
             ds.attrs = dict(obj.attrs)
             for v in ds.variables:
                 ds[v].attrs = dict(obj[v].attrs)
-            _pack(ds)
-            ds.attrs[_KIND_KEY] = "Dataset"
+            pack_attrs(ds)
+            ds.attrs[KIND_KEY] = "Dataset"
             ds.to_netcdf(tmp, engine=_ENGINE)
         elif isinstance(obj, xr.DataTree):
             tree = obj.copy(deep=False)
@@ -145,9 +146,9 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
                 ds.attrs = dict(node.attrs)
                 for v in ds.variables:
                     ds[v].attrs = dict(node.dataset[v].attrs)
-                _pack(ds)
+                pack_attrs(ds)
                 node.dataset = ds
-            tree.attrs[_KIND_KEY] = "DataTree"
+            tree.attrs[KIND_KEY] = "DataTree"
             tree.to_netcdf(tmp, engine=_ENGINE)
         else:
             raise TypeError(
@@ -227,7 +228,7 @@ def _check_netcdf4(path: Path) -> None:
 
     try:
         with h5py.File(path, "r") as f:
-            if _KIND_KEY in f.attrs:
+            if KIND_KEY in f.attrs:
                 return
             f.visititems(visit)
     except OSError as err:
@@ -280,7 +281,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     if kind == "netcdf3":
         with xr.open_dataset(path, engine="scipy") as opened:
             ds = opened.load()
-        _unpack(ds)
+        unpack_attrs(ds)
         return ds
     try:
         tree = xr.open_datatree(path, engine=_ENGINE)
@@ -293,20 +294,20 @@ def load(path: str | os.PathLike[str]) -> Any:
         tree = tree.load()
     finally:
         tree.close()
-    kind = tree.attrs.get(_KIND_KEY)
+    kind = tree.attrs.get(KIND_KEY)
     if kind == "DataTree" or (kind is None and tree.children):
         out = tree.copy()
-        out.attrs.pop(_KIND_KEY, None)
+        out.attrs.pop(KIND_KEY, None)
         for node in out.subtree:
             ds = node.to_dataset(inherit=False).copy(deep=False)
-            _unpack(ds)
-            ds.attrs.pop(_KIND_KEY, None)
+            unpack_attrs(ds)
+            ds.attrs.pop(KIND_KEY, None)
             node.dataset = ds
         return out
     ds = tree.to_dataset().copy(deep=False)
     name_blob = ds.attrs.pop(_NAME_KEY, None)
-    ds.attrs.pop(_KIND_KEY, None)
-    _unpack(ds)
+    ds.attrs.pop(KIND_KEY, None)
+    unpack_attrs(ds)
     if kind == "DataArray":
         da = ds["__brainalign_dataarray__"]
         da.name = json.loads(name_blob) if name_blob is not None else None

@@ -63,7 +63,8 @@ def as_ids(stimulus: Any, n: int, *, name: str = "stimulus") -> np.ndarray:
     return ids
 
 
-def _duplicates(ids: Sequence[str]) -> list[str]:
+def duplicates(ids: Sequence[str]) -> list[str]:
+    """Return the ids that occur more than once (sorted)."""
     uniq, counts = np.unique(np.asarray(ids), return_counts=True)
     return uniq[counts > 1].tolist()
 
@@ -143,7 +144,7 @@ def responses(
         raise SchemaError(f"The first dim must be {sample_dim!r} (sample_dim), got dims {dims}.")
     ids = as_ids(stimulus, arr.shape[0])
     if sample_dim == STIMULUS:
-        dup = _duplicates(ids)
+        dup = duplicates(ids)
         if dup:
             raise SchemaError(
                 f"stimulus ids must be unique along the 'stimulus' dim; duplicated: "
@@ -279,7 +280,7 @@ def _check_str_values(values: np.ndarray, label: str, *, allow_dup: bool) -> Non
         raise SchemaError(f"{label} holds non-string or empty ids: {_fmt_list(bad)}.")
     _check_storable(values, label)
     if not allow_dup:
-        dup = _duplicates(values)
+        dup = duplicates(values)
         if dup:
             raise SchemaError(f"{label} ids must be unique; duplicated: {_fmt_list(dup)}.")
 

@@ -58,7 +58,7 @@ def load_haxby(*, preprocess: bool = True, include_rest: bool = False) -> xr.Dat
     """
     import nibabel as nib
 
-    from brainalign.loaders.fmri import _voxel_coords
+    from brainalign.loaders.fmri import voxel_coords
 
     check_type("preprocess", preprocess, (bool,), "a bool")
     check_type("include_rest", include_rest, (bool,), "a bool")
@@ -88,7 +88,7 @@ def load_haxby(*, preprocess: bool = True, include_rest: bool = False) -> xr.Dat
             "stimulus": ("trial", labels[keep]),
             "run": ("trial", runs[keep]),
             "volume": ("trial", np.flatnonzero(keep)),
-            **_voxel_coords(ijk, img.affine),
+            **voxel_coords(ijk, img.affine),
         },
         attrs={
             "modality": "fmri",

@@ -120,7 +120,7 @@ def load_haxby_wholebrain(
     """
     import nibabel as nib
 
-    from brainalign.loaders.fmri import _voxel_coords, read_openfmri_events
+    from brainalign.loaders.fmri import read_openfmri_events, voxel_coords
 
     check_type("preprocess", preprocess, (bool,), "a bool")
     manifest = get_manifest("haxby2001")
@@ -165,7 +165,7 @@ def load_haxby_wholebrain(
             "stimulus": ("trial", np.array(stimuli)),
             "run": ("trial", np.array(run_of)),
             "n_volumes": ("trial", np.array(counts)),
-            **_voxel_coords(ijk, mask_img.affine),
+            **voxel_coords(ijk, mask_img.affine),
         },
         attrs={
             "modality": "fmri",

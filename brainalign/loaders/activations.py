@@ -30,7 +30,7 @@ from brainalign._device import resolve_device
 from brainalign._imports import soft_import
 from brainalign._logging import logger, progress
 from brainalign._version import __version__
-from brainalign.data._io import _KIND_KEY, _pack, _unpack
+from brainalign.data._io import KIND_KEY, pack_attrs, unpack_attrs
 from brainalign.data._schema import as_ids, validate
 
 __all__ = [
@@ -770,7 +770,7 @@ class _FileSink:
             group.variables["stimulus"].attrs.update(empty)
             group.variables["activations"].attrs.update(_packed_attrs(layer_attrs[name]))
         self.file.attrs.update(_packed_attrs(tree_attrs))
-        self.file.attrs[_KIND_KEY] = "DataTree"
+        self.file.attrs[KIND_KEY] = "DataTree"
         self.file.close()
         os.replace(self.tmp, self.path)
         return _open_lazily(self.path)
@@ -784,7 +784,7 @@ class _FileSink:
 def _packed_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     """``attrs`` as :func:`brainalign.save` stores them: native values plus exact JSON."""
     ds = xr.Dataset(attrs=dict(attrs))
-    _pack(ds)
+    pack_attrs(ds)
     return dict(ds.attrs)
 
 
@@ -793,8 +793,8 @@ def _open_lazily(path: Path) -> xr.DataTree:
     tree = xr.open_datatree(path, engine="h5netcdf")
     for node in tree.subtree:
         ds = node.to_dataset(inherit=False).copy(deep=False)
-        _unpack(ds)
-        ds.attrs.pop(_KIND_KEY, None)
+        unpack_attrs(ds)
+        ds.attrs.pop(KIND_KEY, None)
         node.dataset = ds
     return tree
 

@@ -44,7 +44,7 @@ _IMAGE_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr", ".mgz", ".mgh")
 
 
 # --------------------------------------------------------------------------------- images
-def _load_img(img: Any, name: str) -> Any:
+def load_img(img: Any, name: str) -> Any:
     """Return a nibabel image from a path or image, with clear errors."""
     import nibabel as nib
 
@@ -148,7 +148,8 @@ def _check_grid(
     )
 
 
-def _voxel_coords(ijk: np.ndarray, affine: np.ndarray) -> dict[str, Any]:
+def voxel_coords(ijk: np.ndarray, affine: np.ndarray) -> dict[str, Any]:
+    """Return the coords of voxels ``ijk`` (array indices) under ``affine``: i, j, k, x, y, z."""
     import nibabel as nib
 
     xyz = nib.affines.apply_affine(affine, ijk)
@@ -569,11 +570,11 @@ def load_bold(
     labels = list(run_labels) if run_labels is not None else list(range(1, len(run_list) + 1))
     if len(labels) != len(run_list):
         raise ValueError(f"run_labels has {len(labels)} labels but runs has {len(run_list)}.")
-    imgs = [_load_img(r, f"runs[{n}]") for n, r in enumerate(run_list)]
+    imgs = [load_img(r, f"runs[{n}]") for n, r in enumerate(run_list)]
     for n, img in enumerate(imgs):
         if len(img.shape) != 4:
             raise SchemaError(f"runs[{n}] must be a 4-D BOLD image, got shape {img.shape}.")
-    mask_img = _load_img(mask, "mask")
+    mask_img = load_img(mask, "mask")
     ijk = _mask_ijk(mask_img, imgs[0], "runs[0]")
     for n, img in enumerate(imgs[1:], start=1):
         _mask_ijk(mask_img, img, f"runs[{n}]")
@@ -655,7 +656,7 @@ def load_bold(
         "run": ("trial", meta_df["run"].to_numpy()),
         "onset": ("trial", meta_df["onset"].to_numpy()),
         "duration": ("trial", meta_df["duration"].to_numpy()),
-        **_voxel_coords(ijk, imgs[0].affine),
+        **voxel_coords(ijk, imgs[0].affine),
     }
     attrs = {
         "modality": "fmri",
@@ -753,8 +754,8 @@ def load_betas(
                 f"images of type {type(images).__name__}."
             )
         items = list(images) if isinstance(images, (list, tuple)) else [images]
-        imgs = [_load_img(im, f"images[{n}]") for n, im in enumerate(items)]
-        mask_img = _load_img(mask, "mask")
+        imgs = [load_img(im, f"images[{n}]") for n, im in enumerate(items)]
+        mask_img = load_img(mask, "mask")
         blocks = []
         for n, img in enumerate(imgs):
             ijk = _mask_ijk(mask_img, img, f"images[{n}]")
@@ -763,7 +764,7 @@ def load_betas(
                 vol = vol[..., None]
             blocks.append(vol[ijk[:, 0], ijk[:, 1], ijk[:, 2], :].T)
         values = np.concatenate(blocks, axis=0)
-        coords.update(_voxel_coords(ijk, imgs[0].affine))
+        coords.update(voxel_coords(ijk, imgs[0].affine))
         attrs.update(
             {
                 "source": ";".join(_img_source(i) for i in items),
@@ -868,7 +869,7 @@ def apply_atlas(
     out : xarray.DataArray
         ``da`` with a ``roi`` coordinate on ``voxel``, or dims (..., "roi").
     """
-    img = _load_img(atlas, "atlas")
+    img = load_img(atlas, "atlas")
     values = np.rint(_labels_at(img, da, "atlas")).astype(int)
     name_of = {int(k): str(v) for k, v in (labels or {}).items()}
     names = np.array(
@@ -921,7 +922,7 @@ def split_rois(da: xr.DataArray, roi_masks: Mapping[str, Any]) -> xr.DataTree:
     children = {}
     var = da.name or "data"
     for name, m in roi_masks.items():
-        inside = _labels_at(_load_img(m, f"roi_masks[{name!r}]"), da, f"roi_masks[{name!r}]") > 0
+        inside = _labels_at(load_img(m, f"roi_masks[{name!r}]"), da, f"roi_masks[{name!r}]") > 0
         if not inside.any():
             raise ValueError(
                 f"roi_masks[{name!r}] selects none of the data's {inside.size} voxels."
@@ -965,7 +966,7 @@ def to_image(values: Any, like: Any, *, fill: float = 0.0) -> Any:
             f"values must be a DataArray with voxel coordinates, got {type(values).__name__}."
         )
     ijk = _voxel_ijk(values, "values")
-    ref = _load_img(like, "like")
+    ref = load_img(like, "like")
     shape = ref.shape[:3]
     if np.any(ijk >= np.asarray(shape)) or np.any(ijk < 0):
         raise SchemaError(f"values' voxel indices fall outside the grid of like {shape}.")

@@ -31,7 +31,7 @@ from brainalign._imports import soft_import
 from brainalign._logging import logger, warn
 from brainalign._version import __version__
 from brainalign.data._align import average_trials
-from brainalign.data._schema import _duplicates, as_ids, validate
+from brainalign.data._schema import as_ids, duplicates, validate
 
 DropBad = Literal["none", "nan", "constant", "both"]
 DROP_BAD = ("none", "nan", "constant", "both")
@@ -265,7 +265,7 @@ def _select_events(
                         f"event_id maps {name!r} to code {code}, which no event has; the event "
                         f"codes present are {_fmt_list(present, limit=50)}."
                     )
-        dup = _duplicates([str(c) for c in selected.values()])
+        dup = duplicates([str(c) for c in selected.values()])
         if dup:
             raise ValueError(
                 f"event_id gives the same code to several names (code(s) {', '.join(dup)}); "
@@ -847,7 +847,7 @@ def _from_evokeds(
             )
         stimulus = comments
     ids = as_ids(stimulus, len(evokeds))
-    dup = _duplicates(ids)
+    dup = duplicates(ids)
     if dup:
         raise SchemaError(
             f"Evoked responses must have unique stimulus ids; duplicated: {_fmt_list(dup)}. "
@@ -987,7 +987,7 @@ def load_source_estimate(
             )
     ids = as_ids(stimulus, len(stcs))
     if sample_dim == "stimulus":
-        dup = _duplicates(ids)
+        dup = duplicates(ids)
         if dup:
             raise SchemaError(
                 f"stimulus ids must be unique with sample_dim='stimulus'; duplicated: "

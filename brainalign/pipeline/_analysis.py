@@ -202,9 +202,7 @@ class Analysis:
         """Compute one unit's result (cached by the runner under :meth:`key`)."""
         raise NotImplementedError
 
-    def assemble(
-        self, ctx: Any, results: dict[Unit, Any]
-    ) -> tuple[dict[str, xr.Dataset], Any]:
+    def assemble(self, ctx: Any, results: dict[Unit, Any]) -> tuple[dict[str, xr.Dataset], Any]:
         """Turn the units' results into results-tree nodes (path → Dataset), plus a state.
 
         The state is whatever :meth:`report` needs beyond the nodes.

@@ -15,8 +15,10 @@ is not cached yet is None, and the units that depend on it are "to run".
 
 from __future__ import annotations
 
+import contextlib
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import xarray as xr
@@ -51,6 +53,7 @@ class Context:
         self._brains: dict[str, dict[str, Any] | None] = {}
         self._models: dict[tuple[str, str], tuple[str, dict[str, xr.DataArray]]] = {}
         self._memo: dict[Any, Any] = {}
+        self.timings: dict[str, float] = {}
 
     # -- settings -------------------------------------------------------------------------
     def params(self, analysis: str) -> dict[str, Any]:
@@ -126,7 +129,9 @@ class Context:
             src = self.spec["brain"][bname]
             brain = self.source(bname).brain(src, self.data(bname), self.metric)
             self.cache.put(
-                "brain", key, xr.Dataset({"rdm": brain["rdm"]}, attrs={"source_attrs": brain["attrs"]})
+                "brain",
+                key,
+                xr.Dataset({"rdm": brain["rdm"]}, attrs={"source_attrs": brain["attrs"]}),
             )
         if brain is not None:
             brain["data"] = self.source(bname).data
@@ -187,6 +192,15 @@ class Context:
         m = self.spec["models"][mname]
         return self.model_kind(mname).features(mname, m, ids)
 
+    @contextlib.contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Add the seconds the block takes to ``timings[step]`` (the report's provenance)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - t0
+
     def memo(self, name: Any, compute: Callable[[], Any]) -> Any:
         """Return ``compute()``, computed once per context for ``name`` (not cached on disk)."""
         if name not in self._memo:
@@ -225,4 +239,3 @@ def capture_warnings(compute: Callable[[], Any]) -> tuple[Any, list[str]]:
         elif str(w.message) not in notes:
             notes.append(str(w.message))
     return value, notes
-

@@ -1,11 +1,12 @@
 """Run a pipeline's units on a dask.distributed cluster (local, an address, or SLURM).
 
-Tasks compute cache entries (brain RDMs, model RDMs, every analysis's units, through the same
-``run_unit`` as an in-process run) and return their keys, never arrays: big data travels as NetCDF files in ``OUT/.cache``, which every worker reads. The
-client then assembles ``results.nc`` and the report from the cache with the same code as an
-in-process run, so both give identical results. A task whose worker dies is retried elsewhere;
-an entry that the dead worker finished is found and not recomputed, and atomic writes mean no
-entry is ever half-written.
+Tasks compute cache entries (brain RDMs, model RDMs, every analysis's units, through the
+same ``run_unit`` as an in-process run) and return their keys, never arrays: big data travels
+as NetCDF files in ``OUT/.cache``, which every worker reads. The client then assembles
+``results.nc`` and the report from the cache with the same code as an in-process run, so
+both give identical results. A task whose worker dies is retried elsewhere; an entry that the
+dead worker finished is found and not recomputed, and atomic writes mean no entry is ever
+half-written.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from brainalign._checks import check_option
-from brainalign.pipeline._spec import EXECUTOR_KINDS
 from brainalign._imports import soft_import
 from brainalign._logging import logger, progress
+from brainalign.pipeline._spec import EXECUTOR_KINDS
 
 _CLUSTER_RE = re.compile(r"^local(?::(\d+))?$")
 

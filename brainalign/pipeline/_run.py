@@ -186,12 +186,11 @@ def _run(
         for note in executed.notes.get(name, []):
             logger.warning("%s: %s", name, note)
     timings["assemble"] = time.perf_counter() - t0
+    timings.update(ctx.timings)
     tree = results_tree(spec, nodes)
     timings["total"] = time.perf_counter() - t_start
     t0 = time.perf_counter()
-    results_path, report_path = write_outputs(
-        ctx, tree, sections, executed.notes, out, timings
-    )
+    results_path, report_path = write_outputs(ctx, tree, sections, executed.notes, out, timings)
     timings["write"] = time.perf_counter() - t0
     return RunResult(
         out=out,

@@ -88,12 +88,14 @@ def schemas() -> dict[str, Mapping[str, tuple]]:
 
 
 def _brain_keys() -> dict[str, tuple]:
-    """The keys of a brain source: ``dataset`` and every registered source's keys."""
+    """Return the keys of a brain source: ``dataset`` and every registered source's keys."""
     keys: dict[str, tuple] = {"dataset": (str, True, None)}
     for cls in sources().values():
         for key, value in cls.schema.items():
             keys.setdefault(key, value)
     return keys
+
+
 ALIAS_NODE_LIMIT = 100_000
 """Most YAML nodes a spec may reach through aliases (``*name``), counted while composing."""
 NAME_MAX_LENGTH = 64

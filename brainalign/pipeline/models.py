@@ -45,7 +45,7 @@ class Categorical(ModelKind):
     def rdms(
         self, name: str, m: dict[str, Any], brain_rdm: xr.DataArray, metric: str
     ) -> dict[str, xr.DataArray]:
-        """The category RDM over exactly the brain's stimuli (the metric does not apply)."""
+        """Return the category RDM over exactly the brain's stimuli (no metric applies)."""
         from brainalign import rsa
         from brainalign._checks import StimulusAlignmentError
         from brainalign.data import align_stimuli
@@ -80,7 +80,7 @@ class RandomNetwork(ModelKind):
     }
 
     def features(self, name: str, m: dict[str, Any], ids: list[str]) -> dict[str, xr.DataArray]:
-        """The activations of ``layer`` (default: the last)."""
+        """Return the activations of ``layer`` (default: the last)."""
         from brainalign._checks import check_option
         from brainalign.data import random_network
 
@@ -98,7 +98,7 @@ class RandomNetwork(ModelKind):
     def rdms(
         self, name: str, m: dict[str, Any], brain_rdm: xr.DataArray, metric: str
     ) -> dict[str, xr.DataArray]:
-        """The RDM of the layer's activations."""
+        """Return the RDM of the layer's activations."""
         from brainalign import rsa
 
         ids = [str(v) for v in brain_rdm["stimulus_a"].values]
@@ -108,7 +108,7 @@ class RandomNetwork(ModelKind):
         return {name: r}
 
     def provenance(self, name: str, m: dict[str, Any]) -> dict[str, str]:
-        """The network's seed."""
+        """Return the network's seed."""
         return {f"seed model {name}": str(m["seed"])}
 
 
@@ -128,7 +128,7 @@ class TextModel(ModelKind):
     limits = {"batch_size": (1, 65_536, "texts per forward pass")}
 
     def validate(self, c: Checker, m: dict[str, Any], path: tuple[str, ...]) -> None:
-        """A known pooling, a local model folder, layer names, texts as strings."""
+        """Check for a known pooling, a local model folder, layer names, texts as strings."""
         from brainalign.loaders.activations import POOLINGS
 
         c.option((*path, "pooling"), m["pooling"], tuple(POOLINGS))
@@ -145,7 +145,7 @@ class TextModel(ModelKind):
         _check_texts(c, m["texts"], (*path, "texts"))
 
     def content(self, name: str, m: dict[str, Any]) -> str | None:
-        """The digest of the local model folder (weights, tokenizer, config)."""
+        """Return the digest of the local model folder (weights, tokenizer, config)."""
         path = text_model_path(name, m)
         if Path(path).is_dir():
             return model_folder_digest(path)
@@ -182,7 +182,7 @@ class TextModel(ModelKind):
         return {f"{name}:{layer}": tree[layer]["activations"] for layer in tree.children}
 
     def provenance(self, name: str, m: dict[str, Any]) -> dict[str, str]:
-        """The digest of the weights read."""
+        """Return the digest of the weights read."""
         return {f"sha256 model {name}": str(self.content(name, m))}
 
 

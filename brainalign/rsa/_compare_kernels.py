@@ -256,7 +256,7 @@ def _numba(name: str):
 _pool: dict = {}
 
 
-def _run_split(kernel, n: int, *args) -> None:
+def run_split(kernel, n: int, *args) -> None:
     """Run ``kernel(*args, start, stop)`` over ``range(n)`` in threads (numba drops the GIL)."""
     n_threads = min(n, torch.get_num_threads())
     if n_threads <= 1 or n < 8:
@@ -296,7 +296,7 @@ def tau_a_numba(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) ->
     ia, ib, shape = _pairs(rx.shape[:-1], ry.shape[:-1])
     out = np.empty(len(ia))
     rx2, ry2 = (np.ascontiguousarray(r.reshape(-1, p)) for r in (rx, ry))
-    _run_split(_numba("_tau_a_rows"), len(ia), rx2, ry2, ia, ib, out)
+    run_split(_numba("_tau_a_rows"), len(ia), rx2, ry2, ia, ib, out)
     return out.reshape(shape)
 
 
@@ -325,7 +325,7 @@ def rank_correlation_complete(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray,
     ob = np.argsort(vb, axis=-1)
     ia, ib, shape = _pairs(a.shape[:-1], b.shape[:-1])
     dot, sq_b = np.empty(len(ia)), np.empty(len(ia))
-    _run_split(_numba("_rank_dot_rows"), len(ia), ra, vb, ob, ia, ib, dot, sq_b)
+    run_split(_numba("_rank_dot_rows"), len(ia), ra, vb, ob, ia, ib, dot, sq_b)
     with np.errstate(invalid="ignore", divide="ignore"):  # constant RDMs: rho undefined
         rho = dot / np.sqrt(sq_a[ia] * sq_b)
     return rho.reshape(shape), dot.reshape(shape)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from brainalign.rsa._compare_kernels import _run_split
+from brainalign.rsa._compare_kernels import run_split
 
 _TORCH_ON_CPU = False  # set by the tests to run the device (torch) code paths on the CPU
 
@@ -184,7 +184,7 @@ def _ranks_cpu(v: torch.Tensor, rtol: float) -> torch.Tensor:
     if a.size < 2**20:
         kernel(a, order, tol, out, 0, len(a))
     else:
-        _run_split(kernel, len(a), a, order, tol, out)
+        run_split(kernel, len(a), a, order, tol, out)
     return torch.from_numpy(out)
 
 
@@ -402,7 +402,7 @@ def geodesic_cpu(
         if _saved_threads:
             torch.set_num_threads(_saved_threads[-1])
         try:
-            _run_split(kernel, len(wn), wn, kn, fill_value, out, n_bad, n)
+            run_split(kernel, len(wn), wn, kn, fill_value, out, n_bad, n)
         finally:
             if _saved_threads:
                 torch.set_num_threads(1)
@@ -437,7 +437,7 @@ def shortest_paths(w: torch.Tensor) -> torch.Tensor:
         if _saved_threads:
             torch.set_num_threads(_saved_threads[-1])
         try:
-            _run_split(kernel, d.shape[0], d)
+            run_split(kernel, d.shape[0], d)
         finally:
             if _saved_threads:
                 torch.set_num_threads(1)

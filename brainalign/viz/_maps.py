@@ -87,7 +87,7 @@ def _check_volume_map(values: Any, like: Any, func: str) -> Any:
 
     Raises a SchemaError naming ``func``, the parameter, what it needs and what it got.
     """
-    from brainalign.loaders.fmri import _load_img
+    from brainalign.loaders.fmri import load_img
 
     if not isinstance(values, xr.DataArray):
         raise SchemaError(
@@ -106,7 +106,7 @@ def _check_volume_map(values: Any, like: Any, func: str) -> Any:
             f"i/j/k (from the fMRI loaders or rsa.searchlight); missing {_fmt_list(missing)}, "
             f"coords present: {_fmt_list(list(values.coords))}."
         )
-    img = _load_img(like, "like")
+    img = load_img(like, "like")
     if len(img.shape) < 3:
         raise SchemaError(
             f"{func}: like must be a 3-D image (the map's grid); got shape {img.shape}."

@@ -7,6 +7,7 @@ sections and of the results tree.
 
 from brainalign.pipeline.analyses.rsa import RSA
 from brainalign.pipeline.analyses.searchlight import Searchlight
+
 from brainalign.pipeline.analyses.encoding import Encoding  # isort: skip
 from brainalign.pipeline.analyses.trsa import TRSA  # isort: skip
 from brainalign.pipeline.analyses.ricci import Ricci  # isort: skip

@@ -99,7 +99,7 @@ def add_voxel_map(
 
 
 def background(ctx: Any, bname: str) -> dict[str, Any]:
-    """A pattern source's map background (loaded once per run for every section)."""
+    """Return a pattern source's map background (loaded once per run for every section)."""
     src = ctx.spec["brain"][bname]
     return ctx.memo(("background", bname), lambda: ctx.source(bname).background(src))
 
@@ -132,5 +132,5 @@ def refuse_meeg(c: Any, spec: dict[str, Any], analysis: str) -> None:
 
 
 def finite_peak(values: xr.DataArray) -> float:
-    """The largest finite value (-inf when there is none)."""
+    """Return the largest finite value (-inf when there is none)."""
     return float(np.nanmax(values.values)) if np.isfinite(values.values).any() else -np.inf

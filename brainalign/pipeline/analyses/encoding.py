@@ -61,19 +61,15 @@ class Encoding(Analysis):
                 (*where, "cv"), f"must be 'runs' (leave one run out) or an int >= 2, got {cv!r}."
             )
         if isinstance(cv, int) and cv < 2:
-            c.fail(
-                (*where, "cv"), f"must be 'runs' (leave one run out) or an int >= 2, got {cv}."
-            )
+            c.fail((*where, "cv"), f"must be 'runs' (leave one run out) or an int >= 2, got {cv}.")
         c.option((*where, "criterion"), params["criterion"], CRITERIA)
         c.option((*where, "scoring"), params["scoring"], CRITERIA)
         if params["n_permutations"] < 0:
-            c.fail(
-                (*where, "n_permutations"), f"must be >= 0, got {params['n_permutations']}."
-            )
+            c.fail((*where, "n_permutations"), f"must be >= 0, got {params['n_permutations']}.")
         require_data(c, spec, "patterns", "has no responses to predict for an encoding model")
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
-        """The source's data, the model's settings and weights, the settings and the seed.
+        """Hash the source's data, the model's settings and weights, the settings and the seed.
 
         Not the RDM settings: an encoding model never sees an RDM.
         """
@@ -118,7 +114,10 @@ class Encoding(Analysis):
             else:
                 ds = encoding.ridge_cv(x, trials, alphas, **common)[["cv_score", "best_alpha"]]
             ds.attrs.update(
-                model=unit.model, entry=entry, n_features=int(x.shape[1]), scoring=params["scoring"]
+                model=unit.model,
+                entry=entry,
+                n_features=int(x.shape[1]),
+                scoring=params["scoring"],
             )
             out[entry] = ds
         return entries_to_tree(out, {"unit": unit.key})

@@ -62,7 +62,7 @@ class Ricci(Analysis):
         _check_ricci(c, params, spec["brain"])
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
-        """The brain RDM, the model RDMs, the Ricci settings and the seed."""
+        """Hash the brain RDM, the model RDMs, the Ricci settings and the seed."""
         model_key = ctx.model_key(unit.model, unit.brain)
         if model_key is None:
             return None
@@ -118,7 +118,7 @@ class Ricci(Analysis):
             groups.setdefault(tuple(ctx.ids(bname)), []).append(bname)
         nodes: dict[str, xr.Dataset] = {}
         out = []
-        for bnames in progress(list(groups.values()), "Ricci figures"):
+        for bnames in progress(list(groups.values()), "Ricci comparisons"):
             path = "ricci" if len(groups) == 1 else f"ricci/{'+'.join(bnames)}"
             group = {"path": path, "brains": bnames, "ds": None, "figures": {}, "best": {}}
             skipped: dict[str, str] = {}
@@ -149,12 +149,14 @@ class Ricci(Analysis):
             nodes[path] = ds
             for bname, fig_data in group["figures"].items():
                 nodes[f"{path}/curvature/{bname}"] = fig_data
-        for note in dict.fromkeys(n for g in out if g["ds"] is not None for n in g["ds"].attrs["warnings"]):
+        for note in dict.fromkeys(
+            n for g in out if g["ds"] is not None for n in g["ds"].attrs["warnings"]
+        ):
             logger.warning("ricci: %s", note)
         return nodes, out
 
     def report(self, report: Any, ctx: Any, nodes: dict[str, xr.Dataset], state: Any) -> None:
-        """What the statistics mean, heat maps, tables, histograms and MDS layouts."""
+        """Add what the statistics mean, heat maps, tables, histograms and MDS layouts."""
         _section(report, ctx, state)
 
 

@@ -72,7 +72,7 @@ class RSA(Analysis):
             )
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
-        """The brain RDM, the model RDMs, the method, the permutations and the seed."""
+        """Hash the brain RDM, the model RDMs, the method, the permutations and the seed."""
         model_key = ctx.model_key(unit.model, unit.brain)
         if model_key is None:
             return None
@@ -88,7 +88,7 @@ class RSA(Analysis):
         )
 
     def compute(self, ctx: Any, unit: Unit) -> xr.DataTree:
-        """A permutation test of each of the model's entries against the brain RDM."""
+        """Test each of the model's entries against the brain RDM (stimulus permutations)."""
         from brainalign import rsa
 
         params = ctx.params("rsa")
@@ -137,9 +137,7 @@ class RSA(Analysis):
                 state["ceilings"][bname] = ceiling
             if ci is not None:
                 state["cis"][bname] = ci
-            nodes.update(
-                _nodes(ctx, bname, brain, stack, tests[bname], reliability, ceiling, ci)
-            )
+            nodes.update(_nodes(ctx, bname, brain, stack, tests[bname], reliability, ceiling, ci))
         return nodes, state
 
     def report(self, report: Any, ctx: Any, nodes: dict[str, xr.Dataset], state: Any) -> None:
@@ -148,7 +146,7 @@ class RSA(Analysis):
 
 
 def _reliability(ctx: Any, bname: str) -> xr.Dataset:
-    """The split-half reliability of a brain RDM and its run-split RDMs (cached).
+    """Return the split-half reliability of a brain RDM and its run-split RDMs (cached).
 
     Pattern sources with runs only; for others the entry is empty.
     """
@@ -222,9 +220,10 @@ def _bootstrap_ci(ctx: Any, brain_rdm: xr.DataArray, stack: xr.DataArray) -> xr.
     params = ctx.params("rsa")
     if not params["n_bootstrap"]:
         return None
-    return rsa.bootstrap_ci(
-        brain_rdm, stack, params["method"], n_bootstrap=params["n_bootstrap"], seed=ctx.seed
-    )
+    with ctx.timed("bootstrap_ci"):
+        return rsa.bootstrap_ci(
+            brain_rdm, stack, params["method"], n_bootstrap=params["n_bootstrap"], seed=ctx.seed
+        )
 
 
 def _nodes(
@@ -237,7 +236,7 @@ def _nodes(
     ceiling: dict[str, Any] | None,
     ci: xr.Dataset | None,
 ) -> dict[str, xr.Dataset]:
-    """The results-tree nodes of one brain source: brain/, models/ and rsa/."""
+    """Return the results-tree nodes of one brain source: brain/, models/ and rsa/."""
     nodes: dict[str, xr.Dataset] = {}
     nodes[f"brain/{bname}"] = xr.Dataset(
         {"rdm": brain["rdm"]},
@@ -298,7 +297,7 @@ def _nodes(
 
 
 def _report(report: Any, ctx: Any, state: dict[str, Any]) -> None:
-    """The RSA sections: Summary, RDMs, MDS, Model comparison, Noise ceiling."""
+    """Add the RSA sections: Summary, RDMs, MDS, Model comparison, Noise ceiling."""
     from brainalign.viz import plot_mds, plot_model_comparison, plot_rdms, plot_score_matrix
 
     spec = ctx.spec
@@ -530,7 +529,7 @@ def _ceiling_cell(brain: dict, rel: dict, ceiling: dict | None) -> str:
 
 
 def _summary_caption(spec: dict, brains: dict) -> str:
-    """The caption of the summary table: what each number is."""
+    """Return the caption of the summary table: what each number is."""
     params = spec["analyses"]["rsa"]
     parts = []
     if any(b["data"] == "patterns" for b in brains.values()):

@@ -36,7 +36,7 @@ class Searchlight(Analysis):
     }
 
     def validate(self, c: Any, params: dict[str, Any], spec: dict[str, Any]) -> None:
-        """A positive radius, known metric and method, pattern sources only."""
+        """Check for a positive radius, a known metric and method, pattern sources only."""
         refuse_meeg(c, spec, "searchlight")
         if params["radius"] <= 0:
             c.fail(
@@ -55,7 +55,7 @@ class Searchlight(Analysis):
         require_data(c, spec, "patterns", "has no voxels for a searchlight")
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
-        """The source's data, the model RDMs and the searchlight settings."""
+        """Hash the source's data, the model RDMs and the searchlight settings."""
         model_key = ctx.model_key(unit.model, unit.brain)
         if model_key is None:
             return None

@@ -70,7 +70,7 @@ class TimeResolved(Analysis):
                 )
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
-        """The source's data, the model RDMs, the settings and the seed."""
+        """Hash the source's data, the model RDMs, the settings and the seed."""
         model_key = ctx.model_key(unit.model, unit.brain)
         if model_key is None:
             return None
@@ -154,8 +154,7 @@ def _peak_rows(bname: str, ds: xr.Dataset, alpha: float, method: str) -> list[di
 
 def _section(report: Any, ctx: Any, courses: dict[str, xr.Dataset]) -> None:
     """Add the "Time course" section: one figure and one peak table per M/EEG source."""
-    from brainalign.viz import plot_time_course
-    from brainalign.viz import new_figure
+    from brainalign.viz import new_figure, plot_time_course
 
     spec = ctx.spec
     params = ctx.params("time_resolved")

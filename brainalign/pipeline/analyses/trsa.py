@@ -36,7 +36,7 @@ class TRSA(Analysis):
     }
 
     def validate(self, c: Any, params: dict[str, Any], spec: dict[str, Any]) -> None:
-        """A known transform and method, a grid step in (0, 0.5], complete RDMs."""
+        """Check for a known transform and method, a grid step in (0, 0.5], complete RDMs."""
         from brainalign.rsa import METHODS
 
         refuse_meeg(c, spec, "trsa")
@@ -50,7 +50,7 @@ class TRSA(Analysis):
         )  # fmt: skip
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
-        """The brain RDM, the model RDMs and the tRSA settings."""
+        """Hash the brain RDM, the model RDMs and the tRSA settings."""
         model_key = ctx.model_key(unit.model, unit.brain)
         if model_key is None:
             return None
@@ -59,7 +59,7 @@ class TRSA(Analysis):
         )
 
     def compute(self, ctx: Any, unit: Unit) -> xr.Dataset:
-        """The grid of every entry of the model (threshold × model)."""
+        """Compute the grid of every entry of the model (threshold × model)."""
         from brainalign import trsa
 
         params = ctx.params("trsa")

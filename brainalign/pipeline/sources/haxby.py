@@ -146,12 +146,12 @@ class Haxby2001(Source):
         return Patterns(trials, avg)
 
     def brain(self, src: dict[str, Any], data: Patterns, metric: str) -> dict[str, Any]:
-        """The RDM of the stimulus means (cross-validated over runs for a CV metric)."""
+        """Return the RDM of the stimulus means (cross-validated over runs for a CV metric)."""
         ids = [str(v) for v in data.means.stimulus.values]
         return {"rdm": trials_rdm(data.trials, metric, ids), "attrs": dict(data.trials.attrs)}
 
     def data_text(self, bname: str, src: dict[str, Any], attrs: dict[str, Any]) -> str:
-        """The dataset's title, citation and licence."""
+        """Return the dataset's title, citation and licence."""
         from brainalign.datasets import get_manifest
 
         man = get_manifest(src["dataset"])

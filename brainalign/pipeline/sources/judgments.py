@@ -58,16 +58,15 @@ class WordSimilarity(Source):
         return load_pairwise(path, scale=scale, source=f"datasets/word_similarity/{src['file']}")
 
     def brain(self, src: dict[str, Any], data: xr.DataArray, metric: str) -> dict[str, Any]:
-        """The ratings are the RDM (the metric does not apply)."""
+        """Return the ratings as the RDM (no metric applies)."""
         sha = self.payload(src)["files"][src["file"]]  # verified by load()
         return {"rdm": data, "attrs": {**data.attrs, "sha256_file": sha}}
 
     def data_text(self, bname: str, src: dict[str, Any], attrs: dict[str, Any]) -> str:
-        """The dataset's title, citation and licence."""
+        """Return the dataset's title, citation and licence."""
         from brainalign.datasets import get_manifest
 
         man = get_manifest(src["dataset"])
         return (
-            f"{bname}: {man['title']}. {man['citation'].strip()} "
-            f"Licence: {man['licence'].strip()}"
+            f"{bname}: {man['title']}. {man['citation'].strip()} Licence: {man['licence'].strip()}"
         )

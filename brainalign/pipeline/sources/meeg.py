@@ -1,5 +1,6 @@
-"""M/EEG brain sources: the shipped semi-simulated EEG (``dataset: eeg_haxby_sim``) and any
-recording MNE reads (``dataset: meeg_file`` with ``path:``).
+"""M/EEG brain sources: ``eeg_haxby_sim`` (shipped, semi-simulated) and ``meeg_file``.
+
+``dataset: meeg_file`` with ``path:`` reads any recording MNE reads.
 
 Epoched around the events and averaged per stimulus: ``(stimulus, channel, time)``. The brain
 RDM is that of the patterns averaged over ``rsa_window`` (default: from 0 s to the end of the
@@ -246,7 +247,6 @@ def _meeg_brain(src: dict[str, Any], evoked: xr.DataArray, metric: str) -> dict[
     return {"rdm": rdm, "attrs": attrs}
 
 
-
 def _check_meeg(c: Any, src: dict[str, Any], path: tuple[str, ...]) -> None:
     """Check the M/EEG keys of a brain source (``eeg_haxby_sim`` or ``meeg_file``)."""
     if src["dataset"] == MEEG_FILE:
@@ -350,8 +350,6 @@ def data_text(bname: str, src: dict[str, Any], attrs: dict[str, Any]) -> str:
     )
 
 
-
-
 def simulated_window(src: dict[str, Any]) -> list[float] | None:
     """Return the ``[start, end]`` s of a semi-simulated dataset's simulated responses.
 
@@ -389,11 +387,11 @@ class _Meeg(Source):
         return load_meeg(src)
 
     def brain(self, src: dict[str, Any], data: xr.DataArray, metric: str) -> dict[str, Any]:
-        """The RDM of the patterns averaged over the source's ``rsa_window``."""
+        """Return the RDM of the patterns averaged over the source's ``rsa_window``."""
         return _meeg_brain(src, data, metric)
 
     def data_text(self, bname: str, src: dict[str, Any], attrs: dict[str, Any]) -> str:
-        """The file (and its sha256) or the shipped dataset, and the epoching."""
+        """Describe the file (and its sha256) or the shipped dataset, and the epoching."""
         return data_text(bname, src, attrs)
 
 
