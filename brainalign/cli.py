@@ -122,7 +122,7 @@ def _size_error_message(err: BaseException, out: Path | None) -> str:
 def _print_run(result, console) -> None:
     console.print(f"[bold green]Report:[/] {result.report}")
     console.print(f"[bold green]Results:[/] {result.results}")
-    if result.tree is not None:
+    if result.tree is not None and "rsa" in result.tree.children:  # RSA is optional
         from rich.table import Table
 
         for node in result.tree["rsa"].children.values():

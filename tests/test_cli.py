@@ -341,3 +341,19 @@ def test_progress_bars_of_long_steps(cached_out, tmp_path, capsys, monkeypatch):
     assert main(["run", str(spec), "--out", str(cached_out)]) == 0
     err = capsys.readouterr().err
     assert re.search(r"Ricci comparisons .* 1/1", err) and "Ricci flow" in err
+
+
+def test_a_spec_without_rsa_runs_from_the_command_line(tmp_path, capsys):
+    # Issue 18: RSA was required in every spec; the summary printed after a run read it.
+    spec = tmp_path / "trsa_only.yaml"
+    spec.write_text(
+        "name: trsa_only\n"
+        "brain: {vt: {dataset: haxby2001}}\n"
+        "models: {net: {kind: random_network, n_layers: 2}}\n"
+        "analyses: {trsa: {step: 0.25}}\n",
+        encoding="utf-8",
+    )
+    assert main(["run", str(spec), "--out", str(tmp_path / "out"), "-q"]) == 0
+    assert "Report:" in capsys.readouterr().out
+    tree = ba.load(tmp_path / "out" / "results.nc")
+    assert list(tree.children) == ["trsa"] and "similarity" in tree["trsa/vt"].dataset

@@ -53,7 +53,7 @@ FMRI = {
 MEEG = {
     "name": "keys_meeg",
     "seed": 0,
-    "brain": {"eeg": {"dataset": "eeg_haxby_sim", "baseline": [None, 0]}},
+    "brain": {"eeg": {"dataset": "eeg_haxby_sim", "baseline": [None, 0], "rsa_window": [0, 0.35]}},
     "models": MODELS,
     "analyses": {
         "rsa": {"method": "pearson", "n_permutations": 10, "n_bootstrap": 0},
@@ -124,6 +124,8 @@ CASES = [
         (),
     ),
     ("meeg-brain.baseline", "meeg", "brain.eeg.baseline", [-0.05, 0], (), (), ("eeg",)),
+    # the window averaged for the brain RDM: the time courses use every sample
+    ("meeg-brain.rsa_window", "meeg", "brain.eeg.rsa_window", [0.1, 0.3], ("rsa",), (), ()),
 ]
 
 

@@ -172,7 +172,35 @@ def test_every_unit_kind_runs_on_the_workers(cluster, tmp_path):
     keys = [str(t["key"]) for t in stream.data]
     for analysis in ("rsa", "trsa", "ricci"):
         assert any(f"brainalign-unit-{analysis}-" in k for k in keys), (analysis, keys)
-    assert set(res.status.values()) == {"cached"} and res.cache_misses == {}
+    assert set(res.status.values()) == {"computed"} and res.cache_misses == {}  # by workers
     local = ba.run(spec, out=tmp_path / "local")
     for node in ("trsa/haxby_vt", "ricci"):
         xr.testing.assert_identical(res.tree[node].to_dataset(), local.tree[node].to_dataset())
+
+
+def test_a_plugin_registered_in_the_session_runs_on_the_workers(cluster, tmp_path):
+    # A lab's analysis registered with the decorator in its script or notebook is unknown to
+    # the workers' registries; its class travels with the tasks.
+    from brainalign.pipeline import Analysis, _analysis, content_key, register_analysis
+
+    class NStimuli(Analysis):
+        name = "n_stimuli_dask_test"
+
+        def key(self, ctx, unit):
+            return content_key({"brain": ctx.brain_key(unit.brain), "model": unit.model})
+
+        def compute(self, ctx, unit):
+            return xr.Dataset({"n": len(ctx.brain(unit.brain)["rdm"].stimulus_a)})
+
+        def assemble(self, ctx, results):
+            return {f"n_stimuli/{u.brain}/{u.model}": ds[["n"]] for u, ds in results.items()}, None
+
+    register_analysis(NStimuli)
+    try:
+        _, client = cluster
+        spec = {**_spec(n_random=1), "analyses": {"n_stimuli_dask_test": {}}}
+        res = ba.run(spec, out=tmp_path / "dask", client=client)
+    finally:
+        _analysis._ANALYSES.pop("n_stimuli_dask_test")
+    assert set(res.status.values()) == {"computed"}  # on the workers
+    assert int(res.tree["n_stimuli/haxby_vt/random0"]["n"]) == 8

@@ -2,6 +2,7 @@
 brainalign (decorators or entry points), and the interface the runner goes through."""
 
 from importlib import metadata
+from typing import ClassVar
 
 import pytest
 
@@ -23,8 +24,8 @@ def registries():
 
 class _Count(Analysis):
     name = "count_stimuli"
-    schema = {"offset": (int, False, 0)}
-    limits = {"offset": (0, 10, "added to the count")}
+    schema: ClassVar = {"offset": (int, False, 0)}
+    limits: ClassVar = {"offset": (0, 10, "added to the count")}
 
 
 SPEC = {

@@ -266,3 +266,30 @@ def test_notes_from_the_computation_survive_the_cache(tmp_path):
         assert "Notes from the computation" in html
         for note in stored:
             assert html_escape(note)[:60] in html
+
+
+def test_a_renamed_brain_source_uses_its_ricci_entry_under_its_new_name(tmp_path):
+    # The entry's key holds the brain's data, not its name (a rename computes nothing new);
+    # the comparison it holds is labelled with the name of the source that loads it. Two
+    # sources with the same data share one entry and get one row each.
+    spec = _write(
+        tmp_path, SPEC.replace("  net2: {kind: random_network, n_layers: 2, seed: 1}\n", "")
+    )
+    ba.run(spec, out=tmp_path / "out")
+    renamed = _write(
+        tmp_path,
+        spec.read_text().replace(
+            "  vt: {dataset: haxby2001}",
+            "  vt2: {dataset: haxby2001}\n  vt3: {dataset: haxby2001}",
+        ),
+    )
+    assert set(ba.run(renamed, out=tmp_path / "out", dry_run=True).status.values()) == {"cached"}
+    res = ba.run(renamed, out=tmp_path / "out")
+    assert not res.cache_misses.get("ricci")
+    ds = res.tree["ricci"].to_dataset(inherit=False)
+    assert list(ds.system_a.values) == ["vt2", "vt3"]
+    np.testing.assert_array_equal(
+        ds.node_correlation.sel(system_a="vt2").values,
+        ds.node_correlation.sel(system_a="vt3").values,
+    )
+    assert {"vt2", "vt3"} <= set(res.tree["ricci/curvature"].children)

@@ -79,18 +79,32 @@ class Source:
         cannot use.
     schema : dict
         The spec keys this source reads (besides ``dataset``).
+    option_label : str
+        How an error names its keys when another source is given one (``"an M/EEG option
+        (eeg_haxby_sim, meeg_file)"``); default ``"an option of dataset <name>"``.
+    uses_metric : bool
+        Whether the RDM metric shapes its brain RDM (False for a source that is an RDM).
     """
 
     name: ClassVar[str] = ""
     data: ClassVar[str] = ""
     schema: ClassVar[Schema] = {}
+    option_label: ClassVar[str] = ""
+    uses_metric: ClassVar[bool] = True
 
     def validate(self, c: Checker, src: dict[str, Any], path: tuple[str, ...]) -> None:
         """Check a source's settings beyond their types (default: nothing)."""
 
     def payload(self, src: dict[str, Any]) -> dict[str, Any]:
-        """Return what the data depend on: the settings and the sha256 of each file read."""
+        """Return what the data depend on: the settings and the sha256 of each file read.
+
+        Leave out settings that only shape the brain RDM (see :meth:`rdm_options`).
+        """
         raise NotImplementedError
+
+    def rdm_options(self, src: dict[str, Any]) -> dict[str, Any]:
+        """Return the settings that shape the brain RDM but not the data (default: none)."""
+        return {}
 
     def load(self, src: dict[str, Any]) -> Any:
         """Load the data (the object the analyses of this ``data`` kind expect)."""
@@ -293,6 +307,32 @@ def _load_plugins() -> None:
         for ep in metadata.entry_points(group=group):
             cls = ep.load()
             _register(registry, group.rsplit(".", 1)[1][:-1])(cls)
+
+
+def spec_plugins(spec: Mapping[str, Any]) -> dict[str, list[type]]:
+    """Return the plug-in classes a validated spec uses, by registry group.
+
+    Sent with each Dask task (:func:`register_plugins` on the worker), so that a plug-in
+    registered only in the client's session runs on the cluster too.
+    """
+    _load_plugins()
+    return {
+        "brainalign.analyses": [_ANALYSES[a] for a in spec["analyses"]],
+        "brainalign.sources": list({_SOURCES[s["dataset"]] for s in spec["brain"].values()}),
+        "brainalign.models": list({_MODELS[m["kind"]] for m in spec["models"].values()}),
+    }
+
+
+def register_plugins(plugins: Mapping[str, list[type]]) -> None:
+    """Register plug-in classes (from :func:`spec_plugins`) where they are missing."""
+    _load_plugins()
+    for group, classes in plugins.items():
+        registry = _GROUPS[group]
+        for cls in classes:
+            if registry.get(cls.name) is None:  # type: ignore[attr-defined]
+                if group == "brainalign.analyses" and not cls.cache_kind:  # type: ignore[attr-defined]
+                    cls.cache_kind = cls.name  # type: ignore[attr-defined]
+                registry[cls.name] = cls  # type: ignore[attr-defined]
 
 
 def analyses() -> dict[str, type[Analysis]]:

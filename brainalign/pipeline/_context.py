@@ -16,6 +16,7 @@ is not cached yet is None, and the units that depend on it are "to run".
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -54,6 +55,7 @@ class Context:
         self._models: dict[tuple[str, str], tuple[str, dict[str, xr.DataArray]]] = {}
         self._memo: dict[Any, Any] = {}
         self.timings: dict[str, float] = {}
+        self.notes: dict[str, list[str]] = {}
 
     # -- settings -------------------------------------------------------------------------
     def params(self, analysis: str) -> dict[str, Any]:
@@ -105,8 +107,13 @@ class Context:
 
     # -- brain RDMs -----------------------------------------------------------------------
     def brain_key(self, bname: str) -> str:
-        """Return the key of a brain RDM: the source's data and the metric."""
-        return content_key({"data": self.data_key(bname), "metric": self.metric})
+        """Return the key of a brain RDM: the source's data, RDM options and metric."""
+        source = self.source(bname)
+        payload = {"data": self.data_key(bname)}
+        payload["rdm"] = source.rdm_options(self.spec["brain"][bname])
+        if source.uses_metric:
+            payload["metric"] = self.metric
+        return content_key(payload)
 
     def brain(self, bname: str) -> dict[str, Any] | None:
         """Return a brain source's entry: ``rdm``, ``attrs`` and ``data`` (what it is).
@@ -133,15 +140,28 @@ class Context:
                 key,
                 xr.Dataset({"rdm": brain["rdm"]}, attrs={"source_attrs": brain["attrs"]}),
             )
+            ids = xr.Dataset(
+                coords={"stimulus": [str(v) for v in brain["rdm"]["stimulus_a"].values]}
+            )
+            # the stimuli depend on the data alone: a dry run keys the units with them when
+            # the brain RDM itself is not cached (new RDM options, a removed entry)
+            self.cache.put("stimuli", self.data_key(bname), ids)
         if brain is not None:
             brain["data"] = self.source(bname).data
         self._brains[bname] = brain
         return brain
 
     def ids(self, bname: str) -> list[str] | None:
-        """Return the stimulus ids of a brain RDM, in its order (None: unknown in a dry run)."""
+        """Return the stimulus ids of a brain RDM, in its order (None: unknown in a dry run).
+
+        A dry run without the brain entry (another RDM metric or window, a removed entry)
+        reads them from the small ``stimuli`` entry keyed by the data, which decide them.
+        """
         brain = self.brain(bname)
-        return None if brain is None else [str(v) for v in brain["rdm"]["stimulus_a"].values]
+        if brain is not None:
+            return [str(v) for v in brain["rdm"]["stimulus_a"].values]
+        stimuli = self.cache.peek("stimuli", self.data_key(bname))
+        return None if stimuli is None else [str(v) for v in stimuli["stimulus"].values]
 
     # -- models ---------------------------------------------------------------------------
     def model_key(self, mname: str, bname: str) -> str | None:
@@ -192,6 +212,11 @@ class Context:
         m = self.spec["models"][mname]
         return self.model_kind(mname).features(mname, m, ids)
 
+    def add_notes(self, analysis: str, notes: list[str]) -> None:
+        """Keep the distinct warnings of an analysis's computation (shown in its section)."""
+        kept = self.notes.setdefault(analysis, [])
+        kept += [n for n in notes if n and n not in kept]
+
     @contextlib.contextmanager
     def timed(self, step: str) -> Iterator[None]:
         """Add the seconds the block takes to ``timings[step]`` (the report's provenance)."""
@@ -222,20 +247,40 @@ class Context:
         return self._memo[(kind, key)]
 
 
+#: One capture at a time: ``warnings`` filters are process-wide, and Dask workers may run
+#: several tasks in threads of one process.
+_CAPTURE_LOCK = threading.RLock()
+#: Where re-emitted cache warnings are deduplicated (the "default" action shows each once).
+_REEMITTED: dict[Any, Any] = {}
+
+
 def capture_warnings(compute: Callable[[], Any]) -> tuple[Any, list[str]]:
     """Run ``compute``, returning its value and the distinct messages of its UserWarnings.
 
-    The cache's own warnings (an unusable entry) are shown, not captured.
+    The UserWarnings become notes (kept with a cache entry, shown in the report) instead of
+    being shown. Other warnings go through the warning filters as usual (once per place with
+    the default filter; an ``"error"`` filter raises). The cache's own warnings (an unusable
+    entry) are shown after ``compute``, through the filters.
     """
     from brainalign.pipeline._cache import CacheWarning
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    notes: list[str] = []
+    later: list[tuple[Any, ...]] = []
+    with _CAPTURE_LOCK, warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def showwarning(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, CacheWarning):
+                later.append((message, category, filename, lineno))
+            elif issubclass(category, UserWarning):
+                if str(message) not in notes:
+                    notes.append(str(message))
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = showwarning
+        warnings.simplefilter("always", UserWarning)
         value = compute()
-    notes = []
-    for w in caught:
-        if issubclass(w.category, CacheWarning) or not issubclass(w.category, UserWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        elif str(w.message) not in notes:
-            notes.append(str(w.message))
+    for message, category, filename, lineno in later:
+        warnings.warn_explicit(message, category, filename, lineno, registry=_REEMITTED)
     return value, notes

@@ -50,10 +50,14 @@ def _task_context(spec: dict[str, Any], device: str | None, threads: int) -> Any
     return stack
 
 
-def _brain_task(spec: dict, bname: str, out: str, device: str | None, threads: int) -> str:
+def _brain_task(
+    spec: dict, bname: str, out: str, device: str | None, threads: int, plugins: dict
+) -> str:
+    from brainalign.pipeline._analysis import register_plugins
     from brainalign.pipeline._cache import Cache
     from brainalign.pipeline._context import Context
 
+    register_plugins(plugins)
     with _task_context(spec, device, threads):
         ctx = Context(spec, Cache(Path(out) / ".cache"))
         ctx.brain(bname)
@@ -64,31 +68,37 @@ def _unit_task(
     spec: dict,
     unit: tuple[str, str, str],
     out: str,
-    brain_key: str,
+    brain_key: str | None,
     device: str | None,
     threads: int,
-) -> str:
-    from brainalign.pipeline._analysis import Unit
+    plugins: dict,
+) -> tuple[str, bool]:
+    from brainalign.pipeline._analysis import Unit, register_plugins
     from brainalign.pipeline._cache import Cache
     from brainalign.pipeline._context import Context
     from brainalign.pipeline._executor import run_unit
 
+    register_plugins(plugins)
     with _task_context(spec, device, threads):
         u = Unit(*unit)
         ctx = Context(spec, Cache(Path(out) / ".cache"))
-        if ctx.brain_key(u.brain) != brain_key:  # the brain task and this one must agree
-            raise RuntimeError(
+        if brain_key is not None and ctx.brain_key(u.brain) != brain_key:
+            raise RuntimeError(  # the brain task and this one must agree on the inputs
                 f"brain entry {ctx.brain_key(u.brain)} differs from the submitted {brain_key}; "
                 "was the spec or the data changed during the run?"
             )
-        run_unit(ctx, u)
-    return u.key
+        _, _, loaded = run_unit(ctx, u)
+    return u.key, loaded
 
 
 def run_units(
     client: Any, spec: dict[str, Any], units: list[Any], out: Path, device: str | None = None
-) -> None:
+) -> dict[str, str]:
     """Compute every unit's cache entries as Dask tasks and wait for them.
+
+    The classes of the spec's analyses, sources and model kinds travel with the tasks, so
+    a plug-in registered in the client's session (a notebook, a script) runs on workers
+    that never imported it.
 
     Parameters
     ----------
@@ -102,13 +112,21 @@ def run_units(
         The output folder; it must be on storage that every worker reads and writes.
     device : str, optional
         Device for the tasks; ``"cuda..."`` asks each task for one ``GPU`` resource.
+
+    Returns
+    -------
+    status : dict
+        Unit key → ``"cached"`` (a worker loaded it) or ``"computed"``.
     """
     import torch
+
+    from brainalign.pipeline._analysis import spec_plugins
 
     distributed = soft_import("distributed", "dask", "brainalign.run(..., client=...)")
     threads = torch.get_num_threads()
     run_id = uuid.uuid4().hex[:8]
     resources = {"GPU": 1} if (device or "").startswith("cuda") else None
+    plugins = spec_plugins(spec)
     # Phase 1: brain entries. Their keys come back to the client, so no unit task depends on
     # data held by a worker (a killed worker then costs only its own tasks).
     brain_futures = {
@@ -119,6 +137,7 @@ def run_units(
             str(out),
             device,
             threads,
+            plugins,
             retries=3,
             pure=False,
             key=f"brainalign-brain-{b}-{run_id}",
@@ -127,25 +146,31 @@ def run_units(
         for b in spec["brain"]
     }
     brain_keys = dict(zip(brain_futures, client.gather(list(brain_futures.values())), strict=True))
-    # Phase 2: units, each independent, writing its own entries.
+    # Phase 2: units, each independent, writing its own entries. Names hold no "/", so
+    # the task keys of two units never collide.
     futures = [
         client.submit(
             _unit_task,
             spec,
             (u.analysis, u.brain, u.model),
             str(out),
-            brain_keys[u.brain],
+            brain_keys.get(u.brain),
             device,
             threads,
+            plugins,
             retries=3,
             pure=False,
             resources=resources,
-            key=f"brainalign-unit-{u.analysis}-{u.brain}-{u.model}-{run_id}",
+            key=f"brainalign-unit-{u.analysis}-{u.brain}/{u.model}-{run_id}",
         )
         for u in units
     ]
+    status = {}
     for fut in progress(distributed.as_completed(futures), "Dask units", total=len(futures)):
-        logger.info("unit %s done on the cluster", fut.result())  # re-raises task errors
+        key, loaded = fut.result()  # re-raises task errors
+        status[key] = "cached" if loaded else "computed"
+        logger.info("unit %s done on the cluster", key)
+    return status
 
 
 def _parse_cluster(cluster: str) -> int | None:

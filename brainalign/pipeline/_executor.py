@@ -31,16 +31,12 @@ class Executed:
         Analysis name → {unit: its cache entry}, in plan order.
     status : dict
         Unit key → ``"cached"`` (loaded) or ``"computed"``.
-    notes : dict
-        Analysis name → the distinct warnings of its units' computations (kept in the
-        entries, so a unit loaded from the cache has them too).
     timings : dict
         Seconds per analysis.
     """
 
     results: dict[str, dict[Unit, Any]] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
-    notes: dict[str, list[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -106,13 +102,12 @@ def execute(ctx: Context, units: list[Unit]) -> Executed:
         analysis = get_analysis(name)
         todo = [u for u in units if u.analysis == name]
         t0 = time.perf_counter()
-        results, notes = {}, []
+        results = {}
         for unit in progress(todo, analysis.progress or f"{name} units"):
-            entry, unit_notes, loaded = run_unit(ctx, unit)
+            entry, notes, loaded = run_unit(ctx, unit)
             results[unit] = entry
             out.status[unit.key] = "cached" if loaded else "computed"
-            notes += [n for n in unit_notes if n not in notes]
+            ctx.add_notes(name, notes)  # kept in the entry: a loaded unit has them too
         out.results[name] = results
-        out.notes[name] = notes
         out.timings[name] = time.perf_counter() - t0
     return out

@@ -164,11 +164,12 @@ def _run(
     """Execute the plan (on Dask first when a client is given), assemble and write."""
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
+    cluster_status: dict[str, str] = {}
     if client is not None:  # every unit as a task; entries land in the cache
         from brainalign.pipeline._dask import run_units
 
         out.mkdir(parents=True, exist_ok=True)
-        run_units(client, spec, units, out, device=device)
+        cluster_status = run_units(client, spec, units, out, device=device)
         timings["cluster"] = time.perf_counter() - t_start
     ctx = Context(spec, cache)
     t0 = time.perf_counter()
@@ -183,14 +184,14 @@ def _run(
         got, state = get_analysis(name).assemble(ctx, executed.results[name])
         nodes.update(got)
         sections.append((name, got, state))
-        for note in executed.notes.get(name, []):
+        for note in ctx.notes.get(name, []):
             logger.warning("%s: %s", name, note)
     timings["assemble"] = time.perf_counter() - t0
     timings.update(ctx.timings)
     tree = results_tree(spec, nodes)
     timings["total"] = time.perf_counter() - t_start
     t0 = time.perf_counter()
-    results_path, report_path = write_outputs(ctx, tree, sections, executed.notes, out, timings)
+    results_path, report_path = write_outputs(ctx, tree, sections, out, timings)
     timings["write"] = time.perf_counter() - t0
     return RunResult(
         out=out,
@@ -199,7 +200,7 @@ def _run(
         units=units,
         tree=tree,
         timings=timings,
-        status=executed.status,
+        status={**executed.status, **cluster_status},  # as the workers found them
         cache_hits=dict(cache.hits),
         cache_misses=dict(cache.misses),
     )

@@ -87,6 +87,16 @@ def schemas() -> dict[str, Mapping[str, tuple]]:
     return out
 
 
+def _dataset_names(registered: Mapping[str, Any]) -> list[str]:
+    """Return the ``dataset`` values: the shipped datasets (sorted), then the other sources."""
+    from brainalign.datasets import list_datasets
+
+    shipped = set(list_datasets())
+    return sorted(n for n in registered if n in shipped) + [
+        n for n in registered if n not in shipped
+    ]
+
+
 def _brain_keys() -> dict[str, tuple]:
     """Return the keys of a brain source: ``dataset`` and every registered source's keys."""
     keys: dict[str, tuple] = {"dataset": (str, True, None)}
@@ -428,16 +438,18 @@ def validate_spec(
         path = ("brain", str(name))
         c.name(path, str(name), "the brain-source name")
         src = c.mapping(src, brain_keys, path)
-        c.option((*path, "dataset"), src["dataset"], list(registered))
+        c.option((*path, "dataset"), src["dataset"], _dataset_names(registered))
         own = registered[src["dataset"]]
         for key, value in src.items():  # another source's option, set here
             if key != "dataset" and key not in own.schema and value != brain_keys[key][2]:
                 owner = next(cls for cls in registered.values() if key in cls.schema)
+                label = owner.option_label or f"an option of dataset {owner.name!r}"
                 c.fail(
                     (*path, key),
-                    f"is {owner.option_label}; dataset {src['dataset']!r} takes none, got "
-                    f"{value!r}.",
+                    f"is {label}; dataset {src['dataset']!r} takes none, got {value!r}.",
                 )
+        # only its own keys: another source's defaults never reach this one's cache keys
+        src = {k: v for k, v in src.items() if k == "dataset" or k in own.schema}
         own().validate(c, src, path)
         brain[str(name)] = src
     out["brain"] = brain

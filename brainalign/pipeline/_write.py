@@ -40,7 +40,6 @@ def write_outputs(
     ctx: Context,
     tree: xr.DataTree,
     sections: list[tuple[str, dict[str, xr.Dataset], Any]],
-    notes: dict[str, list[str]],
     out: Path,
     timings: dict[str, float],
 ) -> tuple[Path, Path]:
@@ -61,7 +60,7 @@ def write_outputs(
     check_free_space(out, tree, "results.nc")  # fail before the write, sizes named
     results_tmp = save(tree, out / f".results.nc.{run_id}.tmp")
     try:
-        report_tmp = _write_report(ctx, sections, notes, out, timings, run_id)
+        report_tmp = _write_report(ctx, sections, out, timings, run_id)
     except BaseException:
         results_tmp.unlink(missing_ok=True)
         raise
@@ -74,7 +73,6 @@ def write_outputs(
 def _write_report(
     ctx: Context,
     sections: list[tuple[str, dict[str, xr.Dataset], Any]],
-    notes: dict[str, list[str]],
     out: Path,
     timings: dict[str, float],
     run_id: str,
@@ -91,9 +89,9 @@ def _write_report(
     for name, nodes, state in sections:
         analysis = get_analysis(name)
         analysis.report(report, ctx, nodes, state)
-        if notes.get(name):
+        if ctx.notes.get(name):
             report.add_text(
-                "Notes from the computation:\n\n" + "\n\n".join(notes[name]),
+                "Notes from the computation:\n\n" + "\n\n".join(ctx.notes[name]),
                 section=analysis.section or name,
             )
     data_lines, hashes = [], {}

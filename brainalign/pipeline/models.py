@@ -33,8 +33,22 @@ class Categorical(ModelKind):
 
     def features(self, name: str, m: dict[str, Any], ids: list[str]) -> dict[str, xr.DataArray]:
         """One-hot group membership, ``(stimulus, feature)`` with one feature per group."""
+        from brainalign._checks import StimulusAlignmentError, _fmt_list
+
         groups = list(m["groups"])
         member = {str(s): g for g, members in m["groups"].items() for s in members}
+        missing = [i for i in ids if i not in member]
+        extra = sorted(set(member) - set(ids))
+        if missing or extra:  # as the RDM's exact alignment says it
+            raise StimulusAlignmentError(
+                f"models.{name}.groups must list exactly the brain's stimuli: "
+                + "; ".join(
+                    f"{what}: {_fmt_list(v)}"
+                    for what, v in (("not in any group", missing), ("not a stimulus", extra))
+                    if v
+                )
+                + "."
+            )
         onehot = np.array([[member.get(i) == g for g in groups] for i in ids], dtype=float)
         return {
             name: xr.DataArray(

@@ -69,18 +69,20 @@ class Encoding(Analysis):
         require_data(c, spec, "patterns", "has no responses to predict for an encoding model")
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
-        """Hash the source's data, the model's settings and weights, the settings and the seed.
+        """Hash the source's data, the model's settings and weights, the settings (and seed).
 
-        Not the RDM settings: an encoding model never sees an RDM.
+        Not the RDM settings: an encoding model never sees an RDM. The seed only with
+        permutations, the only random draws.
         """
-        return content_key(
-            {
-                "data": ctx.data_key(unit.brain),
-                "model": ctx.model_content(unit.model),
-                "encoding": ctx.params("encoding"),
-                "seed": ctx.seed,
-            }
-        )
+        params = ctx.params("encoding")
+        payload = {
+            "data": ctx.data_key(unit.brain),
+            "model": ctx.model_content(unit.model),
+            "encoding": params,
+        }
+        if params["n_permutations"]:
+            payload["seed"] = ctx.seed
+        return content_key(payload)
 
     def compute(self, ctx: Any, unit: Unit) -> xr.DataTree:
         """One ridge per voxel and model entry, penalties by cross-validation."""

@@ -10,15 +10,17 @@ brain and of its best model entry.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from brainalign._logging import logger, progress
+from brainalign._logging import progress
 from brainalign.pipeline._analysis import Analysis, Unit, register_analysis
 from brainalign.pipeline._cache import content_key
+from brainalign.pipeline._context import capture_warnings
 from brainalign.pipeline.analyses._common import brain_model_rdms
 
 _DESCRIPTION = (
@@ -128,8 +130,8 @@ class Ricci(Analysis):
                 for ds in per_brain[bname]:
                     skipped.update(json.loads(ds.attrs.get(_SKIPPED, "{}")))
                     notes += [str(w) for w in np.atleast_1d(ds.attrs.get("warnings", []))]
-                    if ds.data_vars:
-                        parts.append(ds)
+                    if ds.data_vars:  # the entry may come from a source of another name
+                        parts.append(ds.assign_coords(system_a=[bname]))
                 if parts:
                     rows.append(_concat(parts, "system_b"))
             group["skipped"] = skipped
@@ -143,16 +145,15 @@ class Ricci(Analysis):
             group["ds"] = ds
             rdms = brain_model_rdms(ctx, bnames[0])
             for bname in bnames:
-                group["figures"][bname], group["best"][bname] = _ricci_figure_data(
-                    ds, bname, ctx.brain(bname)["rdm"], rdms, params
+                (group["figures"][bname], group["best"][bname]), more = capture_warnings(
+                    functools.partial(
+                        _ricci_figure_data, ds, bname, ctx.brain(bname)["rdm"], rdms, params
+                    )
                 )
+                ctx.add_notes(self.name, more)  # shown with the units' notes
             nodes[path] = ds
             for bname, fig_data in group["figures"].items():
                 nodes[f"{path}/curvature/{bname}"] = fig_data
-        for note in dict.fromkeys(
-            n for g in out if g["ds"] is not None for n in g["ds"].attrs["warnings"]
-        ):
-            logger.warning("ricci: %s", note)
         return nodes, out
 
     def report(self, report: Any, ctx: Any, nodes: dict[str, xr.Dataset], state: Any) -> None:

@@ -16,6 +16,7 @@ class WordSimilarity(Source):
     name = "word_similarity"
     data = "judgments"
     option_label = "a word_similarity option"
+    uses_metric = False  # the ratings are the RDM
     schema = {
         "file": (str, False, None),  # simlex999.txt or wordsim353.tsv
         "scale": (list, False, None),  # rating scale [low, high]

@@ -377,10 +377,14 @@ class _Meeg(Source):
         """Return the file's sha256 and the epoching options."""
         opts = epoch_options(src)
         return {
-            "src": src,
+            "src": {k: v for k, v in src.items() if k != "rsa_window"},
             "files": {str(opts["path"].name): opts["sha256"]},
             "epochs": {k: opts[k] for k in ("tmin", "tmax", "baseline", "event_id", "picks")},
         }
+
+    def rdm_options(self, src: dict[str, Any]) -> dict[str, Any]:
+        """Return the window averaged for the brain RDM (the time courses use every sample)."""
+        return {"rsa_window": src["rsa_window"]}
 
     def load(self, src: dict[str, Any]) -> xr.DataArray:
         """Epoch and average per stimulus (:func:`load_meeg`)."""
