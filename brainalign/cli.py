@@ -185,6 +185,19 @@ def _cmd_run(args: argparse.Namespace, spec_path: Path) -> int:
     return 0
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from brainalign.pipeline._init import describe, init_spec
+
+    text, found = init_spec(args.folder)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"Wrote {args.output} ({describe(found)}).")
+        print(f"Run it with: brainalign run {args.output}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import platform
 
@@ -311,6 +324,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="run units on the Dask scheduler at ADDRESS (e.g. tcp://host:8786)",
     )
 
+    p_init = sub.add_parser(
+        "init",
+        parents=[loudness],
+        help="write a commented pipeline spec for a folder of data",
+        description="Look at a folder (per-subject pattern files such as sub-01_patterns.nc, "
+        "a model's saved activations, a BIDS dataset) and write a pipeline spec that runs "
+        "unchanged, with the choices left as comments.",
+    )
+    p_init.add_argument("folder", type=Path, help="the data folder")
+    p_init.add_argument(
+        "-o", "--output", type=Path, default=None, help="the spec file to write (default: stdout)"
+    )
+
     sub.add_parser(
         "info",
         help="show versions, devices and configuration",
@@ -374,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _loudness(getattr(args, "verbose", False), getattr(args, "quiet", False)):
             if args.command == "info":
                 return _cmd_info(args)
+            if args.command == "init":
+                return _cmd_init(args)
             if args.command == "demo":
                 args.dry_run = False
                 return _cmd_run(args, _demo_spec())

@@ -44,14 +44,16 @@ analyses:
         (
             ("analyses:\n  rsa: {}", "analyses:\n  rsa: {metrc: correlation}"),
             r"line 8\): analyses\.rsa\.metrc: unknown key 'metrc'\. Valid keys here: metric, "
-            r"method, n_permutations, split_half, model_metric, n_bootstrap\. Did you mean "
+            r"method, n_permutations, split_half, model_metric, n_bootstrap, group_resample\. "
+            r"Did you mean "
             r"'metric'\?",
         ),
         (("name: t", "nme: t"), r"line 2\): nme: unknown key 'nme'.*Did you mean 'name'\?"),
         (
             ("{kind: random_network}", "{kind: random_net}"),
             r"models\.m\.kind: invalid value 'random_net'; allowed: 'categorical', "
-            r"'random_network', 'text_model'\. Did you mean 'random_network'\?",
+            r"'random_network', 'text_model', 'activations', 'features', 'rdm'\. Did you mean "
+            r"'random_network'\?",
         ),
         (
             ("{dataset: haxby2001}", "{dataset: haxby}"),

@@ -84,6 +84,20 @@ class Source:
         (eeg_haxby_sim, meeg_file)"``); default ``"an option of dataset <name>"``.
     uses_metric : bool
         Whether the RDM metric shapes its brain RDM (False for a source that is an RDM).
+    complete : bool
+        Whether its RDMs hold every pair of stimuli (tRSA needs it; judgments may not).
+    runs : bool
+        Whether its data are trials with a ``run`` coord (``data.trials``): encoding models
+        and run-split noise ceilings need them.
+    grid : bool
+        Whether its patterns lie on a voxel grid (``data.means`` with voxel coords and a
+        :meth:`background`): searchlights and brain maps need it.
+
+    Notes
+    -----
+    :meth:`brain` may also return ``subjects``: one RDM per subject, dims ``("subject",
+    "stimulus_a", "stimulus_b")``, when the source holds several subjects; ``rdm`` is then
+    their mean, and RSA adds group-level inference across subjects with a noise ceiling.
     """
 
     name: ClassVar[str] = ""
@@ -91,6 +105,9 @@ class Source:
     schema: ClassVar[Schema] = {}
     option_label: ClassVar[str] = ""
     uses_metric: ClassVar[bool] = True
+    complete: ClassVar[bool] = True
+    runs: ClassVar[bool] = False
+    grid: ClassVar[bool] = False
 
     def validate(self, c: Checker, src: dict[str, Any], path: tuple[str, ...]) -> None:
         """Check a source's settings beyond their types (default: nothing)."""
@@ -118,6 +135,14 @@ class Source:
         """Return the paragraph of the report's Data section on this source."""
         return f"{bname}: {src['dataset']}."
 
+    def background(self, src: dict[str, Any]) -> dict[str, Any]:
+        """Return the grid and background of voxel maps (sources with ``grid``).
+
+        ``like`` (an image on the maps' grid), ``bg`` (a background image), ``mni``
+        (whether the grid is in MNI space) and ``note`` (a caption sentence on the space).
+        """
+        raise NotImplementedError(f"dataset {self.name!r} has no voxel grid")
+
 
 class ModelKind:
     """A kind of model, named by ``models.<name>.kind`` in a spec.
@@ -130,11 +155,15 @@ class ModelKind:
         The spec keys of this kind (``kind`` included).
     limits : dict
         Integer ranges of its keys.
+    has_features : bool
+        Whether it gives feature matrices (encoding models need them); a model that is only
+        an RDM (a file of dissimilarities) overrides :meth:`rdms` and sets it False.
     """
 
     name: ClassVar[str] = ""
     schema: ClassVar[Schema] = {}
     limits: ClassVar[Limits] = {}
+    has_features: ClassVar[bool] = True
 
     def validate(self, c: Checker, m: dict[str, Any], path: tuple[str, ...]) -> None:
         """Check a model's settings beyond their types (default: nothing)."""

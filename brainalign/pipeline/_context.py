@@ -116,7 +116,7 @@ class Context:
         return content_key(payload)
 
     def brain(self, bname: str) -> dict[str, Any] | None:
-        """Return a brain source's entry: ``rdm``, ``attrs`` and ``data`` (what it is).
+        """Return a brain source's entry: ``rdm``, ``attrs``, ``data`` and maybe ``subjects``.
 
         From the cache when its key is there; else computed and stored. In a dry run, None
         when it is not cached.
@@ -130,15 +130,18 @@ class Context:
             cached = self.cache.get("brain", key)
         if cached is not None:
             brain = {"rdm": cached["rdm"], "attrs": dict(cached.attrs["source_attrs"])}
+            if "subjects" in cached:
+                brain["subjects"] = cached["subjects"]
         elif self.dry_run:
             brain = None
         else:
             src = self.spec["brain"][bname]
             brain = self.source(bname).brain(src, self.data(bname), self.metric)
+            values = {"rdm": brain["rdm"]}
+            if brain.get("subjects") is not None:
+                values["subjects"] = brain["subjects"]
             self.cache.put(
-                "brain",
-                key,
-                xr.Dataset({"rdm": brain["rdm"]}, attrs={"source_attrs": brain["attrs"]}),
+                "brain", key, xr.Dataset(values, attrs={"source_attrs": brain["attrs"]})
             )
             ids = xr.Dataset(
                 coords={"stimulus": [str(v) for v in brain["rdm"]["stimulus_a"].values]}

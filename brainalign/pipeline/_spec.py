@@ -98,11 +98,20 @@ def _dataset_names(registered: Mapping[str, Any]) -> list[str]:
 
 
 def _brain_keys() -> dict[str, tuple]:
-    """Return the keys of a brain source: ``dataset`` and every registered source's keys."""
+    """Return the keys of any brain source: ``dataset`` and every registered source's keys.
+
+    A key that several sources read (``path``) takes any of their types, and a default
+    only when they agree; each source's own schema is checked after this one.
+    """
     keys: dict[str, tuple] = {"dataset": (str, True, None)}
     for cls in sources().values():
-        for key, value in cls.schema.items():
-            keys.setdefault(key, value)
+        for key, (types, _, default) in cls.schema.items():
+            if key not in keys:
+                keys[key] = (types, False, default)
+                continue
+            old_types, _, old_default = keys[key]
+            merged = tuple(dict.fromkeys([*_as_tuple(old_types), *_as_tuple(types)]))
+            keys[key] = (merged, False, old_default if old_default == default else None)
     return keys
 
 
@@ -437,19 +446,27 @@ def validate_spec(
     for name, src in out["brain"].items():
         path = ("brain", str(name))
         c.name(path, str(name), "the brain-source name")
-        src = c.mapping(src, brain_keys, path)
+        given = src
+        src = c.mapping(given, brain_keys, path)  # unknown keys, with every source's keys
         c.option((*path, "dataset"), src["dataset"], _dataset_names(registered))
         own = registered[src["dataset"]]
         for key, value in src.items():  # another source's option, set here
             if key != "dataset" and key not in own.schema and value != brain_keys[key][2]:
-                owner = next(cls for cls in registered.values() if key in cls.schema)
-                label = owner.option_label or f"an option of dataset {owner.name!r}"
+                owners = [cls for cls in registered.values() if key in cls.schema]
+                labels = {o.option_label for o in owners}
+                label = (
+                    labels.pop()
+                    if len(labels) == 1 and "" not in labels
+                    else (f"an option of dataset(s) {', '.join(repr(o.name) for o in owners)}")
+                )
                 c.fail(
                     (*path, key),
                     f"is {label}; dataset {src['dataset']!r} takes none, got {value!r}.",
                 )
-        # only its own keys: another source's defaults never reach this one's cache keys
-        src = {k: v for k, v in src.items() if k == "dataset" or k in own.schema}
+        # only its own keys, its own types and defaults: another source's defaults never
+        # reach this one's settings (nor its cache keys)
+        own_schema = {"dataset": brain_keys["dataset"], **own.schema}
+        src = c.mapping({k: v for k, v in given.items() if k in own_schema}, own_schema, path)
         own().validate(c, src, path)
         brain[str(name)] = src
     out["brain"] = brain

@@ -104,12 +104,16 @@ def background(ctx: Any, bname: str) -> dict[str, Any]:
     return ctx.memo(("background", bname), lambda: ctx.source(bname).background(src))
 
 
-def require_data(c: Any, spec: dict[str, Any], kind: str, problem: str) -> None:
-    """Fail for every brain source whose data are not of ``kind`` (``"patterns"``, ...)."""
+def require(c: Any, spec: dict[str, Any], capability: str, problem: str) -> None:
+    """Fail for every brain source without ``capability`` (a flag of its Source class).
+
+    ``complete`` (every pair in its RDMs), ``runs`` (trials with runs) or ``grid`` (voxel
+    maps).
+    """
     from brainalign.pipeline._analysis import get_source
 
     for bname, src in spec["brain"].items():
-        if get_source(src["dataset"]).data != kind:
+        if not getattr(get_source(src["dataset"]), capability):
             c.fail(
                 ("brain", bname, "dataset"),
                 f"{src['dataset']!r} {problem}; use a pattern dataset (haxby2001) or drop "

@@ -19,7 +19,7 @@ from brainalign.pipeline.analyses._common import (
     background,
     by_brain,
     refuse_meeg,
-    require_data,
+    require,
 )
 
 
@@ -66,7 +66,16 @@ class Encoding(Analysis):
         c.option((*where, "scoring"), params["scoring"], CRITERIA)
         if params["n_permutations"] < 0:
             c.fail((*where, "n_permutations"), f"must be >= 0, got {params['n_permutations']}.")
-        require_data(c, spec, "patterns", "has no responses to predict for an encoding model")
+        require(c, spec, "runs", "has no responses to predict for an encoding model")
+        from brainalign.pipeline._analysis import get_model_kind
+
+        for mname, m in spec["models"].items():
+            if not get_model_kind(m["kind"]).has_features:
+                c.fail(
+                    ("models", mname, "kind"),
+                    f"{m['kind']!r} gives an RDM, not features, so it cannot be an encoding "
+                    "model's predictors; use a model with features or drop it from this spec.",
+                )
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
         """Hash the source's data, the model's settings and weights, the settings (and seed).

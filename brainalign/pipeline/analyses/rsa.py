@@ -39,6 +39,9 @@ class RSA(Analysis):
         "split_half": (bool, False, True),
         "model_metric": (str, False, None),  # default: metric (sqeuclidean for crossnobis)
         "n_bootstrap": (int, False, 1000),  # stimulus bootstrap samples for 95% CIs; 0: none
+        # sources with several subjects: what the group-level tests resample ("both":
+        # subjects and stimuli, so p-values generalise to new subjects and new stimuli)
+        "group_resample": (str, False, "both"),
     }
     limits = {
         "n_permutations": (0, 10_000_000, "stimulus permutations; 0 or null: none"),
@@ -52,6 +55,11 @@ class RSA(Analysis):
 
         c.option(("analyses", "rsa", "metric"), params["metric"], METRICS)
         c.option(("analyses", "rsa", "method"), params["method"], METHODS)
+        c.option(
+            ("analyses", "rsa", "group_resample"),
+            params["group_resample"],
+            ("subject", "stimulus", "both"),
+        )
         if params["n_bootstrap"] < 0:
             c.fail(
                 ("analyses", "rsa", "n_bootstrap"),
@@ -64,6 +72,20 @@ class RSA(Analysis):
                 tuple(m for m in METRICS if m not in CV_METRICS),
             )
         meeg = [b for b, s in spec["brain"].items() if get_source(s["dataset"]).data == "meeg"]
+        no_runs = [
+            b
+            for b, s in spec["brain"].items()
+            if b not in meeg
+            and not get_source(s["dataset"]).runs
+            and get_source(s["dataset"]).uses_metric  # judgments are an RDM already
+        ]
+        if no_runs and params["metric"] in CV_METRICS:
+            c.fail(
+                ("analyses", "rsa", "metric"),
+                f"{params['metric']!r} is cross-validated over runs, which the source(s) "
+                f"{', '.join(no_runs)} do not have (one pattern per stimulus); use "
+                "correlation, euclidean, ...",
+            )
         if meeg and params["metric"] in CV_METRICS:
             c.fail(
                 ("analyses", "rsa", "metric"),
@@ -128,7 +150,11 @@ class RSA(Analysis):
             reliability = dict(rel.attrs["reliability"])
             splits = rel["splits"] if "splits" in rel else None
             stack = stack_rdms(rdms)
-            ceiling = _split_evaluation(ctx, splits, stack) if splits is not None else None
+            ceiling = None
+            if splits is not None and rel.attrs.get("level") == "subjects":
+                ceiling = _group_evaluation(ctx, splits, stack)
+            elif splits is not None:
+                ceiling = _split_evaluation(ctx, splits, stack)
             ci = _bootstrap_ci(ctx, brain["rdm"], stack)
             state["brains"][bname] = brain
             state["rdms"][bname] = rdms
@@ -164,7 +190,10 @@ def _reliability(ctx: Any, bname: str) -> xr.Dataset:
 
     def compute() -> xr.Dataset:
         brain = ctx.brain(bname)
-        if brain["data"] != "patterns":
+        if brain.get("subjects") is not None:  # real subjects: no run splits needed
+            return xr.Dataset({"splits": brain["subjects"].rename(subject="split")},
+                              attrs={"reliability": {}, "level": "subjects"})  # fmt: skip
+        if not ctx.source(bname).runs:
             return xr.Dataset(attrs={"reliability": {}})
         trials = ctx.data(bname).trials
         ids = [str(v) for v in brain["rdm"]["stimulus_a"].values]
@@ -173,7 +202,7 @@ def _reliability(ctx: Any, bname: str) -> xr.Dataset:
         if params["split_half"] and "run" in trials.coords:
             rel = _split_half(trials, params["metric"], params["method"])
         data = {"splits": splits} if splits is not None else {}
-        return xr.Dataset(data, attrs={"reliability": rel})
+        return xr.Dataset(data, attrs={"reliability": rel, "level": "run splits"})
 
     return ctx.cached("reliability", key, compute)
 
@@ -207,6 +236,45 @@ def _split_evaluation(ctx: Any, splits: xr.DataArray, stack: xr.DataArray) -> di
         "mean": {e: float(v) for e, v in zip(entries, ev["mean"].values, strict=True)},
         "sem": {e: float(np.sqrt(v)) for e, v in zip(entries, ev["variance"].values, strict=True)},
         "n_splits": int(splits.sizes["split"]),
+        "level": "run splits",
+    }
+
+
+def _group_evaluation(ctx: Any, subjects: xr.DataArray, stack: xr.DataArray) -> dict[str, Any]:
+    """Group-level evaluation across subjects: mean, SE, tests against 0, noise ceiling.
+
+    :func:`brainalign.rsa.test` with ``analyses.rsa.group_resample`` (default ``"both"``:
+    subjects and stimuli resampled, so p-values generalise to new subjects and new stimuli).
+    """
+    from brainalign import rsa
+
+    params = ctx.params("rsa")
+    entries = [str(m) for m in stack.model.values]
+    with ctx.timed("group_test"):
+        res = rsa.test(
+            subjects.rename(split="subject"),
+            stack,
+            params["method"],
+            resample=params["group_resample"],
+            n_bootstrap=params["n_bootstrap"] or 1000,
+            seed=ctx.seed,
+        )
+    per = {
+        name: {e: float(v) for e, v in zip(entries, res[var].values, strict=True)}
+        for name, var in (("mean", "mean"), ("p_zero", "p_zero"), ("p_ceiling", "p_noise_ceiling"))
+    }
+    return {
+        "lower": float(res["noise_ceiling_lower"]),
+        "upper": float(res["noise_ceiling_upper"]),
+        **per,
+        "sem": {
+            e: float(np.sqrt(v)) for e, v in zip(entries, res["variance"].values, strict=True)
+        },
+        "n_splits": int(subjects.sizes["split"]),
+        "level": "subjects",
+        "resample": params["group_resample"],
+        "generalises_to": str(res.attrs["generalises_to"]),
+        "n_bootstrap": int(res.attrs["n_bootstrap"]),
     }
 
 
@@ -275,14 +343,30 @@ def _nodes(
                     "noise_ceiling_upper": ceiling["upper"],
                     "n_run_splits": ceiling["n_splits"],
                 }
-                if ceiling is not None
+                if ceiling is not None and ceiling["level"] == "run splits"
+                else {}
+            ),
+            **(
+                {
+                    "noise_ceiling_lower": ceiling["lower"],
+                    "noise_ceiling_upper": ceiling["upper"],
+                    "n_subjects": ceiling["n_splits"],
+                    "group_resample": ceiling["resample"],
+                    "group_generalises_to": ceiling["generalises_to"],
+                    "group_n_bootstrap": ceiling["n_bootstrap"],
+                }
+                if ceiling is not None and ceiling["level"] == "subjects"
                 else {}
             ),
         },
     )
-    if ceiling is not None:  # models against the run-split RDMs (pseudo-subjects)
+    if ceiling is not None and ceiling["level"] == "run splits":  # pseudo-subjects
         ds["split_mean"] = xr.DataArray([ceiling["mean"][m] for m in models], dims="model")
         ds["split_sem"] = xr.DataArray([ceiling["sem"][m] for m in models], dims="model")
+    elif ceiling is not None:  # group level across subjects
+        for var, key in (("group_mean", "mean"), ("group_sem", "sem"), ("group_p", "p_zero"),
+                         ("group_p_noise_ceiling", "p_ceiling")):  # fmt: skip
+            ds[var] = xr.DataArray([ceiling[key][m] for m in models], dims="model")
     if ci is not None:  # stimulus-bootstrap percentile interval of "similarity"
         for bound in ("ci_lower", "ci_upper"):
             ds[bound] = xr.DataArray(ci[bound].sel(model=models).values, dims="model")
@@ -400,6 +484,9 @@ def _report(report: Any, ctx: Any, state: dict[str, Any]) -> None:
             + (" Dashed: split-half reliability of the brain RDM." if rel else ""),
         )
     for bname, c in ceilings.items():
+        if c["level"] == "subjects":
+            _group_section(report, bname, c, list(results[bname]), params["method"])
+            continue
         models = list(results[bname])
         report.add_table(
             [
@@ -431,6 +518,48 @@ def _report(report: Any, ctx: Any, state: dict[str, Any]) -> None:
             section="Noise ceiling",
             caption="Bars: mean over run splits ± SE. Grey band: noise ceiling.",
         )
+
+
+def _group_section(report: Any, bname: str, c: dict, models: list[str], method: str) -> None:
+    """Add the group-level table and figure of a source with several subjects."""
+    from brainalign.viz import plot_model_comparison
+
+    report.add_table(
+        [
+            {
+                "model": m,
+                f"mean {method} r": c["mean"][m],
+                "SE": c["sem"][m],
+                "p (> 0)": c["p_zero"][m],
+                "p (vs lower noise ceiling)": c["p_ceiling"][m],
+                "noise ceiling lower": c["lower"],
+                "noise ceiling upper": c["upper"],
+            }
+            for m in models
+        ],
+        f"Group level: models against {c['n_splits']} subjects ({bname})",
+        section="Noise ceiling",
+        caption=f"Each model's mean {method} correlation with the subjects' RDMs, its "
+        f"standard error and one-sided t-tests against 0 and against the lower noise ceiling, "
+        f"from {c['n_bootstrap']} bootstrap samples resampling {c['resample']} "
+        f"(rsatoolbox's tests): the p-values generalise to new {c['generalises_to']}. "
+        "Noise ceiling: lower = each subject against the mean of the others; upper = against "
+        "the mean of all. Uncorrected for the number of models.",
+    )
+    sig = {m: c["p_zero"][m] for m in models}
+    report.add_figure(
+        plot_model_comparison(
+            c["mean"],
+            errors=c["sem"],
+            p_values=sig,
+            noise_ceiling=(c["lower"], c["upper"]),
+            ylabel=f"mean {method} r with subject RDMs",
+        ),
+        f"Group level ({bname})",
+        section="Noise ceiling",
+        caption="Bars: mean over subjects ± SE; * p < 0.05 (group-level test against 0). "
+        "Grey band: noise ceiling.",
+    )
 
 
 def _rsa_score_matrix(results: dict) -> xr.Dataset | None:
@@ -518,7 +647,7 @@ def _layer_sliders(
 def _ceiling_cell(brain: dict, rel: dict, ceiling: dict | None) -> str:
     """Return the summary table's noise-ceiling cell of one brain source."""
     if ceiling is not None:
-        return f"[{ceiling['lower']:.3g}, {ceiling['upper']:.3g}] (run splits)"
+        return f"[{ceiling['lower']:.3g}, {ceiling['upper']:.3g}] ({ceiling['level']})"
     if rel:
         return f"{rel['spearman_brown']:.3g} (split-half reliability, Spearman–Brown)"
     if brain["data"] == "judgments":
@@ -543,6 +672,15 @@ def _summary_caption(spec: dict, brains: dict) -> str:
             f"M/EEG RDMs: {params['metric']} distance between stimulus-mean channel patterns "
             "averaged over each source's rsa_window (see Data; the Time course section has "
             "one similarity per time point)."
+        )
+    n_subjects = [
+        b["subjects"].sizes["subject"] for b in brains.values() if b.get("subjects") is not None
+    ]
+    if n_subjects:
+        parts.append(
+            "Sources with several subjects: their RDM is the mean of the subjects' RDMs and "
+            "the permutation p is of that mean; the group-level tests across subjects (which "
+            "generalise beyond these subjects) are in the Noise ceiling section."
         )
     parts.append(
         f"Model RDMs: {params['metric']} distance between model activations (or the "

@@ -18,7 +18,7 @@ from brainalign.pipeline.analyses._common import (
     by_brain,
     finite_peak,
     refuse_meeg,
-    require_data,
+    require,
 )
 
 
@@ -52,7 +52,7 @@ class Searchlight(Analysis):
             params["method"],
             ("spearman", "pearson", "cosine"),
         )
-        require_data(c, spec, "patterns", "has no voxels for a searchlight")
+        require(c, spec, "grid", "has no voxels for a searchlight")
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
         """Hash the source's data, the model RDMs and the searchlight settings."""

@@ -14,7 +14,7 @@ import xarray as xr
 
 from brainalign.pipeline._analysis import Analysis, Unit, register_analysis
 from brainalign.pipeline._cache import content_key
-from brainalign.pipeline.analyses._common import refuse_meeg, require_data, stack_rdms
+from brainalign.pipeline.analyses._common import refuse_meeg, require, stack_rdms
 
 _DESCRIPTION = (
     "Model-brain similarity after the same geo-topological transform of both RDMs, at every "
@@ -44,8 +44,8 @@ class TRSA(Analysis):
         c.option(("analyses", "trsa", "method"), params["method"], METHODS)
         if not 0 < params["step"] <= 0.5:
             c.fail(("analyses", "trsa", "step"), f"must be in (0, 0.5], got {params['step']}.")
-        require_data(
-            c, spec, "patterns",
+        require(
+            c, spec, "complete",
             "gives an incomplete RDM (unrated pairs); tRSA transforms need all pairs",
         )  # fmt: skip
 

@@ -5,6 +5,8 @@ patterns (``haxby2001``), human judgments (``word_similarity``) and M/EEG record
 (``eeg_haxby_sim``, ``meeg_file``).
 """
 
+from brainalign.pipeline.sources.arrays import Arrays, SubjectPatterns
+from brainalign.pipeline.sources.beta_maps import BetaMaps
 from brainalign.pipeline.sources.haxby import (
     HAXBY_VOLUMES,
     MNI_VOLUMES,
@@ -13,7 +15,7 @@ from brainalign.pipeline.sources.haxby import (
     run_splits,
     trials_rdm,
 )
-from brainalign.pipeline.sources.judgments import WordSimilarity
+from brainalign.pipeline.sources.judgments import JudgmentsFile, WordSimilarity
 from brainalign.pipeline.sources.meeg import (
     MEEG_FILE,
     MEEG_SOURCES,
@@ -30,10 +32,14 @@ __all__ = [
     "MEEG_SOURCES",
     "MNI_VOLUMES",
     "ON_NAN",
+    "Arrays",
+    "BetaMaps",
     "EegHaxbySim",
     "Haxby2001",
+    "JudgmentsFile",
     "MeegFile",
     "Patterns",
+    "SubjectPatterns",
     "WordSimilarity",
     "load_meeg",
     "run_splits",

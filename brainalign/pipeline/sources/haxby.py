@@ -91,6 +91,8 @@ class Haxby2001(Source):
 
     name = "haxby2001"
     data = "patterns"
+    runs = True
+    grid = True
     option_label = "a haxby2001 option"
     schema = {
         "preprocess": (bool, False, True),  # detrend + z-score per run

@@ -1,0 +1,247 @@
+"""``brainalign init``: write a commented pipeline spec for a folder of data.
+
+It looks at what the folder holds: per-subject pattern files (brainalign ``.nc`` with a
+``stimulus`` dim, such as ``sub-01_patterns.nc``), a model's saved activations (a DataTree
+with one ``activations`` array per layer, as :func:`brainalign.loaders.activations.
+extract_activations` saves them) and a BIDS dataset (``dataset_description.json``: subjects,
+tasks and runs are listed). It writes a spec that runs unchanged, with the choices left as
+comments, and says what it found.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from brainalign._logging import logger
+
+_SUBJECT_RE = re.compile(r"(sub-[A-Za-z0-9]+)")
+_TABLE_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".parquet")
+
+
+@dataclass
+class Found:
+    """What a folder holds, as :func:`init_spec` reads it."""
+
+    patterns: list[Path] = field(default_factory=list)
+    activations: list[Path] = field(default_factory=list)
+    other: list[Path] = field(default_factory=list)
+    stimuli: list[str] = field(default_factory=list)
+    bids: dict[str, list[str]] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _safe_name(text: str) -> str:
+    """Return a spec name from a file or folder name (letters, digits, ``_ . -``; 64 at most)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.-") or "data"
+    return (name if name[0].isalnum() else f"x{name}")[:64]
+
+
+def _inspect(path: Path) -> tuple[str, list[str]]:
+    """Classify a ``.nc`` file: ``"patterns"``, ``"activations"`` or ``"other"``, and its ids."""
+    import xarray as xr
+
+    from brainalign.data import load
+
+    try:
+        obj = load(path)
+    except Exception as err:
+        return f"other (cannot be read: {type(err).__name__})", []
+    if isinstance(obj, xr.DataTree):
+        layers = [c for c in obj.children.values() if "activations" in c.dataset]
+        if layers:
+            ids = [str(s) for s in layers[0]["activations"]["stimulus"].values]
+            return "activations", ids
+        return "other (a DataTree without activations)", []
+    if isinstance(obj, xr.DataArray) and "stimulus" in obj.dims:
+        return "patterns", [str(s) for s in obj["stimulus"].values]
+    if isinstance(obj, xr.DataArray) and "stimulus" in obj.coords and "trial" in obj.dims:
+        return "patterns", [str(s) for s in dict.fromkeys(obj["stimulus"].values)]
+    return "other", []
+
+
+def _bids(folder: Path) -> dict[str, list[str]]:
+    """Subjects, tasks and runs of a BIDS folder, from its file names."""
+    names = [p.name for p in folder.rglob("*") if p.is_file()]
+    found: dict[str, list[str]] = {}
+    for entity in ("sub", "ses", "task", "run"):
+        values = sorted(
+            {m.group(1) for n in names for m in re.finditer(rf"{entity}-([A-Za-z0-9]+)", n)}
+        )
+        if values:
+            found[entity] = values
+    return found
+
+
+def scan(folder: str | Path) -> Found:
+    """Return what ``folder`` holds (see the module docstring).
+
+    Parameters
+    ----------
+    folder : path-like
+        The data folder (searched two levels deep).
+
+    Returns
+    -------
+    found : Found
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"brainalign init: {str(folder)!r} is not a folder.")
+    found = Found()
+    if (folder / "dataset_description.json").exists():
+        found.bids = _bids(folder)
+    files = sorted(p for p in folder.glob("*") if p.is_file())
+    files += sorted(p for p in folder.glob("*/*") if p.is_file())
+    for path in files:
+        if path.suffix == ".nc":
+            kind, ids = _inspect(path)
+            if kind == "patterns":
+                found.patterns.append(path)
+                if not found.stimuli:
+                    found.stimuli = ids
+                elif set(ids) != set(found.stimuli):
+                    found.notes.append(
+                        f"{path.name} holds other stimuli than {found.patterns[0].name}"
+                    )
+            elif kind == "activations":
+                found.activations.append(path)
+                missing = sorted(set(found.stimuli) - set(ids)) if found.stimuli else []
+                if missing:
+                    found.notes.append(f"{path.name} lacks stimuli {missing[:10]}")
+            else:
+                found.other.append(path)
+        elif path.suffix in _TABLE_SUFFIXES:
+            found.other.append(path)
+    return found
+
+
+def _pattern_path(paths: list[Path]) -> str:
+    """One glob for per-subject files named alike (``.../sub-*_patterns.nc``), else the file."""
+    if len(paths) == 1:
+        return str(paths[0].resolve())
+    stems = {_SUBJECT_RE.sub("sub-*", p.name) for p in paths}
+    parents = {p.parent.resolve() for p in paths}
+    if len(stems) == 1 and len(parents) == 1:
+        return str(parents.pop() / stems.pop())
+    return ""
+
+
+def init_spec(folder: str | Path) -> tuple[str, Found]:
+    """Write a commented pipeline spec (YAML text) for a folder of data.
+
+    Parameters
+    ----------
+    folder : path-like
+        The data folder.
+
+    Returns
+    -------
+    text : str
+        The spec. It validates and runs unchanged when the folder holds pattern files;
+        paths are absolute, so it runs from any working directory.
+    found : Found
+        What was found.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``folder`` is not a folder.
+    ValueError
+        When it holds no pattern files a spec can use (the message lists what it holds).
+    """
+    from brainalign.pipeline._spec import load_spec
+
+    folder = Path(folder).expanduser()
+    found = scan(folder)
+    name = _safe_name(folder.resolve().name)
+    if not found.patterns:
+        held = ", ".join(p.name for p in found.other[:10]) or "no files brainalign reads"
+        bids = f"; BIDS entities: {found.bids}" if found.bids else ""
+        raise ValueError(
+            f"brainalign init: {str(folder)!r} holds no pattern files (brainalign .nc with a "
+            f"stimulus dim, e.g. sub-01_patterns.nc); it holds {held}{bids}. Save each "
+            "subject's patterns with brainalign.save(patterns, 'sub-01_patterns.nc'), or "
+            "see docs/your_data.md for the other formats."
+        )
+    lines = [
+        f"# Pipeline spec written by `brainalign init {folder}`.",
+        "# Run it with: brainalign run <this file>   (--dry-run shows the plan)",
+        f"name: {name}",
+        f'description: "Brain patterns in {folder.name} versus models."',
+        "seed: 0",
+        "",
+        "brain:",
+    ]
+    glob = _pattern_path(found.patterns)
+    subjects = [_SUBJECT_RE.search(p.name) for p in found.patterns]
+    more = " ..." if len(found.stimuli) > 8 else ""
+    lines.append(
+        f"  # {len(found.patterns)} pattern file(s), {len(found.stimuli)} stimuli: "
+        f"{', '.join(found.stimuli[:8])}{more}"
+    )
+    if any(subjects):
+        names = ", ".join(m.group(1) for m in subjects if m)
+        lines.append(f"  # subjects: {names} (several files: group-level RSA across subjects)")
+    lines += [f"  {name}:", "    dataset: arrays"]
+    if glob:
+        lines.append(f"    files: {glob!r}")
+    else:
+        lines.append("    files:")
+        lines += [f"      - {str(p.resolve())!r}" for p in found.patterns]
+    if any(subjects):
+        lines.append("    subject_names: bids  # sub-XX from the file names")
+    lines += ["", "models:"]
+    if found.activations:
+        for path in found.activations:
+            lines += [
+                f"  {_safe_name(path.stem)}:",
+                "    kind: activations",
+                f"    path: {str(path.resolve())!r}",
+                "    # layers: [layer1, layer2]   # default: every layer",
+            ]
+    lines += [
+        "  random_network:  # a null model: an untrained network's RDM (a baseline to beat)",
+        "    kind: random_network",
+        "    n_layers: 2",
+        "",
+        "analyses:",
+        "  rsa:",
+        "    metric: correlation   # or euclidean, cosine, ... (no CV metric: no runs)",
+        "    method: spearman      # or pearson, kendall_tau_a, cosine, ...",
+        "    n_permutations: 1000  # permutation test of the mean RDM",
+        "    n_bootstrap: 1000     # stimulus-bootstrap CIs; group-level tests use it too",
+        "    group_resample: both  # group-level p-values generalise to new subjects and stimuli",
+        "  # trsa: {}              # geo-topological RSA over the threshold grid",
+        "  # ricci: {k: 5}         # Ricci curvature of k-NN graphs (k < number of stimuli)",
+        "",
+        "report:",
+        f'  title: "brainalign: {folder.name}"',
+    ]
+    for note in found.notes:
+        lines.insert(1, f"# NOTE: {note}")
+    if found.bids:
+        lines.insert(1, f"# BIDS entities found (not read by this spec): {found.bids}")
+    text = "\n".join(lines) + "\n"
+    import yaml
+
+    load_spec(yaml.safe_load(text))  # it validates, or this is a bug
+    logger.info(
+        "init: %d pattern file(s), %d model file(s)", len(found.patterns), len(found.activations)
+    )
+    return text, found
+
+
+def describe(found: Found) -> str:
+    """Return a short summary of what :func:`scan` found."""
+    parts = [
+        f"{len(found.patterns)} pattern file(s)",
+        f"{len(found.activations)} activation file(s)",
+        f"{len(found.stimuli)} stimuli",
+    ]
+    if found.other:
+        parts.append(f"{len(found.other)} other file(s) not used")
+    if found.bids:
+        parts.append(f"BIDS: {found.bids}")
+    return ", ".join(parts)
