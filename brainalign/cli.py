@@ -188,7 +188,7 @@ def _cmd_run(args: argparse.Namespace, spec_path: Path) -> int:
 def _cmd_init(args: argparse.Namespace) -> int:
     from brainalign.pipeline._init import describe, init_spec
 
-    text, found = init_spec(args.folder)
+    text, found = init_spec(args.folder, tmin=args.tmin, tmax=args.tmax)
     if args.output is None:
         sys.stdout.write(text)
     else:
@@ -335,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_init.add_argument("folder", type=Path, help="the data folder")
     p_init.add_argument(
         "-o", "--output", type=Path, default=None, help="the spec file to write (default: stdout)"
+    )
+    p_init.add_argument(
+        "--tmin", type=float, default=None, help="M/EEG (BIDS): epoch start (s) for the spec"
+    )
+    p_init.add_argument(
+        "--tmax", type=float, default=None, help="M/EEG (BIDS): epoch end (s) for the spec"
     )
 
     sub.add_parser(

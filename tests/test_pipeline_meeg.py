@@ -209,7 +209,7 @@ analyses:
         (
             ("{dataset: eeg_haxby_sim}", "{dataset: haxby2001}"),
             r"analyses\.time_resolved: needs M/EEG brain sources \(dataset eeg_haxby_sim or "
-            r"meeg_file\), but brain\.eeg is 'haxby2001', which has no time dim",
+            r"meeg_file or meeg_bids\), but brain\.eeg is 'haxby2001', which has no time dim",
         ),
         (
             ("{dataset: eeg_haxby_sim}", "{dataset: word_similarity, file: simlex999.txt}"),
@@ -218,7 +218,8 @@ analyses:
         ),
         (
             ("{dataset: eeg_haxby_sim}", "{dataset: haxby2001, tmin: -0.1}"),
-            r"brain\.eeg\.tmin: is an M/EEG option \(eeg_haxby_sim, meeg_file\); dataset "
+            r"brain\.eeg\.tmin: is an M/EEG option \(eeg_haxby_sim, meeg_file, meeg_bids\); "
+            r"dataset "
             r"'haxby2001' takes none, got -0\.1",
         ),
         (

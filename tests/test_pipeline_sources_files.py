@@ -207,15 +207,26 @@ def test_beta_maps_group_rsa_and_searchlight(betas_run, beta_table):
     assert res.attrs["n_subjects"] == 3
     assert np.isfinite(res["group_mean"].values).all() and np.isfinite(res["group_p"]).all()
     assert res.attrs["noise_ceiling_lower"] <= res.attrs["noise_ceiling_upper"]
-    # the searchlight ran on the subjects' mean patterns, with the voxels' mm coordinates
-    mean = sum(m.sel(stimulus=ids) for m in means.values()) / 3
+    # the searchlight ran on each subject's patterns (the voxels' mm coordinates); the group
+    # map is their mean, tested across subjects by sign flips (max-t corrected)
     model = rsa.categorical_rdm(GROUPS).sel(stimulus_a=ids, stimulus_b=ids)
-    expected = rsa.searchlight(mean, model, radius=8.0)
-    got = tree["searchlight/betas"]["similarity"].sel(model="cat")
-    np.testing.assert_allclose(got.values, np.asarray(expected).reshape(got.shape), atol=1e-6)
+    per_subject = xr.concat(
+        [rsa.searchlight(m.sel(stimulus=ids), model, radius=8.0) for m in means.values()],
+        dim="subject",
+    )
+    got = tree["searchlight/betas"].to_dataset().sel(model="cat")
+    np.testing.assert_allclose(got["similarity"].values, per_subject.mean("subject"), atol=1e-6)
+    ref = rsa.sign_flip_test(per_subject, n_permutations=1000, seed=0)
+    np.testing.assert_allclose(got["t"].values, ref["t"].values, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(got["p_fwe"].values, ref["p_fwe"].values)
+    assert tree["searchlight/betas"].attrs["n_subjects"] == 3
     html = betas_run.report.read_text(encoding="utf-8")
     assert "Group level: models against 3 subjects (betas)" in html
     assert "Searchlight: betas vs cat" in html
+    assert (
+        "Group mean over 3 subjects&#x27; maps" in html
+        or "Group mean over 3 subjects' maps" in html
+    )
     assert "glass brain" not in html  # mni: false
     assert "beta_maps" in html and "betas.csv" in html
 

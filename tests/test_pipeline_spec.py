@@ -52,7 +52,8 @@ analyses:
         (
             ("{kind: random_network}", "{kind: random_net}"),
             r"models\.m\.kind: invalid value 'random_net'; allowed: 'categorical', "
-            r"'random_network', 'text_model', 'activations', 'features', 'rdm'\. Did you mean "
+            r"'random_network', 'text_model', 'activations', 'features', 'rdm', "
+            r"'vision_model'\. Did you mean "
             r"'random_network'\?",
         ),
         (

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from brainalign._logging import logger
 
 _SUBJECT_RE = re.compile(r"(sub-[A-Za-z0-9]+)")
@@ -128,13 +130,18 @@ def _pattern_path(paths: list[Path]) -> str:
     return ""
 
 
-def init_spec(folder: str | Path) -> tuple[str, Found]:
+def init_spec(
+    folder: str | Path, *, tmin: float | None = None, tmax: float | None = None
+) -> tuple[str, Found]:
     """Write a commented pipeline spec (YAML text) for a folder of data.
 
     Parameters
     ----------
     folder : path-like
         The data folder.
+    tmin, tmax : float, optional
+        For a BIDS M/EEG folder: the epoch window (s) written into the spec, and used to
+        find the conditions every subject has epochs of (default: the source's defaults).
 
     Returns
     -------
@@ -156,6 +163,10 @@ def init_spec(folder: str | Path) -> tuple[str, Found]:
     folder = Path(folder).expanduser()
     found = scan(folder)
     name = _safe_name(folder.resolve().name)
+    if not found.patterns and found.bids and _meeg_files(folder):
+        text = _meeg_bids_spec(folder, name, found, tmin, tmax)
+        load_spec(yaml.safe_load(text))  # it validates, or this is a bug
+        return text, found
     if not found.patterns:
         held = ", ".join(p.name for p in found.other[:10]) or "no files brainalign reads"
         bids = f"; BIDS entities: {found.bids}" if found.bids else ""
@@ -224,8 +235,6 @@ def init_spec(folder: str | Path) -> tuple[str, Found]:
     if found.bids:
         lines.insert(1, f"# BIDS entities found (not read by this spec): {found.bids}")
     text = "\n".join(lines) + "\n"
-    import yaml
-
     load_spec(yaml.safe_load(text))  # it validates, or this is a bug
     logger.info(
         "init: %d pattern file(s), %d model file(s)", len(found.patterns), len(found.activations)
@@ -245,3 +254,97 @@ def describe(found: Found) -> str:
     if found.bids:
         parts.append(f"BIDS: {found.bids}")
     return ", ".join(parts)
+
+
+def _meeg_files(folder: Path) -> list[Path]:
+    """Return the M/EEG recordings of a BIDS folder (``*_eeg.*`` / ``*_meg.*`` data files)."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if re.search(r"_(eeg|meg)\.(vhdr|edf|bdf|set|fif|con|sqd|ds)$", p.name)
+    )
+
+
+def _meeg_bids_spec(
+    folder: Path, name: str, found: Found, tmin: float | None, tmax: float | None
+) -> str:
+    """Return a ``meeg_bids`` spec for a BIDS folder of M/EEG recordings."""
+    files = _meeg_files(folder)
+    datatype = "meg" if any("_meg." in p.name for p in files) else "eeg"
+    tasks = found.bids.get("task", []) if found.bids else []
+    task = tasks[0] if tasks else "unknown"
+    window = {k: v for k, v in (("tmin", tmin), ("tmax", tmax)) if v is not None}
+    per_subject = _epoched_stimuli(folder, task, datatype, window)
+    common = sorted(set.intersection(*per_subject.values())) if per_subject else []
+    every = sorted(set.union(*per_subject.values())) if per_subject else []
+    subjects = sorted(per_subject)
+    lines = [
+        f"# Pipeline spec written by `brainalign init {folder}` for a BIDS M/EEG dataset.",
+        "# Run it with: brainalign run <this file>   (--dry-run shows the plan)",
+        f"# BIDS entities found: {found.bids}",
+        f"name: {name}",
+        f'description: "{datatype.upper()} of {folder.name} (task {task}) versus models."',
+        "seed: 0",
+        "",
+        "brain:",
+        f"  # {len(subjects)} subject(s) with task {task}: {', '.join(subjects)}",
+        f"  {_safe_name(task)}:",
+        "    dataset: meeg_bids",
+        f"    root: {str(folder.resolve())!r}",
+        f"    task: {task}"
+        + (f"   # other tasks: {', '.join(tasks[1:])}" if len(tasks) > 1 else ""),
+        f"    datatype: {datatype}",
+        "    subjects: all",
+    ]
+    if common:
+        lines.append(f"    event_id: {common!r}   # the conditions every subject has")
+    if len(every) > len(common):
+        lines.append(f"    # conditions some subjects lack: {sorted(set(every) - set(common))}")
+    lines += [f"    {k}: {v}" for k, v in window.items()]
+    lines += [f"    # {k}: -0.1" if k == "tmin" else f"    # {k}: 0.5" for k in
+              ("tmin", "tmax") if k not in window]  # fmt: skip
+    lines += [
+        "    # baseline: [null, 0]",
+        "    # rsa_window: [0.1, 0.4]",
+        "",
+        "models:",
+        "  random_network:  # a null model; add yours (kind: activations, features, rdm, ...)",
+        "    kind: random_network",
+        "    n_layers: 2",
+        "",
+        "analyses:",
+        "  rsa:",
+        "    metric: correlation",
+        "    method: spearman",
+        "    n_permutations: 1000",
+        "    n_bootstrap: 1000",
+        "    group_resample: both",
+        "  time_resolved:  # one similarity per time point (of the grand-average evoked)",
+        "    n_permutations: 1000",
+        "",
+        "report:",
+        f'  title: "brainalign: {folder.name} ({task})"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _epoched_stimuli(
+    folder: Path, task: str, datatype: str, window: dict[str, float]
+) -> dict[str, set[str]]:
+    """Return the stimuli each subject has epochs of (an event at an edge gives none)."""
+    from brainalign.pipeline._spec import load_spec
+    from brainalign.pipeline.sources.meeg_bids import recordings, subject_evoked
+
+    draft = {
+        "name": "init",
+        "brain": {"b": {"dataset": "meeg_bids", "root": str(folder), "task": task,
+                        "datatype": datatype, **window}},
+        "models": {"m": {"kind": "random_network"}},
+        "analyses": {"rsa": {}},
+    }  # fmt: skip
+    src = load_spec(draft)["brain"]["b"]
+    out = {}
+    for subject, paths in recordings(src).items():
+        evoked = subject_evoked(src, subject, paths)
+        out[subject] = {str(s) for s in evoked.stimulus.values}
+    return out

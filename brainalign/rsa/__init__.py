@@ -7,6 +7,7 @@ from brainalign.rsa._bootstrap_ci import bootstrap_ci
 from brainalign.rsa._compare import METHODS, RSATOOLBOX_METHODS, compare
 from brainalign.rsa._crossval import FITTERS, crossval, fit_weighted
 from brainalign.rsa._evaluate import bootstrap, evaluate, model_tests, noise_ceiling, test
+from brainalign.rsa._group import sign_flip_test
 from brainalign.rsa._inference import permutation_test
 from brainalign.rsa._models import categorical_rdm
 from brainalign.rsa._noise import NOISE_METHODS, noise_precision
@@ -45,6 +46,7 @@ __all__ = [
     "permutation_test",
     "rdm",
     "searchlight",
+    "sign_flip_test",
     "temporal_generalization",
     "test",
     "time_resolved",

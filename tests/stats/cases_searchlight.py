@@ -110,3 +110,27 @@ register(
         n_reps_full=500,
     )
 )
+
+
+def _sign_flip_trial(rng: np.random.Generator) -> bool:
+    # subject maps with no effect anywhere: Gaussian, spatially smooth (neighbouring voxels
+    # share noise), so the max-t correction has correlated elements to handle
+    raw = rng.normal(size=(8, 42))
+    maps = xr.DataArray((raw[:, :-2] + raw[:, 1:-1] + raw[:, 2:]) / 3, dims=("subject", "voxel"))
+    res = rsa.sign_flip_test(maps, n_permutations=N_PERMUTATIONS, seed=seed_of(rng))
+    return bool((res.p_fwe.values <= ALPHA).any())  # any voxel: a family-wise error
+
+
+register(
+    Calibration(
+        name="rsa.sign_flip_test family-wise error over a group map (8 subjects, 40 voxels, "
+        "39 sign flips)",
+        kind="size",
+        nominal=ALPHA,
+        trial=_sign_flip_trial,
+        null="subject maps (searchlight or encoding maps) symmetric around 0 with no effect "
+        "anywhere, neighbouring voxels correlated; a rejection is any voxel with p_FWE <= 0.05",
+        n_reps=300,
+        n_reps_full=1000,
+    )
+)

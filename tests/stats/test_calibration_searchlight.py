@@ -15,5 +15,5 @@ def test_calibration(case):
 
 
 def test_the_cases_are_registered():
-    assert len(SEARCHLIGHT_CASES) == 3
+    assert len(SEARCHLIGHT_CASES) == 4
     assert all(c.kind == "size" and c.expect == "valid" and c.null for c in SEARCHLIGHT_CASES)

@@ -33,7 +33,11 @@ class Searchlight(Analysis):
         "radius": ((int, float), True, None),  # mm
         "metric": (str, False, "correlation"),
         "method": (str, False, "spearman"),
+        # sources with several subjects: one map per subject, then a group map tested by
+        # sign flips (max-t family-wise correction); 0: the map of the mean patterns only
+        "n_permutations": (int, False, 1000),
     }
+    limits = {"n_permutations": (0, 10_000_000, "sign flips of the group-level maps; 0: none")}
 
     def validate(self, c: Any, params: dict[str, Any], spec: dict[str, Any]) -> None:
         """Check for a positive radius, a known metric and method, pattern sources only."""
@@ -68,33 +72,56 @@ class Searchlight(Analysis):
         )
 
     def compute(self, ctx: Any, unit: Unit) -> xr.DataTree:
-        """One map per model entry."""
+        """One map per model entry (per subject for a source with several subjects)."""
         from brainalign import rsa
 
         params = ctx.params("searchlight")
-        patterns = ctx.data(unit.brain).means
-        maps = {
-            entry: rsa.searchlight(
-                patterns,
-                r,
-                radius=float(params["radius"]),
-                metric=params["metric"],
-                method=params["method"],
-            )
-            for entry, r in ctx.model_rdms(unit.model, unit.brain).items()
-        }
+        data = ctx.data(unit.brain)
+        subjects = _subjects(data) if params["n_permutations"] else None
+        opts = dict(radius=float(params["radius"]), metric=params["metric"],
+                    method=params["method"])  # fmt: skip
+        maps = {}
+        for entry, r in ctx.model_rdms(unit.model, unit.brain).items():
+            if subjects is None:
+                maps[entry] = rsa.searchlight(data.means, r, **opts)
+            else:  # one map per subject, for the group-level test
+                per = [rsa.searchlight(p, r, **opts) for p in subjects.values()]
+                maps[entry] = xr.concat(per, dim="subject").assign_coords(subject=list(subjects))
         return entries_to_tree(maps, {"unit": unit.key})
 
     def assemble(self, ctx: Any, results: dict[Unit, Any]) -> tuple[dict[str, xr.Dataset], Any]:
         """Per brain source: the maps stacked over model entries."""
+        from brainalign import rsa
+
+        params = ctx.params("searchlight")
         maps = by_brain({u: tree_to_entries(t) for u, t in results.items()})
-        nodes = {}
+        nodes, groups = {}, {}
         for bname, entries in maps.items():
+            if "subject" in next(iter(entries.values())).dims:  # group level across subjects
+                tests = {
+                    e: rsa.sign_flip_test(m, n_permutations=params["n_permutations"],
+                                          seed=ctx.seed)
+                    for e, m in entries.items()
+                }  # fmt: skip
+                groups[bname] = tests
+                entries = maps[bname] = {e: t["mean"] for e, t in tests.items()}
             stack = xr.concat(list(entries.values()), dim="model", join="exact").assign_coords(
                 model=list(entries)
             )
-            nodes[f"searchlight/{bname}"] = stack.to_dataset(name="similarity")
-        return nodes, maps
+            ds = stack.to_dataset(name="similarity")
+            if bname in groups:
+                tests = groups[bname]
+                for var in ("t", "p_fwe"):
+                    ds[var] = xr.concat([t[var] for t in tests.values()], dim="model",
+                                        join="exact").assign_coords(model=list(tests))  # fmt: skip
+                first = next(iter(tests.values()))
+                ds.attrs.update(
+                    n_subjects=first.attrs["n_subjects"],
+                    n_permutations=first.attrs["n_permutations"],
+                    test=first.attrs["test"],
+                )
+            nodes[f"searchlight/{bname}"] = ds
+        return nodes, {"maps": maps, "groups": groups}
 
     def report(self, report: Any, ctx: Any, nodes: dict[str, xr.Dataset], state: Any) -> None:
         """Slices, and glass brain + surface for MNI sources.
@@ -103,12 +130,23 @@ class Searchlight(Analysis):
         highest peak similarity (the slices show every layer).
         """
         params = ctx.params("searchlight")
-        for bname, entries in state.items():
+        for bname, entries in state["maps"].items():
             bg = background(ctx, bname)
             caption = (
                 f"Per voxel: {params['method']} correlation between the model RDM and the "
                 f"{params['metric']} RDM of the voxels within {params['radius']} mm."
             )
+            tests = state["groups"].get(bname)
+            if tests is not None:
+                first = next(iter(tests.values()))
+                caption += (
+                    f" Group mean over {first.attrs['n_subjects']} subjects' maps; tested "
+                    "against 0 by a one-sample sign-flip permutation test "
+                    f"({first.attrs['n_permutations']} flips; family-wise error controlled by "
+                    "the maximum t over the map). Voxels with p_FWE < 0.05: "
+                    + "; ".join(f"{e}: {int((t['p_fwe'] < 0.05).sum())}" for e, t in tests.items())
+                    + "."
+                )
             peaks = {e: finite_peak(v) for e, v in entries.items()}
             by_model: dict[str, list[str]] = {}
             for e in entries:  # "model" or "model:layer" entries, grouped by model
@@ -128,3 +166,12 @@ class Searchlight(Analysis):
                     section=self.section,
                     caption=caption + (best if entry in shown else ""),
                 )
+
+
+def _subjects(data: Any) -> dict[str, xr.DataArray] | None:
+    """Each subject's patterns on one voxel grid, when the source holds several subjects."""
+    subjects = getattr(data, "subjects", None)
+    if not subjects or len(subjects) < 2:
+        return None
+    voxels = [tuple(p.sizes.items()) for p in subjects.values()]
+    return dict(subjects) if len({v[1:] for v in voxels}) == 1 else None

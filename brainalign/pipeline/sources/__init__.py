@@ -1,8 +1,9 @@
 """The built-in brain sources of pipeline specs (``brain.<name>.dataset``).
 
-Each module registers its :class:`~brainalign.pipeline._analysis.Source` classes: fMRI
-patterns (``haxby2001``), human judgments (``word_similarity``) and M/EEG recordings
-(``eeg_haxby_sim``, ``meeg_file``).
+Each module registers its :class:`~brainalign.pipeline._analysis.Source` classes: the
+shipped datasets (``haxby2001``, ``word_similarity``, ``eeg_haxby_sim``) and a lab's own
+data: M/EEG files and BIDS datasets (``meeg_file``, ``meeg_bids``), pattern files per subject
+(``arrays``), beta maps (``beta_maps``) and judgments (``judgments_file``).
 """
 
 from brainalign.pipeline.sources.arrays import Arrays, SubjectPatterns
@@ -25,6 +26,7 @@ from brainalign.pipeline.sources.meeg import (
     load_meeg,
     simulated_window,
 )
+from brainalign.pipeline.sources.meeg_bids import MeegBids
 
 __all__ = [
     "HAXBY_VOLUMES",
@@ -37,6 +39,7 @@ __all__ = [
     "EegHaxbySim",
     "Haxby2001",
     "JudgmentsFile",
+    "MeegBids",
     "MeegFile",
     "Patterns",
     "SubjectPatterns",

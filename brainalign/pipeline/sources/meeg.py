@@ -23,7 +23,7 @@ from brainalign.pipeline._analysis import Checker, Source, register_source
 
 MEEG_FILE = "meeg_file"
 """A brain source that is any M/EEG file (``path:``), not a registered dataset."""
-MEEG_SOURCES = ("eeg_haxby_sim", MEEG_FILE)
+MEEG_SOURCES = ("eeg_haxby_sim", MEEG_FILE, "meeg_bids")
 """Brain sources with channels over time (epochs), analysed by ``time_resolved``."""
 ON_NAN = ("error", "drop_epochs")
 """Values of an M/EEG source's ``on_nan``: refuse epochs with NaN samples, or drop them."""
@@ -353,12 +353,13 @@ def data_text(bname: str, src: dict[str, Any], attrs: dict[str, Any]) -> str:
 def simulated_window(src: dict[str, Any]) -> list[float] | None:
     """Return the ``[start, end]`` s of a semi-simulated dataset's simulated responses.
 
-    None for a recording (``meeg_file``) or a dataset whose manifest gives none.
+    None for a recording (``meeg_file``, ``meeg_bids``) or a dataset whose manifest gives
+    none.
     """
-    if src["dataset"] == MEEG_FILE:
-        return None
-    from brainalign.datasets import get_manifest
+    from brainalign.datasets import get_manifest, list_datasets
 
+    if src["dataset"] not in list_datasets():  # a recording (meeg_file, meeg_bids)
+        return None
     return get_manifest(src["dataset"]).get("simulated_window")
 
 
@@ -366,7 +367,7 @@ class _Meeg(Source):
     """Shared by the M/EEG sources: epochs averaged per stimulus."""
 
     data = "meeg"
-    option_label = "an M/EEG option (eeg_haxby_sim, meeg_file)"
+    option_label = "an M/EEG option (eeg_haxby_sim, meeg_file, meeg_bids)"
     schema = MEEG_KEYS
 
     def validate(self, c: Checker, src: dict[str, Any], path: tuple[str, ...]) -> None:
