@@ -53,3 +53,23 @@ def test_init_prints_to_stdout_and_names_what_it_cannot_use(tmp_path, capsys):
     assert "holds no pattern files" in err and "table.csv" in err
     assert main(["init", str(tmp_path / "nowhere")]) == 1
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_subject_folders_and_a_numeric_folder_name(lab_folder, tmp_path):
+    # review findings: sub-XX in a folder name (sub-01/patterns.nc), and a folder named like
+    # a number (its spec name must stay a string)
+    import shutil
+
+    from brainalign.pipeline import load_spec
+    from brainalign.pipeline._init import init_spec
+
+    folder = tmp_path / "2024"
+    for k in (1, 2, 3):
+        (folder / f"sub-0{k}").mkdir(parents=True)
+        shutil.copy(lab_folder / f"sub-0{k}_patterns.nc", folder / f"sub-0{k}" / "patterns.nc")
+    text, found = init_spec(folder)
+    assert len(found.patterns) == 3 and "subject_names: bids" in text
+    spec = load_spec(__import__("yaml").safe_load(text))
+    assert spec["name"] == "2024"
+    res = ba.run(spec, out=tmp_path / "out")
+    assert res.tree["rsa/2024"].attrs["n_subjects"] == 3

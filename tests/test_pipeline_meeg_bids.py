@@ -6,6 +6,7 @@ written as BrainVision files (a few lines below: no pybv needed) and put in a BI
 with ``mne_bids.write_raw_bids``. The three thirds share five of the eight stimuli.
 """
 
+import json
 import shutil
 from pathlib import Path
 
@@ -340,7 +341,7 @@ def test_init_writes_a_spec_for_the_bids_dataset_that_runs_unchanged(bids, tmp_p
     assert main(["init", str(root), "-o", str(spec), *window]) == 0
     text = spec.read_text()
     assert "dataset: meeg_bids" in text and "subjects: all" in text
-    assert f"event_id: {sorted(COMMON)!r}" in text  # the conditions every subject has
+    assert f"event_id: {json.dumps(sorted(COMMON))}" in text  # the conditions all subjects have
     res = ba.run(spec, out=tmp_path / "out")
     ds = res.tree["rsa/view"]  # the source is named after the task
     assert ds.attrs["n_subjects"] == 3 and "group_p" in ds.to_dataset()

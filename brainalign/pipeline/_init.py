@@ -10,6 +10,7 @@ comments, and says what it found.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,11 @@ class Found:
     stimuli: list[str] = field(default_factory=list)
     bids: dict[str, list[str]] | None = None
     notes: list[str] = field(default_factory=list)
+
+
+def _q(text: str) -> str:
+    """Return ``text`` as a YAML string that reads back as the same string (JSON quoting)."""
+    return json.dumps(str(text), ensure_ascii=False)
 
 
 def _safe_name(text: str) -> str:
@@ -179,37 +185,38 @@ def init_spec(
     lines = [
         f"# Pipeline spec written by `brainalign init {folder}`.",
         "# Run it with: brainalign run <this file>   (--dry-run shows the plan)",
-        f"name: {name}",
-        f'description: "Brain patterns in {folder.name} versus models."',
+        f"name: {_q(name)}",
+        f"description: {_q(f'Brain patterns in {folder.name} versus models.')}",
         "seed: 0",
         "",
         "brain:",
     ]
     glob = _pattern_path(found.patterns)
-    subjects = [_SUBJECT_RE.search(p.name) for p in found.patterns]
+    subjects = [_SUBJECT_RE.search(p.relative_to(folder).as_posix()) for p in found.patterns]
+    bids_names = all(subjects) and len({m.group(1) for m in subjects}) == len(subjects)
     more = " ..." if len(found.stimuli) > 8 else ""
     lines.append(
         f"  # {len(found.patterns)} pattern file(s), {len(found.stimuli)} stimuli: "
         f"{', '.join(found.stimuli[:8])}{more}"
     )
-    if any(subjects):
+    if bids_names:
         names = ", ".join(m.group(1) for m in subjects if m)
         lines.append(f"  # subjects: {names} (several files: group-level RSA across subjects)")
     lines += [f"  {name}:", "    dataset: arrays"]
     if glob:
-        lines.append(f"    files: {glob!r}")
+        lines.append(f"    files: {_q(glob)}")
     else:
         lines.append("    files:")
-        lines += [f"      - {str(p.resolve())!r}" for p in found.patterns]
-    if any(subjects):
-        lines.append("    subject_names: bids  # sub-XX from the file names")
+        lines += [f"      - {_q(str(p.resolve()))}" for p in found.patterns]
+    if bids_names:
+        lines.append("    subject_names: bids  # sub-XX from the file (or folder) names")
     lines += ["", "models:"]
     if found.activations:
         for path in found.activations:
             lines += [
                 f"  {_safe_name(path.stem)}:",
                 "    kind: activations",
-                f"    path: {str(path.resolve())!r}",
+                f"    path: {_q(str(path.resolve()))}",
                 "    # layers: [layer1, layer2]   # default: every layer",
             ]
     lines += [
@@ -228,7 +235,7 @@ def init_spec(
         "  # ricci: {k: 5}         # Ricci curvature of k-NN graphs (k < number of stimuli)",
         "",
         "report:",
-        f'  title: "brainalign: {folder.name}"',
+        f"  title: {_q(f'brainalign: {folder.name}')}",
     ]
     for note in found.notes:
         lines.insert(1, f"# NOTE: {note}")
@@ -271,7 +278,10 @@ def _meeg_bids_spec(
     """Return a ``meeg_bids`` spec for a BIDS folder of M/EEG recordings."""
     files = _meeg_files(folder)
     datatype = "meg" if any("_meg." in p.name for p in files) else "eeg"
-    tasks = found.bids.get("task", []) if found.bids else []
+    # the tasks of the M/EEG recordings (not of func/ or derivatives files)
+    tasks = sorted(
+        {m.group(1) for p in files for m in re.finditer(r"task-([A-Za-z0-9]+)", p.name)}
+    )
     task = tasks[0] if tasks else "unknown"
     window = {k: v for k, v in (("tmin", tmin), ("tmax", tmax)) if v is not None}
     per_subject = _epoched_stimuli(folder, task, datatype, window)
@@ -282,22 +292,22 @@ def _meeg_bids_spec(
         f"# Pipeline spec written by `brainalign init {folder}` for a BIDS M/EEG dataset.",
         "# Run it with: brainalign run <this file>   (--dry-run shows the plan)",
         f"# BIDS entities found: {found.bids}",
-        f"name: {name}",
-        f'description: "{datatype.upper()} of {folder.name} (task {task}) versus models."',
+        f"name: {_q(name)}",
+        f"description: {_q(f'{datatype.upper()} of {folder.name} (task {task}) versus models.')}",
         "seed: 0",
         "",
         "brain:",
         f"  # {len(subjects)} subject(s) with task {task}: {', '.join(subjects)}",
         f"  {_safe_name(task)}:",
         "    dataset: meeg_bids",
-        f"    root: {str(folder.resolve())!r}",
-        f"    task: {task}"
+        f"    root: {_q(str(folder.resolve()))}",
+        f"    task: {_q(task)}"
         + (f"   # other tasks: {', '.join(tasks[1:])}" if len(tasks) > 1 else ""),
         f"    datatype: {datatype}",
         "    subjects: all",
     ]
     if common:
-        lines.append(f"    event_id: {common!r}   # the conditions every subject has")
+        lines.append(f"    event_id: {json.dumps(common)}   # the conditions every subject has")
     if len(every) > len(common):
         lines.append(f"    # conditions some subjects lack: {sorted(set(every) - set(common))}")
     lines += [f"    {k}: {v}" for k, v in window.items()]
@@ -323,7 +333,7 @@ def _meeg_bids_spec(
         "    n_permutations: 1000",
         "",
         "report:",
-        f'  title: "brainalign: {folder.name} ({task})"',
+        f"  title: {_q(f'brainalign: {folder.name} ({task})')}",
     ]
     return "\n".join(lines) + "\n"
 

@@ -28,7 +28,8 @@ def sign_flip_test(
     t of each element; the family-wise p-value of an element compares its t with the maximum
     t over the map in each sign flip (one-sided, greater):
     ``p = (1 + #{max null t >= t}) / (1 + n_permutations)``. Elements that are not finite in
-    every subject are left out (NaN). All flips run as one matrix product on ``device``.
+    every subject, or equal in every subject (no t), are left out (NaN). All flips run as
+    one matrix product on ``device``.
 
     Parameters
     ----------
@@ -37,7 +38,8 @@ def sign_flip_test(
     dim : str
         The subject dim.
     n_permutations : int
-        Random sign flips (>= 1); the identity is not among them.
+        Random sign flips (>= 1), drawn with replacement (the identity may be among them,
+        which keeps the test valid).
     seed : int, optional
         Seed of the flips (default: the configured seed).
     device : str or torch.device, optional
@@ -96,7 +98,9 @@ def sign_flip_test(
         null_max = torch.nan_to_num(t_of(f @ xt / n), nan=-torch.inf).amax(1)
         count = (null_max[:, None] >= obs[None, :]).sum(0)
         t_obs[ok] = to_numpy(obs)
-        p[ok] = to_numpy((1 + count) / (1 + n_permutations))
+        p_ok = to_numpy((1 + count) / (1 + n_permutations)).astype(np.float64)
+        p_ok[~np.isfinite(t_obs[ok])] = np.nan  # no spread across subjects: no t, no p
+        p[ok] = p_ok
     shape = [maps.sizes[d] for d in other]
     coords = {k: v for k, v in maps.coords.items() if dim not in v.dims}
     out = xr.Dataset(

@@ -48,3 +48,12 @@ def test_elements_not_finite_in_every_subject_are_left_out():
 def test_bad_input(maps, kw, match):
     with pytest.raises(ValueError, match=match):
         rsa.sign_flip_test(maps, **kw)
+
+
+def test_an_element_equal_in_every_subject_has_no_t_and_no_p():
+    # it used to get t = NaN and the smallest p-value (NaN >= nothing in the null)
+    x = np.random.default_rng(0).normal(size=(8, 4))
+    x[:, 1] = 0.0
+    res = rsa.sign_flip_test(xr.DataArray(x, dims=("subject", "voxel")), n_permutations=99)
+    assert np.isnan(res.t.values[1]) and np.isnan(res.p_fwe.values[1])
+    assert np.isfinite(res.p_fwe.values[[0, 2, 3]]).all()

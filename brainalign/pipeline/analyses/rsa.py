@@ -182,6 +182,7 @@ def _reliability(ctx: Any, bname: str) -> xr.Dataset:
     key = content_key(
         {
             "data": ctx.data_key(bname),
+            "brain": ctx.brain_key(bname),  # subject RDMs follow the RDM options (rsa_window)
             "metric": params["metric"],
             "method": params["method"],
             "split_half": params["split_half"],
@@ -256,7 +257,7 @@ def _group_evaluation(ctx: Any, subjects: xr.DataArray, stack: xr.DataArray) -> 
             stack,
             params["method"],
             resample=params["group_resample"],
-            n_bootstrap=params["n_bootstrap"] or 1000,
+            n_bootstrap=params["n_bootstrap"] or 1000,  # documented: 0 turns CIs off only
             seed=ctx.seed,
         )
     per = {

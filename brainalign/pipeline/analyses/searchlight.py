@@ -67,7 +67,12 @@ class Searchlight(Analysis):
             {
                 "data": ctx.data_key(unit.brain),
                 "model": model_key,
-                "searchlight": ctx.params("searchlight"),
+                # the per-subject maps depend only on whether a group test is asked for;
+                # the number of flips is applied when the maps are assembled
+                "searchlight": {
+                    **ctx.params("searchlight"),
+                    "n_permutations": bool(ctx.params("searchlight")["n_permutations"]),
+                },
             }
         )
 

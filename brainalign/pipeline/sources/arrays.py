@@ -645,8 +645,11 @@ def subject_name(path: Path, how: str) -> str:
     ValueError
         For ``"bids"`` when the name holds no ``sub-<label>``.
     """
-    if how == "bids":
+    if how == "bids":  # the file name's sub-XX, else its folder's (sub-01/patterns.nc)
         found = _BIDS_SUBJECT.search(path.name)
+        if found is None:
+            matches = list(_BIDS_SUBJECT.finditer(path.as_posix()))
+            found = matches[-1] if matches else None
         if found is None:
             raise ValueError(
                 f"dataset arrays: subject_names: 'bids' takes the subject from a 'sub-<label>' "
@@ -734,11 +737,12 @@ class Arrays(Source):
             )
         if src["subject_names"] == "bids":
             for f in files:
-                if _BIDS_SUBJECT.search(f.name) is None:
+                if _BIDS_SUBJECT.search(f.as_posix()) is None:
                     c.fail(
                         (*path, "subject_names"),
-                        f"'bids' takes the subject from a 'sub-<label>' in each file name, "
-                        f"which {f.name!r} lacks; rename the file or use subject_names: 'stem'.",
+                        f"'bids' takes the subject from a 'sub-<label>' in each file's name "
+                        f"(or its folder's), which {f.name!r} lacks; rename the file or use "
+                        "subject_names: 'stem'.",
                     )
 
     def payload(self, src: dict[str, Any]) -> dict[str, Any]:

@@ -248,7 +248,9 @@ def read_maps(src: dict[str, Any]) -> SubjectPatterns:
         where[name] = f"{len(srows)} maps in {src['table']!r}, first on line {srows[0].line}"
     subjects = align_subjects(subjects, where, None, "dataset beta_maps")
     files = sorted({r.file for r in rows}, key=str)
-    data = SubjectPatterns(subjects, file_digests([Path(src["table"]), mask_path, *files]))
+    read = [Path(src["table"]).expanduser(), *image_files(Path(mask_path))]
+    read += [f for m in files for f in image_files(Path(m))]
+    data = SubjectPatterns(subjects, file_digests(read))
     data.means = mean_patterns(subjects)
     data.attrs = provenance(data, "patterns")
     n_maps = {s: [int(n) for n in da["n_trials"].values] for s, da in subjects.items()}
@@ -263,6 +265,15 @@ def read_maps(src: dict[str, Any]) -> SubjectPatterns:
         ),
     )
     return data
+
+
+def image_files(path: Path) -> list[Path]:
+    """Return the files an image is read from: an Analyze/NIfTI pair is two files."""
+    for head, body in ((".hdr", ".img"), (".img", ".hdr")):
+        if path.name.lower().endswith(head):
+            other = path.with_name(path.name[: -len(head)] + body)
+            return [path, other] if other.exists() else [path]
+    return [path]
 
 
 @register_source
@@ -333,11 +344,12 @@ class BetaMaps(Source):
 
         rows = read_table(src["table"])
         maps = {r.written: r.file for r in rows}
+        mask = Path(src["mask"]).expanduser()
         return {
             "src": src,
             "table": file_sha256(Path(src["table"]).expanduser()),
-            "mask": file_sha256(Path(src["mask"]).expanduser()),
-            "files": {k: file_sha256(maps[k]) for k in sorted(maps)},
+            "mask": [file_sha256(f) for f in image_files(mask)],
+            "files": {k: [file_sha256(f) for f in image_files(maps[k])] for k in sorted(maps)},
         }
 
     def load(self, src: dict[str, Any]) -> SubjectPatterns:

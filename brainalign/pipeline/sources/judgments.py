@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from brainalign.pipeline._analysis import Checker, Source, register_source
@@ -169,7 +170,15 @@ class JudgmentsFile(Source):
             rename = {col: field for field, col in src["columns"].items()}
             data = table[list(rename)].rename(columns=rename)
             if src["format"] == "pairwise":
-                data["score"] = pd.to_numeric(data["score"], errors="raise")
+                score = pd.to_numeric(data["score"], errors="coerce")
+                bad = data["score"][score.isna()]
+                if len(bad):
+                    raise ValueError(
+                        f"{str(file)!r}: column {src['columns']['score']!r} holds values that "
+                        f"are not numbers, e.g. {bad.iloc[0]!r} (row {bad.index[0] + 2} of the "
+                        "file, counting the header as row 1)."
+                    )
+                data["score"] = score
         stimulus = src["stimuli"]
         if src["format"] == "triplets":
             rdm = load_triplets(data, stimulus=stimulus, source=str(file))
@@ -183,7 +192,12 @@ class JudgmentsFile(Source):
     def brain(self, src: dict[str, Any], data: xr.DataArray, metric: str) -> dict[str, Any]:
         """Return the judgments as the RDM (no metric applies)."""
         sha = next(iter(self.payload(src)["files"].values()))
-        return {"rdm": data, "attrs": {**data.attrs, "sha256_file": sha}}
+        n = (
+            int(np.triu(np.asarray(data["n_ratings"].values), 1).sum())
+            if "n_ratings" in data.coords
+            else 0
+        )
+        return {"rdm": data, "attrs": {**data.attrs, "sha256_file": sha, "n_ratings_total": n}}
 
     def data_text(self, bname: str, src: dict[str, Any], attrs: dict[str, Any]) -> str:
         """Describe the file, its format and its sha256."""
@@ -191,6 +205,10 @@ class JudgmentsFile(Source):
         what = "pairwise ratings" if src["format"] == "pairwise" else "triplet odd-one-out choices"
         return (
             f"{bname}: {what} from {src['path']} (sha256 {attrs.get('sha256_file')})"
-            + (f", {n} judgments" if n else "")
+            + (
+                (f", {n} ratings" if src["format"] == "pairwise" else f", {n // 3} triplets")
+                if n
+                else ""
+            )
             + ". Pairs never judged are left out of every comparison."
         )

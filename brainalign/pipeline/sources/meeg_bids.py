@@ -93,12 +93,16 @@ def recordings(src: dict[str, Any]) -> dict[str, list[Any]]:
         raise FileNotFoundError(_missing_root(src))
     datatype = src["datatype"]
     wanted = None if src["subjects"] == "all" else [_subject_label(s) for s in src["subjects"]]
+    run = _label(src["run"])
+    if run is not None:  # "1" means the run written "01" (as write_raw_bids(run=1) names it)
+        same = [e for e in _entity_values(root, "run") if _same_run(run, [e])]
+        run = same[0] if same else run
     paths = find_matching_paths(
         root,
         subjects=wanted,
         tasks=src["task"],
         sessions=_label(src["session"]),
-        runs=_label(src["run"]),
+        runs=run,
         datatypes=datatype,
         suffixes=datatype,
         extensions=raw_extensions(datatype),
@@ -177,11 +181,18 @@ def recording_files(path: Any) -> list[Path]:
     own = _entities(fpath.name)
     own.pop("split", None)
     out = []
-    for f in sorted(fpath.parent.iterdir()):
-        ents = _entities(f.name)
-        ents.pop("split", None)
-        if ents and all(own.get(k) == v for k, v in ents.items()):
-            out.append(f)
+    root = Path(path.root) if getattr(path, "root", None) is not None else None
+    folders = [fpath.parent]
+    if root is not None:  # sidecars inherited from the folders above (BIDS inheritance)
+        folders += [p for p in fpath.parent.parents if p == root or root in p.parents]
+    for folder in folders:
+        for f in sorted(folder.iterdir()):
+            if not f.is_file() or f.name.endswith("_scans.tsv"):  # acquisition times only
+                continue
+            ents = _entities(f.name)
+            ents.pop("split", None)
+            if ents and all(own.get(k) == v for k, v in ents.items()):
+                out.append(f)
     return out
 
 
