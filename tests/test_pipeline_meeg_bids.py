@@ -325,7 +325,7 @@ def test_bids_keys_on_another_source_are_refused(bids):
     spec["brain"]["eeg"] = {"dataset": "haxby2001", "root": str(bids[0])}
     with pytest.raises(
         SpecError,
-        match=r"brain\.eeg\.root: is an M/EEG option \(eeg_haxby_sim, meeg_file, meeg_bids\); "
+        match=r"brain\.eeg\.root: is an option of dataset\(s\) 'fmri_bids', 'meeg_bids'; "
         r"dataset 'haxby2001' takes none",
     ):
         load_spec(spec)

@@ -169,6 +169,10 @@ def init_spec(
     folder = Path(folder).expanduser()
     found = scan(folder)
     name = _safe_name(folder.resolve().name)
+    if not found.patterns and found.bids and _fmriprep_files(folder):
+        text = _fmri_bids_spec(folder, name, found)
+        load_spec(yaml.safe_load(text))  # it validates, or this is a bug
+        return text, found
     if not found.patterns and found.bids and _meeg_files(folder):
         text = _meeg_bids_spec(folder, name, found, tmin, tmax)
         load_spec(yaml.safe_load(text))  # it validates, or this is a bug
@@ -316,19 +320,7 @@ def _meeg_bids_spec(
     lines += [
         "    # baseline: [null, 0]",
         "    # rsa_window: [0.1, 0.4]",
-        "",
-        "models:",
-        "  random_network:  # a null model; add yours (kind: activations, features, rdm, ...)",
-        "    kind: random_network",
-        "    n_layers: 2",
-        "",
-        "analyses:",
-        "  rsa:",
-        "    metric: correlation",
-        "    method: spearman",
-        "    n_permutations: 1000",
-        "    n_bootstrap: 1000",
-        "    group_resample: both",
+        *_models_and_rsa(),
         "  time_resolved:  # one similarity per time point (of the grand-average evoked)",
         "    n_permutations: 1000",
         "",
@@ -358,3 +350,69 @@ def _epoched_stimuli(
         evoked = subject_evoked(src, subject, paths)
         out[subject] = {str(s) for s in evoked.stimulus.values}
     return out
+
+
+def _fmriprep_files(folder: Path) -> list[Path]:
+    """Return the fMRIPrep preprocessed BOLD runs under ``derivatives/fmriprep``."""
+    deriv = folder / "derivatives" / "fmriprep"
+    return sorted(deriv.rglob("*_desc-preproc_bold.nii*")) if deriv.is_dir() else []
+
+
+def _fmri_bids_spec(folder: Path, name: str, found: Found) -> str:
+    """Return an ``fmri_bids`` spec for a BIDS folder with fMRIPrep derivatives."""
+    files = _fmriprep_files(folder)
+    tasks = sorted(
+        {m.group(1) for p in files for m in re.finditer(r"task-([A-Za-z0-9]+)", p.name)}
+    )
+    spaces = sorted(
+        {m.group(1) for p in files for m in re.finditer(r"space-([A-Za-z0-9]+)", p.name)}
+    )
+    task = tasks[0]
+    space = "MNI152NLin2009cAsym" if "MNI152NLin2009cAsym" in spaces or not spaces else spaces[0]
+    subjects = sorted({m.group(1) for p in files if (m := _SUBJECT_RE.search(p.name))})
+    others = f"  # other tasks: {', '.join(tasks[1:])}" if tasks[1:] else ""
+    lines = [
+        f"# Pipeline spec written by `brainalign init {folder}` for a BIDS fMRI dataset with",
+        "# fMRIPrep derivatives. Run it with: brainalign run <this file>",
+        f"# BIDS entities found: {found.bids}",
+        f"name: {_q(name)}",
+        f"description: {_q(f'fMRI of {folder.name} (task {task}) versus models.')}",
+        "seed: 0",
+        "",
+        "brain:",
+        f"  # {len(subjects)} subject(s) with task {task}: {', '.join(subjects)}",
+        f"  {_safe_name(task)}:",
+        "    dataset: fmri_bids",
+        f"    root: {_q(str(folder.resolve()))}",
+        f"    task: {_q(task)}{others}",
+        f"    space: {_q(space)}  # spaces found: {', '.join(spaces) or 'none'}",
+        "    subjects: all",
+        "    confounds: motion  # or motion+wm_csf, or a list of confounds columns",
+        "    estimate: condition  # one beta per condition and run (or lsa, lss: per event)",
+        "    # stimulus_column: trial_type   # the events.tsv column holding stimulus ids",
+        "    # mask: path/to/mask.nii.gz     # default: each subject's fMRIPrep brain mask",
+        *_models_and_rsa(),
+        "",
+        "report:",
+        f"  title: {_q(f'brainalign: {folder.name} ({task})')}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _models_and_rsa() -> list[str]:
+    """Return the spec lines of a baseline model and RSA with group-level tests."""
+    return [
+        "",
+        "models:",
+        "  random_network:  # a null model; add yours (kind: activations, features, rdm, ...)",
+        "    kind: random_network",
+        "    n_layers: 2",
+        "",
+        "analyses:",
+        "  rsa:",
+        "    metric: correlation",
+        "    method: spearman",
+        "    n_permutations: 1000",
+        "    n_bootstrap: 1000",
+        "    group_resample: both",
+    ]

@@ -2,12 +2,14 @@
 
 Each module registers its :class:`~brainalign.pipeline._analysis.Source` classes: the
 shipped datasets (``haxby2001``, ``word_similarity``, ``eeg_haxby_sim``) and a lab's own
-data: M/EEG files and BIDS datasets (``meeg_file``, ``meeg_bids``), pattern files per subject
+data: M/EEG files and BIDS datasets (``meeg_file``, ``meeg_bids``), BIDS fMRI with fMRIPrep
+derivatives (``fmri_bids``), pattern files per subject
 (``arrays``), beta maps (``beta_maps``) and judgments (``judgments_file``).
 """
 
 from brainalign.pipeline.sources.arrays import Arrays, SubjectPatterns
 from brainalign.pipeline.sources.beta_maps import BetaMaps
+from brainalign.pipeline.sources.fmri_bids import FmriBids
 from brainalign.pipeline.sources.haxby import (
     HAXBY_VOLUMES,
     MNI_VOLUMES,
@@ -37,6 +39,7 @@ __all__ = [
     "Arrays",
     "BetaMaps",
     "EegHaxbySim",
+    "FmriBids",
     "Haxby2001",
     "JudgmentsFile",
     "MeegBids",

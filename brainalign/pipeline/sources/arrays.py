@@ -663,8 +663,18 @@ def subject_name(path: Path, how: str) -> str:
 
 
 # --------------------------------------------------------------------------------- source
+class SubjectsSource(Source):
+    """A source whose data are :class:`SubjectPatterns`: the brain RDM is the subjects' mean."""
+
+    def brain(self, src: dict[str, Any], data: SubjectPatterns, metric: str) -> dict[str, Any]:
+        """Return the mean of the subjects' RDMs, and their stack with two subjects or more."""
+        out = subject_rdms(data, metric)
+        out["attrs"] = dict(data.attrs)
+        return out
+
+
 @register_source
-class Arrays(Source):
+class Arrays(SubjectsSource):
     """Stimulus patterns from your own files: ``.nc``, ``.npy``/``.npz``, csv/tsv/parquet."""
 
     name = "arrays"
@@ -752,12 +762,6 @@ class Arrays(Source):
     def load(self, src: dict[str, Any]) -> SubjectPatterns:
         """Read each subject's patterns (:func:`read_subjects`)."""
         return read_subjects(src)
-
-    def brain(self, src: dict[str, Any], data: SubjectPatterns, metric: str) -> dict[str, Any]:
-        """Return the mean of the subjects' RDMs, and their stack with two subjects or more."""
-        out = subject_rdms(data, metric)
-        out["attrs"] = dict(data.attrs)
-        return out
 
     def data_text(self, bname: str, src: dict[str, Any], attrs: dict[str, Any]) -> str:
         """Describe the files (and their sha256), the subjects and the stimuli."""

@@ -21,14 +21,14 @@ import numpy as np
 import xarray as xr
 
 from brainalign._checks import _fmt_list, did_you_mean
-from brainalign.pipeline._analysis import Checker, Source, register_source
+from brainalign.pipeline._analysis import Checker, register_source
 from brainalign.pipeline.sources.arrays import (
     SubjectPatterns,
+    SubjectsSource,
     align_subjects,
     file_digests,
     mean_patterns,
     provenance,
-    subject_rdms,
     subjects_text,
 )
 
@@ -277,7 +277,7 @@ def image_files(path: Path) -> list[Path]:
 
 
 @register_source
-class BetaMaps(Source):
+class BetaMaps(SubjectsSource):
     """Beta or t maps of your own: one NIfTI image per stimulus (and run, subject)."""
 
     name = "beta_maps"
@@ -355,12 +355,6 @@ class BetaMaps(Source):
     def load(self, src: dict[str, Any]) -> SubjectPatterns:
         """Mask and average the maps of each subject (:func:`read_maps`)."""
         return read_maps(src)
-
-    def brain(self, src: dict[str, Any], data: SubjectPatterns, metric: str) -> dict[str, Any]:
-        """Return the mean of the subjects' RDMs, and their stack with two subjects or more."""
-        out = subject_rdms(data, metric)
-        out["attrs"] = dict(data.attrs)
-        return out
 
     def data_text(self, bname: str, src: dict[str, Any], attrs: dict[str, Any]) -> str:
         """Describe the table, the mask, the maps and their sha256, the subjects."""
