@@ -187,7 +187,11 @@ class Context:
         """Return a model's RDMs (entry → RDM) over a brain's stimuli, cached by content."""
         key = self.model_key(mname, bname)
         if key is None:
-            raise RuntimeError("model RDMs are not available in a dry run")
+            raise RuntimeError(
+                f"the RDMs of model {mname!r} over brain source {bname!r} need that source's "
+                "stimuli, which a dry run does not load; an analysis's key() must return None "
+                "when ctx.model_key() is None instead of computing."
+            )
         got = self._models.get((mname, key))
         if got is not None:
             return got[1]

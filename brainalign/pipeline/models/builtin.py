@@ -126,8 +126,47 @@ class RandomNetwork(ModelKind):
         return {f"seed model {name}": str(m["seed"])}
 
 
+def offline_transformers(what: str) -> Any:
+    """Import ``transformers`` for a model read from disk: offline, quiet, with a hint.
+
+    Parameters
+    ----------
+    what : str
+        Who needs it, for the install hint (``"models.x (kind text_model)"``).
+
+    Returns
+    -------
+    transformers : module
+    """
+    from brainalign._imports import soft_import
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never the network
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    transformers = soft_import("transformers", "models", what)
+    transformers.utils.logging.set_verbosity_error()  # brainalign shows its own progress
+    transformers.utils.logging.disable_progress_bar()
+    return transformers
+
+
+class LayeredModel(ModelKind):
+    """A model whose :meth:`activations` give one entry per layer, named ``model:layer``."""
+
+    def activations(self, name: str, m: dict[str, Any], ids: list[str]) -> xr.DataTree:
+        """Return the activations of the model's layers (one child per layer)."""
+        raise NotImplementedError
+
+    def features(self, name: str, m: dict[str, Any], ids: list[str]) -> dict[str, xr.DataArray]:
+        """Return one feature matrix per layer, named ``model:layer``."""
+        tree = self.activations(name, m, ids)
+        return {f"{name}:{layer}": tree[layer]["activations"] for layer in tree.children}
+
+    def provenance(self, name: str, m: dict[str, Any]) -> dict[str, str]:
+        """Return the digest of what the model reads (:meth:`content`)."""
+        return {f"sha256 model {name}": str(self.content(name, m))}
+
+
 @register_model
-class TextModel(ModelKind):
+class TextModel(LayeredModel):
     """A Hugging Face text model read from disk (never downloaded), one entry per layer."""
 
     name = "text_model"
@@ -167,16 +206,11 @@ class TextModel(ModelKind):
 
     def activations(self, name: str, m: dict[str, Any], ids: list[str]) -> xr.DataTree:
         """Activations of the model's layers for the stimuli (offline)."""
-        from brainalign._imports import soft_import
         from brainalign.loaders.activations import extract_activations
 
         texts = {i: str((m["texts"] or {}).get(i, i)) for i in ids}
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never the network
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        transformers = soft_import("transformers", "models", f"models.{name} (kind text_model)")
+        transformers = offline_transformers(f"models.{name} (kind text_model)")
         path = text_model_path(name, m)
-        transformers.utils.logging.set_verbosity_error()  # brainalign shows its own progress
-        transformers.utils.logging.disable_progress_bar()
         model = transformers.AutoModel.from_pretrained(path)
         tokenizer = transformers.AutoTokenizer.from_pretrained(path)
         return extract_activations(
@@ -189,15 +223,6 @@ class TextModel(ModelKind):
             batch_size=m["batch_size"],
             model_name=m["model"],
         )
-
-    def features(self, name: str, m: dict[str, Any], ids: list[str]) -> dict[str, xr.DataArray]:
-        """One feature matrix per layer, named ``model:layer``."""
-        tree = self.activations(name, m, ids)
-        return {f"{name}:{layer}": tree[layer]["activations"] for layer in tree.children}
-
-    def provenance(self, name: str, m: dict[str, Any]) -> dict[str, str]:
-        """Return the digest of the weights read."""
-        return {f"sha256 model {name}": str(self.content(name, m))}
 
 
 def _check_texts(c: Checker, texts: dict[Any, Any] | None, path: tuple[str, ...]) -> None:

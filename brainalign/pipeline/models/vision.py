@@ -22,7 +22,8 @@ from typing import Any
 
 import xarray as xr
 
-from brainalign.pipeline._analysis import Checker, ModelKind, register_model
+from brainalign.pipeline._analysis import Checker, register_model
+from brainalign.pipeline.models.builtin import LayeredModel, offline_transformers
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 """The files of an ``images`` folder that are stimuli (other files are left out)."""
@@ -30,9 +31,6 @@ VISION_POOLINGS = {"mean": "mean", "cls": "first"}
 """Values of ``pooling`` → the ``pooling`` of ``extract_activations`` (cls: the first token)."""
 MODEL_FILES = ("config.json", "preprocessor_config.json")
 """Files a model folder must hold (besides its weights)."""
-
-_DIGESTS: dict[tuple[str, int, int, int], str] = {}
-
 
 # --------------------------------------------------------------------------------------
 # images
@@ -116,17 +114,6 @@ def image_files(images: str | dict[str, str], key: str = "images") -> dict[str, 
     return out
 
 
-def _sha256(path: Path) -> str:
-    """Return the sha256 of a file, memoised in this process while its stat is unchanged."""
-    from brainalign.datasets import file_sha256
-
-    st = path.stat()
-    stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
-    if stamp not in _DIGESTS:
-        _DIGESTS[stamp] = file_sha256(path)
-    return _DIGESTS[stamp]
-
-
 def images_digest(files: dict[str, Path]) -> str:
     """Return one sha256 of the images: of their ``"<id> <sha256> <path>"`` lines, sorted.
 
@@ -140,7 +127,10 @@ def images_digest(files: dict[str, Path]) -> str:
     text : str
         ``"images sha256 <hex> (<n> files)"``.
     """
-    listing = "".join(f"{sid} {_sha256(p)} {p}\n" for sid, p in sorted(files.items()))
+    from brainalign.pipeline._provenance import files_sha256
+
+    digests = files_sha256(sorted(set(files.values())))  # cached by size and mtime
+    listing = "".join(f"{sid} {digests[p]} {p}\n" for sid, p in sorted(files.items()))
     return f"images sha256 {hashlib.sha256(listing.encode()).hexdigest()} ({len(files)} files)"
 
 
@@ -170,7 +160,7 @@ def read_image(path: Path, sid: str) -> Any:
 
 
 @register_model
-class VisionModel(ModelKind):
+class VisionModel(LayeredModel):
     """A Hugging Face image model read from a local folder, one entry per layer."""
 
     name = "vision_model"
@@ -239,7 +229,6 @@ class VisionModel(ModelKind):
         import inspect
 
         from brainalign._checks import StimulusAlignmentError, _fmt_list
-        from brainalign._imports import soft_import
         from brainalign.loaders.activations import extract_activations
 
         where = f"models.{name}"
@@ -252,11 +241,7 @@ class VisionModel(ModelKind):
                 f"{_fmt_list(list(files))}). Add an image per stimulus (a folder's file name "
                 "without its suffix is the stimulus id); extra images are left out."
             )
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never the network
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        transformers = soft_import("transformers", "models", f"{where} (kind vision_model)")
-        transformers.utils.logging.set_verbosity_error()  # brainalign shows its own progress
-        transformers.utils.logging.disable_progress_bar()
+        transformers = offline_transformers(f"{where} (kind vision_model)")
         folder = str(_path(m["model"]))
         model = transformers.AutoModel.from_pretrained(folder)
         processor = transformers.AutoImageProcessor.from_pretrained(folder)
@@ -282,12 +267,3 @@ class VisionModel(ModelKind):
             batch_size=m["batch_size"],
             model_name=m["model"],
         )
-
-    def features(self, name: str, m: dict[str, Any], ids: list[str]) -> dict[str, xr.DataArray]:
-        """Return one feature matrix ``(stimulus, unit)`` per layer, named ``model:layer``."""
-        tree = self.activations(name, m, ids)
-        return {f"{name}:{layer}": tree[layer]["activations"] for layer in tree.children}
-
-    def provenance(self, name: str, m: dict[str, Any]) -> dict[str, str]:
-        """Return the digests of the weights and of the images read."""
-        return {f"sha256 model {name}": str(self.content(name, m))}

@@ -259,6 +259,15 @@ def _check_meeg(c: Any, src: dict[str, Any], path: tuple[str, ...]) -> None:
                     f"is fixed by dataset {src['dataset']!r} (its manifest); drop it, or use "
                     f"dataset: {MEEG_FILE} with path: for your own recording.",
                 )
+    check_epoch_options(c, src, path)
+
+
+def check_epoch_options(c: Any, src: dict[str, Any], path: tuple[str, ...]) -> None:
+    """Check the epoching keys of an M/EEG source.
+
+    ``baseline``, ``rsa_window``, ``tmin < tmax``, ``on_nan`` and ``picks``: every M/EEG
+    source reads them the same way.
+    """
     for key in ("baseline", "rsa_window"):
         v = src[key]
         if v is None:

@@ -27,7 +27,7 @@ from brainalign._checks import _fmt_list
 from brainalign._logging import logger
 from brainalign.pipeline._analysis import Checker, Source, register_source
 from brainalign.pipeline.sources.arrays import align_subjects, combined_digest
-from brainalign.pipeline.sources.meeg import MEEG_KEYS, ON_NAN, rsa_window
+from brainalign.pipeline.sources.meeg import MEEG_KEYS, check_epoch_options, rsa_window
 
 MEEG_BIDS = "meeg_bids"
 """The name of the source: M/EEG recordings in a BIDS dataset."""
@@ -603,31 +603,8 @@ def data_text(bname: str, src: dict[str, Any], attrs: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------------- checks
 def _check_numbers(c: Checker, src: dict[str, Any], path: tuple[str, ...]) -> None:
-    """Check baseline, rsa_window, tmin < tmax, on_nan and picks (as ``meeg_file``)."""
-    for key in ("baseline", "rsa_window"):
-        v = src[key]
-        if v is None:
-            continue
-        nulls = key == "baseline"
-        if len(v) != 2 or not all(
-            (isinstance(x, (int, float)) and not isinstance(x, bool)) or (nulls and x is None)
-            for x in v
-        ):
-            what = "numbers or null (the epoch's edge)" if nulls else "numbers"
-            c.fail((*path, key), f"must be a list [start, end] of two {what} (s), got {v!r}.")
-        if None not in v and v[0] >= v[1]:
-            c.fail((*path, key), f"must have start < end (s), got {v!r}.")
-    if src["tmin"] is not None and src["tmax"] is not None and src["tmin"] >= src["tmax"]:
-        c.fail((*path, "tmax"), f"must be > tmin ({src['tmin']}), got {src['tmax']}.")
-    if src["on_nan"] is not None:
-        c.option((*path, "on_nan"), src["on_nan"], ON_NAN)
-    picks = src["picks"]
-    if isinstance(picks, list) and not (picks and all(isinstance(p, str) for p in picks)):
-        c.fail(
-            (*path, "picks"),
-            f"must be a channel type (e.g. 'eeg', 'meg', 'grad') or a non-empty list of "
-            f"channel names, got {picks!r}.",
-        )
+    """Check the epoching keys (as ``meeg_file``) and ``event_id``."""
+    check_epoch_options(c, src, path)
     ev = src["event_id"]
     if isinstance(ev, dict):
         bad = {k: v for k, v in ev.items() if isinstance(v, bool) or not isinstance(v, int)}
