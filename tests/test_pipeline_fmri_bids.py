@@ -7,6 +7,7 @@ events.tsv from the OpenFMRI onset files and the 25 mm brain mask as fMRIPrep's 
 
 import json
 import shutil
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +241,38 @@ def test_init_writes_a_spec_for_the_fmriprep_dataset_that_runs_unchanged(bids, t
     res = ba.run(spec, out=tmp_path / "out")
     assert res.tree[f"rsa/{TASK}"].attrs["n_subjects"] == 3
     assert "Group level: models against 3 subjects" in res.report.read_text()
+
+
+def test_group_encoding_map_is_the_mean_of_the_subjects_maps_tested_by_sign_flips(bids, tmp_path):
+    # issue 19: per-subject encoding models, then a group map with corrected statistics.
+    # Reference: each subject's ridge_cv on its own GLM trials (the loader called directly),
+    # averaged; the group test is rsa.sign_flip_test on the same stack with the run's seed.
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    from brainalign import encoding
+    from brainalign.pipeline import load_spec
+    from brainalign.pipeline.sources.fmri_bids import FmriBids, find_runs, load_subject
+
+    spec = _spec(bids, subjects=["01", "02", "03"],
+                 analyses={"encoding": {"alphas": [1.0, 100.0], "n_flips": 50}})  # fmt: skip
+    res = ba.run(spec, out=tmp_path / "out")
+    got = res.tree["encoding/bold"].to_dataset()
+    assert got.attrs["n_subjects"] == 3 and set(got) >= {"cv_score", "t", "p_fwe"}
+    src = load_spec(spec)["brain"]["bold"]
+    maps = []
+    for name, runs in find_runs(src).items():
+        trials = load_subject(src, name, runs)
+        onehot = np.array([[s in GROUPS[g] for g in GROUPS] for s in trials.stimulus.values],
+                          dtype=float)  # fmt: skip
+        ds = encoding.ridge_cv(onehot, trials, [1.0, 100.0], cv=LeaveOneGroupOut(),
+                               groups=trials.run.values)  # fmt: skip
+        maps.append(ds.cv_score.values)
+    want = np.mean(maps, axis=0)
+    np.testing.assert_allclose(got.cv_score.sel(model="cat").values, want, atol=1e-10)
+    stack = got.subject_cv_score.sel(model="cat")
+    assert list(stack.subject.values) == ["sub-01", "sub-02", "sub-03"]
+    flips = rsa.sign_flip_test(stack, n_permutations=50, seed=load_spec(spec)["seed"])
+    np.testing.assert_allclose(got.p_fwe.sel(model="cat").values, flips.p_fwe.values)
+    assert FmriBids.subject_runs and not FmriBids.runs
+    html = unescape((tmp_path / "out" / "report.html").read_text())
+    assert "the mean of 3 subjects' maps" in html and "sign-flip test" in html

@@ -89,6 +89,10 @@ class Source:
     runs : bool
         Whether its data are trials with a ``run`` coord (``data.trials``): encoding models
         and run-split noise ceilings need them.
+    subject_runs : bool
+        Whether each of its subjects' data are trials with a ``run`` coord
+        (``data.subject_trials``, subject name → trials): encoding models are then fit per
+        subject and tested across subjects.
     grid : bool
         Whether its patterns lie on a voxel grid (``data.means`` with voxel coords and a
         :meth:`background`): searchlights and brain maps need it.
@@ -107,6 +111,7 @@ class Source:
     uses_metric: ClassVar[bool] = True
     complete: ClassVar[bool] = True
     runs: ClassVar[bool] = False
+    subject_runs: ClassVar[bool] = False
     grid: ClassVar[bool] = False
 
     def validate(self, c: Checker, src: dict[str, Any], path: tuple[str, ...]) -> None:

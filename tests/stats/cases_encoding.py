@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from _calib import Calibration, register
+from _calib import Calibration, register, seed_of
 from sklearn.model_selection import LeaveOneGroupOut
 
 from brainalign.encoding import bootstrap_ci, permutation_test
@@ -198,5 +198,48 @@ register(
         ),
         n_reps=300,
         n_reps_full=1000,
+    )
+)
+
+
+def _group_map_trial(rng: np.random.Generator) -> bool:
+    """A family-wise error of the group-level encoding map (the pipeline's fmri_bids path).
+
+    Five subjects, each with 4 runs of the same 6 stimuli and 12 voxels of pure noise; the
+    features (3 per stimulus) are independent of the voxels. Each subject's map is the
+    leave-one-run-out cross-validated r2 of ridge_cv; the group map is tested by
+    rsa.sign_flip_test (19 flips, max t). Under this null the subjects' cv r2 are negative on
+    average, so the test is valid but conservative (maps are not centred on 0).
+    """
+
+    from brainalign import rsa
+    from brainalign.encoding import ridge_cv
+
+    n_stim, n_runs, n_vox, n_sub = 6, 4, 12, 5
+    feats = rng.standard_normal((n_stim, 3))
+    runs = np.repeat(np.arange(n_runs), n_stim)
+    x = np.tile(feats, (n_runs, 1))
+    # the subjects share stimuli, runs and features, so one call fits every subject's voxels
+    # (each voxel its own ridge and penalty, as in the per-subject fits)
+    y = rng.standard_normal((n_stim * n_runs, n_sub * n_vox))
+    ds = ridge_cv(x, y, [0.1, 10.0], cv=LeaveOneGroupOut(), groups=runs, device="cpu")
+    stack = xr.DataArray(ds.cv_score.values.reshape(n_sub, n_vox), dims=("subject", "voxel"))
+    res = rsa.sign_flip_test(stack, n_permutations=19, seed=seed_of(rng), device="cpu")
+    return bool(np.nanmin(res.p_fwe.values) <= ALPHA)
+
+
+register(
+    Calibration(
+        "group-level encoding map sign_flip_test fwe (pipeline, several subjects)",
+        "size",
+        ALPHA,
+        _group_map_trial,
+        expect="conservative",
+        null=(
+            "5 subjects × 12 noise voxels, 4 runs × 6 stimuli, features independent of the "
+            "voxels; leave-one-run-out cv r2 maps, sign flips of whole maps (19), max t"
+        ),
+        n_reps=40,
+        n_reps_full=300,
     )
 )

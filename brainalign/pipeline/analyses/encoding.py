@@ -3,6 +3,11 @@
 One unit per pattern source and model: every trial is described by the model's features of
 its stimulus; one ridge per voxel, its penalty chosen by cross-validation over runs (or K
 folds); optionally a stimulus-permutation test within runs with max-statistic FWE p-values.
+
+A source with several subjects (``subject_runs``, e.g. ``fmri_bids``) gets one map per
+subject, then a group map: the subjects' mean score per voxel, tested against 0 by sign
+flips of whole subject maps with the maximum t over the map (family-wise error,
+:func:`brainalign.rsa.sign_flip_test`).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from brainalign.pipeline._analysis import Analysis, Unit, register_analysis
@@ -19,7 +25,6 @@ from brainalign.pipeline.analyses._common import (
     background,
     by_brain,
     refuse_meeg,
-    require,
 )
 
 
@@ -36,10 +41,13 @@ class Encoding(Analysis):
         "criterion": (str, False, "neg_mse"),
         "scoring": (str, False, "r2"),
         "n_permutations": (int, False, 0),  # stimulus permutations within runs; 0: none
+        # sources with several subjects: sign flips of the subjects' maps; 0: no group test
+        "n_flips": (int, False, 1000),
     }
     limits = {
         "cv": (2, 10_000, "folds of K-fold cross-validation"),
         "n_permutations": (0, 10_000_000, "stimulus permutations; 0: none"),
+        "n_flips": (0, 10_000_000, "sign flips of the group-level maps; 0: none"),
     }
 
     def validate(self, c: Any, params: dict[str, Any], spec: dict[str, Any]) -> None:
@@ -66,8 +74,17 @@ class Encoding(Analysis):
         c.option((*where, "scoring"), params["scoring"], CRITERIA)
         if params["n_permutations"] < 0:
             c.fail((*where, "n_permutations"), f"must be >= 0, got {params['n_permutations']}.")
-        require(c, spec, "runs", "has no responses to predict for an encoding model")
-        from brainalign.pipeline._analysis import get_model_kind
+        from brainalign.pipeline._analysis import get_model_kind, get_source
+
+        for bname, src in spec["brain"].items():
+            source = get_source(src["dataset"])
+            if not (source.runs or source.subject_runs):
+                c.fail(
+                    ("brain", bname, "dataset"),
+                    f"{src['dataset']!r} has no responses (trials with runs) to predict for an "
+                    "encoding model; use a source of trial patterns (haxby2001, fmri_bids) or "
+                    "drop the analysis.",
+                )
 
         for mname, m in spec["models"].items():
             if not get_model_kind(m["kind"]).has_features:
@@ -87,56 +104,37 @@ class Encoding(Analysis):
         payload = {
             "data": ctx.data_key(unit.brain),
             "model": ctx.model_content(unit.model),
-            "encoding": params,
+            # the sign flips of a group map are drawn when the maps are assembled
+            "encoding": {k: v for k, v in params.items() if k != "n_flips"},
         }
         if params["n_permutations"]:
             payload["seed"] = ctx.seed
         return content_key(payload)
 
     def compute(self, ctx: Any, unit: Unit) -> xr.DataTree:
-        """One ridge per voxel and model entry, penalties by cross-validation."""
-        from sklearn.model_selection import LeaveOneGroupOut
-
-        from brainalign import encoding
-
-        params = ctx.params("encoding")
-        trials = ctx.data(unit.brain).trials
-        ids = [str(s) for s in dict.fromkeys(trials.stimulus.values)]
-        runs = trials.run.values
-        alphas = params["alphas"] or list(encoding.DEFAULT_ALPHAS)
-        cv = LeaveOneGroupOut() if params["cv"] == "runs" else int(params["cv"])
-        common = dict(cv=cv, groups=runs, criterion=params["criterion"], scoring=params["scoring"])
-        out = {}
-        for entry, feats in ctx.features(unit.model, ids).items():
-            x = feats.sel(stimulus=trials.stimulus.values).values
-            if params["n_permutations"]:
-                # Trial patterns, shuffled within runs (kind explicit: the default would be
-                # circular shifts, as for a time series). The report uses the max-statistic
-                # FWE p-values, so the Benjamini-Hochberg resolution warning is not shown.
-                with warnings.catch_warnings():
-                    warnings.filterwarnings(
-                        "ignore", r"With n_permutations=\d+ the smallest p-value", UserWarning
-                    )
-                    ds = encoding.permutation_test(
-                        x, trials, alphas, n_permutations=params["n_permutations"],
-                        seed=ctx.seed, runs=runs, kind="stimulus", **common,
-                    )  # fmt: skip
-                ds = ds.drop_vars("null")
-            else:
-                ds = encoding.ridge_cv(x, trials, alphas, **common)[["cv_score", "best_alpha"]]
-            ds.attrs.update(
-                model=unit.model,
-                entry=entry,
-                n_features=int(x.shape[1]),
-                scoring=params["scoring"],
-            )
-            out[entry] = ds
+        """One ridge per voxel and model entry (per subject), penalties by cross-validation."""
+        data = ctx.data(unit.brain)
+        subjects = getattr(data, "subject_trials", None) or {}
+        if len(subjects) < 2:
+            trials = next(iter(subjects.values())) if subjects else data.trials
+            out = _fit(ctx, unit, trials)
+        else:
+            _check_same_voxels(unit.brain, subjects)
+            # the group test (sign flips across subjects) replaces per-subject permutations
+            fits = {name: _fit(ctx, unit, t, permute=False) for name, t in subjects.items()}
+            out = {
+                entry: xr.concat([f[entry] for f in fits.values()], dim="subject",
+                                 join="exact", combine_attrs="override")
+                .assign_coords(subject=list(fits))
+                for entry in next(iter(fits.values()))
+            }  # fmt: skip
         return entries_to_tree(out, {"unit": unit.key})
 
     def assemble(self, ctx: Any, results: dict[Unit, Any]) -> tuple[dict[str, xr.Dataset], Any]:
-        """Per brain source: the scores stacked over model entries."""
+        """Per brain source: the scores stacked over model entries (group maps tested)."""
+        n_flips = ctx.params("encoding")["n_flips"]
         enc = by_brain({u: tree_to_entries(t) for u, t in results.items()})
-        stacks = {b: _stack(entries) for b, entries in enc.items()}
+        stacks = {b: _stack(entries, n_flips, ctx.seed) for b, entries in enc.items()}
         return {f"encoding/{b}": ds for b, ds in stacks.items()}, stacks
 
     def report(self, report: Any, ctx: Any, nodes: dict[str, xr.Dataset], state: Any) -> None:
@@ -144,13 +142,111 @@ class Encoding(Analysis):
         _section(report, ctx, state)
 
 
-def _stack(entries: dict[str, xr.Dataset]) -> xr.Dataset:
-    """Stack one brain source's encoding results over model entries."""
+def _fit(
+    ctx: Any, unit: Unit, trials: xr.DataArray, *, permute: bool = True
+) -> dict[str, xr.Dataset]:
+    """Fit one subject's (or source's) trials: per model entry, scores and penalties."""
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    from brainalign import encoding
+
+    params = ctx.params("encoding")
+    ids = [str(s) for s in dict.fromkeys(trials.stimulus.values)]
+    runs = trials.run.values
+    alphas = params["alphas"] or list(encoding.DEFAULT_ALPHAS)
+    cv = LeaveOneGroupOut() if params["cv"] == "runs" else int(params["cv"])
+    common = dict(cv=cv, groups=runs, criterion=params["criterion"], scoring=params["scoring"])
+    out = {}
+    for entry, feats in ctx.features(unit.model, ids).items():
+        x = feats.sel(stimulus=trials.stimulus.values).values
+        if params["n_permutations"] and permute:
+            # Trial patterns, shuffled within runs (kind explicit: the default would be
+            # circular shifts, as for a time series). The report uses the max-statistic
+            # FWE p-values, so the Benjamini-Hochberg resolution warning is not shown.
+            with warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore", r"With n_permutations=\d+ the smallest p-value", UserWarning
+                )
+                ds = encoding.permutation_test(
+                    x, trials, alphas, n_permutations=params["n_permutations"],
+                    seed=ctx.seed, runs=runs, kind="stimulus", **common,
+                )  # fmt: skip
+            ds = ds.drop_vars("null")
+        else:
+            ds = encoding.ridge_cv(x, trials, alphas, **common)[["cv_score", "best_alpha"]]
+        ds.attrs.update(
+            model=unit.model,
+            entry=entry,
+            n_features=int(x.shape[1]),
+            scoring=params["scoring"],
+        )
+        out[entry] = ds
+    return out
+
+
+def _check_same_voxels(bname: str, subjects: dict[str, xr.DataArray]) -> None:
+    """Refuse subjects whose voxels differ: their maps cannot be averaged voxel by voxel."""
+    names = list(subjects)
+    ref = subjects[names[0]]
+    for name in names[1:]:
+        da = subjects[name]
+        same = da.sizes["voxel"] == ref.sizes["voxel"] and all(
+            np.array_equal(da[c].values, ref[c].values)
+            for c in ("i", "j", "k")
+            if c in ref.coords and c in da.coords
+        )
+        if not same:
+            raise ValueError(
+                f"brain.{bname}: the subjects' voxels differ ({names[0]}: "
+                f"{ref.sizes['voxel']} voxels, {name}: {da.sizes['voxel']}), so their encoding "
+                "maps cannot be averaged voxel by voxel for the group map; give the source a "
+                "common mask: (one image on the grid of every subject's BOLD, e.g. in MNI "
+                "space)."
+            )
+
+
+def _stack(
+    entries: dict[str, xr.Dataset], n_flips: int = 0, seed: int | None = None
+) -> xr.Dataset:
+    """Stack one brain source's encoding results over model entries.
+
+    With a ``subject`` dim (several subjects), ``cv_score`` is the subjects' mean map,
+    ``subject_cv_score`` the subjects' maps, ``best_alpha`` the median penalty, and with
+    ``n_flips`` the group test adds ``t`` and ``p_fwe`` (sign flips, max-t FWE).
+    """
+    from brainalign import rsa
+
     names = list(entries)
-    keep = [v for v in ("cv_score", "best_alpha", "p_value", "p_fwe", "p_fdr") if v in
-            entries[names[0]]]  # fmt: skip
+    first = entries[names[0]]
+    if "subject" in first.cv_score.dims:
+        group = {}
+        for e in names:
+            ds = entries[e]
+            g = xr.Dataset(
+                {
+                    "cv_score": ds.cv_score.mean("subject"),
+                    "subject_cv_score": ds.cv_score,
+                    "best_alpha": ds.best_alpha.median("subject"),
+                },
+                attrs=ds.attrs,
+            )
+            if n_flips:
+                test = rsa.sign_flip_test(ds.cv_score, n_permutations=n_flips, seed=seed)
+                g["t"], g["p_fwe"] = test["t"], test["p_fwe"]
+                g.attrs.update(n_permutations=test.attrs["n_permutations"],
+                               test=test.attrs["test"])  # fmt: skip
+            g.attrs["n_subjects"] = int(ds.sizes["subject"])
+            group[e] = g
+        entries = group
+    names = list(entries)
+    keep = [v for v in ("cv_score", "subject_cv_score", "best_alpha", "t", "p_value", "p_fwe",
+                        "p_fdr") if v in entries[names[0]]]  # fmt: skip
     ds = xr.concat([entries[e][keep] for e in names], dim="model").assign_coords(model=names)
-    ds.attrs = {k: v for k, v in entries[names[0]].attrs.items() if k in ("scoring",)}
+    ds.attrs = {
+        k: v
+        for k, v in entries[names[0]].attrs.items()
+        if k in ("scoring", "n_subjects", "n_permutations", "test")
+    }
     ds.attrs["description"] = (
         "Voxelwise ridge encoding models: cv_score is the cross-validated score of each "
         "model entry's features predicting each voxel's trial responses."
@@ -179,6 +275,23 @@ def _section(report: Any, ctx: Any, stacks: dict[str, xr.Dataset]) -> None:
             coords=mean.coords,
         )
     cv_text = "leave-one-run-out" if params["cv"] == "runs" else f"{params['cv']}-fold"
+    groups = {b: ds.attrs["n_subjects"] for b, ds in stacks.items() if "n_subjects" in ds.attrs}
+    group_text = "".join(
+        f" {b}: the mean of {n} subjects' maps, each subject's models fit to its own trials."
+        for b, n in groups.items()
+    )
+    if has_p and groups:
+        test_text = (
+            f" *: at least one voxel significant at FWE 0.05 (one-sample sign-flip test of the "
+            f"subjects' maps against 0, {params['n_flips']} flips, maximum t over the map)."
+        )
+    elif has_p:
+        test_text = (
+            f" *: at least one voxel significant at FWE 0.05 (max-statistic over "
+            f"{params['n_permutations']} stimulus permutations within runs)."
+        )
+    else:
+        test_text = ""
     report.add_figure(
         plot_score_matrix(mean, significant=sig, label=f"mean voxel {scoring}"),
         "Encoding: model × brain",
@@ -186,12 +299,8 @@ def _section(report: Any, ctx: Any, stacks: dict[str, xr.Dataset]) -> None:
         caption=f"Mean over voxels of the {cv_text} cross-validated {scoring} of a ridge model "
         "per voxel (penalty chosen per voxel by "
         f"{params['criterion']}) from each model entry's features of the trial's stimulus."
-        + (
-            f" *: at least one voxel significant at FWE 0.05 (max-statistic over "
-            f"{params['n_permutations']} stimulus permutations within runs)."
-            if has_p
-            else ""
-        ),
+        + group_text
+        + test_text,
     )
     rows = []
     for b, ds in stacks.items():
@@ -217,5 +326,17 @@ def _section(report: Any, ctx: Any, stacks: dict[str, xr.Dataset]) -> None:
             name=f"{b} from {best}",
             kind="Encoding map",
             section="Encoding",
-            caption=f"Per voxel: {cv_text} {scoring} of the best model entry.",
+            caption=f"Per voxel: {cv_text} {scoring} of the best model entry"
+            + (
+                f", the mean of {groups[b]} subjects' maps"
+                + (
+                    f"; voxels with p_FWE < 0.05 (sign flips, max t): "
+                    f"{int((ds.p_fwe.sel(model=best) < 0.05).sum())}"
+                    if "p_fwe" in ds
+                    else ""
+                )
+                if b in groups
+                else ""
+            )
+            + ".",
         )

@@ -10,14 +10,15 @@ fMRIPrep brain mask of the subject's first run).
 
 The brain RDM is the mean of the subjects' RDMs; with two subjects or more the source also
 gives the subjects' RDMs, and RSA adds group-level inference across subjects with a noise
-ceiling. The source has no run-wise trials for the analyses (``runs`` is False: no encoding
-models, no run-split ceiling), which keeps one subject's runs from standing for a group.
+ceiling. The source's run-wise trials are each subject's own (``subject_runs``): encoding
+models are fit per subject and their maps tested across subjects; there is no run-split
+ceiling (``runs`` is False), which keeps one subject's runs from standing for a group.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,13 @@ class FmriRun:
 
 @dataclass
 class BidsPatterns(SubjectPatterns):
-    """The subjects' stimulus patterns; ``trials`` (the GLM patterns) for one subject only."""
+    """The subjects' stimulus patterns and GLM patterns (``subject_trials``).
+
+    ``trials`` holds the GLM patterns of a source with one subject only.
+    """
 
     trials: xr.DataArray | None = None
+    subject_trials: dict[str, xr.DataArray] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------- finding
@@ -363,8 +368,10 @@ def load_fmri_bids(src: dict[str, Any]) -> BidsPatterns:
     found = find_runs(src)
     subjects, where, counts = {}, {}, {}
     trials = None
+    subject_trials = {}
     for name, runs in found.items():
         t = load_subject(src, name, runs)
+        subject_trials[name] = t
         means = average_trials(t)
         means = means.drop_vars([c for c in ("n_trials",) if c in means.coords])
         means.attrs = {"subject": name, "source": str(runs[0].bold.parent)}
@@ -375,7 +382,13 @@ def load_fmri_bids(src: dict[str, Any]) -> BidsPatterns:
     subjects = align_subjects(subjects, where, None, _WHERE)
     ijk = [tuple(map(tuple, np.c_[d.i.values, d.j.values, d.k.values])) for d in subjects.values()]
     means = mean_patterns(subjects) if len(set(ijk)) == 1 else None
-    data = BidsPatterns(subjects, file_digests(files_read(src)), means, trials=trials)
+    data = BidsPatterns(
+        subjects,
+        file_digests(files_read(src)),
+        means,
+        trials=trials,
+        subject_trials={n: subject_trials[n] for n in subjects},
+    )
     data.attrs = {
         **provenance(data, "patterns"),
         "task": src["task"],
@@ -396,6 +409,7 @@ class FmriBids(SubjectsSource):
     name = FMRI_BIDS
     data = "patterns"
     runs = False  # several subjects: group-level RSA, not one subject's runs
+    subject_runs = True  # encoding models per subject, their maps tested across subjects
     grid = True
     complete = True
     option_label = (
