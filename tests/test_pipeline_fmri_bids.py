@@ -276,3 +276,77 @@ def test_group_encoding_map_is_the_mean_of_the_subjects_maps_tested_by_sign_flip
     assert FmriBids.subject_runs and not FmriBids.runs
     html = unescape((tmp_path / "out" / "report.html").read_text())
     assert "the mean of 3 subjects' maps" in html and "sign-flip test" in html
+
+
+def _atlas(tmp_path: Path) -> tuple[Path, Path]:
+    """A two-region label image on the mask's grid (left / right of the mask's middle
+    column) and its BIDS dseg-style table; value 3 is in the table only as an error case."""
+    import nibabel as nib
+
+    mask = nib.load(wholebrain_mask_path("brain"))
+    inside = np.asarray(mask.dataobj) > 0
+    labels = np.zeros(mask.shape, dtype=np.int16)
+    i = np.arange(mask.shape[0])[:, None, None] * np.ones(mask.shape, dtype=int)
+    middle = int(np.median(np.nonzero(inside)[0]))
+    labels[inside & (i < middle)] = 1
+    labels[inside & (i >= middle)] = 2
+    path = tmp_path / "atlas_dseg.nii.gz"
+    nib.Nifti1Image(labels, mask.affine).to_filename(path)
+    table = tmp_path / "atlas_dseg.tsv"
+    table.write_text("index\tname\n1\tleft side\n2\tright\n")
+    return path, table
+
+
+def test_atlas_gives_one_brain_entry_per_region(bids, tmp_path):
+    # issue 19: "a label image with a region table gives one brain entry per ROI"
+    import nibabel as nib
+
+    from brainalign.pipeline import load_spec
+
+    atlas, table = _atlas(tmp_path)
+    spec = _spec(bids, subjects=["01", "02"], atlas=str(atlas), atlas_labels=str(table),
+                 analyses={"rsa": {"n_permutations": 20, "n_bootstrap": 0}})  # fmt: skip
+    loaded = load_spec(spec)
+    assert list(loaded["brain"]) == ["bold-left_side", "bold-right"]
+    assert loaded["brain"]["bold-right"]["roi"] == "right"
+    assert loaded["brain"]["bold-right"]["rois"] is None
+    res = ba.run(spec, out=tmp_path / "out")
+    got = res.tree["brain/bold-left_side"].to_dataset()
+    # Reference: each subject's RDM from load_bold on the region's voxels (the atlas value 1
+    # within the fMRIPrep mask), averaged over subjects.
+    region = np.asarray(nib.load(atlas).dataobj) == 1
+    mask_img = nib.load(wholebrain_mask_path("brain"))
+    roi_img = nib.Nifti1Image((region & (np.asarray(mask_img.dataobj) > 0)).astype(np.uint8),
+                              mask_img.affine)  # fmt: skip
+    rdms = []
+    for sub in ("01", "02"):
+        runs = SUBJECTS[sub]
+        func = bids / "derivatives" / "fmriprep" / f"sub-{sub}" / "func"
+        bolds = [str(func / f"{_name(sub, r)}_space-{SPACE}_desc-preproc_bold.nii.gz")
+                 for r in runs]  # fmt: skip
+        conf = [pd.read_csv(func / f"{_name(sub, r)}_desc-confounds_timeseries.tsv",
+                            sep="\t")[MOTION] for r in runs]  # fmt: skip
+        events = [bids / f"sub-{sub}" / "func" / f"{_name(sub, r)}_events.tsv" for r in runs]
+        trials = load_bold(bolds, events, mask=roi_img, confounds=conf, run_labels=runs)
+        rdms.append(rsa.rdm(average_trials(trials), "correlation"))
+    ids = list(got.rdm.stimulus_a.values)
+    want = np.mean([r.sel(stimulus_a=ids, stimulus_b=ids).values for r in rdms], axis=0)
+    np.testing.assert_allclose(got.rdm.values, want, atol=1e-10)
+    html = unescape((tmp_path / "out" / "report.html").read_text())
+    assert "in region 'left side' of the atlas 'atlas_dseg.nii.gz'" in html
+    # one region by name; errors name what exists
+    one = load_spec(_spec(bids, atlas=str(atlas), atlas_labels=str(table), rois=["right"]))
+    assert list(one["brain"]) == ["bold-right"]
+    with pytest.raises(SpecError, match=r"rois: 'rihgt' not in the atlas; its regions: "
+                       r"'left side', 'right'.*Did you mean 'right'"):  # fmt: skip
+        load_spec(_spec(bids, atlas=str(atlas), atlas_labels=str(table), rois=["rihgt"]))
+    table.write_text("index\tname\n1\tleft\n3\tnowhere\n")
+    with pytest.raises(SpecError, match=r"atlas_labels: 'nowhere \(3\)' not in the atlas image"):
+        load_spec(_spec(bids, atlas=str(atlas), atlas_labels=str(table)))
+    table.write_text("value\tlabel\n1\tleft\n")
+    with pytest.raises(SpecError, match=r"needs the columns index and name .* it has 'value'"):
+        load_spec(_spec(bids, atlas=str(atlas), atlas_labels=str(table)))
+    with pytest.raises(SpecError, match=r"brain\.bold\.rois: needs an atlas"):
+        load_spec(_spec(bids, rois=["left"]))
+    with pytest.raises(SpecError, match=r"brain\.bold\.atlas: file not found: 'nope.nii.gz'"):
+        load_spec(_spec(bids, atlas="nope.nii.gz"))

@@ -117,6 +117,14 @@ class Source:
     def validate(self, c: Checker, src: dict[str, Any], path: tuple[str, ...]) -> None:
         """Check a source's settings beyond their types (default: nothing)."""
 
+    def expand(self, name: str, src: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Return the brain entries this source's settings make (default: itself).
+
+        A source may stand for several entries, e.g. one per region of an atlas; each is
+        then a brain source of its own (its own units, cache keys and report rows).
+        """
+        return {name: src}
+
     def payload(self, src: dict[str, Any]) -> dict[str, Any]:
         """Return what the data depend on: the settings and the sha256 of each file read.
 

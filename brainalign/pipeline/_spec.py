@@ -468,7 +468,12 @@ def validate_spec(
         own_schema = {"dataset": brain_keys["dataset"], **own.schema}
         src = c.mapping({k: v for k, v in given.items() if k in own_schema}, own_schema, path)
         own().validate(c, src, path)
-        brain[str(name)] = src
+        for sub_name, sub_src in own().expand(str(name), src).items():
+            if sub_name != str(name):
+                c.name(path, sub_name, "the brain-source name")
+                if sub_name in out["brain"] or sub_name in brain:
+                    c.fail(path, f"makes the brain entry {sub_name!r}, which is already a name.")
+            brain[sub_name] = sub_src
     out["brain"] = brain
     if not out["models"]:
         c.fail(("models",), "needs at least one model.")

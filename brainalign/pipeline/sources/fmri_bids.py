@@ -231,7 +231,128 @@ def files_read(src: dict[str, Any]) -> list[Path]:
         for r in runs:
             out += [r.bold, r.confounds, r.events]
         out.append(mask_of(src, runs))
+    out += [Path(src[k]).expanduser() for k in ("atlas", "atlas_labels") if src.get(k)]
     return list(dict.fromkeys(out))
+
+
+# -------------------------------------------------------------------------------- atlases
+ATLAS_COLUMNS = ("index", "name")
+"""Columns of ``atlas_labels`` (as a BIDS ``dseg.tsv``): the label value and its name."""
+
+
+def _atlas_file(src: dict[str, Any], key: str) -> Path:
+    path = Path(src[key]).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{_WHERE}: {key}: file not found: {str(src[key])!r} (relative paths are from the "
+            f"working directory {os.getcwd()!r})."
+        )
+    return path
+
+
+def atlas_regions(src: dict[str, Any]) -> dict[str, int]:
+    """Return the atlas's regions, name → label value, in the table's (or label) order.
+
+    Without ``atlas_labels`` the names are the label values of the image (``"1"``, ...).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the atlas or its table is missing.
+    ValueError
+        When the table lacks ``index``/``name`` (naming its columns), repeats a name, or
+        names a value the image does not hold; when ``rois`` names a region the atlas lacks
+        (naming those it has).
+    """
+    import nibabel as nib
+    import pandas as pd
+
+    image = _atlas_file(src, "atlas")
+    try:
+        values = np.asarray(nib.load(image).dataobj)
+    except Exception as err:  # nibabel raises many types for a file that is not an image
+        raise ValueError(
+            f"{_WHERE}: atlas: cannot read {str(image)!r} as a NIfTI label image: {err}"
+        ) from err
+    present = sorted(int(v) for v in np.unique(values[np.isfinite(values)]) if v != 0)
+    if src.get("atlas_labels"):
+        path = _atlas_file(src, "atlas_labels")
+        sep = "," if path.suffix.lower() == ".csv" else "\t"
+        try:
+            table = pd.read_csv(path, sep=sep)
+        except (OSError, ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"{_WHERE}: atlas_labels: cannot read {str(path)!r}: {err}") from err
+        table.columns = [str(c).strip() for c in table.columns]
+        missing = [c for c in ATLAS_COLUMNS if c not in table.columns]
+        if missing:
+            raise ValueError(
+                f"{_WHERE}: atlas_labels: {str(path)!r} needs the columns index and name (as a "
+                f"BIDS dseg.tsv); it has {_fmt_list(list(table.columns))}."
+            )
+        regions = {}
+        for idx, name in zip(table["index"], table["name"], strict=True):
+            name = str(name).strip()
+            if name in regions:
+                raise ValueError(
+                    f"{_WHERE}: atlas_labels: {str(path)!r} repeats the name {name!r}."
+                )
+            regions[name] = int(idx)
+        absent = [f"{n} ({v})" for n, v in regions.items() if v not in present and v != 0]
+        if absent:
+            raise ValueError(
+                f"{_WHERE}: atlas_labels: {_fmt_list(absent)} not in the atlas image "
+                f"{str(image)!r}, which holds the values {_fmt_list(present)}."
+            )
+        regions = {n: v for n, v in regions.items() if v != 0}  # 0: background
+    else:
+        regions = {str(v): v for v in present}
+    picked = src.get("rois") or ([src["roi"]] if src.get("roi") else None)
+    if picked:
+        unknown = [str(r) for r in picked if str(r) not in regions]
+        if unknown:
+            raise ValueError(
+                f"{_WHERE}: rois: {_fmt_list(unknown)} not in the atlas; its regions: "
+                f"{_fmt_list(list(regions))}." + did_you_mean(unknown[0], list(regions))
+            )
+        regions = {str(r): regions[str(r)] for r in picked}
+    if not regions:
+        raise ValueError(f"{_WHERE}: atlas: {str(image)!r} holds no region (only 0).")
+    return regions
+
+
+def _safe(name: str) -> str:
+    """Return a region name fit for a brain-source name (letters, digits, ``_.-``)."""
+    out = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_.-") else "_" for ch in name)
+    return out.strip("_.-") or "roi"
+
+
+def roi_mask(src: dict[str, Any], runs: list[FmriRun]) -> Any:
+    """Return the mask of one region: the atlas's ``roi`` within the subject's mask.
+
+    The atlas is resampled (nearest neighbour) to the mask's grid when the grids differ.
+
+    Raises
+    ------
+    ValueError
+        When the region has no voxel inside the mask.
+    """
+    import nibabel as nib
+    from nilearn import image as nimg
+
+    mask = nib.load(mask_of(src, runs))
+    atlas = nib.load(_atlas_file(src, "atlas"))
+    if atlas.shape[:3] != mask.shape[:3] or not np.allclose(atlas.affine, mask.affine):
+        atlas = nimg.resample_to_img(
+            atlas, mask, interpolation="nearest", force_resample=True, copy_header=True
+        )
+    value = atlas_regions(src)[src["roi"]]
+    inside = (np.asarray(atlas.dataobj) == value) & (np.asarray(mask.dataobj) > 0)
+    if not inside.any():
+        raise ValueError(
+            f"{_WHERE}: region {src['roi']!r} (value {value}) of the atlas has no voxel inside "
+            f"the mask {str(mask_of(src, runs))!r}."
+        )
+    return nib.Nifti1Image(inside.astype(np.uint8), mask.affine)
 
 
 # ------------------------------------------------------------------------------- reading
@@ -345,7 +466,7 @@ def load_subject(src: dict[str, Any], name: str, runs: list[FmriRun]) -> xr.Data
     return load_bold(
         [str(r.bold) for r in runs],
         events,
-        mask=str(mask_of(src, runs)),
+        mask=roi_mask(src, runs) if src.get("roi") else str(mask_of(src, runs)),
         estimate=src["estimate"],
         confounds=confounds,
         run_labels=[r.run for r in runs],
@@ -414,7 +535,7 @@ class FmriBids(SubjectsSource):
     complete = True
     option_label = (
         "an fmri_bids option (root, derivatives, task, subjects, session, space, mask, "
-        "confounds, stimulus_column, estimate)"
+        "confounds, stimulus_column, estimate, atlas, atlas_labels, rois, roi)"
     )
     schema = {
         "root": (str, True, None),  # the BIDS root (raw events.tsv)
@@ -427,6 +548,12 @@ class FmriBids(SubjectsSource):
         "confounds": ((str, list), False, "motion"),  # strategy name or column list
         "stimulus_column": (str, False, "trial_type"),
         "estimate": (str, False, "condition"),
+        # a label image (on the BOLD grid, or resampled to it) and its table (index, name):
+        # one brain entry per region, named <source>-<region>
+        "atlas": (str, False, None),
+        "atlas_labels": (str, False, None),
+        "rois": (list, False, None),  # the regions to keep (default: all)
+        "roi": (str, False, None),  # one region (set by the expansion, or by hand)
     }
 
     def validate(self, c: Checker, src: dict[str, Any], path: tuple[str, ...]) -> None:
@@ -454,6 +581,19 @@ class FmriBids(SubjectsSource):
                 (*path, "subjects"),
                 f"must be a non-empty list of subject labels (strings), got {subjects!r}.",
             )
+        for key in ("atlas_labels", "rois", "roi"):
+            if src[key] is not None and src["atlas"] is None:
+                c.fail((*path, key), f"needs an atlas: (a label image), got {key}: {src[key]!r}.")
+        if src["atlas"] is not None:
+            try:
+                atlas_regions(src)
+            except (FileNotFoundError, ValueError) as err:
+                text = str(err).removeprefix(f"{_WHERE}: ")
+                key = next(
+                    (k for k in ("atlas_labels", "atlas", "rois") if text.startswith(f"{k}:")),
+                    "atlas",
+                )
+                c.fail((*path, key), text.removeprefix(f"{key}: "))
         try:
             found = find_runs(src)
             for runs in found.values():
@@ -465,6 +605,18 @@ class FmriBids(SubjectsSource):
                 "task",
             )
             c.fail((*path, key), text.removeprefix(f"{key}: "))
+
+    def expand(self, name: str, src: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """With an ``atlas``: one brain entry per region, ``<name>-<region>``.
+
+        Each entry holds its own ``roi`` and no ``rois`` list, so its cache key is the same
+        whichever other regions a spec lists.
+        """
+        if src["atlas"] is None or src["roi"] is not None:
+            return {name: src}
+        return {
+            f"{name}-{_safe(roi)}": {**src, "rois": None, "roi": roi} for roi in atlas_regions(src)
+        }
 
     def payload(self, src: dict[str, Any]) -> dict[str, Any]:
         """Return the settings and the sha256 of every file read (BOLD, confounds, events)."""
@@ -480,6 +632,11 @@ class FmriBids(SubjectsSource):
             f"fMRI of task {src['task']!r} preprocessed by fMRIPrep (space {src['space']}, "
             f"BIDS dataset fmri_bids), patterns from a GLM ({src['estimate']} estimates, "
             f"confounds: {attrs.get('confounds')}) averaged per stimulus"
+            + (
+                f", in region {src['roi']!r} of the atlas {Path(src['atlas']).name!r}"
+                if src["roi"]
+                else ""
+            )
         )
         return subjects_text(bname, what, attrs)
 
