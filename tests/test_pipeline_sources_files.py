@@ -75,6 +75,7 @@ def files(tmp_path_factory, haxby_subjects):
         table = pd.DataFrame(means.values, columns=[f"v{i}" for i in range(means.sizes["voxel"])])
         table.insert(0, "stimulus", means["stimulus"].values)
         table.to_csv(root / f"{name}.csv", index=False)
+        table.to_parquet(root / f"{name}.parquet", index=False)  # pyarrow (the test extra)
         stacked.append(means.sel(stimulus=order).reset_coords(drop=True))
     ba.save(
         xr.concat(stacked, dim="subject").assign_coords(subject=list(haxby_subjects)),
@@ -95,6 +96,7 @@ def arrays_run(tmp_path_factory, files):
             "stimuli": files["order"],
         },
         "csv": {"dataset": "arrays", "files": str(root / "sub-0[123].csv")},
+        "parquet": {"dataset": "arrays", "files": str(root / "sub-0[123].parquet")},
         "trials": {
             "dataset": "arrays",
             "files": str(root / "trials_sub-*_bold.nc"),
@@ -106,7 +108,7 @@ def arrays_run(tmp_path_factory, files):
     return ba.run(_spec(brain), out=tmp_path_factory.mktemp("arrays_out"))
 
 
-@pytest.mark.parametrize("bname", ["nc", "npy", "csv", "trials", "stacked"])
+@pytest.mark.parametrize("bname", ["nc", "npy", "csv", "parquet", "trials", "stacked"])
 def test_arrays_group_rsa(arrays_run, haxby_subjects, bname):
     tree = arrays_run.tree
     brain = tree[f"brain/{bname}"]
@@ -119,6 +121,7 @@ def test_arrays_group_rsa(arrays_run, haxby_subjects, bname):
         "nc": "sub-01_patterns, sub-02_patterns, sub-03_patterns",
         "npy": "sub-01, sub-02, sub-03",
         "csv": "sub-01, sub-02, sub-03",
+        "parquet": "sub-01, sub-02, sub-03",
         "trials": "sub-01, sub-02, sub-03",  # subject_names: bids
         "stacked": "sub-01, sub-02, sub-03",  # the file's subject coord
     }
