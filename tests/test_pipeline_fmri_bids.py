@@ -195,6 +195,15 @@ def test_confounds_with_another_row_count(bids, tmp_path):
     _confounds(100, 2).to_csv(conf, sep="\t", index=False, na_rep="n/a")
     with pytest.raises(ValueError, match=r"has 100 rows but its BOLD run has 121 volumes"):
         ba.run(_spec(root, subjects=["01"]), out=tmp_path / "out")
+    # n/a past the first row (fMRIPrep writes n/a only in the derivatives' first row)
+    table = _confounds(121, 2)
+    table.loc[5, "rot_y"] = np.nan
+    table.to_csv(conf, sep="\t", index=False, na_rep="n/a")
+    with pytest.raises(
+        ValueError, match=r"1 confound value\(s\) are missing or not numbers; first: row 6, "
+        r"column 'rot_y'\. Only the first row may be n/a"
+    ):  # fmt: skip
+        ba.run(_spec(root, subjects=["01"]), out=tmp_path / "out2")
 
 
 def test_payload_hashes_every_file_read(bids, tmp_path):
