@@ -75,7 +75,8 @@ def align_stimuli(
         ref_set = set(ref.tolist())
         for i, da in enumerate(arrays[1:], start=1):
             ids = _ids_of(da)
-            missing = [s for s in ref.tolist() if s not in set(ids.tolist())]
+            id_set = set(ids.tolist())
+            missing = [s for s in ref.tolist() if s not in id_set]
             extra = [s for s in ids.tolist() if s not in ref_set]
             if missing or extra:
                 parts = []
