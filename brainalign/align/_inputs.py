@@ -133,9 +133,7 @@ def entries(
         return Entries(arrays, (key_dim,), {key_dim: np.asarray(keys)})
     da = _as_array(x, name)
     feats, batch = _split(da, name, samples)
-    coords = {
-        d: (da[d].values if d in da.coords else np.arange(da.sizes[d])) for d in batch
-    }
+    coords = {d: (da[d].values if d in da.coords else np.arange(da.sizes[d])) for d in batch}
     out = []
     for idx in itertools.product(*(range(da.sizes[d]) for d in batch)):
         sub = da.isel(dict(zip(batch, idx, strict=True))) if batch else da
@@ -166,8 +164,8 @@ def align_sides(ea: Entries, eb: Entries, samples: str) -> None:
     aligned = []
     for side, e in (("a", ea), ("b", eb)):
         for i, da in enumerate(e.arrays):
-            if da is first:
-                aligned.append(da)
+            if da is first or np.array_equal(da[STIMULUS].values, first[STIMULUS].values):
+                aligned.append(da)  # same ids in the same order: nothing to align
                 continue
             try:
                 _, da2 = align_stimuli(first, da, join="exact")
@@ -179,15 +177,16 @@ def align_sides(ea: Entries, eb: Entries, samples: str) -> None:
             aligned.append(da2)
     ea.arrays[:] = aligned[: len(ea.arrays)]
     eb.arrays[:] = aligned[len(ea.arrays) :]
-    ids = first[STIMULUS].values if samples == STIMULUS else first[STIMULUS].values
-    ea.ids = eb.ids = np.asarray(ids)
+    ea.ids = eb.ids = np.asarray(first[STIMULUS].values)
 
 
 def _entry_label(e: Entries, i: int) -> str:
     if not e.dims:
         return ""
     idx = np.unravel_index(i, e.shape)
-    return "[" + ", ".join(f"{d}={e.coords[d][j]!r}" for d, j in zip(e.dims, idx, strict=True)) + "]"
+    return (
+        "[" + ", ".join(f"{d}={e.coords[d][j]!r}" for d, j in zip(e.dims, idx, strict=True)) + "]"
+    )
 
 
 def result_attrs(
@@ -197,7 +196,7 @@ def result_attrs(
     params: Mapping[str, Any],
     similarity_id: str | None = None,
 ) -> dict[str, Any]:
-    """The attrs every alignment result carries.
+    """Return the attrs every alignment result carries.
 
     Parameters
     ----------
@@ -284,7 +283,8 @@ def apply_pair(
     n = ea.arrays[0].sizes[samples]
     if n < min_samples:
         raise ValueError(
-            f"this measure needs at least {min_samples} {samples}s in common, got {n}."
+            f"this measure needs at least {min_samples} "
+            f"{'stimuli' if samples == STIMULUS else 'trials'} in common, got {n}."
         )
     shared = [d for d in eb.dims if d in ea.dims]
     for d in shared:
@@ -317,11 +317,11 @@ def apply_pair(
             val = val.detach().to("cpu", torch.float64).numpy()
         results.append(np.asarray(val, dtype=np.float64))
     extra_shape = results[0].shape
-    values = np.stack(results).reshape(*out_shape, *extra_shape)
+    values = np.stack(results).reshape((*out_shape, *extra_shape))
     coords: dict[str, Any] = {d: (ea.coords | eb.coords)[d] for d in out_dims}
     coords.update(dict(extra_coords or {}))
     out = xr.DataArray(
         values, dims=(*out_dims, *extra_dims), coords=coords, attrs=dict(attrs or {}), name=name
     )
-    out.attrs["n_stimuli"] = int(len(np.unique(ea.ids)))
+    out.attrs["n_stimuli"] = len(np.unique(ea.ids))
     return out

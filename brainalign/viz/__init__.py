@@ -1,5 +1,6 @@
 """Figures that stand on their own (publication figures) and that reports embed."""
 
+from brainalign.viz._align import plot_layer_profile, plot_network_space
 from brainalign.viz._maps import (
     SURFACE_VIEWS,
     plot_brain_map,
@@ -23,8 +24,10 @@ __all__ = [
     "new_figure",
     "plot_brain_map",
     "plot_glass_brain",
+    "plot_layer_profile",
     "plot_mds",
     "plot_model_comparison",
+    "plot_network_space",
     "plot_rdm",
     "plot_rdms",
     "plot_score_matrix",

@@ -12,5 +12,6 @@ from brainalign.pipeline.analyses.encoding import Encoding  # isort: skip
 from brainalign.pipeline.analyses.trsa import TRSA  # isort: skip
 from brainalign.pipeline.analyses.ricci import Ricci  # isort: skip
 from brainalign.pipeline.analyses.time_resolved import TimeResolved  # isort: skip
+from brainalign.pipeline.analyses.align import Align  # isort: skip
 
-__all__ = ["RSA", "TRSA", "Encoding", "Ricci", "Searchlight", "TimeResolved"]
+__all__ = ["RSA", "TRSA", "Align", "Encoding", "Ricci", "Searchlight", "TimeResolved"]

@@ -1,0 +1,83 @@
+"""Benchmark: pairwise shape distances among many networks, brainalign vs netrep.
+
+brainalign.align.pairwise (one Gram matrix, batched singular values) against netrep's
+``multiset.pairwise_distances(LinearMetric(alpha=1, score_method="angular"), data)``
+(vendored in tests/align/_refs/netrep_ref.py, commit 0186b8a7), on the same data in one
+process: 16 networks, 500 stimuli, widths 50-200. Timings are the best of 3 after a warm-up.
+
+Run: ``.venv/bin/python benchmarks/_align_shape.py``
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "align" / "_refs"))
+
+import netrep_ref  # noqa: E402
+
+import brainalign as ba  # noqa: E402
+from brainalign.align._shape import pairwise  # noqa: E402
+
+
+def _best(fn, repeat: int = 3) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _data(n_networks: int, n: int, seed: int = 0) -> tuple[dict, list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    widths = rng.integers(50, 201, size=n_networks)
+    arrays = [rng.normal(size=(n, w)) @ rng.normal(size=(w, w)) / np.sqrt(w) for w in widths]
+    ids = [f"s{i}" for i in range(n)]
+    reps = {f"net{i}": ba.responses(x, ids) for i, x in enumerate(arrays)}
+    return reps, arrays
+
+
+def cases() -> list[dict]:
+    """Time the benchmark cases.
+
+    Returns
+    -------
+    rows : list of dict
+        One row per case: ``case``, ``brainalign_s``, ``reference_s``, ``reference``.
+    """
+    rows = []
+    for score in ("angular", "euclidean"):
+        reps, arrays = _data(16, 500)
+        metric = netrep_ref.LinearMetric(alpha=1.0, score_method=score)
+        ours = pairwise(reps, score=score, device="cpu", dtype="float64")
+        ref = netrep_ref.pairwise_distances(metric, arrays, verbose=False)
+        np.testing.assert_allclose(ours.values, ref, rtol=1e-8, atol=1e-8)
+        rows.append(
+            {
+                "case": f"pairwise {score} Procrustes, 16 networks, n=500, widths 50-200",
+                "brainalign_s": _best(
+                    lambda s=score, r=reps: pairwise(r, score=s, device="cpu", dtype="float64")
+                ),
+                "reference_s": _best(
+                    lambda m=metric, a=arrays: netrep_ref.pairwise_distances(m, a, verbose=False)
+                ),
+                "reference": "netrep multiset.pairwise_distances(LinearMetric) @0186b8a7",
+            }
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    for row in cases():
+        ratio = row["reference_s"] / row["brainalign_s"]
+        print(
+            f"{row['case']}: brainalign {row['brainalign_s']:.3f} s, "
+            f"reference {row['reference_s']:.3f} s, ratio {ratio:.2f}x ({row['reference']})"
+        )

@@ -1,0 +1,367 @@
+"""Stimulus-level inference for any alignment measure: permutation tests and bootstrap CIs.
+
+Both work on the labels, not on the numbers: a permutation relabels the stimuli of ``b``
+(alignment by id then pairs each stimulus of ``a`` with another stimulus of ``b``), a
+bootstrap draw resamples the stimuli of both sides with replacement and relabels the copies
+``"id#0"``, ``"id#1"`` ... so that ids stay unique. Any measure of :data:`METHODS` or a
+user's own function ``f(a, b, **kw) -> DataArray`` is recomputed on each relabelled pair,
+one call per permutation or draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from brainalign._checks import check_number, check_option
+from brainalign._config import get_config
+from brainalign._logging import progress
+from brainalign.align._compare import MethodSpec, _as_result, resolve_method
+from brainalign.data._schema import STIMULUS, responses
+
+__all__ = ["ALTERNATIVES", "bootstrap_ci", "permutation_test"]
+
+ALTERNATIVES = ("greater", "less", "two-sided")
+_TIE_RTOL = 1e-12
+
+
+# --------------------------------------------------------------------------- relabelling
+
+
+def _map_arrays(x: Any, fn: Callable[[xr.DataArray], xr.DataArray]) -> Any:
+    """Apply ``fn`` to every representation of one side, keeping its structure."""
+    if isinstance(x, xr.DataTree):
+        x = {
+            (k if node is x else f"{node.path.strip('/')}/{k}"): v
+            for node in x.subtree
+            for k, v in node.dataset.data_vars.items()
+        }
+    if isinstance(x, Mapping):
+        return {k: _map_arrays(v, fn) for k, v in x.items()}
+    if isinstance(x, xr.DataArray):
+        return fn(x)
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return fn(responses(np.asarray(x)))
+
+
+def _arrays(x: Any) -> list[xr.DataArray]:
+    out: list[xr.DataArray] = []
+    _map_arrays(x, lambda da: out.append(da) or da)
+    return out
+
+
+def _stimulus_ids(x: Any, name: str) -> np.ndarray:
+    """Return the sorted unique stimulus ids of one side (from its first representation)."""
+    da = _arrays(x)[0]
+    if STIMULUS not in da.coords:
+        raise ValueError(
+            f"{name} has no 'stimulus' coordinate (dims {tuple(da.dims)}); stimulus-level "
+            "inference needs stimulus ids."
+        )
+    return np.unique(np.asarray(da[STIMULUS].values))
+
+
+def _take(da: xr.DataArray, dim: str, pos: np.ndarray | None, ids: np.ndarray) -> xr.DataArray:
+    """Rows ``pos`` of ``da`` along ``dim`` (all rows when None), with stimulus ids ``ids``.
+
+    Built directly (no xarray alignment): this runs once per permutation or draw.
+    """
+    axis = da.dims.index(dim)
+    values = da.values if pos is None else np.take(da.values, pos, axis=axis)
+    coords: dict[str, Any] = {}
+    for cname, c in da.coords.items():
+        if cname == STIMULUS:
+            coords[cname] = xr.Variable(c.dims, ids)
+        elif dim in c.dims and pos is not None:
+            if cname == dim:  # a trial index: copies of a trial get new positions
+                coords[cname] = xr.Variable(dim, np.arange(len(pos)))
+            else:
+                coords[cname] = xr.Variable(c.dims, np.take(c.values, pos, axis=c.dims.index(dim)))
+        else:
+            coords[cname] = c.variable
+    return xr.DataArray(values, dims=da.dims, coords=coords, attrs=da.attrs, name=da.name)
+
+
+def _relabel(da: xr.DataArray, ids: np.ndarray, new: np.ndarray) -> xr.DataArray:
+    """Replace each stimulus id ``ids[i]`` by ``new[i]`` (``ids`` sorted)."""
+    old = np.asarray(da[STIMULUS].values)
+    pos = np.searchsorted(ids, old).clip(0, len(ids) - 1)
+    return _take(da, da[STIMULUS].dims[0], None, new[pos])
+
+
+def _resample(da: xr.DataArray, drawn: np.ndarray, new: np.ndarray) -> xr.DataArray:
+    """Rows of the drawn stimuli (all trials of each), relabelled with the new ids."""
+    if STIMULUS in da.dims:
+        vals = np.asarray(da[STIMULUS].values)
+        order = np.argsort(vals)
+        pos = order[np.searchsorted(vals[order], drawn).clip(0, len(vals) - 1)]
+        return _take(da, STIMULUS, pos, new)
+    dim = da[STIMULUS].dims[0]  # trial-level data: the stimulus coord of the trial dim
+    vals = np.asarray(da[STIMULUS].values)
+    order = np.argsort(vals, kind="stable")
+    uniq, start, counts = np.unique(vals[order], return_index=True, return_counts=True)
+    g = np.searchsorted(uniq, drawn).clip(0, len(uniq) - 1)
+    lengths = counts[g]
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    rows = order[np.repeat(start[g], lengths) + offsets]
+    return _take(da, dim, rows, np.repeat(new, lengths))
+
+
+def _copy_ids(ids: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``"id#k"`` for the k-th copy of each drawn stimulus."""
+    order = np.argsort(idx, kind="stable")
+    first = np.r_[0, np.flatnonzero(np.diff(idx[order])) + 1]
+    group_start = np.repeat(first, np.diff(np.r_[first, len(idx)]))
+    k = np.empty(len(idx), dtype=np.int64)
+    k[order] = np.arange(len(idx)) - group_start
+    return np.char.add(np.char.add(ids[idx].astype(str), "#"), k.astype(str))
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def _kind(result: xr.DataArray, spec: MethodSpec | None) -> str:
+    kind = result.attrs.get("kind", spec.kind if spec is not None else "similarity")
+    return kind if kind in ("similarity", "distance") else "similarity"
+
+
+def _name(method: Any) -> str:
+    return method if isinstance(method, str) else getattr(method, "__name__", repr(method))
+
+
+def _seed(seed: int | None) -> int | None:
+    return get_config()["seed"] if seed is None else seed
+
+
+def permutation_test(
+    a: Any,
+    b: Any,
+    method: str | Callable[..., Any],
+    *,
+    n_permutations: int = 1000,
+    seed: int | None = None,
+    alternative: str = "greater",
+    **kwargs: Any,
+) -> xr.Dataset:
+    """Test an alignment measure by permuting the stimulus labels of ``b``.
+
+    Each permutation relabels ``b``'s stimuli (every representation of ``b`` the same way),
+    so matching by id pairs each stimulus of ``a`` with another of ``b``, and recomputes
+    the measure: the null of no stimulus-level correspondence. With ``k`` permuted values
+    at least as extreme as the observed one, ``p = (1 + k) / (1 + n_permutations)``.
+
+    Parameters
+    ----------
+    a, b : xarray.DataArray or mapping of xarray.DataArray
+        The representations (as for the measure; other dims broadcast).
+    method : str or callable
+        A name in :data:`METHODS`, or a function ``f(a, b, **kwargs)`` returning a
+        DataArray (``attrs["kind"] = "distance"`` when smaller means more alike).
+    n_permutations : int
+        Number of random permutations.
+    seed : int, optional
+        Seed of the permutations (default: the configured seed).
+    alternative : {"greater", "less", "two-sided"}
+        In terms of alignment, whatever the measure's kind: ``"greater"`` tests for *more*
+        alignment than chance (a larger similarity, a smaller distance), ``"less"`` for
+        less; ``"two-sided"`` is ``min(1, 2 min(p_greater, p_less))``.
+    **kwargs
+        Passed to the measure (``device=``, ``dtype=``, its options).
+
+    Returns
+    -------
+    result : xarray.Dataset
+        ``statistic`` (the observed measure) and ``p_value`` over the measure's dims, and
+        ``null`` with an extra leading ``permutation`` dim; attrs ``method``, ``kind``,
+        ``alternative``, ``n_permutations``, ``seed``.
+
+    Notes
+    -----
+    The measure is called once per permutation (a loop with a progress bar); the labels of
+    ``a`` and ``b`` stay paired with their own rows, so the test generalises over stimuli for
+    the fixed units, voxels and subjects of ``a`` and ``b``.
+
+    References
+    ----------
+    Phipson, B. & Smyth, G. K. (2010). Permutation p-values should never be zero.
+    Statistical Applications in Genetics and Molecular Biology 9(1), 39.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import brainalign as ba
+    >>> from brainalign.align._inference import permutation_test
+    >>> def pattern_r(a, b):
+    ...     return np.corrcoef(a.values.ravel(), b.sel(stimulus=a.stimulus).values.ravel())[0, 1]
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(12, 4))
+    >>> ids = [f"s{i}" for i in range(12)]
+    >>> res = permutation_test(ba.responses(x, ids), ba.responses(x + 0.1, ids), pattern_r,
+    ...                        n_permutations=99, seed=0)
+    >>> float(res.p_value)
+    0.01
+    """
+    check_number("n_permutations", n_permutations, low=1, integer=True)
+    check_option("alternative", alternative, ALTERNATIVES)
+    fn, spec = resolve_method(method)
+    seed = _seed(seed)
+    observed = _as_result(fn(a, b, **kwargs), method)
+    kind = _kind(observed, spec)
+    ids = _stimulus_ids(b, "b")
+    rng = np.random.default_rng(seed)
+    perms = np.argsort(rng.random((n_permutations, len(ids))), axis=1)
+    nulls = []
+    for perm in progress(perms, "permutation test"):  # one measure call per permutation
+        new = ids[perm]
+        b_perm = _map_arrays(b, lambda da, new=new: _relabel(da, ids, new))
+        nulls.append(_as_result(fn(a, b_perm, **kwargs), method))
+    null = xr.concat(nulls, dim="permutation", coords="minimal", compat="override")
+    null = null.assign_coords(permutation=np.arange(n_permutations))
+    tol = _TIE_RTOL * (1.0 + abs(observed))
+    sign = 1.0 if kind == "similarity" else -1.0
+    more = (sign * (null - observed) >= -tol).sum("permutation")  # as aligned or more
+    less = (sign * (null - observed) <= tol).sum("permutation")  # as misaligned or more
+    p_more = (1.0 + more) / (1.0 + n_permutations)
+    p_less = (1.0 + less) / (1.0 + n_permutations)
+    if alternative == "greater":
+        p = p_more
+    elif alternative == "less":
+        p = p_less
+    else:
+        p = np.minimum(1.0, 2.0 * np.minimum(p_more, p_less))
+    p = p.where(np.isfinite(observed))
+    attrs = {
+        "method": _name(method),
+        "kind": kind,
+        "alternative": alternative,
+        "n_permutations": int(n_permutations),
+        "seed": "none" if seed is None else int(seed),
+        "permuted": "stimulus labels of b",
+    }
+    ds = xr.Dataset({"statistic": observed, "p_value": p, "null": null})
+    ds["statistic"].attrs = dict(observed.attrs)
+    ds.attrs.update(attrs)
+    return ds
+
+
+def bootstrap_ci(
+    a: Any,
+    b: Any,
+    method: str | Callable[..., Any],
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = None,
+    **kwargs: Any,
+) -> xr.Dataset:
+    """Percentile bootstrap interval of an alignment measure over stimuli.
+
+    Each draw resamples the stimuli with replacement, identically for ``a`` and ``b``,
+    relabels the k-th copy of stimulus ``id`` as ``"id#k"`` (ids stay unique, so alignment
+    by id keeps the copies paired), and recomputes the measure. The interval is the
+    ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the draws.
+
+    Parameters
+    ----------
+    a, b : xarray.DataArray or mapping of xarray.DataArray
+        The representations; with trial-level data every trial of a drawn stimulus comes
+        along.
+    method : str or callable
+        A name in :data:`METHODS` or a function ``f(a, b, **kwargs)`` returning a DataArray.
+        Cross-validated measures (``"predictivity"``, ``"shape_metric"`` with ``cv``) are
+        refused: copies of one stimulus would sit in both a training and a test set.
+    n_bootstrap : int
+        Number of draws.
+    confidence : float
+        Coverage of the interval, in (0, 1).
+    seed : int, optional
+        Seed of the draws (default: the configured seed).
+    **kwargs
+        Passed to the measure.
+
+    Returns
+    -------
+    result : xarray.Dataset
+        ``statistic``, ``ci_low``, ``ci_high`` over the measure's dims and ``bootstrap``
+        (the draws, with a leading ``bootstrap`` dim); attrs ``confidence``, ``interval``
+        (``"percentile"``), ``n_bootstrap``, ``seed``, ``method``.
+
+    Raises
+    ------
+    ValueError
+        For a cross-validated measure.
+
+    References
+    ----------
+    Efron, B. & Tibshirani, R. J. (1993). An Introduction to the Bootstrap, ch. 13.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import brainalign as ba
+    >>> from brainalign.align._inference import bootstrap_ci
+    >>> def pattern_r(a, b):
+    ...     return np.corrcoef(a.values.ravel(), b.sel(stimulus=a.stimulus).values.ravel())[0, 1]
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(20, 3))
+    >>> ids = [f"s{i}" for i in range(20)]
+    >>> res = bootstrap_ci(ba.responses(x, ids), ba.responses(x + rng.normal(size=x.shape), ids),
+    ...                    pattern_r, n_bootstrap=200, seed=0)
+    >>> bool(res.ci_low < res.statistic < res.ci_high)
+    True
+    """
+    check_number("n_bootstrap", n_bootstrap, low=1, integer=True)
+    check_number("confidence", confidence, low=0.0, high=1.0, closed="neither")
+    fn, spec = resolve_method(method)
+    if spec is not None and spec.is_cross_validated(kwargs):
+        raise ValueError(
+            f"bootstrap_ci cannot resample stimuli for method {spec.name!r}: it cross-"
+            "validates over stimuli, so copies of one stimulus would land in both a training "
+            "and a test fold and inflate the score. Use permutation_test for a p-value, or "
+            "bootstrap held-out predictions (brainalign.encoding.bootstrap_ci)"
+            + (
+                f" or {spec.cross_validated}=None."
+                if isinstance(spec.cross_validated, str)
+                else "."
+            )
+        )
+    seed = _seed(seed)
+    observed = _as_result(fn(a, b, **kwargs), method)
+    ids = _stimulus_ids(a, "a")
+    n = len(ids)
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n))
+    values = []
+    for idx in progress(draws, "bootstrap"):  # one measure call per draw
+        drawn, new = ids[idx], _copy_ids(ids, idx)
+
+        def pick(da: xr.DataArray, drawn: np.ndarray = drawn, new: np.ndarray = new) -> Any:
+            return _resample(da, drawn, new)
+
+        values.append(_as_result(fn(_map_arrays(a, pick), _map_arrays(b, pick), **kwargs), method))
+    boot = xr.concat(values, dim="bootstrap", coords="minimal", compat="override")
+    boot = boot.assign_coords(bootstrap=np.arange(n_bootstrap))
+    tail = (1.0 - confidence) / 2.0
+    q = boot.quantile([tail, 1.0 - tail], dim="bootstrap", skipna=True)
+    ds = xr.Dataset(
+        {
+            "statistic": observed,
+            "ci_low": q.isel(quantile=0, drop=True),
+            "ci_high": q.isel(quantile=1, drop=True),
+            "bootstrap": boot,
+        }
+    )
+    ds["statistic"].attrs = dict(observed.attrs)
+    ds.attrs.update(
+        method=_name(method),
+        confidence=float(confidence),
+        interval="percentile",
+        n_bootstrap=int(n_bootstrap),
+        seed="none" if seed is None else int(seed),
+        resampled="stimuli with replacement, the k-th copy of a stimulus relabelled 'id#k'",
+    )
+    return ds

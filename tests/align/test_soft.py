@@ -1,0 +1,165 @@
+"""Soft matching distance (Khosla & Williams 2024) against POT's exact ``ot.emd2``.
+
+Reference: POT 0.9 ``ot.emd2`` (network simplex) with uniform weights ``1/p``, ``1/q`` on
+the cost ``ot.dist`` between tuning curves (columns); the distance is its square root for
+the squared Euclidean cost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import ot
+import pytest
+import xarray as xr
+
+import brainalign as ba
+from brainalign._checks import StimulusAlignmentError
+from brainalign.align import _soft
+from brainalign.align._soft import soft_matching
+
+
+def _reps(rng, n, p, *, ids=None, values=None):
+    values = rng.normal(size=(n, p)) if values is None else values
+    ids = [f"s{i:03d}" for i in range(n)] if ids is None else ids
+    return ba.responses(values, ids, feature_dim="unit")
+
+
+def _emd(x, y, cost="sqeuclidean", center=False):
+    if center:
+        x = x - x.mean(axis=0)
+        y = y - y.mean(axis=0)
+    p, q = x.shape[1], y.shape[1]
+    m = ot.dist(x.T, y.T, metric=cost)
+    val = ot.emd2(np.full(p, 1.0 / p), np.full(q, 1.0 / q), m, numItermax=10**7)
+    return np.sqrt(val) if cost == "sqeuclidean" else val
+
+
+# (p, q): equal widths (permutation), small lcm (replicated assignment), coprime widths
+# with lcm > 2048 (HiGHS transport LP)
+SHAPES = [(7, 7), (6, 4), (12, 18), (53, 47), (1, 5)]
+
+
+@pytest.mark.parametrize(("p", "q"), SHAPES)
+@pytest.mark.parametrize("cost", ["sqeuclidean", "euclidean"])
+def test_matches_pot_emd2(rng, p, q, cost):
+    x = rng.normal(size=(20, p))
+    y = 0.5 * rng.normal(size=(20, q)) + 0.3
+    ours = float(
+        soft_matching(_reps(rng, 20, p, values=x), _reps(rng, 20, q, values=y), cost=cost)
+    )
+    assert ours == pytest.approx(_emd(x, y, cost), abs=1e-8, rel=1e-10)
+
+
+def test_centering_matches_pot(rng):
+    x = rng.normal(size=(15, 8)) + rng.normal(size=8) * 5
+    y = rng.normal(size=(15, 5))
+    a, b = _reps(rng, 15, 8, values=x), _reps(rng, 15, 5, values=y)
+    assert float(soft_matching(a, b, center=True)) == pytest.approx(
+        _emd(x, y, center=True), abs=1e-8
+    )
+    assert float(soft_matching(a, b)) == pytest.approx(_emd(x, y), abs=1e-8)
+    shifted = a.copy(data=x + rng.normal(size=8))  # per-neuron offsets vanish when centred
+    assert float(soft_matching(shifted, b, center=True)) == pytest.approx(
+        float(soft_matching(a, b, center=True)), abs=1e-12
+    )
+
+
+def test_lp_path_agrees_with_assignment_path(rng, monkeypatch):
+    x, y = rng.normal(size=(12, 6)), rng.normal(size=(12, 9))
+    a, b = _reps(rng, 12, 6, values=x), _reps(rng, 12, 9, values=y)
+    via_assignment = float(soft_matching(a, b))
+    monkeypatch.setattr(_soft, "_MAX_ASSIGNMENT", 0)
+    assert float(soft_matching(a, b)) == pytest.approx(via_assignment, abs=1e-12)
+    assert via_assignment == pytest.approx(_emd(x, y), abs=1e-8)
+
+
+def test_plan_is_a_transport_plan(rng, monkeypatch):
+    cost = rng.uniform(size=(10, 15))
+    for limit in (2048, 0):  # assignment, then LP
+        monkeypatch.setattr(_soft, "_MAX_ASSIGNMENT", limit)
+        rows, cols, mass = _soft._plan(cost)
+        plan = np.zeros((10, 15))
+        np.add.at(plan, (rows, cols), mass)
+        np.testing.assert_allclose(plan.sum(axis=1), 1 / 10, atol=1e-15)
+        np.testing.assert_allclose(plan.sum(axis=0), 1 / 15, atol=1e-15)
+        ref = ot.emd2(np.full(10, 0.1), np.full(15, 1 / 15), cost)
+        assert (plan * cost).sum() == pytest.approx(ref, abs=1e-12)
+
+
+def test_zero_for_permuted_or_duplicated_neurons(rng):
+    x = rng.normal(size=(25, 6))
+    a = _reps(rng, 25, 6, values=x)
+    assert float(soft_matching(a, a.isel(unit=rng.permutation(6)))) == 0.0
+    # every neuron twice: the same tuning curves in the same proportions
+    doubled = _reps(rng, 25, 12, values=np.repeat(x, 2, axis=1)[:, rng.permutation(12)])
+    assert float(soft_matching(a, doubled)) == pytest.approx(0.0, abs=1e-12)
+    assert float(soft_matching(a, a.copy(data=x + 1.0))) > 0.5
+
+
+def test_permutation_distance_for_equal_widths(rng):
+    # brute force over all 4! permutations: min ||X - Y Pi||_F / sqrt(p)
+    from itertools import permutations
+
+    x, y = rng.normal(size=(9, 4)), rng.normal(size=(9, 4))
+    best = min(np.linalg.norm(x - y[:, list(pi)]) for pi in permutations(range(4)))
+    ours = float(soft_matching(_reps(rng, 9, 4, values=x), _reps(rng, 9, 4, values=y)))
+    assert ours == pytest.approx(best / 2.0, abs=1e-12)
+
+
+def test_symmetry_and_triangle_inequality(rng):
+    for _ in range(5):
+        widths = rng.integers(2, 12, size=3)
+        reps = [_reps(rng, 10, int(w), values=rng.normal(size=(10, int(w)))) for w in widths]
+        d = {
+            (i, j): float(soft_matching(reps[i], reps[j]))
+            for i in range(3)
+            for j in range(3)
+            if i != j
+        }
+        for i, j in d:
+            assert d[i, j] == pytest.approx(d[j, i], abs=1e-12)
+        assert d[0, 2] <= d[0, 1] + d[1, 2] + 1e-12
+        assert d[0, 1] <= d[0, 2] + d[2, 1] + 1e-12
+        assert d[1, 2] <= d[1, 0] + d[0, 2] + 1e-12
+
+
+def test_stimulus_order_invariance(rng):
+    a, b = _reps(rng, 20, 5), _reps(rng, 20, 7)
+    shuffled = b.isel(stimulus=rng.permutation(20))
+    assert float(soft_matching(a, shuffled)) == pytest.approx(
+        float(soft_matching(a, b)), abs=1e-12
+    )
+
+
+def test_labels_and_broadcast(rng):
+    a1, a2, b = _reps(rng, 12, 3), _reps(rng, 12, 5), _reps(rng, 12, 4)
+    out = soft_matching({"x": a1, "y": a2}, b, key_dims=("layer", "b"))
+    assert out.dims == ("layer",)
+    assert float(out.sel(layer="y")) == float(soft_matching(a2, b))
+    assert out.attrs["measure"] == "soft_matching"
+    assert out.attrs["kind"] == "distance"
+    assert out.attrs["cost"] == "sqeuclidean"
+    assert out.attrs["center"] == 0
+    stacked = xr.concat([a1, a1 * 2], dim="time")
+    assert soft_matching(stacked, b).dims == ("time",)
+
+
+def test_errors(rng):
+    a, b = _reps(rng, 8, 3), _reps(rng, 8, 4)
+    with pytest.raises(ValueError, match=r"'cost' parameter.*'sqeuclidean', 'euclidean'"):
+        soft_matching(a, b, cost="cosine")
+    with pytest.raises(TypeError, match="center must be a bool, got str 'yes'"):
+        soft_matching(a, b, center="yes")
+    other = _reps(rng, 8, 4, ids=[f"s{i:03d}" for i in range(1, 9)])
+    with pytest.raises(StimulusAlignmentError, match="missing 1 id"):
+        soft_matching(a, other)
+    bad = b.copy(data=np.where(np.arange(8)[:, None] == 3, np.inf, b.values))
+    with pytest.raises(ValueError, match="infinite"):
+        soft_matching(a, bad)
+
+
+def test_float32_matches_float64(rng, device):
+    a, b = _reps(rng, 30, 8), _reps(rng, 30, 6)
+    f64 = float(soft_matching(a, b, dtype="float64"))
+    f32 = float(soft_matching(a, b, device=device, dtype="float32"))
+    assert f32 == pytest.approx(f64, rel=1e-5)
