@@ -60,7 +60,8 @@ def test_align_analysis_matches_the_api(align_run):
         got = ds.sel(measure="cka", model=entry)
         assert_allclose(float(got.statistic), float(want.statistic), rtol=1e-10)
         assert_allclose(float(got.p_value), float(want.p_value))
-        ci = align.bootstrap_ci(brain, f, "shape_metric", n_bootstrap=20, seed=3)
+        with pytest.warns(UserWarning, match="gives a descriptive spread, not a confidence"):
+            ci = align.bootstrap_ci(brain, f, "shape_metric", n_bootstrap=20, seed=3)
         got = ds.sel(measure="shape_metric", model=entry)
         assert_allclose([float(got.ci_low), float(got.ci_high)],
                         [float(ci.ci_low), float(ci.ci_high)], rtol=1e-10)  # fmt: skip
@@ -71,6 +72,7 @@ def test_align_analysis_matches_the_api(align_run):
     assert_allclose(d, d.T, atol=1e-12) and np.allclose(np.diag(d), 0)
     html = res.report.read_text()
     assert "Layer profile: cka, vt" in html and "The metric space of networks" in html
+    assert "a descriptive spread, not a confidence interval" in html
 
 
 def test_align_is_cached(align_run, tmp_path):

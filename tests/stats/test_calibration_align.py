@@ -15,7 +15,7 @@ def test_calibration(case):
 
 
 def test_the_cases_are_registered():
-    assert len(ALIGN_CASES) == (3 if cases_align.HAS_CKA else 2)
+    assert len(ALIGN_CASES) == (4 if cases_align.HAS_CKA else 3)
     assert all(c.null for c in ALIGN_CASES)
     assert {c.kind for c in ALIGN_CASES} == {"size", "coverage"}
 

@@ -2,7 +2,9 @@
 
 One unit per pattern source and model: each chosen measure between the source's stimulus
 patterns and each model entry's features (:mod:`brainalign.align`), with a stimulus-label
-permutation p-value and a stimulus-bootstrap interval. The report adds a layer profile per
+permutation p-value (calibrated) and, on request, a stimulus-bootstrap spread (descriptive:
+the measures are biased at small numbers of stimuli and duplicated stimuli inflate them, so
+the percentile band is not a confidence interval). The report adds a layer profile per
 measure and the metric space of networks: the distances between every model entry (and
 brain source) under a shape metric, with their MDS embedding (Williams et al. 2021).
 """
@@ -22,7 +24,8 @@ _CV_MEASURES = ("predictivity",)  # cross-validated: no stimulus bootstrap (copi
 _DESCRIPTION = (
     "Alignment measures between a brain source's stimulus patterns and each model entry's "
     "features: statistic, its stimulus-label permutation p-value (one-sided, towards more "
-    "alignment) and stimulus-bootstrap percentile interval."
+    "alignment) and, with n_bootstrap, the stimulus-bootstrap percentile spread (ci_low, "
+    "ci_high: descriptive, not a calibrated confidence interval)."
 )
 
 
@@ -37,7 +40,8 @@ class Align(Analysis):
         "measures": (list, False, ["cka"]),  # names in brainalign.align.METHODS
         "options": (dict, False, {}),  # measure -> its keyword arguments
         "n_permutations": (int, False, 1000),  # stimulus-label permutations; 0: none
-        "n_bootstrap": (int, False, 1000),  # stimulus resamples; 0: no intervals
+        # stimulus resamples for a descriptive spread (not a calibrated interval); 0: none
+        "n_bootstrap": (int, False, 0),
         "confidence": ((int, float), False, 0.95),
         # the metric space of networks (model entries and brain sources); null: none
         "network_measure": ((str, type(None)), False, "shape_metric"),
@@ -175,7 +179,14 @@ class Align(Analysis):
                     section=self.section,
                     caption=f"{m} between {bname}'s stimulus patterns and each model entry's "
                     "features, along each model's layers"
-                    + (f"; band: {conf} % stimulus-bootstrap interval" if has_ci else "")
+                    + (
+                        f"; band: the central {conf} % of {params['n_bootstrap']} stimulus-"
+                        "bootstrap values (a descriptive spread, not a confidence interval: "
+                        "the measure is biased at small numbers of stimuli and duplicated "
+                        "stimuli inflate it)"
+                        if has_ci
+                        else ""
+                    )
                     + (
                         f"; filled dots: p <= 0.05 by {params['n_permutations']} stimulus-label "
                         "permutations (one-sided, towards more alignment; not corrected over "
@@ -195,7 +206,7 @@ class Align(Analysis):
                     }
                     if has_ci:
                         lo, hi = float(cell.ci_low), float(cell.ci_high)
-                        row[f"{conf} % CI"] = f"[{lo:.3f}, {hi:.3f}]"
+                        row[f"bootstrap {conf} % spread"] = f"[{lo:.3f}, {hi:.3f}]"
                     if has_p:
                         row["p"] = float(cell.p_value)
                     rows.append(row)
