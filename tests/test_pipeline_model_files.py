@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -488,12 +490,12 @@ def test_npy_rows_must_match_the_stimuli(run, tmp_path):
     )
 
 
-def test_parquet_tables(files, run, tmp_path):
+def test_parquet_tables(files, run, tmp_path, monkeypatch):
     _, out = run
     df = pd.read_csv(files["dir"] / "table.csv")
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
+    with monkeypatch.context() as m:  # as if no parquet engine were installed
+        m.setitem(sys.modules, "pyarrow", None)
+        m.setitem(sys.modules, "fastparquet", None)
         (tmp_path / "t.parquet").write_bytes(b"PAR1")
         _fails(
             out,
@@ -501,7 +503,6 @@ def test_parquet_tables(files, run, tmp_path):
             ImportError,
             r"reading '.*t\.parquet' needs a parquet engine.*pip install pyarrow",
         )
-        return
     df.to_parquet(tmp_path / "t.parquet")
     res = ba.run(_spec({"m": {"kind": "features", "path": str(tmp_path / "t.parquet")}}), out=out)
     ids = [str(s) for s in res.tree["brain/vt"]["rdm"].stimulus_a.values]

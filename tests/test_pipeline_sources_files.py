@@ -75,7 +75,7 @@ def files(tmp_path_factory, haxby_subjects):
         table = pd.DataFrame(means.values, columns=[f"v{i}" for i in range(means.sizes["voxel"])])
         table.insert(0, "stimulus", means["stimulus"].values)
         table.to_csv(root / f"{name}.csv", index=False)
-        table.to_parquet(root / f"{name}.parquet", index=False)  # pyarrow (the test extra)
+        table.to_parquet(root / f"{name}.parquet", index=False)  # fastparquet (test extra)
         stacked.append(means.sel(stimulus=order).reset_coords(drop=True))
     ba.save(
         xr.concat(stacked, dim="subject").assign_coords(subject=list(haxby_subjects)),
