@@ -282,3 +282,31 @@ def test_device_dtype_pass_through(rng, device):
         _reps(x), _reps(y), "predictivity", regression="ols", cv=4, device=device, dtype="float32"
     )
     assert float(r32) == pytest.approx(float(r64), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("method", "kw"),
+    [("cka", {}), ("cka", {"estimator": "song"}), ("shape_metric", {}), ("mutual_knn", {"k": 3}),
+     ("soft_matching", {}), ("pwcca", {})],
+)  # fmt: skip
+def test_stacked_permutations_equal_one_call_per_permutation(method, kw, monkeypatch):
+    # The stacked path (b's rows moved, a permutation dim) against relabelling b's ids and
+    # calling the measure once per permutation (the path for callables and mappings).
+    import numpy as np
+
+    import brainalign as ba
+    from brainalign.align import _inference
+
+    rng = np.random.default_rng(0)
+    ids = [f"s{i:02d}" for i in range(15)]
+    a = ba.responses(rng.normal(size=(15, 6)), ids)
+    order = rng.permutation(15)
+    b = ba.responses(rng.normal(size=(15, 5))[order], [ids[i] for i in order])
+    b = b.expand_dims(layer=["x", "y"]).copy()
+    b.values[1] = 2 * b.values[1] + rng.normal(size=(15, 5))
+    stacked = _inference.permutation_test(a, b, method, n_permutations=30, seed=1, **kw)
+    monkeypatch.setattr(_inference, "_BATCHABLE", ())
+    looped = _inference.permutation_test(a, b, method, n_permutations=30, seed=1, **kw)
+    np.testing.assert_allclose(stacked.null.values, looped.null.values, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(stacked.p_value.values, looped.p_value.values)
+    assert stacked.null.dims == looped.null.dims == ("permutation", "layer")
