@@ -35,7 +35,7 @@ import xarray as xr
 
 from brainalign._checks import check_number, check_option
 from brainalign._config import get_config
-from brainalign.align._inputs import apply_pair, entries, result_attrs
+from brainalign.align._inputs import apply_pair, entries, entry_label, result_attrs
 from brainalign.data._schema import STIMULUS
 
 __all__ = ["BANDWIDTHS", "ESTIMATORS", "KERNELS", "OUTPUTS", "cka"]
@@ -276,15 +276,6 @@ def _cka_kernel(
 # --------------------------------------------------------------------------- labeled edge
 
 
-def _label(side: str, e: Any, i: int) -> str:
-    if not e.dims:
-        return side
-    idx = np.unravel_index(i, e.shape)
-    labels = [np.asarray(e.coords[d][j]).item() for d, j in zip(e.dims, idx, strict=True)]
-    parts = ", ".join(f"{d}={v!r}" for d, v in zip(e.dims, labels, strict=True))
-    return f"{side}[{parts}]"
-
-
 def _check_not_constant(x: Any, side: str, key_dim: str) -> np.ndarray:
     """Raise when an entry has the same pattern for every stimulus; return the stimulus ids."""
     e = entries(x, name=side, key_dim=key_dim)
@@ -296,7 +287,7 @@ def _check_not_constant(x: Any, side: str, key_dim: str) -> np.ndarray:
             and np.all(np.ptp(vals, axis=0) == 0)
         ):
             raise ValueError(
-                f"{_label(side, e, i)} is constant: every stimulus has the same pattern, so "
+                f"{entry_label(side, e, i)} is constant: every stimulus has the same pattern, so "
                 "its centred kernel matrix is zero and CKA is 0/0. Drop it or check the data."
             )
     return np.asarray(e.arrays[0][STIMULUS].values)

@@ -27,7 +27,7 @@ from brainalign._device import as_tensor, resolve_device, resolve_dtype
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import FEATURE_DIMS, STIMULUS, TRIAL, responses, validate
 
-__all__ = ["Entries", "align_sides", "apply_pair", "entries", "result_attrs"]
+__all__ = ["Entries", "align_sides", "apply_pair", "entries", "entry_label", "result_attrs"]
 
 
 @dataclass
@@ -171,8 +171,8 @@ def align_sides(ea: Entries, eb: Entries, samples: str) -> None:
                 _, da2 = align_stimuli(first, da, join="exact")
             except StimulusAlignmentError as err:
                 raise StimulusAlignmentError(
-                    f"the stimuli of {side}{_entry_label(e, i)} differ from those of "
-                    f"a{_entry_label(ea, 0)}: {err}"
+                    f"the stimuli of {entry_label(side, e, i)} differ from those of "
+                    f"{entry_label('a', ea, 0)}: {err}"
                 ) from None
             aligned.append(da2)
     ea.arrays[:] = aligned[: len(ea.arrays)]
@@ -180,13 +180,15 @@ def align_sides(ea: Entries, eb: Entries, samples: str) -> None:
     ea.ids = eb.ids = np.asarray(first[STIMULUS].values)
 
 
-def _entry_label(e: Entries, i: int) -> str:
+def entry_label(side: str, e: Entries, i: int) -> str:
+    """Name entry ``i`` of one side for a message: ``"a"``, or ``"a[layer='l1']"``."""
     if not e.dims:
-        return ""
+        return side
     idx = np.unravel_index(i, e.shape)
-    return (
-        "[" + ", ".join(f"{d}={e.coords[d][j]!r}" for d, j in zip(e.dims, idx, strict=True)) + "]"
+    labels = (
+        f"{d}={np.asarray(e.coords[d][j]).item()!r}" for d, j in zip(e.dims, idx, strict=True)
     )
+    return f"{side}[{', '.join(labels)}]"
 
 
 def result_attrs(
@@ -303,7 +305,7 @@ def apply_pair(
     def tensor(side: str, e: Entries, i: int) -> torch.Tensor:
         if (side, i) not in tensors:
             vals = e.arrays[i].values
-            check_finite(vals, f"{side}{_entry_label(e, i)}")
+            check_finite(vals, entry_label(side, e, i))
             tensors[(side, i)] = as_tensor(vals, dev, dt)
         return tensors[(side, i)]
 

@@ -31,7 +31,6 @@ from brainalign.align._inputs import apply_pair, result_attrs
 
 __all__ = ["knn_overlap", "mutual_knn"]
 
-_VALUE = "_value"  # placeholder dim of _apply_scalar
 
 _METRICS = ("cosine", "inner")
 _KINDS = ("jaccard", "cycle", "rank")
@@ -167,19 +166,6 @@ def _kernel(
     return kernel
 
 
-def _apply_scalar(
-    kernel: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: Any, b: Any, **kwargs: Any
-) -> xr.DataArray:
-    """:func:`apply_pair` for a scalar kernel.
-
-    The kernel's value goes on a placeholder dim of length 1, dropped afterwards: the
-    current ``apply_pair`` cannot reshape the results of two plain 2-D inputs (no dims at
-    all) otherwise.
-    """
-    out = apply_pair(lambda x, y: kernel(x, y).reshape(1), a, b, extra_dims=(_VALUE,), **kwargs)
-    return out.isel({_VALUE: 0}, drop=True)
-
-
 def mutual_knn(
     a: Any,
     b: Any,
@@ -259,7 +245,7 @@ def mutual_knn(
         params={"k": k, "metric": metric},
         similarity_id=_SIMILARITY_IDS["mutual"],
     )
-    return _apply_scalar(
+    return apply_pair(
         _kernel("mutual", k, metric),
         a,
         b,
@@ -366,7 +352,7 @@ def knn_overlap(
         params={"overlap": kind, "k": k, "metric": metric},
         similarity_id=_SIMILARITY_IDS[kind],
     )
-    return _apply_scalar(
+    return apply_pair(
         _kernel(kind, k, metric),
         a,
         b,

@@ -49,10 +49,10 @@ from brainalign._checks import SchemaError, check_finite, check_number, check_op
 from brainalign._device import as_tensor, resolve_device, resolve_dtype
 from brainalign.align._inputs import (
     Entries,
-    _entry_label,
     align_sides,
     apply_pair,
     entries,
+    entry_label,
     result_attrs,
 )
 from brainalign.data._schema import STIMULUS, TRIAL
@@ -679,7 +679,7 @@ def stochastic_shape(
         if (side, i) in cache:
             return cache[(side, i)]
         da = e.arrays[i]
-        label = f"{side}{_entry_label(e, i)}"
+        label = entry_label(side, e, i)
         check_finite(da.values, label)
         codes = np.searchsorted(stim_ids, np.asarray(da[STIMULUS].values))
         counts = np.bincount(codes, minlength=len(stim_ids))

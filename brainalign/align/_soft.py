@@ -25,7 +25,6 @@ representation with permuted neurons is at distance exactly 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,7 +38,6 @@ from brainalign.align._inputs import apply_pair, result_attrs
 
 __all__ = ["soft_matching"]
 
-_VALUE = "_value"  # placeholder dim of _apply_scalar
 
 _COSTS = ("sqeuclidean", "euclidean")
 # Largest replicated assignment problem (lcm(p, q) copies a side) solved by the Hungarian
@@ -117,19 +115,6 @@ def _soft_matching(x: torch.Tensor, y: torch.Tensor, cost: str, center: bool) ->
         pair = pair.sqrt()
     total = (torch.as_tensor(mass, device=x.device, dtype=torch.float64) * pair).sum()
     return total.sqrt() if cost == "sqeuclidean" else total
-
-
-def _apply_scalar(
-    kernel: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: Any, b: Any, **kwargs: Any
-) -> xr.DataArray:
-    """:func:`apply_pair` for a scalar kernel.
-
-    The kernel's value goes on a placeholder dim of length 1, dropped afterwards: the
-    current ``apply_pair`` cannot reshape the results of two plain 2-D inputs (no dims at
-    all) otherwise.
-    """
-    out = apply_pair(lambda x, y: kernel(x, y).reshape(1), a, b, extra_dims=(_VALUE,), **kwargs)
-    return out.isel({_VALUE: 0}, drop=True)
 
 
 def soft_matching(
@@ -220,7 +205,7 @@ def soft_matching(
     check_type("center", center, (bool, np.bool_), "a bool")
     center = bool(center)
     attrs = result_attrs("soft_matching", kind="distance", params={"cost": cost, "center": center})
-    return _apply_scalar(
+    return apply_pair(
         lambda x, y: _soft_matching(x, y, cost, center),
         a,
         b,
