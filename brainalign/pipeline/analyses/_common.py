@@ -121,6 +121,22 @@ def require(c: Any, spec: dict[str, Any], capability: str, problem: str) -> None
             )
 
 
+def require_features(c: Any, spec: dict[str, Any], consequence: str) -> None:
+    """Fail for every model whose kind gives an RDM and no features (``has_features``).
+
+    ``consequence`` completes "gives an RDM, not features, so ...".
+    """
+    from brainalign.pipeline._analysis import get_model_kind
+
+    for mname, m in spec["models"].items():
+        if not get_model_kind(m["kind"]).has_features:
+            c.fail(
+                ("models", mname, "kind"),
+                f"{m['kind']!r} gives an RDM, not features, so {consequence}; use a model "
+                "with features or drop it from this spec.",
+            )
+
+
 def refuse_meeg(c: Any, spec: dict[str, Any], analysis: str) -> None:
     """Fail when a brain source is M/EEG (channels over time) for a voxel analysis."""
     from brainalign.pipeline._analysis import get_source

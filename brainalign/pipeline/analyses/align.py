@@ -18,7 +18,7 @@ import xarray as xr
 
 from brainalign.pipeline._analysis import Analysis, Unit, register_analysis
 from brainalign.pipeline._cache import content_key
-from brainalign.pipeline.analyses._common import by_brain
+from brainalign.pipeline.analyses._common import by_brain, require_features
 
 _CV_MEASURES = ("predictivity",)  # cross-validated: no stimulus bootstrap (copies leak)
 _DESCRIPTION = (
@@ -55,7 +55,7 @@ class Align(Analysis):
     def validate(self, c: Any, params: dict[str, Any], spec: dict[str, Any]) -> None:
         """Known measures and options, a confidence in (0, 1), pattern sources and features."""
         from brainalign.align import METHODS
-        from brainalign.pipeline._analysis import get_model_kind, get_source
+        from brainalign.pipeline._analysis import get_source
 
         where = ("analyses", "align")
         measures = params["measures"]
@@ -87,13 +87,7 @@ class Align(Analysis):
                     "(they compare feature spaces, not RDMs); use a pattern source or drop "
                     "the analysis.",
                 )
-        for mname, m in spec["models"].items():
-            if not get_model_kind(m["kind"]).has_features:
-                c.fail(
-                    ("models", mname, "kind"),
-                    f"{m['kind']!r} gives an RDM, not features, so alignment measures cannot "
-                    "use it; use a model with features or drop it from this spec.",
-                )
+        require_features(c, spec, "alignment measures cannot use it")
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
         """Hash the source's data, the model's settings and weights, the settings and seed.

@@ -25,6 +25,7 @@ from brainalign.pipeline.analyses._common import (
     background,
     by_brain,
     refuse_meeg,
+    require_features,
 )
 
 
@@ -74,7 +75,7 @@ class Encoding(Analysis):
         c.option((*where, "scoring"), params["scoring"], CRITERIA)
         if params["n_permutations"] < 0:
             c.fail((*where, "n_permutations"), f"must be >= 0, got {params['n_permutations']}.")
-        from brainalign.pipeline._analysis import get_model_kind, get_source
+        from brainalign.pipeline._analysis import get_source
 
         for bname, src in spec["brain"].items():
             source = get_source(src["dataset"])
@@ -86,13 +87,7 @@ class Encoding(Analysis):
                     "drop the analysis.",
                 )
 
-        for mname, m in spec["models"].items():
-            if not get_model_kind(m["kind"]).has_features:
-                c.fail(
-                    ("models", mname, "kind"),
-                    f"{m['kind']!r} gives an RDM, not features, so it cannot be an encoding "
-                    "model's predictors; use a model with features or drop it from this spec.",
-                )
+        require_features(c, spec, "it cannot be an encoding model's predictors")
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
         """Hash the source's data, the model's settings and weights, the settings (and seed).
