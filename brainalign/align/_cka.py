@@ -55,11 +55,12 @@ _SIMILARITY_ID = "measure/representation_similarity/cka-kernel={kernel}-hsic={hs
 class _Side(NamedTuple):
     """One representation's share of the HSIC terms, per minibatch (float64 scalars)."""
 
-    feats: torch.Tensor | None  # centred features (B, m, p), feature path
+    feats: torch.Tensor | None  # features (B, m, p), centred unless ``mean`` is given
     gram: torch.Tensor | None  # centred kernel matrix (B, m, m), Gram path
     self_term: torch.Tensor  # (B,) <C, C>
-    diag: torch.Tensor  # (B, m) diag(C)
+    diag: torch.Tensor | None  # (B, m) diag(C), None when the estimator does not use it
     trace: torch.Tensor  # (B,) trace(C)
+    mean: np.ndarray | None = None  # (p,) column means of uncentred host ``feats``
 
 
 def _center(x: torch.Tensor) -> torch.Tensor:
@@ -95,12 +96,58 @@ def _host_blas(t: torch.Tensor) -> bool:
 def _host_sq_norm(xc: torch.Tensor) -> torch.Tensor:
     """``||Xc^T Xc||_F^2`` of a (1, m, p) CPU batch with NumPy's BLAS (one GEMM).
 
-    A full GEMM, not ``syrk`` or the block triangle: with OpenBLAS on 2 cores both halve
-    the arithmetic but not the time (measured at 5000 x 2048: GEMM 0.31 s, ``dsyrk``
-    0.35 s, 256-wide blocks 0.32 s).
+    A full GEMM: used for float32 and for columns whose mean dwarfs their spread (see
+    :func:`_host_side`, the float64 path).
     """
     a = xc[0].numpy()
     return torch.tensor([np.sum(np.square(a.T @ a, dtype=np.float64))], dtype=torch.float64)
+
+
+# Largest mean^2 / variance of a column for which the uncentred products are used: the
+# centred product X^T X - n mu mu^T then loses about log10(1 + ratio) digits of float64
+# (at most 4 of 16; the tests' 1e-8 tolerance has room for 8).
+_MAX_MEAN_TO_SD2 = 1e4
+
+
+def _host_side(xb: torch.Tensor, need_diag: bool) -> _Side | None:
+    """Compute the HSIC terms of a (1, m, p) float64 CPU batch without a centred copy.
+
+    ``Xc^T Xc = X^T X - m mu mu^T``: the upper triangle of ``X^T X`` by BLAS ``dsyrk``
+    (half a GEMM's arithmetic) on the features as they are, then the rank-one correction on
+    the p x p result, so that no centred n x p copy is written (the centring of the
+    reference implementations is a full extra pass over the data). Returns None, for the
+    explicit centring path, when a column's mean is so large against its spread
+    (``mean^2 / variance > 1e4``) that the correction would cancel digits.
+    """
+    from scipy.linalg.blas import dsyrk
+
+    a = np.ascontiguousarray(xb[0].numpy())
+    m = a.shape[0]
+    mu = a.sum(axis=0) / m
+    g = dsyrk(1.0, a.T, trans=0)  # the upper triangle of a^T a; the lower one is zero
+    ss = np.diagonal(g).copy()  # m (variance + mean^2) per column
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(ss > 0, m * mu * mu / ss, 0.0)  # mean^2 / (variance + mean^2)
+    if share.size and share.max() > _MAX_MEAN_TO_SD2 / (1.0 + _MAX_MEAN_TO_SD2):
+        return None
+    g -= np.triu(np.outer(m * mu, mu))
+    dg = np.diagonal(g)
+    flat = g.ravel(order="K")
+    self_term = 2.0 * float(np.dot(flat, flat)) - float(np.dot(dg, dg))
+    trace = float(dg.sum())
+    diag = None
+    if need_diag:  # ||x_i - mu||^2 = ||x_i||^2 - 2 x_i.mu + mu.mu
+        d = np.einsum("ij,ij->i", a, a) - 2.0 * (a @ mu) + float(mu @ mu)
+        diag = torch.from_numpy(d).unsqueeze(0)
+    as_t = torch.tensor
+    return _Side(
+        xb,
+        None,
+        as_t([self_term], dtype=torch.float64),
+        diag,
+        as_t([trace], dtype=torch.float64),
+        mu,
+    )
 
 
 def _sym_sq_norm(xc: torch.Tensor) -> torch.Tensor:
@@ -189,9 +236,18 @@ def _center_gram(k: torch.Tensor) -> torch.Tensor:
 
 
 def _side(
-    xb: torch.Tensor, gram: bool, kernel: str, bandwidth: str | float, threshold: float
+    xb: torch.Tensor,
+    gram: bool,
+    kernel: str,
+    bandwidth: str | float,
+    threshold: float,
+    need_diag: bool = True,
 ) -> _Side:
     """Compute the per-batch HSIC ingredients of one representation (B, m, p)."""
+    if not gram and _host_blas(xb) and xb.dtype == torch.float64:
+        side = _host_side(xb, need_diag)
+        if side is not None:
+            return side
     xc = _center(xb)
     if not gram:
         d = torch.linalg.vector_norm(xc, dim=-1, dtype=torch.float64) ** 2
@@ -208,7 +264,11 @@ def _cross(sx: _Side, sy: _Side) -> torch.Tensor:
     """``<Cx, Cy>`` per batch."""
     if sx.feats is not None and sy.feats is not None:
         if _host_blas(sx.feats) and _host_blas(sy.feats):  # SciPy/NumPy BLAS on the CPU
-            g = sx.feats[0].numpy().T @ sy.feats[0].numpy()
+            fx, fy = sx.feats[0].numpy(), sy.feats[0].numpy()
+            g = fx.T @ fy
+            if sx.mean is not None and sy.mean is not None:
+                g -= np.outer(fx.shape[0] * sx.mean, sy.mean)  # Xc^T Yc = X^T Y - m mx my^T
+            # (with one side centred, X^T Yc = Xc^T Yc already: Yc's columns sum to 0)
             return torch.tensor([np.sum(np.square(g, dtype=np.float64))], dtype=torch.float64)
         return _sq_norm(sx.feats.transpose(-1, -2) @ sy.feats)
     assert sx.gram is not None and sy.gram is not None
@@ -246,7 +306,11 @@ def _cka_kernel(
                 groups = [x.unsqueeze(0)]
             else:
                 groups = [x[torch.as_tensor(b, device=x.device)] for b in batches]
-            cache[key] = (x, [_side(g, gram, kernel, bandwidth, threshold) for g in groups])
+            need_diag = estimator != "gretton"
+            cache[key] = (
+                x,
+                [_side(g, gram, kernel, bandwidth, threshold, need_diag) for g in groups],
+            )
         return cache[key][1]
 
     def f(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -254,7 +318,7 @@ def _cka_kernel(
         gram = kernel != "linear" or m_max < x.shape[1] + y.shape[1]
         hxy = hxx = hyy = torch.zeros((), dtype=torch.float64, device=x.device)
         for sx, sy in zip(sides(x, gram), sides(y, gram), strict=True):  # <= 2 batch sizes
-            m = sx.diag.shape[-1]
+            m = (sx.feats if sx.gram is None else sx.gram).shape[-2]
             hxy = hxy + _hsic(estimator, _cross(sx, sy), sx, sy, m).sum()
             hxx = hxx + _hsic(estimator, sx.self_term, sx, sx, m).sum()
             hyy = hyy + _hsic(estimator, sy.self_term, sy, sy, m).sum()

@@ -205,6 +205,24 @@ def test_symmetric_blocks_match_full_product(rng, monkeypatch):
         np.testing.assert_allclose(got, ref, **TOL)
 
 
+@pytest.mark.parametrize("offset_x, offset_y", [(0.0, 0.0), (30.0, 5.0), (1e3, 30.0), (3e3, 1e3)])
+def test_uncentred_host_products_match_kornblith(rng, offset_x, offset_y, monkeypatch):
+    # float64 on the CPU skips the centred copy (X^T X - n mu mu^T) unless a column's mean^2
+    # exceeds 1e4 times its variance (offset 1e3 on unit-variance data: the centred path);
+    # (1e3, 30) mixes one centred and one uncentred side in the cross product
+    x, y = _pair(rng, 90, 12, 7)
+    x = x + offset_x * rng.uniform(0.5, 1.0, size=12)
+    y = y + offset_y * rng.uniform(0.5, 1.0, size=7)
+    for estimator, debiased in (("gretton", False), ("song", True)):
+        got = _value(cka(_da(x), _da(y), estimator=estimator, dtype="float64"))
+        ref = kornblith.feature_space_linear_cka(x, y, debiased=debiased)
+        np.testing.assert_allclose(got, ref, **TOL)
+    lange = _value(cka(_da(x), _da(y), estimator="lange", dtype="float64"))
+    monkeypatch.setattr(cka_module, "_host_side", lambda xb, need_diag: None)
+    centred = _value(cka(_da(x), _da(y), estimator="lange", dtype="float64"))
+    np.testing.assert_allclose(lange, centred, rtol=0, atol=1e-10)
+
+
 # --------------------------------------------------------------------------- properties
 
 
