@@ -22,6 +22,9 @@ copy included in its time; brainalign ``method="exact"``):
   ``ricci_flow(iterations=10)``;
 - (d) communities after that flow (flows done beforehand, not timed): ``ricci_community()``
   vs ``communities(flow)``; the adjusted Rand index between the two partitions is printed;
+- (f) ATD curvature of one graph, n = 2,000: GRC ``OllivierRicci(G, alpha=0.5,
+  method="ATD", proc=2).compute_ricci_curvature()`` vs ``ollivier_ricci(graph,
+  method="atd", measure="uniform")`` (GRC's ATD spreads the neighbour mass uniformly);
 - (e) (``--large`` or ``--cases e``) brainalign's exact and Sinkhorn solvers at n = 20,000
   and 100,000 (the error of Sinkhorn vs exact printed), and a batch of 20 graphs of
   n = 2,000. GRC is not run there: its all-pairs shortest paths are a dense n x n Python
@@ -54,8 +57,16 @@ from _harness import Case, _time
 
 DIM, N_CLUSTERS, K, SPREAD = 50, 10, 10, 0.7
 SIZES = {
-    "full": {"a": 2000, "b": (20, 100), "c": 500, "d": 500, "e": (20_000, 100_000), "eb": 2000},
-    "quick": {"a": 300, "b": (5, 60), "c": 120, "d": 120, "e": (100, 200), "eb": 50},
+    "full": {
+        "a": 2000,
+        "b": (20, 100),
+        "c": 500,
+        "d": 500,
+        "e": (20_000, 100_000),
+        "eb": 2000,
+        "f": 2000,
+    },
+    "quick": {"a": 300, "b": (5, 60), "c": 120, "d": 120, "e": (100, 200), "eb": 50, "f": 300},
 }
 TARGETS = {"a": 4.0, "b": 15.0, "c": 8.0, "d": 50.0}
 
@@ -116,10 +127,10 @@ def _sparse_graph(n: int, seed: int, device: str):
 # GRC side and comparisons
 
 
-def _grc(g, **kw):
+def _grc(g, method="OTD", **kw):
     from GraphRicciCurvature.OllivierRicci import OllivierRicci
 
-    return OllivierRicci(g, alpha=0.5, method="OTD", proc=2, **kw)
+    return OllivierRicci(g, alpha=0.5, method=method, proc=2, **kw)
 
 
 def _grc_kappa(orc) -> dict:
@@ -269,6 +280,29 @@ def _case_d(n: int, device: str | None, quick: bool) -> Case:
         orc.ricci_community,
         "GRC",
         target=None if quick else TARGETS["d"],
+        check=check,
+    )
+
+
+def _case_f(n: int, device: str | None, quick: bool) -> Case:
+    from brainalign import ricci
+
+    g = _nx_graph(n, seed=n)
+    graph = ricci.as_graph(g)
+
+    def reference():
+        orc = _grc(g, method="ATD")
+        orc.compute_ricci_curvature()
+        return orc
+
+    def check(res, orc):
+        return f"max|Δκ| {_max_diff(_ba_kappa(res), _grc_kappa(orc)):.1e}"
+
+    return Case(
+        f"(f) ATD curvature 1 graph n={n} ({g.number_of_edges()} edges)",
+        lambda: ricci.ollivier_ricci(graph, method="atd", measure="uniform", device=device),
+        reference,
+        "GRC proc=2",
         check=check,
     )
 
@@ -443,7 +477,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--full", action="store_true", help="the issue's sizes (the default)")
     parser.add_argument("--large", action="store_true", help="add case (e)")
-    parser.add_argument("--cases", nargs="+", choices=list("abcde"), default=None)
+    parser.add_argument("--cases", nargs="+", choices=list("abcdef"), default=None)
     parser.add_argument("--device", default=None, help="brainalign device (cpu, cuda)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reference-repeat", type=int, default=1)
@@ -462,12 +496,13 @@ def main() -> None:
     cuda = args.device == "cuda" and torch.cuda.is_available()
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     sizes = SIZES["quick" if args.quick else "full"]
-    selected = args.cases or (list("abcd") + (["e"] if args.large else []))
+    selected = args.cases or (list("abcdf") + (["e"] if args.large else []))
     builders = {
         "a": lambda: _case_a(sizes["a"], args.device, args.quick),
         "b": lambda: _case_b(*sizes["b"], args.device, args.quick),
         "c": lambda: _case_c(sizes["c"], args.device, args.quick),
         "d": lambda: _case_d(sizes["d"], args.device, args.quick),
+        "f": lambda: _case_f(sizes["f"], args.device, args.quick),
     }
     rows = _run(
         [builders[c]() for c in selected if c in builders],

@@ -5,6 +5,13 @@ Graphs over stimuli are built from RDMs (k-NN, ε); edge and node curvature foll
 brain-versus-model comparison follows Torbati et al. (2025, arXiv:2501.00919), with
 stimulus-permutation tests of node curvature and communities and stimulus-bootstrap
 intervals of the (descriptive) curvature-distribution distances.
+
+Names shared with other subpackages: :func:`compare` compares two systems' curvature
+(node curvature, Ricci-flow communities, curvature distributions), not their RDMs as
+``brainalign.rsa.compare`` does; :data:`METHODS` lists curvature solvers (``"exact"``,
+``"sinkhorn"``, ``"atd"``), not comparison measures as ``brainalign.rsa.METHODS`` and
+``brainalign.align.METHODS`` do. Graphs are undirected: directed graphs are refused (see
+:func:`ollivier_ricci`).
 """
 
 from brainalign.ricci._compare import compare

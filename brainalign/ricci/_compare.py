@@ -488,7 +488,7 @@ def compare(
     mutual: bool = False,
     alpha: float = 0.5,
     measure: Literal["grc", "uniform", "gaussian"] = "gaussian",
-    method: Literal["exact", "sinkhorn"] = "exact",
+    method: Literal["exact", "sinkhorn", "atd"] = "exact",
     flow_iterations: int = 20,
     community_method: Literal["cut", "louvain"] = "cut",
     n_permutations: int = 1000,
@@ -584,9 +584,11 @@ def compare(
         The neighbour measure (see :func:`ollivier_ricci`); ``"gaussian"`` and
         ``"uniform"`` are invariant to a rescaling of the RDMs, so systems with
         different units compare fairly.
-    method : {"exact", "sinkhorn"}
-        The transport solver (see :func:`ollivier_ricci`); ``"sinkhorn"`` is meant for a
-        GPU ``device``.
+    method : {"exact", "sinkhorn", "atd"}
+        The curvature's transport solver (:data:`METHODS`, see :func:`ollivier_ricci`), not
+        a comparison measure: every statistic above is returned whatever the solver.
+        ``"sinkhorn"`` is meant for a GPU ``device``; ``"atd"`` (GraphRicciCurvature's
+        average transportation distance) is a fast lower bound of the exact curvature.
     flow_iterations : int
         Ricci flow iterations before the communities are cut.
     community_method : {"cut", "louvain"}
@@ -636,6 +638,20 @@ def compare(
     See Also
     --------
     knn_graph, ollivier_ricci, ricci_flow, communities, rewire
+    brainalign.rsa.compare : Compares RDMs themselves (one number per pair of RDMs, its
+        ``method`` the comparison measure, from ``brainalign.rsa.METHODS``).
+    brainalign.align.compare : Alignment measures (CKA, CCA, ...) between responses.
+
+    Notes
+    -----
+    ``brainalign.ricci.compare`` and ``brainalign.rsa.compare`` both compare two systems over
+    the same stimuli, matched by id, and are otherwise different: ``rsa.compare`` correlates
+    (or otherwise compares) the dissimilarities of two RDMs, pair by pair, and its
+    ``method=`` picks that measure from ``rsa.METHODS``; ``ricci.compare`` compares the
+    curvature of the two systems' k-NN graphs (node curvature, Ricci-flow communities and
+    curvature distributions: a Dataset of statistics), and its ``method=`` picks the
+    curvature solver from ``ricci.METHODS``. Only the k nearest dissimilarities of each
+    stimulus enter the graphs here; ``rsa.compare`` uses every pair.
 
     References
     ----------

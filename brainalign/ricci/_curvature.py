@@ -1,4 +1,4 @@
-"""Ollivier-Ricci curvature of representational graphs (exact CPU and entropic device solvers).
+"""Ollivier-Ricci curvature of representational graphs (exact, entropic and ATD solvers).
 
 For an edge ``(x, y)`` with graph distance ``d(x, y)`` (shortest path),
 ``kappa(x, y) = 1 - W1(m_x, m_y) / d(x, y)`` where ``m_x`` keeps mass ``alpha`` on ``x``
@@ -20,11 +20,22 @@ from brainalign._device import resolve_device
 from brainalign._logging import warn
 from brainalign._version import __version__
 from brainalign.ricci import _kernels as K
+from brainalign.ricci._atd import atd_edges
 from brainalign.ricci._device_paths import memory_budget, sparse_ball_table
 from brainalign.ricci._graph import Graph, disjoint_union, graphs_of
 
 MEASURES = ("grc", "uniform", "gaussian")
-METHODS = ("exact", "sinkhorn")
+#: The curvature solvers: how :func:`ollivier_ricci`, :func:`ricci_flow` and
+#: :func:`brainalign.ricci.compare` obtain each edge's transport cost ``W1(m_x, m_y)``
+#: (their ``method=``, GraphRicciCurvature's name for it): ``"exact"`` (optimal transport,
+#: = GraphRicciCurvature ``"OTD"``), ``"sinkhorn"`` (entropic, error-bounded) and ``"atd"``
+#: (average transportation distance, = GraphRicciCurvature ``"ATD"``). Not the same idea as
+#: ``brainalign.rsa.METHODS`` or ``brainalign.align.METHODS``, which list comparison
+#: measures (what ``rsa.compare`` / ``align.compare`` return); ``ricci.compare`` always
+#: returns the same statistics, and its ``method=`` only says how their curvature is solved.
+METHODS = ("exact", "sinkhorn", "atd")
+# GraphRicciCurvature's method names -> brainalign's (a hint in the error message).
+_GRC_METHODS = {"OTD": "exact", "ATD": "atd", "Sinkhorn": "sinkhorn", "OTDSinkhornMix": "exact"}
 BANDWIDTHS = ("median", "local")
 _GRC_EPSILON = 1e-7  # GraphRicciCurvature: neighbour weights summing below it -> uniform
 _WIDTH_RATIO = 1.5  # Sinkhorn chunks: widest problem at most this times the narrowest
@@ -358,6 +369,12 @@ def _sinkhorn_batch(
 def _validate(alpha, measure, method, exp_power, base, bandwidth, epsilon):
     check_number("alpha", alpha, low=0, high=1, closed="left")
     check_option("measure", measure, MEASURES)
+    if isinstance(method, str) and method in _GRC_METHODS:
+        raise ValueError(
+            f"Invalid value for the 'method' parameter. Allowed values are "
+            f"{', '.join(repr(m) for m in METHODS)}; got {method!r}, GraphRicciCurvature's "
+            f"name: use method={_GRC_METHODS[method]!r}."
+        )
     check_option("method", method, METHODS)
     check_number("exp_power", exp_power, low=0)
     check_number("base", base, low=0, closed="neither")
@@ -396,7 +413,7 @@ def curvature_arrays(
         union, alpha, measure, exp_power, base, bandwidth
     )
     dev = resolve_device(device)
-    if dev.type == "mps" and (method == "sinkhorn" or paths == "device"):
+    if dev.type == "mps" and (method in ("sinkhorn", "atd") or paths == "device"):
         raise ValueError(
             f"method={method!r} with paths={paths!r} computes in float64 on the device, which "
             "MPS does not support; use device='cpu' (method='exact' is the faster solver "
@@ -407,7 +424,7 @@ def curvature_arrays(
     blocks = _graph_blocks(union.n_nodes, graph_of_node)
     dense_fits = int(np.diff(blocks).max(initial=0)) <= _DEVICE_APSP_MAX
     on_device = paths == "device" or (
-        paths == "auto" and method == "sinkhorn" and dev.type != "cpu" and dense_fits
+        paths == "auto" and method != "exact" and dev.type != "cpu" and dense_fits
     )
     if on_device and dense_fits:
         table = device_distance_table(union, blocks, dev)
@@ -421,6 +438,8 @@ def curvature_arrays(
         kappa, dgx, wdist = K.curvature_exact(
             union.indptr, union.indices, mass_nbr, mass_self, table, src, dst
         )
+    elif method == "atd":
+        kappa, dgx, wdist = atd_edges(union, mass_nbr, alpha, table, src, dst, dev)
     else:
         kappa, dgx, wdist, info = _sinkhorn_edges(
             union, mass_nbr, mass_self, table, src, dst, dev, epsilon, max_iter, tol
@@ -561,7 +580,7 @@ def ollivier_ricci(
     exp_power: float = 2,
     base: float = math.e,
     measure: Literal["grc", "uniform", "gaussian"] = "grc",
-    method: Literal["exact", "sinkhorn"] = "exact",
+    method: Literal["exact", "sinkhorn", "atd"] = "exact",
     bandwidth: float | Literal["median", "local"] | None = None,
     epsilon: float = 1e-2,
     tol: float = 1e-3,
@@ -598,9 +617,21 @@ def ollivier_ricci(
         The ``"grc"`` kernel's parameters.
     measure : {"grc", "uniform", "gaussian"}
         The neighbour measure.
-    method : {"exact", "sinkhorn"}
+    method : {"exact", "sinkhorn", "atd"}
+        How ``W1(m_x, m_y)`` is obtained (see :data:`METHODS`).
         ``"exact"``: every edge's transport problem solved exactly on the CPU (a compiled
-        network simplex, edges in parallel threads). ``"sinkhorn"``: log-domain entropic
+        network simplex, edges in parallel threads). ``"atd"``: the average transportation
+        distance of GraphRicciCurvature (no optimisation): the cost of the plan that moves
+        the mass ``alpha`` of ``x`` along the edge and the neighbour masses independently,
+        ``alpha d(x, y) + sum_{u ~ x, v ~ y} nu_x(u) nu_y(v) d(u, v) / (1 - alpha)`` with
+        ``nu_x`` the neighbour part of ``m_x``; on a GPU computed for all edges at once
+        (a batched bilinear form of the shortest-path table). That plan is a
+        coupling, so ATD curvature is a lower bound of the exact one. On the CPU the sums
+        run in a compiled kernel, edges in parallel threads. It uses the chosen
+        ``measure``; GraphRicciCurvature's ATD spreads the neighbour mass uniformly
+        whatever its ``exp_power`` and ``base``, so ``measure="uniform"`` gives its
+        ``OllivierRicci(G, method="ATD")`` values (and ``"grc"`` does too on unweighted
+        graphs, where its kernel is constant). ``"sinkhorn"``: log-domain entropic
         transport over all edges at once on ``device``, ``epsilon`` annealed. Each edge's
         error is bounded by a duality gap (rounded-plan cost minus the c-transform dual
         value); an edge whose gap stays above ``tol`` after ``max_iter`` sweeps is solved
@@ -624,10 +655,10 @@ def ollivier_ricci(
         graph at once (batched dense Floyd–Warshall, memory ``n**2`` per graph) when no
         graph has more than 4096 nodes, else the same sparse bounded table as ``"cpu"``
         from a radius-bounded Bellman–Ford over sparse (source, target, distance) tuples,
-        sources in chunks. ``"auto"``: the device for ``"sinkhorn"`` on a GPU with graphs
-        of at most 4096 nodes, else the CPU.
+        sources in chunks. ``"auto"``: the device for ``"sinkhorn"`` and ``"atd"`` on a
+        GPU with graphs of at most 4096 nodes, else the CPU.
     device : str or torch.device, optional
-        Device of the ``"sinkhorn"`` solver (default: the configured one).
+        Device of the ``"sinkhorn"`` and ``"atd"`` solvers (default: the configured one).
 
     Returns
     -------
@@ -637,8 +668,11 @@ def ollivier_ricci(
     Raises
     ------
     ValueError
-        For ``alpha`` outside ``[0, 1)``, an unknown ``measure`` / ``method``, or bad edge
-        weights.
+        For ``alpha`` outside ``[0, 1)``, an unknown ``measure`` / ``method`` (a
+        GraphRicciCurvature name such as ``"OTD"`` is pointed to its brainalign name), an
+        asymmetric adjacency matrix, or bad edge weights.
+    TypeError
+        For a directed graph (``networkx.DiGraph``): see Notes.
 
     See Also
     --------
@@ -652,6 +686,16 @@ def ollivier_ricci(
     moves the positive part of ``m_x - m_y`` onto its negative part: a smaller problem with
     the same optimum. GraphRicciCurvature's ``nbr_topk`` (3000) truncation of neighbour
     lists is not applied (it changes nothing below 3000 neighbours).
+
+    Directed graphs are refused, not computed. GraphRicciCurvature accepts a
+    ``networkx.DiGraph`` and then spreads the source's mass over its in-neighbours and the
+    target's over its out-neighbours, with directed shortest paths. A representational graph
+    has no direction: it is built from an RDM, which is symmetric (``d(i, j) = d(j, i)``),
+    and the one asymmetry of a k-NN relation ("j is among i's k nearest, not the reverse")
+    is an artefact of ``k``, which :func:`knn_graph` removes by joining ``i`` and ``j`` when
+    either is among the other's nearest (as Torbati et al. 2025 do). The Ricci flow,
+    communities and comparisons of this package act on undirected graphs too. Symmetrise a
+    directed graph first (``G.to_undirected()``, or ``(A + A.T) / 2`` for a matrix).
 
     References
     ----------

@@ -117,7 +117,7 @@ def ricci_flow(
     exp_power: float = 2,
     base: float = math.e,
     measure: Literal["grc", "uniform", "gaussian"] = "grc",
-    method: Literal["exact", "sinkhorn"] = "exact",
+    method: Literal["exact", "sinkhorn", "atd"] = "exact",
     bandwidth: Any = None,
     surgery: tuple[Callable[[np.ndarray], np.ndarray], int] | None = None,
     epsilon: float = 1e-2,

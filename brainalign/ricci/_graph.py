@@ -202,6 +202,17 @@ def _check_weights(w: np.ndarray, name: str) -> None:
         )
 
 
+def _asymmetric(name: str, i: int, j: int, a: Any) -> None:
+    """Refuse an asymmetric adjacency matrix (a directed graph), naming one bad pair."""
+    raise ValueError(
+        f"{name} must be a symmetric adjacency matrix (an undirected graph); got an "
+        f"asymmetric one: {name}[{i}, {j}] = {float(a[i, j]):g} but {name}[{j}, {i}] = "
+        f"{float(a[j, i]):g}. Representational graphs have no direction, so brainalign does "
+        "not compute directed curvature; symmetrise it, e.g. (A + A.T) / 2 or "
+        "np.maximum(A, A.T)."
+    )
+
+
 def as_graph(x: Any, *, weight: str = "weight", name: str = "graph") -> Graph:
     """Return ``x`` as a :class:`Graph`.
 
@@ -225,9 +236,15 @@ def as_graph(x: Any, *, weight: str = "weight", name: str = "graph") -> Graph:
     Raises
     ------
     TypeError
-        For an unsupported type.
+        For an unsupported type, or a directed or multi- networkx graph.
     ValueError
-        For an asymmetric matrix, or NaN, infinite or negative weights.
+        For an asymmetric matrix (a directed graph), or NaN, infinite or negative weights.
+
+    Notes
+    -----
+    Directed graphs are refused (GraphRicciCurvature's in-/out-neighbour curvature of a
+    ``networkx.DiGraph`` is not computed): graphs over stimuli come from symmetric RDMs
+    and have no direction; see :func:`ollivier_ricci`.
 
     Examples
     --------
@@ -242,7 +259,15 @@ def as_graph(x: Any, *, weight: str = "weight", name: str = "graph") -> Graph:
     if type(x).__module__.startswith("networkx"):
         import networkx as nx
 
-        if x.is_directed() or x.is_multigraph():
+        if x.is_directed():
+            raise TypeError(
+                f"{name} must be an undirected graph (networkx.Graph), got a directed "
+                f"{type(x).__name__}. Representational graphs have no direction (RDMs are "
+                "symmetric; knn_graph joins i and j when either is among the other's k "
+                "nearest), so brainalign does not compute GraphRicciCurvature's directed "
+                "(in-/out-neighbour) curvature; symmetrise the graph with G.to_undirected()."
+            )
+        if x.is_multigraph():
             raise TypeError(
                 f"{name} must be an undirected simple graph, got a {type(x).__name__}; "
                 "convert it with networkx.Graph(G)."
@@ -268,8 +293,10 @@ def as_graph(x: Any, *, weight: str = "weight", name: str = "graph") -> Graph:
         a = sparse.coo_matrix(x)
         if a.shape[0] != a.shape[1]:
             raise ValueError(f"{name} must be a square adjacency matrix, got shape {a.shape}.")
-        if abs(a - a.T).max() > 1e-12 * max(abs(a).max(), 1e-300):
-            raise ValueError(f"{name} must be symmetric (an undirected graph).")
+        asym = abs(a - a.T).tocoo()
+        if asym.nnz and asym.data.max() > 1e-12 * max(abs(a).max(), 1e-300):
+            k = int(np.argmax(asym.data))
+            _asymmetric(name, int(asym.row[k]), int(asym.col[k]), a.tocsr())
         n = a.shape[0]
         w = np.asarray(a.data, dtype=np.float64)
         nz = w != 0
@@ -292,7 +319,8 @@ def as_graph(x: Any, *, weight: str = "weight", name: str = "graph") -> Graph:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} holds NaN or infinite entries; 0 marks a missing edge.")
     if not np.allclose(arr, arr.T, rtol=0, atol=1e-12 * max(np.abs(arr).max(), 1e-300)):
-        raise ValueError(f"{name} must be symmetric (an undirected graph).")
+        i, j = np.unravel_index(int(np.argmax(np.abs(arr - arr.T))), arr.shape)
+        _asymmetric(name, int(i), int(j), arr)
     src, dst = np.nonzero(np.triu(arr, 1))
     _check_weights(arr[src, dst], name)
     ids = np.array([str(i) for i in range(arr.shape[0])])

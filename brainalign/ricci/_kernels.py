@@ -640,6 +640,52 @@ def _fill_problems(
             B[r, j] = b[j] if j < n else 0.0
 
 
+def _atd_edges(
+    indptr, indices, mass_nbr, bptr, btgt, bdist, src, dst, alpha, kappa, dgx, wdist, start, stop
+):  # pragma: no cover - compiled by numba
+    """Average-transportation-distance curvature of edges ``[start, stop)``.
+
+    ``ATD = alpha d(x, y) + sum_{u ~ x, v ~ y} nu_x(u) nu_y(v) d(u, v) / (1 - alpha)``.
+    """
+    for e in range(start, stop):
+        x = src[e]
+        y = dst[e]
+        d = _lookup(bptr, btgt, bdist, x, y)
+        dgx[e] = d
+        if d < EPSILON:
+            kappa[e] = 0.0
+            wdist[e] = 0.0
+            continue
+        y0 = indptr[y]
+        y1 = indptr[y + 1]
+        total = 0.0
+        for p in range(indptr[x], indptr[x + 1]):
+            u = indices[p]
+            lo = bptr[u]
+            row_end = bptr[u + 1]
+            inner = 0.0
+            # the neighbours of y are sorted: each search starts after the previous hit
+            for q in range(y0, y1):
+                v = indices[q]
+                lo_ = lo
+                hi = row_end
+                while lo_ < hi:
+                    mid = (lo_ + hi) >> 1
+                    if btgt[mid] < v:
+                        lo_ = mid + 1
+                    else:
+                        hi = mid
+                if lo_ < row_end and btgt[lo_] == v:
+                    inner += mass_nbr[q] * bdist[lo_]
+                    lo = lo_ + 1
+                else:
+                    inner += mass_nbr[q] * np.inf
+            total += mass_nbr[p] * inner
+        w = alpha * d + total / (1.0 - alpha)
+        wdist[e] = w
+        kappa[e] = 1.0 - w / d
+
+
 def _find(parent, u):  # pragma: no cover - compiled by numba
     while parent[u] != u:
         parent[u] = parent[parent[u]]
@@ -700,6 +746,7 @@ _NUMBA_FUNCS = (
     "_reduced_problem",
     "_curvature_edges",
     "_fill_problems",
+    "_atd_edges",
     "_find",
     "_sweep",
 )
@@ -822,6 +869,36 @@ def curvature_exact(
         bdist,
         src,
         dst,
+        kappa,
+        dgx,
+        wdist,
+        min_chunk=256,
+    )
+    return kappa, dgx, wdist
+
+
+def curvature_atd(
+    indptr, indices, mass_nbr, alpha, table, src, dst
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ATD curvature, graph distance and transport cost of the edges ``(src, dst)``."""
+    bptr, btgt, bdist = table
+    e = len(src)
+    kappa = np.empty(e)
+    dgx = np.empty(e)
+    wdist = np.empty(e)
+    kernel = _numba("_atd_edges")
+    map_split(
+        kernel,
+        e,
+        indptr,
+        indices,
+        mass_nbr,
+        bptr,
+        btgt,
+        bdist,
+        src,
+        dst,
+        float(alpha),
         kappa,
         dgx,
         wdist,

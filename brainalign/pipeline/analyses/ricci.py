@@ -45,7 +45,7 @@ class Ricci(Analysis):
         "k": (int, False, 10),  # neighbours per stimulus of the k-NN graphs
         "alpha": ((int, float), False, 0.5),  # mass kept on the node, in [0, 1)
         "measure": (str, False, "gaussian"),  # grc, uniform or gaussian (scale-free)
-        "method": (str, False, "exact"),  # exact or sinkhorn
+        "method": (str, False, "exact"),  # exact, sinkhorn or atd
         "flow_iterations": (int, False, 20),
         "community_method": (str, False, "cut"),  # cut (GraphRicciCurvature) or louvain
         "n_permutations": (int, False, 200),  # stimulus-label permutations (tested statistics)
