@@ -548,3 +548,16 @@ def test_beta_maps_subject_with_other_stimuli(tmp_path, beta_table):
         r"34\): missing 1: 'cat'",
     ):
         BetaMaps().load(src)
+
+
+def test_nc_file_holding_a_saved_dict_is_refused_with_its_groups(tmp_path):
+    from brainalign.pipeline.models.files import _rdm_from_nc
+    from brainalign.pipeline.sources.arrays import _read_nc
+
+    ids = [f"s{i}" for i in range(4)]
+    pats = ba.responses(np.arange(8.0).reshape(4, 2), ids)
+    path = ba.save({"lh": pats, "rh": pats}, tmp_path / "two.nc")
+    with pytest.raises(ValueError, match=r"holds a tree of groups \(.*lh.*rh.*\); save one"):
+        _read_nc(path)
+    with pytest.raises(ValueError, match=r"m\.path: .* holds a tree of groups; an RDM file"):
+        _rdm_from_nc(path, "m")

@@ -16,7 +16,11 @@ from brainalign._files import atomic_write
 _ATTRS_KEY = "_brainalign_attrs_json"
 KIND_KEY = "_brainalign_kind"
 _NAME_KEY = "_brainalign_name"
+#: A saved dict's key order (JSON list), on the root group and on each nested dict's group.
+_KEYS_KEY = "_brainalign_keys"
 _ENGINE = "h5netcdf"
+#: The variable that holds a DataArray whose name (and key) are taken by its coordinates.
+_DATAARRAY_VAR = "__brainalign_dataarray__"
 
 
 def _encode(value: Any) -> Any:
@@ -91,7 +95,7 @@ def unpack_attrs(obj: xr.Dataset | xr.DataArray) -> None:
 
 
 def save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """Save a DataArray, Dataset, DataTree or dict of DataArrays to a NetCDF file.
+    """Save a DataArray, Dataset, DataTree or dict of them to a NetCDF file.
 
     Values, coordinates and attrs round-trip exactly through :func:`load` (attrs may hold
     str, numbers, bool, None, numpy arrays, lists, tuples and dicts). The write is atomic:
@@ -100,8 +104,10 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
     Parameters
     ----------
     obj : xarray.DataArray or xarray.Dataset or xarray.DataTree or dict
-        What to save. A dict maps names to DataArrays (or nested dicts) and is saved as a
-        DataTree with one group per key.
+        What to save. A dict maps str keys to DataArrays, Datasets, DataTrees or nested
+        dicts of those; it is written as NetCDF groups (one per key, readable by any NetCDF
+        tool as a tree) with a marker that makes :func:`load` return a dict again, with the
+        same keys in the same order and equal values.
     path : str or path-like
         The target file (``.nc``).
 
@@ -110,6 +116,13 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
     path : pathlib.Path
         The written file.
 
+    Raises
+    ------
+    TypeError
+        When ``obj`` (or a value of a dict) is of another type, or an attr cannot be saved.
+    ValueError
+        When a dict key is not a non-empty str without ``'/'``, or is ``'.'`` or ``'..'``.
+
     Examples
     --------
     >>> import numpy as np, brainalign as ba, tempfile, os
@@ -117,14 +130,20 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
     >>> f = ba.save(da, os.path.join(tempfile.mkdtemp(), "x.nc"))
     >>> ba.load(f).identical(da)
     True
+    >>> g = ba.save({"brain": da, "model": 2 * da}, os.path.join(tempfile.mkdtemp(), "d.nc"))
+    >>> back = ba.load(g)
+    >>> list(back), back["model"].identical(2 * da)
+    (['brain', 'model'], True)
     """
     path = Path(path)
+    markers: dict[str, dict[str, str]] = {}
     if isinstance(obj, Mapping) and not isinstance(obj, (xr.Dataset, xr.DataTree)):
-        obj = _tree_from_mapping(obj)
+        obj = _tree_from_mapping(obj, markers)
+        markers.setdefault("", {})[KIND_KEY] = "dict"
     with atomic_write(path) as tmp:
         if isinstance(obj, xr.DataArray):
-            ds = obj.to_dataset(name="__brainalign_dataarray__", promote_attrs=False)
-            ds["__brainalign_dataarray__"].attrs = dict(obj.attrs)
+            ds = obj.to_dataset(name=_DATAARRAY_VAR, promote_attrs=False)
+            ds[_DATAARRAY_VAR].attrs = dict(obj.attrs)
             for c in obj.coords:
                 ds[c].attrs = dict(obj[c].attrs)
             pack_attrs(ds)
@@ -149,6 +168,8 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
                 pack_attrs(ds)
                 node.dataset = ds
             tree.attrs[KIND_KEY] = "DataTree"
+            for where, marker in markers.items():  # a dict's kinds, names and key orders
+                (tree[where] if where else tree).attrs.update(marker)
             tree.to_netcdf(tmp, engine=_ENGINE)
         else:
             raise TypeError(
@@ -158,26 +179,95 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _tree_from_mapping(mapping: Mapping[str, Any]) -> xr.DataTree:
-    def node(value: Any, key: str) -> xr.DataTree:
+def _check_keys(mapping: Mapping[Any, Any], where: str) -> None:
+    for k in mapping:
+        if not isinstance(k, str) or "/" in k or k in ("", ".", ".."):
+            at = f" (in {where!r})" if where else ""
+            raise ValueError(
+                f"dict keys must be non-empty str without '/', got {k!r}{at} ('.' and '..' "
+                "are not allowed either)."
+            )
+
+
+def _tree_from_mapping(
+    mapping: Mapping[str, Any], markers: dict[str, dict[str, str]]
+) -> xr.DataTree:
+    """Build the tree a dict is written as, and fill ``markers``: node path → marker attrs.
+
+    Each value's group is marked with what it was (``DataArray`` with its name, ``Dataset``,
+    ``DataTree``, ``dict`` with its key order), so that :func:`load` can rebuild the dict.
+    """
+
+    def node(value: Any, where: str) -> xr.DataTree:
         if isinstance(value, xr.DataTree):
+            markers[where] = {KIND_KEY: "DataTree", _NAME_KEY: json.dumps(value.name)}
             return value.copy()
         if isinstance(value, xr.Dataset):
+            markers[where] = {KIND_KEY: "Dataset"}
             return xr.DataTree(dataset=value)
         if isinstance(value, xr.DataArray):
-            var = value.name if value.name is not None else key
+            key = where.rsplit("/", 1)[-1]
+            wanted = value.name if isinstance(value.name, str) and value.name else key
+            var = next(n for n in (wanted, key, _DATAARRAY_VAR) if n not in value.coords)
+            markers[where] = {KIND_KEY: "DataArray", _NAME_KEY: json.dumps(value.name)}
             return xr.DataTree(dataset=value.to_dataset(name=var, promote_attrs=False))
         if isinstance(value, Mapping):
-            return xr.DataTree(children={str(k): node(v, str(k)) for k, v in value.items()})
+            return children(value, where)
         raise TypeError(
-            f"save() of a dict takes DataArrays, Datasets or dicts as values; key {key!r} "
-            f"holds {type(value).__name__}."
+            f"save() of a dict takes DataArrays, Datasets, DataTrees or dicts as values; key "
+            f"{where!r} holds {type(value).__name__}."
         )
 
-    for k in mapping:
-        if not isinstance(k, str) or "/" in k or not k:
-            raise ValueError(f"dict keys must be non-empty str without '/', got {k!r}.")
-    return xr.DataTree(children={k: node(v, k) for k, v in mapping.items()})
+    def children(value: Mapping[str, Any], where: str) -> xr.DataTree:
+        _check_keys(value, where)
+        markers[where] = {KIND_KEY: "dict", _KEYS_KEY: json.dumps(list(value))}
+        return xr.DataTree(
+            children={k: node(v, f"{where}/{k}" if where else k) for k, v in value.items()}
+        )
+
+    return children(mapping, "")
+
+
+def _unpack_tree(tree: xr.DataTree) -> xr.DataTree:
+    """Undo the packing of attrs on every node of a loaded tree (a copy is returned)."""
+    out = tree.copy()
+    for node in out.subtree:
+        ds = node.to_dataset(inherit=False).copy(deep=False)
+        unpack_attrs(ds)
+        for key in (KIND_KEY, _NAME_KEY, _KEYS_KEY):
+            ds.attrs.pop(key, None)
+        node.dataset = ds
+    return out
+
+
+def _dict_from_tree(tree: xr.DataTree) -> dict[str, Any]:
+    """Rebuild the dict that :func:`save` wrote as ``tree`` (see :func:`_tree_from_mapping`)."""
+
+    def value(node: xr.DataTree) -> Any:
+        kind = node.attrs.get(KIND_KEY)
+        if kind == "dict":
+            return rebuild(node)
+        if kind == "DataTree":
+            sub = _unpack_tree(node.copy())  # detached from the file's tree
+            sub.name = json.loads(node.attrs[_NAME_KEY])
+            return sub
+        ds = node.to_dataset(inherit=False).copy(deep=False)
+        name_blob = ds.attrs.get(_NAME_KEY)
+        unpack_attrs(ds)
+        if kind == "DataArray":
+            (var,) = ds.data_vars
+            da = ds[var]
+            da.name = json.loads(name_blob)
+            return da
+        for key in (KIND_KEY, _NAME_KEY, _KEYS_KEY):
+            ds.attrs.pop(key, None)
+        return ds
+
+    def rebuild(node: xr.DataTree) -> dict[str, Any]:
+        keys = json.loads(node.attrs[_KEYS_KEY])
+        return {k: value(node.children[k]) for k in keys}
+
+    return rebuild(tree)
 
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -256,9 +346,11 @@ def load(path: str | os.PathLike[str]) -> Any:
 
     Returns
     -------
-    obj : xarray.DataArray or xarray.Dataset or xarray.DataTree
-        The object as it was saved (a dict comes back as a DataTree). Files written by
-        other tools load as a Dataset, or a DataTree when they have groups.
+    obj : xarray.DataArray or xarray.Dataset or xarray.DataTree or dict
+        The object as it was saved: a DataArray, Dataset or DataTree as such, and a dict as
+        a dict with the same keys (in the same order) and equal values. Files written by
+        other tools load as a Dataset, or a DataTree when they have groups (as do dicts
+        saved by earlier brainalign versions, which carry no dict marker).
 
     Raises
     ------
@@ -295,15 +387,10 @@ def load(path: str | os.PathLike[str]) -> Any:
     finally:
         tree.close()
     kind = tree.attrs.get(KIND_KEY)
+    if kind == "dict":
+        return _dict_from_tree(tree)
     if kind == "DataTree" or (kind is None and tree.children):
-        out = tree.copy()
-        out.attrs.pop(KIND_KEY, None)
-        for node in out.subtree:
-            ds = node.to_dataset(inherit=False).copy(deep=False)
-            unpack_attrs(ds)
-            ds.attrs.pop(KIND_KEY, None)
-            node.dataset = ds
-        return out
+        return _unpack_tree(tree)
     ds = tree.to_dataset().copy(deep=False)
     name_blob = ds.attrs.pop(_NAME_KEY, None)
     ds.attrs.pop(KIND_KEY, None)

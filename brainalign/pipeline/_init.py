@@ -62,6 +62,8 @@ def _inspect(path: Path) -> tuple[str, list[str]]:
             ids = [str(s) for s in layers[0]["activations"]["stimulus"].values]
             return "activations", ids
         return "other (a DataTree without activations)", []
+    if isinstance(obj, dict):
+        return f"other (a saved dict of {len(obj)} entries)", []
     if isinstance(obj, xr.DataArray) and "stimulus" in obj.dims:
         return "patterns", [str(s) for s in obj["stimulus"].values]
     if isinstance(obj, xr.DataArray) and "stimulus" in obj.coords and "trial" in obj.dims:

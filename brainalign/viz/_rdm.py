@@ -44,6 +44,40 @@ def _matrix(rdm: Any) -> tuple[np.ndarray, list[str]]:
     return arr, [str(i) for i in range(arr.shape[0])]
 
 
+#: What the colours of an RDM heatmap mean, by ``rank``: shared by plot_rdm and plot_rdms.
+_SCALE_LABEL = {True: "percentile rank", False: "dissimilarity"}
+
+
+def _percentile_ranks(mat: np.ndarray) -> np.ndarray:
+    """Percentile ranks (0–100] of the finite off-diagonal entries; diagonal 0, NaN kept."""
+    from scipy.stats import rankdata
+
+    diag = np.eye(len(mat), dtype=bool)
+    off = ~diag & np.isfinite(mat)
+    ranked = np.full_like(mat, np.nan)
+    ranked[off] = rankdata(mat[off]) / max(int(off.sum()), 1) * 100
+    ranked[diag] = 0
+    return ranked
+
+
+def _color_limits(
+    mats: Sequence[np.ndarray], rank: bool, vmin: float | None, vmax: float | None
+) -> tuple[float, float]:
+    """Return the default colour limits of RDM panels (both plot functions use this).
+
+    With ``rank`` the limits are 0 and 100 (percentile ranks, comparable across RDMs and
+    metrics); without it, the joint range of the finite values of all panels. ``vmin`` and
+    ``vmax``, when given, win.
+    """
+    if rank:
+        lo, hi = 0.0, 100.0
+    else:
+        finite = [m[np.isfinite(m)] for m in mats]
+        values = np.concatenate(finite) if finite else np.empty(0)
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    return (lo if vmin is None else float(vmin)), (hi if vmax is None else float(vmax))
+
+
 def plot_rdm(
     rdm: Any,
     *,
@@ -53,9 +87,15 @@ def plot_rdm(
     vmin: float | None = None,
     vmax: float | None = None,
     colorbar: bool = True,
-    rank: bool = False,
+    rank: bool = True,
 ) -> Any:
     """Draw an RDM as a heatmap with stimulus labels.
+
+    The default scaling is the same as :func:`plot_rdms`'s: percentile ranks of the
+    off-diagonal dissimilarities on a fixed 0–100 colour scale (``rank=True``), so that the
+    colours mean the same in every RDM, whatever its metric (the convention of RSA figures).
+    With ``rank=False`` the raw values are shown on their range (min to max of the finite
+    entries), as :func:`plot_rdms` shows one RDM.
 
     Parameters
     ----------
@@ -68,11 +108,13 @@ def plot_rdm(
     cmap : str
         Colour map.
     vmin, vmax : float, optional
-        Colour limits (share them across panels to compare RDMs).
+        Colour limits (default: 0 and 100 with ``rank``, else the RDM's range); share them
+        across panels to compare raw RDMs.
     colorbar : bool
         Add a colour bar.
     rank : bool
-        Show percentile ranks of the off-diagonal dissimilarities (scale-free view).
+        Show percentile ranks of the off-diagonal dissimilarities (scale-free; default), or
+        the raw values (``False``). NaN entries (unrated pairs) stay blank either way.
 
     Returns
     -------
@@ -81,13 +123,8 @@ def plot_rdm(
     """
     mat, labels = _matrix(rdm)
     if rank:
-        from scipy.stats import rankdata
-
-        off = ~np.eye(len(mat), dtype=bool) & np.isfinite(mat)
-        ranked = np.full_like(mat, np.nan)
-        ranked[off] = rankdata(mat[off]) / off.sum() * 100
-        ranked[np.eye(len(mat), dtype=bool)] = 0
-        mat = ranked
+        mat = _percentile_ranks(mat)
+    vmin, vmax = _color_limits([mat], rank, vmin, vmax)
     if ax is None:
         fig = new_figure((4.2, 3.6))
         ax = fig.add_subplot()
@@ -106,21 +143,27 @@ def plot_rdm(
     if title:
         ax.set_title(mpl_text(title), fontsize=10)
     if colorbar:
-        fig.colorbar(
-            im,
-            ax=ax,
-            shrink=0.8,
-            label="percentile"
-            if rank
-            else mpl_text(getattr(rdm, "attrs", {}).get("metric", "dissimilarity")),
-        )
+        metric = getattr(rdm, "attrs", {}).get("metric")
+        label = _SCALE_LABEL[rank] if rank or not metric else f"{_SCALE_LABEL[rank]} ({metric})"
+        fig.colorbar(im, ax=ax, shrink=0.8, label=mpl_text(label))
     return fig
 
 
 def plot_rdms(
-    rdms: Mapping[str, Any], *, ncols: int = 4, rank: bool = True, cmap: str = "viridis"
+    rdms: Mapping[str, Any],
+    *,
+    ncols: int = 4,
+    rank: bool = True,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
 ) -> Any:
     """Draw several RDMs side by side on a shared colour scale.
+
+    The default scaling is the same as :func:`plot_rdm`'s: percentile ranks of each RDM's
+    off-diagonal dissimilarities on a fixed 0–100 colour scale (``rank=True``); with
+    ``rank=False`` the raw values on the joint range of all panels (for one RDM, the same
+    limits as ``plot_rdm(rdm, rank=False)``).
 
     Parameters
     ----------
@@ -129,10 +172,13 @@ def plot_rdms(
     ncols : int
         Panels per row.
     rank : bool
-        Show percentile ranks (comparable across metrics); otherwise raw values on the
-        joint range.
+        Show percentile ranks (comparable across metrics; default); otherwise raw values on
+        the joint range.
     cmap : str
         Colour map.
+    vmin, vmax : float, optional
+        Colour limits shared by all panels (default: 0 and 100 with ``rank``, else the
+        joint range).
 
     Returns
     -------
@@ -145,8 +191,7 @@ def plot_rdms(
     fig = new_figure((3.3 * ncols, 3.3 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     mats = [_matrix(rdms[n])[0] for n in names]
-    vmin = 0 if rank else float(np.nanmin([np.nanmin(m) for m in mats]))
-    vmax = 100 if rank else float(np.nanmax([np.nanmax(m) for m in mats]))
+    vmin, vmax = _color_limits(mats, rank, vmin, vmax)
     for ax, name in zip(axes.flat, names, strict=False):
         plot_rdm(
             rdms[name],
@@ -164,7 +209,7 @@ def plot_rdms(
     import matplotlib.colors as mcolors
 
     sm = cm.ScalarMappable(norm=mcolors.Normalize(vmin, vmax), cmap=cmap)
-    fig.colorbar(sm, ax=axes, shrink=0.7, label="percentile rank" if rank else "dissimilarity")
+    fig.colorbar(sm, ax=axes, shrink=0.7, label=_SCALE_LABEL[rank])
     return fig
 
 

@@ -64,14 +64,14 @@ def test_dataset_and_tree_roundtrip(tmp_path, rich_array):
     xr.testing.assert_identical(back, tree)
 
 
-def test_dict_saved_as_tree(tmp_path, rich_array):
+def test_dict_saved_comes_back_as_a_dict(tmp_path, rich_array):
     back = ba.load(
         ba.save({"roi1": rich_array, "nested": {"roi2": rich_array * 2}}, tmp_path / "d.nc")
     )
-    assert isinstance(back, xr.DataTree)
-    xr.testing.assert_identical(back["roi1"]["bold"], rich_array)
-    np.testing.assert_array_equal(back["nested/roi2"]["bold"].values, rich_array.values * 2)
-    assert back["nested/roi2"]["bold"].attrs["params"] == {"alpha": [0.1, 1.0], "cv": 5}
+    assert isinstance(back, dict) and list(back) == ["roi1", "nested"]
+    xr.testing.assert_identical(back["roi1"], rich_array)
+    np.testing.assert_array_equal(back["nested"]["roi2"].values, rich_array.values * 2)
+    assert back["nested"]["roi2"].attrs["params"] == {"alpha": [0.1, 1.0], "cv": 5}
 
 
 def test_save_is_atomic_and_errors(tmp_path, rich_array):

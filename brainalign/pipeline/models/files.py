@@ -585,7 +585,7 @@ def _rdm_from_nc(file: Path, where: str) -> tuple[np.ndarray, list[str]]:
         raise FileNotFoundError(f"{where}.path: {_not_found(file)}") from None
     except (OSError, ValueError) as err:
         raise ValueError(f"{where}.path: cannot read {str(file)!r} ({err}).") from None
-    if isinstance(obj, xr.DataTree):
+    if isinstance(obj, (xr.DataTree, dict)):
         raise ValueError(
             f"{where}.path: {str(file)!r} holds a tree of groups; an RDM file holds one "
             "DataArray with dims ('stimulus_a', 'stimulus_b') (brainalign.save(rdm, path))."

@@ -501,10 +501,11 @@ def _read_nc(path: Path) -> list[tuple[str | None, xr.DataArray]]:
         obj = load(path)
     except (OSError, ValueError) as err:
         raise _unreadable(path, "NetCDF (.nc)", err) from err
-    if isinstance(obj, xr.DataTree):
+    if isinstance(obj, (xr.DataTree, dict)):
+        groups = list(obj.children) if isinstance(obj, xr.DataTree) else list(obj)
         raise ValueError(
             f"dataset arrays: {str(path)!r} holds a tree of groups "
-            f"({_fmt_list(list(obj.children))}); save one DataArray per file with "
+            f"({_fmt_list(groups)}); save one DataArray per file with "
             "brainalign.save(patterns, path)."
         )
     if isinstance(obj, xr.Dataset):
