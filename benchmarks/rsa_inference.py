@@ -135,7 +135,7 @@ def main() -> None:
 
         def ours(boot=boot):
             out = evaluate(
-                data, models, args.method, bootstrap=boot, n_bootstrap=n_boot, seed=0,
+                data, models, args.method, resample=boot, n_bootstrap=n_boot, seed=0,
                 device=args.device,
             )  # fmt: skip
             sync()
@@ -149,7 +149,7 @@ def main() -> None:
         ref = ref_fn(mods, rd, method=RS_NAME[args.method], N=n_ref)
         t_ref = (time.perf_counter() - t0) * n_boot / n_ref
         # agreement on the reference's own draws
-        same = evaluate(data, models, args.method, bootstrap=boot, indices=take())
+        same = evaluate(data, models, args.method, resample=boot, indices=take())
         ref_ev = ref.evaluations if boot != "both" else ref.evaluations[:, :, 0, 0, 0]
         ours_ev = same.bootstrap_evaluations.values
         ours_ev = ours_ev if boot != "both" else ours_ev[0]

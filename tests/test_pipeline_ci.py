@@ -68,7 +68,7 @@ def test_results_hold_the_cis_of_an_independent_bootstrap(run_ci):
     models = ds["similarity"].model.values
     stack = run_ci.tree["models/haxby_vt"].to_dataset()["rdm"].astype(np.float64)
     # rsa.evaluate resamples explicitly (materialised RDMs); same seed, same draws
-    ev = rsa.evaluate(brain, stack, "spearman", bootstrap="stimulus", n_bootstrap=300, seed=0)
+    ev = rsa.evaluate(brain, stack, "spearman", resample="stimulus", n_bootstrap=300, seed=0)
     ok = ev["valid"].values
     lo, up = np.quantile(ev["bootstrap_evaluations"].values[ok], [0.025, 0.975], axis=0)
     np.testing.assert_allclose(ds["ci_lower"].sel(model=models).values, lo, atol=1e-6)

@@ -259,9 +259,9 @@ def bootstrap_ci(
         full, boot = _weighted_path(dvec[keep], mvec[:, keep], i[keep], j[keep], n, draws,
                                     method, resolve_device(device))  # fmt: skip
     else:
-        ev = evaluate(data, models, method, bootstrap="stimulus",
+        ev = evaluate(data, models, method, resample="stimulus",
                       indices={"stimulus": draws}, device=device)  # fmt: skip
-        full = ev["mean"].values.astype(np.float64)
+        full = ev["mean_score"].values.astype(np.float64)
         boot = ev["bootstrap_evaluations"].values.astype(np.float64)
     drawn = np.sort(draws, axis=1)
     distinct = (drawn[:, 1:] != drawn[:, :-1]).sum(1) + 1 >= 3  # rsatoolbox's validity rule

@@ -32,7 +32,12 @@ Method = Literal[
     "whitened_pearson",
     "whitened_cosine",
     "bures",
+    "neg_riem_dist",
 ]
+#: The comparisons of :func:`compare`: one RDM against another, over their stimulus pairs.
+#: A different idea from ``brainalign.ricci.METHODS`` (the solvers of Ollivier-Ricci
+#: curvature: ``"exact"``, ``"sinkhorn"``, ``"atd"``) and from ``brainalign.align.METHODS``
+#: (measures between two feature spaces, e.g. CKA).
 METHODS = (
     "spearman",
     "pearson",
@@ -42,6 +47,7 @@ METHODS = (
     "whitened_pearson",
     "whitened_cosine",
     "bures",
+    "neg_riem_dist",
 )
 #: The same comparison in ``rsatoolbox.rdm.compare(..., method=...)`` (rsatoolbox 0.3.2).
 RSATOOLBOX_METHODS = {
@@ -53,8 +59,10 @@ RSATOOLBOX_METHODS = {
     "whitened_pearson": "corr_cov",
     "whitened_cosine": "cosine_cov",
     "bures": "bures",
+    "neg_riem_dist": "neg_riem_dist",
 }
 _WHITENED = ("whitened_pearson", "whitened_cosine")
+_COMPLETE = ("bures", "neg_riem_dist")  # need complete RDMs
 _CENTERED = ("spearman", "pearson", "whitened_pearson")  # undefined for a constant RDM
 _UNCENTERED = ("cosine", "whitened_cosine", "bures")  # undefined for an all-zero RDM
 
@@ -74,9 +82,10 @@ def _sigma_k(sigma_k: Any, ids: np.ndarray, method: str) -> np.ndarray | None:
     """Validate ``sigma_k`` and return it in the stimulus order ``ids``."""
     if sigma_k is None:
         return None
-    if method not in _WHITENED:
+    if method not in (*_WHITENED, "neg_riem_dist"):
         raise ValueError(
-            f"sigma_k is used only by the methods {_fmt_list(_WHITENED)}; got method={method!r}."
+            f"sigma_k is used only by the methods {_fmt_list((*_WHITENED, 'neg_riem_dist'))}; "
+            f"got method={method!r}."
         )
     n = len(ids)
     if isinstance(sigma_k, xr.DataArray):
@@ -102,6 +111,11 @@ def _sigma_k(sigma_k: Any, ids: np.ndarray, method: str) -> np.ndarray | None:
             f"covariance) for the {n} stimuli of the RDMs; got shape {arr.shape}."
         )
     check_finite(arr, "sigma_k")
+    if arr.ndim == 1 and method == "neg_riem_dist":
+        raise ValueError(
+            f"sigma_k for method='neg_riem_dist' must be the ({n}, {n}) pattern covariance "
+            f"(as in rsatoolbox); got shape {arr.shape}. Pass np.diag(variances)."
+        )
     if arr.ndim == 1:
         if arr.min() <= 0:
             raise ValueError(
@@ -185,13 +199,26 @@ def compare(
         - ``"bures"``: Bures similarity ``tr((A½ B A½)½) / sqrt(tr A tr B)`` of the
           double-centred kernels ``A = H (-D/2) H`` (= rsatoolbox ``bures``; the squared
           distance ``bures_metric`` is not offered). Needs complete RDMs.
+        - ``"neg_riem_dist"``: negative Riemannian distance between second moments,
+          ``-min_θ sqrt(Σ log² λ_i(e^θ0 G_a + e^θ1 P Σ Pᵀ, G_b))`` with
+          ``G_kl = (d_0k + d_0l - d_kl) / 2`` (the second moment relative to the first
+          stimulus, ``P = [-1 | I]``, ``λ`` generalised eigenvalues): ``rdm_b`` (the data) is
+          fitted by a scaled ``rdm_a`` (the model) plus scaled pattern noise ``Σ`` =
+          ``sigma_k`` (default ``I``) (= rsatoolbox ``neg_riem_dist``, Shahbazi et al. 2021).
+          **Not symmetric**: pass the model first and the data second, as rsatoolbox's
+          ``compare(model, data)``. Needs complete RDMs of squared-distance type whose data
+          second moment is positive definite (squared Euclidean, Mahalanobis, or crossnobis
+          with enough signal); rsatoolbox's Nelder-Mead optimum is found to ~1e-10, here
+          the minimum to rounding (a grid over the noise weight plus golden-section search,
+          batched; about 100 batched ``eigvalsh`` of ``(n-1, n-1)`` matrices).
     sigma_k : array_like or xarray.DataArray, shape (n,) or (n, n), optional
         Pattern variances (1-D) or covariance (2-D) of the stimuli, for the whitened
-        methods, in the stimulus order of ``rdm_a`` (a DataArray over ``stimulus`` is
-        aligned by id). Default: ``Σ = I``. As in rsatoolbox, a 1-D ``s`` scales the centred
-        second moments by ``1 / sqrt(s_i s_j)``, which differs from ``np.diag(s)``; a 2-D
-        ``Σ`` builds ``V`` densely, with ``n_pairs²`` memory (n = 100: 200 MB), and is
-        solved exactly (rsatoolbox solves it by conjugate gradients to ``rtol=1e-5``).
+        methods and ``"neg_riem_dist"`` (2-D only), in the stimulus order of ``rdm_a`` (a
+        DataArray over ``stimulus`` is aligned by id). Default: ``Σ = I``. As in rsatoolbox, a
+        1-D ``s`` scales the centred second moments by ``1 / sqrt(s_i s_j)``, which differs
+        from ``np.diag(s)``; a 2-D ``Σ`` builds ``V`` densely, with ``n_pairs²`` memory
+        (n = 100: 200 MB), and is solved exactly (rsatoolbox solves it by conjugate
+        gradients to ``rtol=1e-5``).
     device : str or torch.device, optional
         Where to compute.
     dtype : {"auto", "float32", "float64"}, optional
@@ -209,11 +236,22 @@ def compare(
         over the valid pairs for ``"spearman"``, ``"pearson"`` and ``"whitened_pearson"``
         (the correlation is undefined; ``"kendall_tau_a"`` and ``"rho_a"`` give 0, as
         rsatoolbox does) or all zero for ``"cosine"``, ``"whitened_cosine"`` and ``"bures"``;
-        NaN pairs with ``"bures"``; an invalid ``sigma_k``.
+        NaN pairs with ``"bures"`` or ``"neg_riem_dist"``; a data RDM (``rdm_b``) whose
+        second moment is not positive definite with ``"neg_riem_dist"``; an invalid
+        ``sigma_k``.
     TypeError
         A list or dict of RDMs instead of one RDM or stack.
     StimulusAlignmentError
         When the RDMs (or ``sigma_k``) hold different stimuli.
+
+    See Also
+    --------
+    brainalign.rsa.rdm : the RDMs compared here.
+    brainalign.ricci.compare : a different analysis under the same verb: it compares two
+        *systems* (data or RDMs) through the Ollivier-Ricci curvature of their kNN graphs,
+        with permutation nulls, and returns a Dataset of curvature statistics; its
+        ``method`` picks a curvature solver, not an RDM comparison.
+    brainalign.align.compare : alignment measures between feature spaces (CKA, CCA, ...).
 
     Notes
     -----
@@ -273,9 +311,9 @@ def compare(
             f"(of {n_pairs}); at least 3 are needed. The others are NaN (missing) in "
             "rdm_a or rdm_b."
         )
-    if method == "bures" and not complete:
+    if method in _COMPLETE and not complete:
         raise ValueError(
-            f"method='bures' needs complete RDMs, but {n_pairs - n_min} stimulus pair(s) "
+            f"method={method!r} needs complete RDMs, but {n_pairs - n_min} stimulus pair(s) "
             f"(of {n_pairs}) are NaN in rdm_a or rdm_b; use another method or complete the "
             "RDMs."
         )
@@ -306,6 +344,14 @@ def compare(
         sigma_k=None if sigma is None else as_tensor(sigma, dev, dt),
     )
     out = to_numpy(res).astype(np.float64)
+    if method == "neg_riem_dist" and np.isnan(out).any():
+        raise ValueError(
+            f"method='neg_riem_dist' is undefined in {int(np.isnan(out).sum())} case(s): the "
+            "second moment of rdm_b (the data RDM, G_kl = (d_0k + d_0l - d_kl) / 2) must be "
+            "positive definite, as for squared Euclidean or Mahalanobis RDMs of patterns with "
+            "at least n_stimuli - 1 independent dimensions, and that of rdm_a plus noise "
+            "positive definite for some noise weight."
+        )
     if not dims:
         return float(out)
     coords = {d: (va if d in va.dims else vb)[d] for d in dims}

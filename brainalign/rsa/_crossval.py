@@ -342,7 +342,7 @@ def crossval(
     Returns
     -------
     result : xarray.Dataset
-        ``evaluations`` (model, fold), ``mean`` (model, over folds), ``weights``
+        ``evaluations`` (model, fold), ``mean_score`` (model, over folds), ``weights``
         (model, fold, component; NaN past a model's components), ``noise_ceiling_lower`` /
         ``noise_ceiling_upper`` (fold) and their means ``mean_noise_ceiling_lower`` /
         ``mean_noise_ceiling_upper``, the fold memberships ``train_subject``, ``test_subject``
@@ -425,7 +425,7 @@ def crossval(
         }
     )
     ds["evaluations"] = (("model", "fold"), ev)
-    ds["mean"] = (("model",), ev.mean(-1))
+    ds["mean_score"] = (("model",), ev.mean(-1))
     ds["weights"] = (("model", "fold", "component"), weights)
     ds["noise_ceiling_lower"] = (("fold",), lower)
     ds["noise_ceiling_upper"] = (("fold",), upper)

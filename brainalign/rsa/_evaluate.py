@@ -34,6 +34,7 @@ from brainalign._checks import (
 )
 from brainalign._config import get_config
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
+from brainalign._logging import warn
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS
@@ -148,6 +149,24 @@ def _stack(x: Any, name: str, dim: str) -> xr.DataArray:
 
 
 @functools.lru_cache(maxsize=8)
+def _resolve_resample(resample: Any, bootstrap: Any, func: str) -> str:
+    """Return the resampling option, accepting the deprecated alias ``bootstrap=``."""
+    if bootstrap is not None:
+        if resample != "none" and resample != bootstrap:
+            raise ValueError(
+                f"{func}() got resample={resample!r} and its deprecated alias "
+                f"bootstrap={bootstrap!r}; pass only resample=."
+            )
+        warn(
+            f"{func}(bootstrap={bootstrap!r}) is deprecated: the option is now named "
+            f"resample, as in rsa.test and rsa.bootstrap; use {func}(resample={bootstrap!r}).",
+            FutureWarning,
+        )
+        resample = bootstrap
+    check_option("resample", resample, BOOTSTRAPS)
+    return resample
+
+
 def _triu(n: int) -> tuple[np.ndarray, np.ndarray]:
     i, j = np.triu_indices(n, k=1)
     i.flags.writeable = False
@@ -169,7 +188,7 @@ def _check_vectors(sq: np.ndarray, name: str, method: str, labels: np.ndarray) -
         )
     vmax = np.where(finite, v, -np.inf).max(-1)
     vmin = np.where(finite, v, np.inf).min(-1)
-    if method in _UNCENTERED:
+    if method in (*_UNCENTERED, "neg_riem_dist"):  # a constant RDM is a valid neg_riem_dist model
         bad_rows = (vmax == 0) & (vmin == 0)
         what = "all zero"
     else:
@@ -198,13 +217,13 @@ def _check_indices(indices: Any, bootstrap: str, n_subjects: int, n_stimuli: int
         if key not in indices:
             if wanted:
                 raise ValueError(
-                    f"indices must hold a {key!r} array for bootstrap={bootstrap!r}; got keys "
+                    f"indices must hold a {key!r} array for resample={bootstrap!r}; got keys "
                     f"{sorted(indices)}."
                 )
             continue
         if not wanted:
             raise ValueError(
-                f"indices holds a {key!r} array but bootstrap={bootstrap!r} does not resample "
+                f"indices holds a {key!r} array but resample={bootstrap!r} does not resample "
                 f"{key}s."
             )
         arr = np.asarray(indices[key])
@@ -446,6 +465,8 @@ def _generic_chunk(
         mask = torch.isfinite(v[:, :1])
         cv, cu = _unit_centred(_rank(v, mask), mask), _unit_centred(_rank(u, mask), mask)
         e = cv @ cu.transpose(-1, -2)
+    elif method == "neg_riem_dist":  # not symmetric: model first (rsatoolbox compare(model, data))
+        e = _cmp(u[:, None, :, :], v[:, :, None, :], method, n)
     else:
         e = _cmp(v[:, :, None, :], u[:, None, :, :], method, n)
     t = _pool_transform(v, method)
@@ -627,13 +648,15 @@ def evaluate(
     model_rdms: Any,
     method: str = "spearman",
     *,
-    bootstrap: Bootstrap = "none",
+    resample: Bootstrap = "none",
     n_bootstrap: int = 1000,
+    ci: float = 0.95,
     seed: int | None = None,
     indices: dict[str, Any] | None = None,
     semantics: Literal["brainalign", "rsatoolbox"] = "brainalign",
     device: str | torch.device | None = None,
     dtype: str | None = None,
+    bootstrap: Bootstrap | None = None,
 ) -> xr.Dataset:
     """Evaluate fixed model RDMs against the data RDMs of several subjects.
 
@@ -692,11 +715,18 @@ def evaluate(
         RDMs, ``"pearson"`` and ``"cosine"`` reduce every sample to weighted moments (a few
         GEMMs) and are by far the fastest; the others resample the vectors explicitly and
         the rank methods sort every resampled vector, as rsatoolbox does (batched, but
-        bound by the sorts). ``"bures"`` needs complete RDMs, so no stimulus resampling.
-    bootstrap : {"none", "subject", "stimulus", "both"}
-        What to resample.
+        bound by the sorts). ``"bures"`` and ``"neg_riem_dist"`` need complete RDMs, so no
+        stimulus resampling; ``"neg_riem_dist"`` fits each model to each subject's RDM (the
+        model first, as rsatoolbox's ``compare(model, data)``; = ``eval_fixed`` to 1e-8) and
+        pools the subjects' RDMs by a plain mean, as rsatoolbox ``pool_rdm``.
+    resample : {"none", "subject", "stimulus", "both"}
+        What the bootstrap resamples (the same option as in :func:`test` and
+        :func:`bootstrap`).
     n_bootstrap : int
-        Number of bootstrap samples (ignored with ``bootstrap="none"`` or ``indices``).
+        Number of bootstrap samples (ignored with ``resample="none"`` or ``indices``).
+    ci : float
+        Coverage of the percentile intervals ``ci_lower`` / ``ci_upper`` returned with a
+        bootstrap, in (0, 1).
     seed : int, optional
         Seed of the draws (default: the configured seed); the same seed gives the same
         samples on every device.
@@ -716,12 +746,15 @@ def evaluate(
         Where to compute.
     dtype : {"auto", "float32", "float64"}, optional
         Compute precision.
+    bootstrap : {"none", "subject", "stimulus", "both"}, optional
+        Deprecated alias of ``resample`` (FutureWarning); will be removed.
 
     Returns
     -------
     result : xarray.Dataset
         - ``evaluations`` (model, subject): each model against each subject's full RDM;
-        - ``mean`` (model): their mean over subjects (the point estimate);
+        - ``mean_score`` (model): their mean over subjects (the point estimate; named so
+          that it does not shadow :meth:`xarray.Dataset.mean`);
         - ``noise_ceiling_lower``, ``noise_ceiling_upper``: on the full data;
         - ``variance`` (model): the variance of the mean evaluation (squared standard
           error; from the subjects without a bootstrap, else from the samples);
@@ -734,9 +767,18 @@ def evaluate(
           ``subject``, ``stimulus``), ``bootstrap_mean`` (model) (the mean over valid
           samples, rsatoolbox's ``Result.get_means()``), ``covariance`` of the models and
           the two bounds over the samples, and the draws ``subject_index`` /
-          ``stimulus_index`` (bootstrap, draw).
+          ``stimulus_index`` (bootstrap, draw);
+        - with a bootstrap: ``ci_lower``, ``ci_upper`` (model), the central ``ci`` of the
+          valid samples' mean evaluations (percentile intervals, as
+          :func:`brainalign.rsa.bootstrap_ci`; with ``"both"`` from the samples that resample
+          subjects and stimuli together). Their coverage is calibrated in ``tests/stats``
+          only for the stimulus bootstrap of one data RDM (:func:`bootstrap_ci`, 93.7 % for
+          a nominal 95 % with 20 stimuli); otherwise they are **descriptive** (attr
+          ``ci_coverage``), and the t-tests of :func:`model_tests` are the calibrated
+          inference.
 
-        Attrs: ``method``, ``bootstrap``, ``n_bootstrap``, ``seed``, ``semantics``, ``dof``
+        Attrs: ``method``, ``resample`` (also under its old name ``bootstrap``),
+        ``n_bootstrap``, ``ci``, ``ci_method``, ``ci_coverage``, ``seed``, ``semantics``, ``dof``
         (degrees of freedom of the t-tests of :func:`model_tests`), ``generalises_to``
         (the population the variances generalise to, see above), ``n_subjects``,
         ``n_stimuli``.
@@ -771,16 +813,19 @@ def evaluate(
     >>> x = rng.normal(size=(8, 5))
     >>> data = np.stack([np.asarray(rsa.rdm(x + rng.normal(size=x.shape))) for _ in range(4)])
     >>> models = np.stack([np.asarray(rsa.rdm(x)), np.asarray(rsa.rdm(rng.normal(size=(8, 5))))])
-    >>> res = evaluate(data, models, "pearson", bootstrap="subject", n_bootstrap=200, seed=0)
+    >>> res = evaluate(data, models, "pearson", resample="subject", n_bootstrap=200, seed=0)
     >>> res.bootstrap_evaluations.shape
     (200, 2)
-    >>> bool(res["mean"][0] > res["mean"][1])
+    >>> bool(res["mean_score"][0] > res["mean_score"][1])
+    True
+    >>> bool((res.ci_lower <= res.mean_score).all() and (res.mean_score <= res.ci_upper).all())
     True
     """
     check_option("method", method, _compare.METHODS)
-    check_option("bootstrap", bootstrap, BOOTSTRAPS)
+    bootstrap = _resolve_resample(resample, bootstrap, "evaluate")
     check_option("semantics", semantics, SEMANTICS)
     check_number("n_bootstrap", n_bootstrap, low=1, integer=True)
+    check_number("ci", ci, low=0.0, high=1.0, closed="neither")
     if seed is None:
         seed = get_config()["seed"]
     data = _stack(data_rdms, "data_rdms", "subject")
@@ -796,15 +841,15 @@ def evaluate(
     n_mod = models.sizes["model"]
     if n < 3:
         raise ValueError(f"Evaluating RDMs needs at least 3 stimuli; the RDMs have {n}.")
-    if method == "bures" and bootstrap in ("stimulus", "both"):
+    if method in ("bures", "neg_riem_dist") and bootstrap in ("stimulus", "both"):
         raise ValueError(
-            f"method='bures' needs complete RDMs, but bootstrap={bootstrap!r} resamples stimuli "
-            "and leaves out the pairs of repeated stimuli. Use bootstrap='subject' or 'none'."
+            f"method={method!r} needs complete RDMs, but resample={bootstrap!r} resamples stimuli "
+            "and leaves out the pairs of repeated stimuli. Use resample='subject' or 'none'."
         )
     if bootstrap in ("subject", "both") and n_subj < 2:
         raise ValueError(
-            f"bootstrap={bootstrap!r} resamples subjects and needs at least 2 data RDMs along "
-            f"the subject dim, got {n_subj}. Use bootstrap='stimulus' or 'none'."
+            f"resample={bootstrap!r} resamples subjects and needs at least 2 data RDMs along "
+            f"the subject dim, got {n_subj}. Use resample='stimulus' or 'none'."
         )
     d = np.asarray(data.values, dtype=np.float64)
     m = np.asarray(models.values, dtype=np.float64)
@@ -824,14 +869,15 @@ def evaluate(
     }
     out: dict[str, Any] = {
         "evaluations": (("model", "subject"), e_np),
-        "mean": (("model",), e_np.mean(-1)),
+        "mean_score": (("model",), e_np.mean(-1)),
         "noise_ceiling_lower": float(to_numpy(lo_full)[0]),
         "noise_ceiling_upper": float(to_numpy(up_full)[0]),
     }
     attrs: dict[str, Any] = {
         "kind": "rsa_model_evaluation",
         "method": method,
-        "bootstrap": bootstrap,
+        "resample": bootstrap,
+        "bootstrap": bootstrap,  # the old name of "resample", kept for readers of old results
         "n_bootstrap": 0,
         "seed": -1 if seed is None else int(seed),
         "semantics": semantics,
@@ -909,6 +955,20 @@ def evaluate(
     out["bootstrap_noise_ceiling_upper"] = ((*lead, "bootstrap"), up[sl])
     out["valid"] = (("bootstrap",), ok)
     out["bootstrap_mean"] = (("model",), np.nanmean(ev[:, ok], axis=1).mean(0))
+    tail = (1.0 - ci) / 2.0
+    if ok.any():
+        lo_ci, up_ci = np.quantile(ev[0][ok], [tail, 1.0 - tail], axis=0)
+    else:
+        lo_ci = up_ci = np.full(n_mod, np.nan)
+    out["ci_lower"] = (("model",), lo_ci)
+    out["ci_upper"] = (("model",), up_ci)
+    attrs["ci"] = float(ci)
+    attrs["ci_method"] = "percentile"
+    attrs["ci_coverage"] = (
+        "calibrated (stimulus bootstrap of one data RDM, tests/stats)"
+        if bootstrap == "stimulus" and n_subj == 1
+        else "descriptive (coverage not calibrated; use the t-tests of model_tests)"
+    )
     terms = [str(v) for v in coords["model"]] + ["noise_ceiling_lower", "noise_ceiling_upper"]
     out["covariance"] = ((*lead, "term", "term_b"), covs[sl])
     coords["term"] = terms
@@ -1000,9 +1060,9 @@ def model_tests(result: xr.Dataset) -> xr.Dataset:
     samples. Variances are floored at machine epsilon.
 
     The p-values generalise to the population the result's bootstrap resampled (attr
-    ``generalises_to``): with ``bootstrap="none"`` or ``"subject"`` to new subjects on the
+    ``generalises_to``): with ``resample="none"`` or ``"subject"`` to new subjects on the
     same stimuli only. When the stimuli are a sample too, these tests are liberal; evaluate
-    with ``bootstrap="both"`` (see :func:`evaluate`).
+    with ``resample="both"`` (see :func:`evaluate`).
 
     Parameters
     ----------
@@ -1039,7 +1099,7 @@ def model_tests(result: xr.Dataset) -> xr.Dataset:
     dof = result.attrs["dof"]
     eps = np.finfo(float).eps
     if result.attrs["bootstrap"] == "none":
-        means = result["mean"].values
+        means = result["mean_score"].values
         ceiling = float(result["noise_ceiling_lower"])
     else:
         means = result["bootstrap_mean"].values
@@ -1090,7 +1150,7 @@ def bootstrap(
     seed: int | None = None,
     **kwargs: Any,
 ) -> xr.Dataset:
-    """Bootstrap evaluation of model RDMs: :func:`evaluate` with ``bootstrap=resample``.
+    """Bootstrap evaluation of model RDMs: :func:`evaluate` with a bootstrap ``resample``.
 
     Parameters
     ----------
@@ -1118,7 +1178,7 @@ def bootstrap(
         data_rdms,
         model_rdms,
         method,
-        bootstrap=resample,
+        resample=resample,
         n_bootstrap=n_bootstrap,
         seed=seed,
         **kwargs,

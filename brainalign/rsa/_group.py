@@ -48,7 +48,7 @@ def sign_flip_test(
     Returns
     -------
     result : xarray.Dataset
-        ``mean`` (the group map), ``t`` and ``p_fwe`` over the other dims; attrs
+        ``mean_score`` (the group map), ``t`` and ``p_fwe`` over the other dims; attrs
         ``n_subjects``, ``n_permutations``, ``test``.
 
     Raises
@@ -105,7 +105,7 @@ def sign_flip_test(
     coords = {k: v for k, v in maps.coords.items() if dim not in v.dims}
     out = xr.Dataset(
         {
-            "mean": (other, mean.reshape(shape)),
+            "mean_score": (other, mean.reshape(shape)),
             "t": (other, t_obs.reshape(shape)),
             "p_fwe": (other, p.reshape(shape)),
         },

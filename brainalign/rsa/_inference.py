@@ -90,6 +90,17 @@ def permutation_test(
         this is (to generalise over subjects too, use :func:`brainalign.rsa.test` with
         ``resample="both"``).
 
+    See Also
+    --------
+    brainalign.encoding.permutation_test : a different test under the same name: it
+        permutes the *rows of the targets* (stimuli, blocks or circular shifts of time
+        series) against the features and refits a cross-validated ridge encoding model per
+        permutation, testing prediction accuracy per target; this one permutes the stimulus
+        labels of a model RDM (a Mantel test) and refits nothing.
+    brainalign.align.permutation_test : the same idea (permuting stimuli) for alignment
+        measures between feature spaces.
+    brainalign.rsa.test : bootstrap t-tests over subjects and/or stimuli.
+
     Examples
     --------
     >>> import numpy as np
@@ -117,7 +128,13 @@ def permutation_test(
     first = a[RDM_DIMS[0]].values
     if not all(np.array_equal(first, r[d].values) for r in (a, b) for d in RDM_DIMS):
         a, b = align_stimuli(a, b, join="exact")  # raises naming missing / extra ids
-    observed = compare(a, b, method, device=device, dtype=dtype)  # also validates NaN/constant
+    # neg_riem_dist is not symmetric: the model comes first (rsatoolbox's compare(model, data))
+    swap = method == "neg_riem_dist"
+    observed = (  # also validates NaN / constant RDMs
+        compare(b, a, method, device=device, dtype=dtype)
+        if swap
+        else compare(a, b, method, device=device, dtype=dtype)
+    )
     n = a.sizes[RDM_DIMS[0]]
     perms, exact = _permutations(n, n_permutations, seed)
     bdims = [d for d in b.dims if d not in RDM_DIMS]
@@ -139,7 +156,8 @@ def permutation_test(
     for start in range(0, len(perms), chunk):  # chunks of permutations, batched within
         p = pt[start : start + chunk]
         vb = bt[:, p[:, it], p[:, jt]]  # (models, perms, pairs)
-        null_parts.append(compare_vectors(av, vb, method, n_stimuli=n))
+        pair = (vb, av) if swap else (av, vb)
+        null_parts.append(compare_vectors(*pair, method, n_stimuli=n))
     null = to_numpy(torch.cat(null_parts, dim=1)).astype(np.float64)  # (models, perms)
     obs = null[:, :1]
     ge = (null >= obs - 1e-12).sum(axis=1)

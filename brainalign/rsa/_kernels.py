@@ -267,6 +267,45 @@ def rdm_crossnobis(
     return _pair_rdm(k) / p
 
 
+def fold_pair_precisions(
+    precisions: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Precisions of the run pairs ``k < l`` from one precision per run (float64).
+
+    ``precisions``: ``(R, p, p)`` symmetric positive definite, the noise precision of each
+    run's mean patterns. Pair ``(k, l)`` gets ``((M_k⁻¹ + M_l⁻¹) / 2)⁻¹``, the precision of the
+    average of the two runs' noise covariances (rsatoolbox ``calc_rdm_crossnobis`` with a
+    list of noises). Returns ``(pair_precisions (Q, p, p), k (Q,), l (Q,))``.
+    """
+    r, p = precisions.shape[0], precisions.shape[-1]
+    eye = torch.eye(p, dtype=precisions.dtype, device=precisions.device)
+
+    def spd_inverse(m: torch.Tensor) -> torch.Tensor:  # (cholesky_inverse is slow batched)
+        return torch.cholesky_solve(eye.expand_as(m), torch.linalg.cholesky(m))
+
+    cov = spd_inverse(precisions)
+    run_k, run_l = torch.triu_indices(r, r, offset=1, device=precisions.device)
+    pair = spd_inverse(0.5 * (cov[run_k] + cov[run_l]))
+    return 0.5 * (pair + pair.transpose(-1, -2)), run_k, run_l
+
+
+def rdm_crossnobis_fold_pairs(
+    d: torch.Tensor, pair_precisions: torch.Tensor, run_k: torch.Tensor, run_l: torch.Tensor
+) -> torch.Tensor:
+    """Crossnobis distances with one precision per pair of runs, divided by ``p``.
+
+    ``d``: run patterns ``(..., R, n, p)``; ``pair_precisions``: ``(Q, p, p)`` for the run
+    pairs ``(run_k[q], run_l[q])`` (:func:`fold_pair_precisions`). The distance is the mean over
+    the pairs of ``(d_ki - d_kj) M_kl (d_li - d_lj)ᵀ / p`` (= rsatoolbox's crossnobis with a
+    list of noise precisions, which also averages the unordered run pairs).
+    """
+    p = d.shape[-1]
+    d = d - d.mean(dim=-2, keepdim=True)  # per-run translation does not change distances
+    y = d[..., run_k, :, :] @ pair_precisions  # (..., Q, n, p)
+    kern = (y @ d[..., run_l, :, :].transpose(-1, -2)).mean(-3)
+    return _pair_rdm(kern) / p
+
+
 def _poisson_shift(x: torch.Tensor, prior_lambda: float, prior_weight: float) -> torch.Tensor:
     return (x + prior_lambda * prior_weight) / (1.0 + prior_weight)
 

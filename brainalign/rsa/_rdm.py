@@ -25,9 +25,11 @@ from brainalign.data._schema import FEATURE_DIMS, RDM_DIMS, STIMULUS, TRIAL, res
 from brainalign.rsa._kernels import (
     RDM_KERNELS,
     LowRankPrecision,
+    fold_pair_precisions,
     gram_rdm,
     needs_scaling,
     pow2_exponents,
+    rdm_crossnobis_fold_pairs,
 )
 
 Metric = Literal[
@@ -134,6 +136,15 @@ def rdm(
         order of the feature dim (a labeled matrix must carry the same feature
         coordinate). Default: identity. Up to 2048 features it is checked with a Cholesky
         factorisation; above, only symmetry and a positive diagonal are checked.
+
+        ``"crossnobis"`` also takes **one precision per run**: a list of ``(n_features,
+        n_features)`` matrices or a ``(run, n_features, n_features)`` array, in sorted run
+        order (``np.unique`` of the run labels, rsatoolbox's fold order), or a 3-D
+        DataArray whose first dim carries the run labels as its coordinate (matched by
+        label). Each is the precision of that run's mean patterns. The distance is then the
+        mean over the unordered run pairs ``k < l`` of ``(a_k - b_k) M_kl (a_l - b_l)ᵀ / p``
+        with ``M_kl = ((M_k⁻¹ + M_l⁻¹) / 2)⁻¹`` (= rsatoolbox ``calc_rdm_crossnobis(...,
+        noise=[...])``; run means, not trial-weighted, under either ``semantics``).
     semantics : {"correct", "rsatoolbox"}
         Cross-validated metrics only. ``"correct"``: the training patterns of a fold are
         the mean of the other runs' run × stimulus means (every run weighs the same), and
@@ -209,6 +220,12 @@ def rdm(
         raise ValueError(
             "noise= (a precision matrix) is used only by metric='mahalanobis' or "
             f"'crossnobis'; got metric={metric!r}."
+        )
+    if metric == "mahalanobis" and _is_per_fold(noise):
+        raise ValueError(
+            "noise= with one precision per run (a list or a (run, feature, feature) array) "
+            "is used only by metric='crossnobis'; metric='mahalanobis' takes one "
+            f"(n_features, n_features) precision; got {_describe_noise(noise)}."
         )
     if runs is not None and metric not in CV_METRICS:
         raise ValueError(
@@ -527,6 +544,78 @@ def _noise_tensor_unscaled(
     return t
 
 
+def _is_per_fold(noise: Any) -> bool:
+    """Whether ``noise`` holds one precision per run (a list, or a 3-D array)."""
+    if noise is None:
+        return False
+    if isinstance(noise, list | tuple):
+        return True
+    return getattr(noise, "ndim", np.ndim(noise)) == 3
+
+
+def _describe_noise(noise: Any) -> str:
+    if isinstance(noise, list | tuple):
+        return f"a {type(noise).__name__} of {len(noise)} matrices"
+    return f"an array of shape {tuple(np.shape(noise))}"
+
+
+def _fold_noise(
+    noise: Any,
+    da: xr.DataArray,
+    fdim: str,
+    run_ids: np.ndarray,
+    dev: torch.device,
+    dt: torch.dtype,
+) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], int]:
+    """Validate one precision per run; return the run-pair precisions (scaled) and exponent.
+
+    The pair precisions ``((M_k⁻¹ + M_l⁻¹) / 2)⁻¹`` are formed in float64 and divided by an
+    even power of two ``2**k`` when their largest diagonal entry leaves the range where
+    ``dt`` computes safely (as :func:`_noise_tensor`).
+    """
+    n_runs = len(run_ids)
+    if isinstance(noise, xr.DataArray):
+        fold_dim = noise.dims[0]
+        if fold_dim in noise.coords:
+            have = [str(v) for v in np.asarray(noise[fold_dim].values)]
+            want = [str(v) for v in run_ids]
+            missing = [r for r in want if r not in have]
+            if missing:
+                raise ValueError(
+                    f"noise (one precision per run along {fold_dim!r}) lacks the run(s) "
+                    f"{_fmt_list(missing)}; data's runs are {_fmt_list(want)} and noise's "
+                    f"{fold_dim!r} labels are {_fmt_list(have)}."
+                )
+            noise = noise.isel({fold_dim: [have.index(r) for r in want]})
+        items = [noise.isel({fold_dim: i}) for i in range(noise.sizes[fold_dim])]
+    elif isinstance(noise, list | tuple):
+        items = list(noise)
+    else:
+        arr = noise.detach().cpu().numpy() if hasattr(noise, "detach") else np.asarray(noise)
+        items = list(arr)
+    if len(items) != n_runs:
+        raise ValueError(
+            f"noise must hold one precision matrix per run ({n_runs}: runs "
+            f"{_fmt_list(run_ids)}, in this order); got {_describe_noise(noise)}."
+        )
+    mats = []
+    for i, item in enumerate(items):
+        try:
+            prec = _noise_tensor_unscaled(item, da, fdim, dev, None)
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"noise[{i}] (run {_fmt_list([run_ids[i]])}): {err}") from None
+        mats.append(prec.dense() if isinstance(prec, LowRankPrecision) else prec)
+    pair, run_k, run_l = fold_pair_precisions(torch.stack(mats))
+    top = float(pair.diagonal(dim1=-2, dim2=-1).abs().max())
+    e = int(np.frexp(top)[1])
+    if needs_scaling(np.array([e]), dt):
+        e += e % 2
+        pair = pair * 2.0 ** (-e)
+    else:
+        e = 0
+    return (pair.to(dt), run_k, run_l), e
+
+
 def _register_low_rank(precision: xr.DataArray, low: LowRankPrecision) -> None:
     """Remember that ``precision`` (a DataArray) equals ``low``; its values become read-only.
 
@@ -729,11 +818,18 @@ def _rdm_cv(
         # rsatoolbox averages the training runs' trials, not their run means
         sums = pats * counts
         train = (sums.sum(-3, keepdim=True) - sums) / (counts.sum(0) - counts)
-    prec, k_prec = (
-        _noise_tensor(noise, da, fdim, dev, dt, return_exponent=True)
-        if metric == "crossnobis"
-        else (None, 0)
-    )
+    per_fold = metric == "crossnobis" and _is_per_fold(noise)
+    fold_pairs = None
+    if per_fold:
+        fold_pairs, k_prec = _fold_noise(noise, da, fdim, _run_ids, dev, dt)
+        prec = None
+        train = None  # rsatoolbox's per-fold branch uses the run means under both semantics
+    else:
+        prec, k_prec = (
+            _noise_tensor(noise, da, fdim, dev, dt, return_exponent=True)
+            if metric == "crossnobis"
+            else (None, 0)
+        )
     batch_shape = tuple(pats.shape[:-3])
     n_runs, n, p = pats.shape[-3:]
     flat_b = pats.reshape(-1, n_runs, n, p)
@@ -742,6 +838,8 @@ def _rdm_cv(
         (flat_b.shape[0], n, n), dtype=np.float64 if dt == torch.float64 else np.float32
     )
     per_item = (4 * n_runs * n * p + 3 * n_runs * n * n) * torch.finfo(dt).bits // 8
+    if fold_pairs is not None:
+        per_item += 2 * fold_pairs[1].numel() * n * p * torch.finfo(dt).bits // 8
     step = max(1, _MEMORY_BUDGET // max(per_item, 1))
     power = 2 if metric == "crossnobis" else 1  # distances scale as (data scale) ** power
     for start in range(0, flat_b.shape[0], step):
@@ -758,7 +856,9 @@ def _rdm_cv(
             k = None
         x = x.to(dt)
         tr = None if tr is None else tr.to(dt)
-        if metric == "crossnobis":
+        if fold_pairs is not None:
+            d = rdm_crossnobis_fold_pairs(x, *fold_pairs)
+        elif metric == "crossnobis":
             d = RDM_KERNELS[metric](x, prec, train=tr)
         else:
             lam = (
@@ -791,7 +891,9 @@ def _rdm_cv(
     if metric == "poisson_cv":
         attrs["semantics"] = semantics
     if metric == "crossnobis":
-        attrs["noise"] = "identity" if prec is None else "precision"
+        attrs["noise"] = (
+            "precision per run" if per_fold else "identity" if prec is None else "precision"
+        )
     return xr.DataArray(out, dims=(*bdims, *RDM_DIMS), coords=coords, attrs=attrs, name="rdm")
 
 

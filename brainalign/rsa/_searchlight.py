@@ -48,15 +48,20 @@ from brainalign._logging import progress
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS, TRIAL, validate
+from brainalign.rsa._compare import _CENTERED, _COMPLETE, _UNCENTERED, METHODS, Method
 from brainalign.rsa._compare_kernels import compare_vectors, scale_rows_pow2
 from brainalign.rsa._kernels import needs_scaling, rankdata
 from brainalign.rsa._rdm import as_rdm, resolve_runs, run_patterns
 
 SearchlightMetric = Literal["correlation", "cosine", "euclidean", "sqeuclidean", "crossnobis"]
-SearchlightMethod = Literal["spearman", "pearson", "cosine"]
+SearchlightMethod = Method
 SEARCHLIGHT_METRICS = ("correlation", "cosine", "euclidean", "sqeuclidean")  # stimulus data
 SEARCHLIGHT_NOISE = ("shrinkage_diag", "shrinkage_eye", "diag")  # per-patch crossnobis noise
-SEARCHLIGHT_METHODS = ("spearman", "pearson", "cosine")
+#: Every comparison of :func:`brainalign.rsa.compare`; Spearman, Pearson and cosine take a
+#: fast path (one matrix product of normalised vectors), the others run the batched kernels
+#: of ``compare`` over all patches (or time points) at once.
+SEARCHLIGHT_METHODS = METHODS
+_FAST_METHODS = ("spearman", "pearson", "cosine")
 SPATIAL_DIMS = ("voxel", "channel", "vertex")
 _POSITIONS = {"voxel": ("x", "y", "z"), "channel": ("ch_x", "ch_y", "ch_z")}
 _MEMORY_BUDGET = 2**28  # bytes of intermediate tensors per chunk of centres
@@ -122,13 +127,25 @@ def model_vectors(
             f"{name} has only {int(n_valid.min())} finite stimulus pair(s) (of {vecs.shape[1]}) "
             "in at least one RDM; at least 3 are needed."
         )
-    if method != "cosine":
-        vm = np.where(finite, vecs, np.nan)
+    if method in _COMPLETE and not finite.all():
+        raise ValueError(
+            f"method={method!r} needs complete RDMs, but {name} has "
+            f"{int((~finite).sum())} NaN stimulus pair(s); use another method."
+        )
+    vm = np.where(finite, vecs, np.nan)
+    if method in _CENTERED:
         const = np.nanmax(vm, axis=-1) == np.nanmin(vm, axis=-1)
         if const.any():
             raise ValueError(
                 f"{name} holds {int(const.sum())} RDM(s) that are constant over their finite "
                 f"pairs, so their {method} correlation with any data RDM is undefined."
+            )
+    elif method in _UNCENTERED:
+        zero = np.nanmax(np.abs(vm), axis=-1) == 0
+        if zero.any():
+            raise ValueError(
+                f"{name} holds {int(zero.sum())} RDM(s) that are all zero over their finite "
+                f"pairs, so their {method} similarity with any data RDM is undefined."
             )
     coords = {d: model[d] for d in mdims if d in model.coords}
     return vecs, mdims, coords
@@ -185,8 +202,8 @@ def _zscore_rows(v: torch.Tensor, center: bool) -> torch.Tensor:
 
 
 def prepare_models(models: torch.Tensor, method: str) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Normalised model vectors for the fast path (``None`` when a model has NaN pairs)."""
-    if not bool(torch.isfinite(models).all()):
+    """Normalised model vectors for the fast path (``None``: NaN pairs, or another method)."""
+    if method not in _FAST_METHODS or not bool(torch.isfinite(models).all()):
         return None, models
     if method == "spearman":
         return ranked_zscores(models), models
@@ -201,6 +218,7 @@ def score_vectors(
     method: str,
     *,
     similarity: bool = False,
+    n_stimuli: int | None = None,
 ) -> torch.Tensor:
     """Compare data RDM vectors ``(B, P)`` with model vectors ``(M, P)`` → ``(B, M)``.
 
@@ -208,7 +226,9 @@ def score_vectors(
     matrix product of normalised (ranked) vectors; otherwise each pair is compared over the
     pairs finite in the model, exactly as :func:`brainalign.rsa.compare`. With
     ``similarity=True``, ``data`` holds ``1 - d`` (Spearman and Pearson only), whose
-    correlations are those of ``d`` with the sign flipped.
+    correlations are those of ``d`` with the sign flipped. The other methods run
+    :func:`compare_vectors` on all rows at once (``n_stimuli`` for the structured ones);
+    ``"neg_riem_dist"`` fits the model to the data (model first, as rsatoolbox).
     """
     any_bad = bool(bad.any())
     if any_bad:
@@ -222,10 +242,24 @@ def score_vectors(
     else:
         if similarity:
             data = 1.0 - data
-        out = compare_vectors(data[:, None, :], models[None, :, :], method)
+        out = compare_pairs(data, models, method, n_stimuli)
     if any_bad:
         out = out.masked_fill(bad[:, None], float("nan"))
     return out
+
+
+def compare_pairs(
+    data: torch.Tensor, models: torch.Tensor, method: str, n_stimuli: int | None
+) -> torch.Tensor:
+    """Every data vector ``(B, P)`` against every model vector ``(M, P)`` → ``(B, M)``.
+
+    One batched call of :func:`compare_vectors`; ``"neg_riem_dist"`` is not symmetric and
+    takes the model first (it fits the model to the data, as rsatoolbox's
+    ``compare(model, data)``).
+    """
+    if method == "neg_riem_dist":
+        return compare_vectors(models[None, :, :], data[:, None, :], method, n_stimuli=n_stimuli)
+    return compare_vectors(data[:, None, :], models[None, :, :], method, n_stimuli=n_stimuli)
 
 
 def _take_columns(t: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
@@ -751,8 +785,14 @@ def searchlight(
         within run × stimulus and cross-validates over ordered pairs of distinct runs,
         divided by the patch size (= ``rdm(patch, "crossnobis", noise=...)``, with
         ``semantics="correct"``: every run weighs the same).
-    method : {"spearman", "pearson", "cosine"}
-        The comparison (see :func:`brainalign.rsa.compare`).
+    method : str
+        The comparison, any of :data:`brainalign.rsa.METHODS` (see
+        :func:`brainalign.rsa.compare`): ``"spearman"``, ``"pearson"`` and ``"cosine"`` take
+        a fast path (one matrix product per chunk); ``"kendall_tau_a"``, ``"rho_a"``, the
+        whitened methods (with ``sigma_k = I``), ``"bures"`` and ``"neg_riem_dist"`` (the
+        model fitted to each patch's RDM; NaN where a patch's second moment is not positive
+        definite) run :func:`brainalign.rsa.compare`'s batched kernels on every patch of a
+        chunk at once. Each equals ``compare`` on the patch's RDM.
     centers : array_like of int or bool, or xarray.DataArray, optional
         The spatial units to centre patches on (indices or a boolean mask over the spatial
         dim); default all units in ``mask``.
@@ -1004,7 +1044,7 @@ def searchlight(
                 x, sp_idx_t[s], sp_valid_t[s], win_t[t], metric, iu, similarity=similarity
             )
         out[start : start + len(flat)] = to_numpy(
-            score_vectors(vec, bad, zmodels, models_t, method, similarity=similarity)
+            score_vectors(vec, bad, zmodels, models_t, method, similarity=similarity, n_stimuli=n)
         )
 
     n_workers = torch.get_num_threads() if dev.type == "cpu" else 1

@@ -23,6 +23,7 @@ from brainalign.rsa._searchlight import (
     SearchlightMetric,
     _fit_range,
     _zscore_rows,
+    compare_pairs,
     model_stack,
     model_vectors,
     prepare_models,
@@ -78,11 +79,12 @@ def _similarities(
     zmodels: torch.Tensor | None,
     models: torch.Tensor,
     method: str,
+    n_stimuli: int,
 ) -> torch.Tensor:
     """``(T, P)`` data vectors against ``(M, P)`` model vectors → ``(T, M)``."""
     if zmodels is not None and zdata is not None:
         return zdata @ zmodels.T
-    return compare_vectors(data[:, None, :], models[None, :, :], method)
+    return compare_pairs(data, models, method, n_stimuli)
 
 
 def time_resolved(
@@ -115,8 +117,12 @@ def time_resolved(
         As in :func:`brainalign.rsa._searchlight.searchlight`; stimuli are matched by id.
     metric : {"correlation", "cosine", "euclidean", "sqeuclidean"}
         The data RDM metric (see :func:`brainalign.rsa.rdm`).
-    method : {"spearman", "pearson", "cosine"}
-        The comparison (see :func:`brainalign.rsa.compare`).
+    method : str
+        The comparison, any of :data:`brainalign.rsa.METHODS` (see
+        :func:`brainalign.rsa.compare`). Spearman, Pearson and cosine take a fast path (one
+        matrix product); the others run ``compare``'s batched kernels over all time points
+        (and permutations) at once. ``"neg_riem_dist"`` fits the model to the data RDM
+        (model first, as rsatoolbox's ``compare(model, data)``).
     n_permutations : int
         Number of random stimulus-label permutations (0: none).
     alpha : float
@@ -179,7 +185,7 @@ def time_resolved(
         zdata = (
             ranked_zscores(dv) if method == "spearman" else _zscore_rows(dv, method != "cosine")
         )
-    observed = to_numpy(_similarities(zdata, dv, zmodels, mv, method)).astype(np.float64)
+    observed = to_numpy(_similarities(zdata, dv, zmodels, mv, method, n)).astype(np.float64)
     mshape = tuple(model.sizes[d] for d in mdims)
     n_t = dvecs.shape[0]
     tcoords = {"time": r["time"]} if "time" in r.coords else {}
@@ -209,7 +215,9 @@ def time_resolved(
                 assert zdata is not None
                 s = torch.einsum("tp,mkp->ktm", zdata, pm)
             else:
-                s = compare_vectors(dv[None, :, None, :], pm.transpose(0, 1)[:, None], method)
+                a, b = dv[None, :, None, :], pm.transpose(0, 1)[:, None]  # (K, T, M, P)
+                pair = (b, a) if method == "neg_riem_dist" else (a, b)  # model first
+                s = compare_vectors(*pair, method, n_stimuli=n)
             parts.append(to_numpy(s).astype(np.float64))
         null = np.concatenate(parts, axis=0)  # (perms, T, M)
         ge = (null >= observed[None] - 1e-12).sum(0)
@@ -257,10 +265,12 @@ def temporal_generalization(
     """Similarity of the RDM at one time with the RDM at every other time.
 
     ``result[t1, t2] = compare(rdm(data.isel(time=t1)), rdm(other.isel(time=t2)))``: how
-    long a representational geometry lasts (``other=None``: ``data`` against itself, a
-    symmetric matrix with ones on the diagonal), or when the geometry of one recording
-    reappears in another (e.g. two conditions, subjects or modalities sharing stimuli,
-    matched by id). All pairs of time points come from one matrix product.
+    long a representational geometry lasts (``other=None``: ``data`` against itself, for the
+    symmetric methods a symmetric matrix with ones, or zeros for ``"neg_riem_dist"``, on the
+    diagonal), or when the geometry of one recording reappears in another (e.g. two
+    conditions, subjects or modalities sharing stimuli, matched by id). All pairs of time
+    points come from one matrix product (Spearman, Pearson, cosine) or one batched call of
+    the comparison kernels.
 
     Parameters
     ----------
@@ -270,8 +280,10 @@ def temporal_generalization(
         A second recording with the same stimuli (its own features and times).
     metric : {"correlation", "cosine", "euclidean", "sqeuclidean"}
         The RDM metric.
-    method : {"spearman", "pearson", "cosine"}
-        The comparison.
+    method : str
+        The comparison, any of :data:`brainalign.rsa.METHODS`:
+        ``result[t1, t2] = compare(rdm_a(t1), rdm_b(t2), method)`` (for the asymmetric
+        ``"neg_riem_dist"``, ``data``'s RDM is the one fitted, in the role of the model).
     device : str or torch.device, optional
         Where to compute.
     dtype : {"auto", "float32", "float64"}, optional
@@ -319,9 +331,15 @@ def temporal_generalization(
     ta, tb = as_tensor(va, dev, dt), as_tensor(vb, dev, dt)
     if method == "spearman":
         za, zb = ranked_zscores(ta), ranked_zscores(tb)
-    else:
+        res = to_numpy(za @ zb.T).astype(np.float64)
+    elif method in ("pearson", "cosine"):
         za, zb = _zscore_rows(ta, method == "pearson"), _zscore_rows(tb, method == "pearson")
-    res = to_numpy(za @ zb.T).astype(np.float64)
+        res = to_numpy(za @ zb.T).astype(np.float64)
+    else:  # one batched call over all pairs of time points: result[t1, t2] = compare(a, b)
+        n = ra.sizes[RDM_DIMS[0]]
+        sa, sb = (as_tensor(scale_rows_pow2(v, dt), dev, dt) for v in (va, vb))
+        res = compare_vectors(sa[:, None, :], sb[None, :, :], method, n_stimuli=n)
+        res = to_numpy(res).astype(np.float64)
     coords = {}
     if "time" in ra.coords:
         coords["time_a"] = np.asarray(ra["time"].values)

@@ -70,7 +70,7 @@ def test_evaluate_list_with_a_reordered_model_scores_one(rdms):
 @pytest.mark.parametrize("bootstrap", ["none", "subject", "stimulus", "both"])
 def test_evaluate_lists_dicts_and_stacks_equal_prealigned(rdms, method, bootstrap):
     subjects, models = rdms
-    kw = {"bootstrap": bootstrap, "n_bootstrap": 20, "seed": 3}
+    kw = {"resample": bootstrap, "n_bootstrap": 20, "seed": 3}
     aligned = rsa.evaluate(subjects, models, method, **kw)
     mixed_subjects = [subjects[0], _shuffled(subjects[1]), subjects[2]]
     mixed_models = [_shuffled(models[0]), models[1]]

@@ -126,7 +126,7 @@ def test_same_draws_as_evaluate_for_one_seed(rng):
         [f"s{k}" for k in range(n)],
     )  # fmt: skip
     res = rsa.bootstrap_ci(data, models, "pearson", n_bootstrap=50, seed=3, device="cpu")
-    ev = rsa.evaluate(data, models, "pearson", bootstrap="stimulus", n_bootstrap=50, seed=3)
+    ev = rsa.evaluate(data, models, "pearson", resample="stimulus", n_bootstrap=50, seed=3)
     np.testing.assert_allclose(
         res.bootstrap_evaluations.values, ev.bootstrap_evaluations.values, atol=1e-10
     )

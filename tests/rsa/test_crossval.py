@@ -135,7 +135,7 @@ def test_crossval_equals_rsatoolbox(method, fitter, k_subject, k_stimulus, n, n_
         rs_fit = RS_FITTER[fitter]
     res = rs_crossval(model, rdms, train, test, ceil, method=RS_NAME[method], fitter=rs_fit)
     np.testing.assert_allclose(ours.evaluations.values[0], res.evaluations[0, 0], atol=1e-8)
-    np.testing.assert_allclose(float(ours["mean"][0]), np.mean(res.evaluations), atol=1e-8)
+    np.testing.assert_allclose(float(ours["mean_score"][0]), np.mean(res.evaluations), atol=1e-8)
     lo, up = res.noise_ceiling
     np.testing.assert_allclose(float(ours.mean_noise_ceiling_lower), lo, atol=1e-8)
     np.testing.assert_allclose(float(ours.mean_noise_ceiling_upper), up, atol=1e-8)

@@ -97,7 +97,7 @@ def test_fixed_matches_eval_fixed(rng, method):
     ref = rs_eval.eval_fixed(mods, rd, method=RS_NAME[method])
     ours = evaluate(data, models, method)
     np.testing.assert_allclose(ours.evaluations.values, ref.evaluations[0], rtol=0, atol=TOL)
-    np.testing.assert_allclose(ours["mean"].values, ref.get_means(), rtol=0, atol=TOL)
+    np.testing.assert_allclose(ours["mean_score"].values, ref.get_means(), rtol=0, atol=TOL)
     np.testing.assert_allclose(
         [float(ours.noise_ceiling_lower), float(ours.noise_ceiling_upper)],
         ref.noise_ceiling,
@@ -119,7 +119,7 @@ def test_subject_bootstrap_matches_eval_bootstrap_rdm(rng, recorder, method):
     ref = rs_eval.eval_bootstrap_rdm(mods, rd, method=RS_NAME[method], N=25)
     draws = recorder()
     ours = evaluate(
-        data, models, method, bootstrap="subject", indices=draws, semantics="rsatoolbox"
+        data, models, method, resample="subject", indices=draws, semantics="rsatoolbox"
     )
     assert ours.attrs["n_bootstrap"] == 25 and ours.attrs["dof"] == ref.dof
     np.testing.assert_allclose(ours.bootstrap_evaluations.values, ref.evaluations, atol=TOL)
@@ -131,7 +131,7 @@ def test_subject_bootstrap_matches_eval_bootstrap_rdm(rng, recorder, method):
     _assert_variances(ours, ref, len(models))
 
     # The default keeps the ceiling's variance: rsatoolbox 0.3.2 overwrites it (a defect).
-    fixed = evaluate(data, models, method, bootstrap="subject", indices=draws)
+    fixed = evaluate(data, models, method, resample="subject", indices=draws)
     np.testing.assert_allclose(fixed.variance.values, ref.model_var, atol=TOL)
     cov = np.cov(np.column_stack([ref.evaluations, ref.noise_ceiling.T]).T)
     m, s = len(models), len(data)
@@ -151,7 +151,7 @@ def test_stimulus_bootstrap_matches_eval_bootstrap_pattern(rng, recorder, method
             warnings.simplefilter("ignore", RuntimeWarning)
             ref = rs_eval.eval_bootstrap_pattern(mods, rd, method=RS_NAME[method], N=n_boot)
         draws = recorder()
-        ours = evaluate(data, models, method, bootstrap="stimulus", indices=draws)
+        ours = evaluate(data, models, method, resample="stimulus", indices=draws)
         ref_ok = np.isfinite(ref.evaluations[:, 0])
         np.testing.assert_array_equal(ours.valid.values, ref_ok)
         np.testing.assert_allclose(
@@ -174,7 +174,7 @@ def test_dual_bootstrap_matches_eval_dual_bootstrap(rng, recorder, method):
     np.random.seed(7)  # noqa: NPY002 - rsatoolbox draws from it
     ref = rs_eval.eval_dual_bootstrap(mods, rd, method=RS_NAME[method], N=20)
     draws = recorder()
-    ours = evaluate(data, models, method, bootstrap="both", indices=draws)
+    ours = evaluate(data, models, method, resample="both", indices=draws)
     assert list(ours.resampling.values) == ["both", "subject", "stimulus"]
     np.testing.assert_allclose(
         ours.bootstrap_evaluations.values,
@@ -229,9 +229,9 @@ def test_seeded_and_labeled(rng):
             "stimulus_b": [ids[i] for i in order],
         },
     )
-    a = evaluate(da, mo, "pearson", bootstrap="both", n_bootstrap=50, seed=1)
-    b = evaluate(da, mo, "pearson", bootstrap="both", n_bootstrap=50, seed=1)
-    c = evaluate(da, mo, "pearson", bootstrap="both", n_bootstrap=50, seed=2)
+    a = evaluate(da, mo, "pearson", resample="both", n_bootstrap=50, seed=1)
+    b = evaluate(da, mo, "pearson", resample="both", n_bootstrap=50, seed=1)
+    c = evaluate(da, mo, "pearson", resample="both", n_bootstrap=50, seed=2)
     xr.testing.assert_identical(a, b)
     assert not np.allclose(a.bootstrap_evaluations, c.bootstrap_evaluations)
     assert a.model.values.tolist() == ["conv", "fc"]
@@ -239,17 +239,15 @@ def test_seeded_and_labeled(rng):
     assert a.bootstrap_evaluations.dims == ("resampling", "bootstrap", "model")
     assert a.attrs["seed"] == 1 and a.attrs["n_bootstrap"] == 50 and a.attrs["method"] == "pearson"
     # stimuli are aligned by id: same as the models given in the data's order
-    plain = evaluate(data, models, "pearson", bootstrap="both", n_bootstrap=50, seed=1)
+    plain = evaluate(data, models, "pearson", resample="both", n_bootstrap=50, seed=1)
     np.testing.assert_allclose(a.bootstrap_evaluations, plain.bootstrap_evaluations, atol=1e-12)
     with ba.config_context(seed=1):
-        d = evaluate(da, mo, "pearson", bootstrap="both", n_bootstrap=50)
+        d = evaluate(da, mo, "pearson", resample="both", n_bootstrap=50)
     np.testing.assert_array_equal(d.bootstrap_evaluations, a.bootstrap_evaluations)
     single = evaluate(da, mo.sel(layer="fc"), "spearman")
     assert single.evaluations.shape == (1, 4)
-    f32 = evaluate(
-        da, mo, "pearson", bootstrap="stimulus", n_bootstrap=30, seed=0, dtype="float32"
-    )
-    f64 = evaluate(da, mo, "pearson", bootstrap="stimulus", n_bootstrap=30, seed=0)
+    f32 = evaluate(da, mo, "pearson", resample="stimulus", n_bootstrap=30, seed=0, dtype="float32")
+    f64 = evaluate(da, mo, "pearson", resample="stimulus", n_bootstrap=30, seed=0)
     np.testing.assert_allclose(f32.variance, f64.variance, rtol=1e-3)
 
 
@@ -264,21 +262,21 @@ def test_errors(rng):
     with pytest.raises(ba.StimulusAlignmentError, match=r"missing 1 id.*'5'.*extra id.*'x'"):
         evaluate(data, other)
     with pytest.raises(ValueError, match=r"n_bootstrap must be in the range \[1, inf\), got 0"):
-        evaluate(data, models, bootstrap="subject", n_bootstrap=0)
+        evaluate(data, models, resample="subject", n_bootstrap=0)
     with pytest.raises(
         ValueError, match=r"'method' parameter.*got 'pearsn'.*Did you mean 'pearson'"
     ):
         evaluate(data, models, "pearsn")
-    with pytest.raises(ValueError, match=r"'bootstrap' parameter.*got 'stimuli'.*'stimulus'"):
-        evaluate(data, models, bootstrap="stimuli")
-    with pytest.raises(ValueError, match=r"bootstrap='subject'.*at least 2 data RDMs.*got 1"):
-        evaluate(data[:1], models, bootstrap="subject")
+    with pytest.raises(ValueError, match=r"'resample' parameter.*got 'stimuli'.*'stimulus'"):
+        evaluate(data, models, resample="stimuli")
+    with pytest.raises(ValueError, match=r"resample='subject'.*at least 2 data RDMs.*got 1"):
+        evaluate(data[:1], models, resample="subject")
     with pytest.raises(
         ValueError, match=r"indices\['stimulus'\] must be an integer array of shape"
     ):
-        evaluate(data, models, bootstrap="stimulus", indices={"stimulus": np.zeros((4, 5), int)})
+        evaluate(data, models, resample="stimulus", indices={"stimulus": np.zeros((4, 5), int)})
     with pytest.raises(ValueError, match=r"indices must hold a 'subject' array"):
-        evaluate(data, models, bootstrap="both", indices={"stimulus": np.zeros((4, 6), int)})
+        evaluate(data, models, resample="both", indices={"stimulus": np.zeros((4, 6), int)})
     const = models.copy()
     const[1] = 1.0 - np.eye(6)
     with pytest.raises(ValueError, match=r"model_rdms has 1 RDM\(s\) that are constant.*\(1\)"):
@@ -321,7 +319,7 @@ def test_other_methods_flow_through(rng, recorder, method, rs_method):
         ref.noise_ceiling,
         atol=TOL,
     )
-    boot = evaluate(data, models, method, bootstrap="stimulus", indices=recorder())
+    boot = evaluate(data, models, method, resample="stimulus", indices=recorder())
     np.testing.assert_allclose(
         boot.bootstrap_evaluations.values, ref_boot.evaluations, rtol=0, atol=TOL
     )
@@ -334,7 +332,7 @@ def test_dict_models_and_bures_guard(rng):
     assert res.model.values.tolist() == ["a", "b"]
     np.testing.assert_allclose(res.evaluations, evaluate(data, models, "cosine").evaluations)
     with pytest.raises(ValueError, match=r"method='bures' needs complete RDMs.*'stimulus'"):
-        evaluate(data, models, "bures", bootstrap="stimulus")
+        evaluate(data, models, "bures", resample="stimulus")
 
 
 @pytest.mark.parametrize("method", ["spearman", "pearson", "cosine"])
@@ -345,9 +343,9 @@ def test_invariant_to_stimulus_order(rng, method):
     draws = {"stimulus": rng.integers(0, 9, size=(15, 9)), "subject": rng.integers(0, 4, (15, 4))}
     inverse = np.argsort(perm)
     moved = {"stimulus": inverse[draws["stimulus"]], "subject": draws["subject"]}
-    a = evaluate(data, models, method, bootstrap="both", indices=draws)
+    a = evaluate(data, models, method, resample="both", indices=draws)
     b = evaluate(
-        data[:, perm][:, :, perm], models[:, perm][:, :, perm], method, bootstrap="both",
+        data[:, perm][:, :, perm], models[:, perm][:, :, perm], method, resample="both",
         indices=moved,
     )  # fmt: skip
     for name in ("evaluations", "bootstrap_evaluations", "bootstrap_noise_ceiling_lower"):
@@ -364,7 +362,7 @@ def test_api_names_bootstrap_and_test():
     x = rng.normal(size=(9, 12))
     data = np.stack([rsa.rdm(x + rng.normal(size=x.shape)).values for _ in range(6)])
     models = np.stack([rsa.rdm(x).values, rsa.rdm(rng.normal(size=x.shape)).values])
-    direct = rsa.evaluate(data, models, "pearson", bootstrap="subject", n_bootstrap=50, seed=1)
+    direct = rsa.evaluate(data, models, "pearson", resample="subject", n_bootstrap=50, seed=1)
     xr.testing.assert_identical(
         rsa.bootstrap(data, models, "pearson", n_bootstrap=50, seed=1), direct
     )
@@ -372,7 +370,7 @@ def test_api_names_bootstrap_and_test():
     tests = rsa.model_tests(direct)
     for name in ("p_zero", "p_pairwise", "p_noise_ceiling", "t_zero"):
         xr.testing.assert_identical(tested[name], tests[name])
-    np.testing.assert_array_equal(tested["mean"].values, direct["mean"].values)
+    np.testing.assert_array_equal(tested["mean_score"].values, direct["mean_score"].values)
     with pytest.raises(
         ValueError,
         match=r"'resample' parameter.*got 'subjects'.*Did you mean "
@@ -395,7 +393,7 @@ def test_results_say_which_population_they_generalise_to(rng, bootstrap, populat
     from brainalign import rsa
 
     data, models = _make(rng, n=7, n_subjects=4, n_models=2)
-    res = evaluate(data, models, "pearson", bootstrap=bootstrap, n_bootstrap=10, seed=0)
+    res = evaluate(data, models, "pearson", resample=bootstrap, n_bootstrap=10, seed=0)
     assert res.attrs["generalises_to"] == population
     assert model_tests(res).attrs["generalises_to"] == population
     if bootstrap != "none":

@@ -18,7 +18,7 @@ def test_matches_mne_t_and_the_exhaustive_one_sided_max_t_test():
                              seed=0, device="cpu")  # fmt: skip
     t_ref, _, _ = mne_stats.permutation_t_test(x, n_permutations="all", tail=1, verbose=False)
     np.testing.assert_allclose(res.t.values, t_ref, rtol=1e-12)
-    np.testing.assert_allclose(res["mean"].values, x.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(res["mean_score"].values, x.mean(0), rtol=1e-12)
     # MNE's tail=1 takes the maximum of |t| (a two-sided maximum); the one-sided test takes
     # the maximum of t. Reference: all 2^8 sign flips, by brute force (identity included).
     flips = np.array(list(itertools.product([-1.0, 1.0], repeat=8)))

@@ -230,11 +230,11 @@ def _split_evaluation(ctx: Any, splits: xr.DataArray, stack: xr.DataArray) -> di
     method = ctx.params("rsa")["method"]
     entries = [str(m) for m in stack.model.values]
     ceiling = rsa.noise_ceiling(splits, method)
-    ev = rsa.evaluate(splits, stack, method, bootstrap="subject", n_bootstrap=1000, seed=ctx.seed)
+    ev = rsa.evaluate(splits, stack, method, resample="subject", n_bootstrap=1000, seed=ctx.seed)
     return {
         "lower": float(ceiling["lower"]),
         "upper": float(ceiling["upper"]),
-        "mean": {e: float(v) for e, v in zip(entries, ev["mean"].values, strict=True)},
+        "mean": {e: float(v) for e, v in zip(entries, ev["mean_score"].values, strict=True)},
         "sem": {e: float(np.sqrt(v)) for e, v in zip(entries, ev["variance"].values, strict=True)},
         "n_splits": int(splits.sizes["split"]),
         "level": "run splits",
@@ -262,7 +262,11 @@ def _group_evaluation(ctx: Any, subjects: xr.DataArray, stack: xr.DataArray) -> 
         )
     per = {
         name: {e: float(v) for e, v in zip(entries, res[var].values, strict=True)}
-        for name, var in (("mean", "mean"), ("p_zero", "p_zero"), ("p_ceiling", "p_noise_ceiling"))
+        for name, var in (
+            ("mean", "mean_score"),
+            ("p_zero", "p_zero"),
+            ("p_ceiling", "p_noise_ceiling"),
+        )
     }
     return {
         "lower": float(res["noise_ceiling_lower"]),

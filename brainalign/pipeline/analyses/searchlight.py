@@ -41,6 +41,8 @@ class Searchlight(Analysis):
 
     def validate(self, c: Any, params: dict[str, Any], spec: dict[str, Any]) -> None:
         """Check for a positive radius, a known metric and method, pattern sources only."""
+        from brainalign.rsa import SEARCHLIGHT_METHODS
+
         refuse_meeg(c, spec, "searchlight")
         if params["radius"] <= 0:
             c.fail(
@@ -54,7 +56,7 @@ class Searchlight(Analysis):
         c.option(
             ("analyses", "searchlight", "method"),
             params["method"],
-            ("spearman", "pearson", "cosine"),
+            SEARCHLIGHT_METHODS,  # every rsa.compare method
         )
         require(c, spec, "grid", "has no voxels for a searchlight")
 
@@ -109,7 +111,7 @@ class Searchlight(Analysis):
                     for e, m in entries.items()
                 }  # fmt: skip
                 groups[bname] = tests
-                entries = maps[bname] = {e: t["mean"] for e, t in tests.items()}
+                entries = maps[bname] = {e: t["mean_score"] for e, t in tests.items()}
             stack = xr.concat(list(entries.values()), dim="model", join="exact").assign_coords(
                 model=list(entries)
             )
