@@ -21,7 +21,7 @@ from brainalign._checks import check_number, check_option
 from brainalign._config import get_config
 from brainalign._logging import progress, warn
 from brainalign.align._compare import MethodSpec, _as_result, resolve_method
-from brainalign.data._schema import STIMULUS, responses
+from brainalign.data._schema import FEATURE_DIMS, STIMULUS, TRIAL, responses
 
 __all__ = ["ALTERNATIVES", "bootstrap_ci", "permutation_test"]
 
@@ -143,6 +143,67 @@ def _seed(seed: int | None) -> int | None:
 _BATCHABLE = ("cka", "cca", "svcca", "pwcca", "shape_metric", "mutual_knn", "knn_overlap",
               "soft_matching")  # fmt: skip
 _BATCH_ELEMENTS = 2**24  # values of b per stack of permutations (128 MiB in float64)
+
+
+def _rotation_invariant(name: str, kwargs: Mapping[str, Any]) -> bool:
+    """Whether a built-in measure sees each side only through its centred Gram matrix.
+
+    Such a measure is unchanged by any orthogonal map of the features: CKA (linear or RBF,
+    any estimator, minibatches too) and the orthogonal shape metric without partial
+    whitening (``alpha=1``; whitening and the zero-padding rescale depend on the width) and
+    without ``cv`` (a map fitted on fewer stimuli than features is arbitrary off their span).
+    Not the CCA family (PWCCA weighs the original neurons; CCA and SVCCA are degenerate
+    when features outnumber stimuli), nor kNN (uncentred rows), nor soft matching (neurons).
+    """
+    if name == "cka":
+        return True
+    if name == "shape_metric":
+        return (
+            float(kwargs.get("alpha", 1.0)) == 1.0
+            and kwargs.get("group", "orthogonal") == "orthogonal"
+            and kwargs.get("cv") is None
+        )
+    return False
+
+
+def _principal_coordinates(da: xr.DataArray) -> xr.DataArray:
+    """Replace each entry's ``(stimulus, features)`` patterns by principal coordinates.
+
+    ``Xc = U S V^T`` (centred, thin SVD); ``U S`` (n x n) has the same centred inner
+    products and distances between stimuli as ``X``, so a rotation-invariant measure
+    (:func:`_rotation_invariant`) takes the same value on it, also on any subset or
+    resample of the stimuli (every centred row lies in the span of ``V``), at O(n^2 r) per
+    permutation instead of O(n p min(n, p)). Entries along other dims (``layer``) are
+    reduced together (one batched SVD); columns whose singular value is at rounding level
+    in every entry are dropped, the rest zeroed where negligible. Arrays with no more
+    features than stimuli, or not finite, are returned as they are.
+    """
+    feats = [d for d in da.dims if d in FEATURE_DIMS]
+    if not feats or STIMULUS not in da.dims or TRIAL in da.dims:
+        return da
+    batch = [d for d in da.dims if d not in feats and d != STIMULUS]
+    n = da.sizes[STIMULUS]
+    p = int(np.prod([da.sizes[d] for d in feats]))
+    vals = np.asarray(da.transpose(*batch, STIMULUS, *feats).values)
+    if p <= n or not np.issubdtype(vals.dtype, np.number) or not np.all(np.isfinite(vals)):
+        return da
+    bshape = vals.shape[: len(batch)]
+    x = vals.reshape(-1, n, p).astype(np.float64)
+    xc = x - x.mean(axis=1, keepdims=True)
+    u, sv, _ = np.linalg.svd(xc, full_matrices=False)  # (B, n, n), (B, n)
+    tiny = sv <= sv[:, :1] * max(n, p) * np.finfo(np.float64).eps
+    sv = np.where(tiny, 0.0, sv)
+    keep = ~tiny.all(axis=0)
+    keep[0] = True
+    f = (u * sv[:, None, :])[:, :, keep]
+    coords = {k: c for k, c in da.coords.items() if not set(c.dims) & set(feats)}
+    return xr.DataArray(
+        f.reshape(*bshape, n, int(keep.sum())),
+        dims=(*batch, STIMULUS, feats[0]),
+        coords=coords,
+        attrs=da.attrs,
+        name=da.name,
+    )
 
 
 def _can_batch(spec: MethodSpec | None, b: Any) -> bool:
@@ -270,6 +331,10 @@ def permutation_test(
     ids = _stimulus_ids(b, "b")
     rng = np.random.default_rng(seed)
     perms = np.argsort(rng.random((n_permutations, len(ids))), axis=1)
+    if spec is not None and _rotation_invariant(spec.name, kwargs):
+        # the measure sees only the centred Gram matrix of each side: permute n x r
+        # principal coordinates instead of n x p features (exact; r <= n < p)
+        a, b = _map_arrays(a, _principal_coordinates), _map_arrays(b, _principal_coordinates)
     if _can_batch(spec, b):
         null = _batched_null(fn, a, b, perms, ids, kwargs, method)
     else:

@@ -310,3 +310,53 @@ def test_stacked_permutations_equal_one_call_per_permutation(method, kw, monkeyp
     np.testing.assert_allclose(stacked.null.values, looped.null.values, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(stacked.p_value.values, looped.p_value.values)
     assert stacked.null.dims == looped.null.dims == ("permutation", "layer")
+
+
+@pytest.mark.parametrize(
+    ("method", "kw"),
+    [("cka", {}), ("cka", {"estimator": "song"}), ("cka", {"kernel": "rbf"}),
+     ("shape_metric", {}),
+     ("shape_metric", {"score": "euclidean"})],
+)  # fmt: skip
+def test_wide_patterns_permute_as_principal_coordinates(method, kw, monkeypatch):
+    # With more features than stimuli, rotation-invariant measures are permuted on the
+    # n x r principal coordinates of each side: the null equals the one on the raw features
+    # (whose measure calls are the reference), and the observed value is the raw one
+    import numpy as np
+
+    import brainalign as ba
+    from brainalign.align import _inference
+
+    rng = np.random.default_rng(2)
+    ids = [f"s{i:02d}" for i in range(12)]
+    a = ba.responses(rng.normal(size=(12, 40)) + 3.0, ids)
+    b = ba.responses(rng.normal(size=(12, 25)) @ rng.normal(size=(25, 30)), ids)
+    b = b.expand_dims(layer=["x", "y"]).copy()  # layers reduced in one batched SVD
+    b.values[1] = rng.normal(size=(12, 30)) + b.values[0]
+    reduced = _inference.permutation_test(a, b, method, n_permutations=20, seed=1, **kw)
+    monkeypatch.setattr(_inference, "_principal_coordinates", lambda da: da)
+    raw = _inference.permutation_test(a, b, method, n_permutations=20, seed=1, **kw)
+    np.testing.assert_allclose(reduced.null.values, raw.null.values, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(reduced.p_value.values, raw.p_value.values)
+    xr.testing.assert_identical(reduced.statistic, raw.statistic)
+
+
+def test_principal_coordinates_only_where_exact():
+    import numpy as np
+
+    import brainalign as ba
+    from brainalign.align import _inference
+
+    rng = np.random.default_rng(0)
+    tall = ba.responses(rng.normal(size=(10, 4)))
+    assert _inference._principal_coordinates(tall) is tall  # p <= n: nothing to gain
+    wide = ba.responses(rng.normal(size=(6, 9)))
+    pc = _inference._principal_coordinates(wide)
+    assert pc.shape == (6, 5)  # rank n - 1 after centring
+    xc = wide.values - wide.values.mean(0)
+    np.testing.assert_allclose(pc.values @ pc.values.T, xc @ xc.T, rtol=0, atol=1e-12)
+    assert _inference._rotation_invariant("shape_metric", {})
+    assert not _inference._rotation_invariant("shape_metric", {"alpha": 0.5})
+    assert not _inference._rotation_invariant("shape_metric", {"group": "permutation"})
+    assert not _inference._rotation_invariant("shape_metric", {"cv": 3})
+    assert not _inference._rotation_invariant("pwcca", {})
