@@ -11,6 +11,13 @@ Cases (the issue's sizes with --full; himalaya's numpy backend, medians, same pr
 * the same in float64 with t=5000, target ≥ 3x;
 * KernelRidgeCV (linear kernel), float32: n=1000, p=20000, t=10000, target ≥ 1.8x
   (brainalign's RidgeCV takes its dual path there by FLOP count);
+* KernelRidgeCV with an rbf kernel, float64: n=2000, p=1000, t=5000 (quick: n=400,
+  p=100, t=500), kernels computed from the features by each package; target ≥ 1x;
+* MultipleKernelRidgeCV, random search, float64: two feature bands (rbf and degree-2
+  polynomial kernels), n=1000, bands of 500 and 1000 features, t=2000, 20 candidates,
+  5-fold (quick: n=200, bands 50 and 100, t=300, 8 candidates); himalaya runs its
+  ``ColumnKernelizer`` + ``MultipleKernelRidgeCV(kernels="precomputed")`` pipeline on
+  the same candidates (same seed); target ≥ 1x;
 * with --memory, the peak extra resident memory of each fit, measured in a fresh process
   that loads the data from .npy files (so nothing but the fit adds to the peak), as a
   multiple of the data size (X + Y); target ≤ 3x.
@@ -77,6 +84,82 @@ def _himalaya(kind: str, X, Y):
         if kind == "kernel":
             return KernelRidgeCV(alphas=ALPHAS.astype(X.dtype), kernel="linear", cv=5).fit(X, Y)
         return RidgeCV(alphas=ALPHAS.astype(X.dtype), cv=5).fit(X, Y)
+
+
+KERNEL_ALPHAS = np.logspace(-3, 3, 7)
+
+
+def _ours_kernel(X: np.ndarray, Y: np.ndarray):
+    from brainalign.encoding import KernelRidgeCV
+
+    return KernelRidgeCV(
+        KERNEL_ALPHAS, kernel="rbf", cv=5, fit_intercept=False, scoring="neg_mse", device="cpu"
+    ).fit(X, Y)
+
+
+def _himalaya_kernel(X: np.ndarray, Y: np.ndarray):
+    from himalaya.kernel_ridge import KernelRidgeCV
+
+    return KernelRidgeCV(alphas=KERNEL_ALPHAS, kernel="rbf", cv=5).fit(X, Y)
+
+
+def _bands(p1: int) -> tuple[slice, slice]:
+    return slice(0, p1), slice(p1, None)
+
+
+MKR_KERNELS = (("rbf", None), ("poly", {"degree": 2}))
+
+
+def _ours_mkr(X: np.ndarray, Y: np.ndarray, p1: int, n_iter: int):
+    from brainalign.encoding import MultipleKernelRidgeCV
+
+    a, b = _bands(p1)
+    return MultipleKernelRidgeCV(
+        [k for k, _ in MKR_KERNELS],
+        [prm for _, prm in MKR_KERNELS],
+        alphas=KERNEL_ALPHAS,
+        n_iter=n_iter,
+        random_state=0,
+        cv=5,
+        fit_intercept=False,
+        scoring="neg_mse",
+        device="cpu",
+    ).fit({"a": X[:, a], "b": X[:, b]}, Y)
+
+
+def _himalaya_mkr(X: np.ndarray, Y: np.ndarray, p1: int, n_iter: int):
+    from himalaya.kernel_ridge import ColumnKernelizer, Kernelizer, MultipleKernelRidgeCV
+    from sklearn.pipeline import make_pipeline
+
+    a, b = _bands(p1)
+    ck = ColumnKernelizer(
+        [
+            (name, Kernelizer(kernel=k, kernel_params=prm), sl)
+            for name, (k, prm), sl in zip("ab", MKR_KERNELS, (a, b), strict=True)
+        ]
+    )
+    model = MultipleKernelRidgeCV(
+        kernels="precomputed",
+        solver_params=dict(n_iter=n_iter, alphas=KERNEL_ALPHAS, progress_bar=False),
+        random_state=0,
+        cv=5,
+    )
+    return make_pipeline(ck, model).fit(X, Y)
+
+
+def _agree_kernel(ours, ref) -> None:
+    from himalaya.backend import get_backend
+
+    ref = ref[-1] if hasattr(ref, "steps") else ref
+    ref_alphas = np.asarray(get_backend().to_numpy(ref.best_alphas_))
+    same = np.isclose(ours.best_alphas_, ref_alphas, rtol=1e-6).mean()
+    line = f"  selected alphas equal for {100 * same:.2f}% of targets"
+    if hasattr(ours, "deltas_"):
+        gap = np.abs(ours.deltas_ - np.asarray(get_backend().to_numpy(ref.deltas_))).max()
+        line += f"; max |deltas difference| {gap:.1e}"
+    dual_ref = np.asarray(get_backend().to_numpy(ref.dual_coef_))
+    rel = np.abs(ours.dual_coef_ - dual_ref).max() / np.abs(dual_ref).max()
+    print(line + f"; dual coefficients relative difference {rel:.1e}")
 
 
 def _agree(ours, ref) -> None:
@@ -146,6 +229,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="*", default=[2])
     parser.add_argument("--memory", action="store_true", help="measure peak memory too")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--only", choices=("ridge", "kernel"), help="run only the ridge or the kernel cases"
+    )
     args = parser.parse_args()
 
     import torch
@@ -164,7 +250,16 @@ def main() -> None:
             "kernel32": (300, 5000, 2000, "float32"),
         }
     targets = {"primal32": 2.5, "primal64": 3.0, "kernel32": 1.8}
+    if args.only == "kernel":
+        sizes = {}
     data = {k: _data(*v) for k, v in sizes.items()}
+    if args.full:
+        rbf_size, mkr_size = (2000, 1000, 5000), (1000, 500, 1000, 2000, 20)
+    else:
+        rbf_size, mkr_size = (400, 100, 500), (200, 50, 100, 300, 8)
+    X_rbf, Y_rbf = _data(*rbf_size, "float64", seed=1)
+    n_m, p1, p2, t_m, n_iter = mkr_size
+    X_mkr, Y_mkr = _data(n_m, p1 + p2, t_m, "float64", seed=2)
     for threads in args.threads:
         torch.set_num_threads(threads)
         with threadpool_limits(threads):
@@ -185,6 +280,30 @@ def main() -> None:
                         check=_agree,
                     )
                 )
+            if args.only == "ridge":
+                print(f"\n-- {threads} thread(s)")
+                run_cases(cases, repeat=args.repeat)
+                continue
+            cases.append(
+                Case(
+                    "KernelRidgeCV rbf float64 n={} p={} t={}".format(*rbf_size),
+                    lambda: _ours_kernel(X_rbf, Y_rbf),
+                    lambda: _himalaya_kernel(X_rbf, Y_rbf),
+                    "himalaya",
+                    target=1.0,
+                    check=_agree_kernel,
+                )
+            )
+            cases.append(
+                Case(
+                    f"MultipleKernelRidgeCV n={n_m} p={p1}+{p2} t={t_m} it={n_iter}",
+                    lambda: _ours_mkr(X_mkr, Y_mkr, p1, n_iter),
+                    lambda: _himalaya_mkr(X_mkr, Y_mkr, p1, n_iter),
+                    "himalaya",
+                    target=1.0,
+                    check=_agree_kernel,
+                )
+            )
             print(f"\n-- {threads} thread(s)")
             run_cases(cases, repeat=args.repeat)
     if args.memory:
@@ -192,7 +311,7 @@ def main() -> None:
             kind = "kernel" if key.startswith("kernel") else "primal"
             print(f"memory, {key} {sizes[key]}")
             _memory(kind, *data[key])
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and "primal32" in data:
         from himalaya.backend import set_backend
 
         X, Y = data["primal32"]

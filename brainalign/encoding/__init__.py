@@ -1,7 +1,8 @@
 """Encoding models on a torch device: cross-validated ridge, banded ridge, delays, ceilings.
 
 Fit features (model activations, stimulus descriptors, their delays) to brain responses
-(voxels, channels × time) with exact K-fold ridge, one penalty per target.
+(voxels, channels × time) with exact K-fold ridge, one penalty per target (or one shared
+by all), kernel ridge and multiple-kernel ridge (banded models in kernel form).
 """
 
 from brainalign.encoding._banded import BandedRidgeCV
@@ -24,6 +25,9 @@ from brainalign.encoding._delays import (
     undelay_coef,
 )
 from brainalign.encoding._inference import PERMUTATION_KINDS, permutation_test
+from brainalign.encoding._kernel_ridge import KernelRidgeCV
+from brainalign.encoding._kernels import KERNELS, pairwise_kernels
+from brainalign.encoding._multiple_kernel import MultipleKernelRidgeCV
 from brainalign.encoding._ridge import DEFAULT_ALPHAS, RidgeCV, make_folds, ridge, ridge_cv
 from brainalign.encoding._scoring import (
     SCORERS,
@@ -46,11 +50,14 @@ from brainalign.encoding._trf import TRF, laplacian_penalty
 __all__ = [
     "CRITERIA",
     "DEFAULT_ALPHAS",
+    "KERNELS",
     "PERMUTATION_KINDS",
     "SCORERS",
     "SOLVERS",
     "TRF",
     "BandedRidgeCV",
+    "KernelRidgeCV",
+    "MultipleKernelRidgeCV",
     "RidgeCV",
     "bootstrap_ci",
     "bootstrap_indices",
@@ -69,6 +76,7 @@ __all__ = [
     "ncsnr",
     "normalize_score",
     "nsd_noise_ceiling",
+    "pairwise_kernels",
     "permutation_indices",
     "permutation_pvalues",
     "permutation_test",

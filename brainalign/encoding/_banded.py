@@ -91,6 +91,52 @@ def _stack_bands(X: Any, bands: Any, Y: Any = None) -> tuple[Any, np.ndarray, li
     return X, remap[codes], [str(names_arr[i]) for i in order]
 
 
+def candidate_weights(
+    n_iter: Any, concentration: Any, random_state: Any, n_bands: int, what: str = "band"
+) -> torch.Tensor:
+    """Weight candidates of a random search: Dirichlet draws, or the rows given.
+
+    Parameters
+    ----------
+    n_iter : int or array_like of shape (n_candidates, n_bands)
+        Number of random candidates (the first one uniform), or the candidates.
+    concentration : float or sequence of float
+        Dirichlet concentrations, cycled.
+    random_state : int or None
+        Seed.
+    n_bands : int
+        Number of bands (or kernels).
+    what : str
+        "band" or "kernel", for messages.
+
+    Returns
+    -------
+    gammas : torch.Tensor, shape (n_candidates, n_bands), float64
+    """
+    if isinstance(n_iter, (int, np.integer)) and not isinstance(n_iter, bool):
+        check_number("n_iter", int(n_iter), low=1, integer=True)
+        conc = np.atleast_1d(np.asarray(concentration, dtype=float))
+        if conc.size == 0 or np.any(conc <= 0):
+            raise ValueError(
+                f"concentration must be positive (inf for uniform); got {concentration}."
+            )
+        return dirichlet_gammas(int(n_iter), n_bands, conc, random_state)
+    g = np.asarray(n_iter, dtype=float)
+    if g.ndim != 2 or g.shape[1] != n_bands:
+        raise ValueError(
+            f"n_iter must be an int or an array of candidates of shape (n, {n_bands}) "
+            f"(one column per {what}); got shape {g.shape}."
+        )
+    bad = ~np.isfinite(g).all(1) | (g < 0).any(1) | (np.nan_to_num(g).sum(1) <= 0)
+    if bad.any():
+        raise ValueError(
+            f"n_iter candidates ({what} weights) must be finite, non-negative and not all "
+            f"zero; rows {_fmt_list(np.flatnonzero(bad).tolist())} of {len(g)} are not "
+            f"(first: {g[bad][0].tolist()})."
+        )
+    return torch.from_numpy(g)
+
+
 class BandedRidgeCV(RegressorMixin, BaseEstimator):
     """Banded ridge regression: per-target band weights and penalty by exact CV.
 
@@ -194,28 +240,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         self.dtype = dtype
 
     def _gammas(self, n_bands: int) -> torch.Tensor:
-        if isinstance(self.n_iter, (int, np.integer)) and not isinstance(self.n_iter, bool):
-            check_number("n_iter", int(self.n_iter), low=1, integer=True)
-            conc = np.atleast_1d(np.asarray(self.concentration, dtype=float))
-            if conc.size == 0 or np.any(conc <= 0):
-                raise ValueError(
-                    f"concentration must be positive (inf for uniform); got {self.concentration}."
-                )
-            return dirichlet_gammas(int(self.n_iter), n_bands, conc, self.random_state)
-        g = np.asarray(self.n_iter, dtype=float)
-        if g.ndim != 2 or g.shape[1] != n_bands:
-            raise ValueError(
-                f"n_iter must be an int or an array of candidates of shape (n, {n_bands}) "
-                f"(one column per band); got shape {g.shape}."
-            )
-        bad = ~np.isfinite(g).all(1) | (g < 0).any(1) | (np.nan_to_num(g).sum(1) <= 0)
-        if bad.any():
-            raise ValueError(
-                "n_iter candidates (band weights) must be finite, non-negative and not all "
-                f"zero; rows {_fmt_list(np.flatnonzero(bad).tolist())} of {len(g)} are not "
-                f"(first: {g[bad][0].tolist()})."
-            )
-        return torch.from_numpy(g)
+        return candidate_weights(self.n_iter, self.concentration, self.random_state, n_bands)
 
     def fit(self, X: Any, Y: Any, groups: Any = None, bands: Any = None) -> BandedRidgeCV:
         """Search band weights and penalties per target, then refit on all samples.

@@ -143,6 +143,22 @@ def permutation_test(
         ``fdr_alpha`` is None); and ``null``
         (permutation, target dims).
 
+    See Also
+    --------
+    brainalign.rsa.permutation_test : a different test with the same name, for RSA.
+
+    Notes
+    -----
+    What is tested: for each target (voxel, channel, ...), H0 "the features carry no
+    information about this target that a cross-validated ridge can use", by breaking the
+    pairing of the rows of X and Y (the samples) and refitting the whole encoding model
+    on every permuted copy; the statistic is the target's cross-validated ``scoring``.
+
+    :func:`brainalign.rsa.permutation_test` instead tests one comparison of two RDMs
+    (``rsa.compare``): it permutes the stimulus labels of the model RDM (rows and columns
+    together, a Mantel test) and fits no model; its statistic is the RDM similarity, one
+    per RDM pair rather than one per target.
+
     Examples
     --------
     >>> import numpy as np

@@ -426,6 +426,7 @@ def _fit_cv(
     max_memory: Any,
     description: str = "ridge CV",
     predictions: bool = False,
+    local_alpha: bool = True,
 ) -> CVFit:
     n, p = prob.x.shape
     n_targets = _n_columns(prob)
@@ -477,6 +478,7 @@ def _fit_cv(
         max_memory=budget,
         iterate=lambda it: progress(it, description) if len(it) > 1 else it,
         predictions=oof,
+        local_alpha=local_alpha,
     )
     eps = float(torch.finfo(prob.dtype).eps)
     if alphas.min() < 10 * eps * result.lambda_max:
@@ -578,6 +580,7 @@ def ridge_cv(
     return_coef: bool = False,
     return_predictions: bool = False,
     max_memory: int | Literal["auto"] = "auto",
+    local_alpha: bool = True,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
 ) -> xr.Dataset:
@@ -619,6 +622,10 @@ def ridge_cv(
     max_memory : int or "auto"
         Byte budget for per-chunk temporaries; ``"auto"``: about the size of X + Y, at
         least 64 MiB and at most 512 MiB on CPU (2 GiB on CUDA).
+    local_alpha : bool
+        True (default): one alpha per target. False: one alpha shared by all targets, the
+        one with the best ``criterion`` averaged over folds and then over targets
+        (himalaya's ``local_alpha=False``).
     device, dtype : optional
         Compute device and dtype.
 
@@ -644,6 +651,7 @@ def ridge_cv(
     check_option("scoring", scoring, CRITERIA)
     check_option("solver", solver, SOLVERS)
     check_type("fit_intercept", fit_intercept, (bool,), "a bool")
+    check_type("local_alpha", local_alpha, (bool,), "a bool")
     a = _check_alphas(alphas)
     prob = _prepare(X, Y, device, dtype)
     folds = make_folds(cv, prob.x.shape[0], groups)
@@ -658,6 +666,7 @@ def ridge_cv(
         refit=return_coef,
         max_memory=max_memory,
         predictions=return_predictions,
+        local_alpha=local_alpha,
     )
     ds = _results_dataset(fit, prob.y_labels, folds)
     if return_predictions:
@@ -734,13 +743,17 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         ``"auto"`` picks the formulation with fewer FLOPs.
     max_memory : int or "auto"
         Byte budget for streamed target chunks.
+    local_alpha : bool
+        True (default): one alpha per target. False: one alpha shared by all targets, the
+        one with the best ``criterion`` averaged over folds, then over targets (ties go to
+        the larger alpha), as himalaya's ``RidgeCV(solver_params={"local_alpha": False})``.
     device, dtype : optional
         Compute device and dtype.
 
     Attributes
     ----------
     best_alphas_ : ndarray, shape (n_targets,)
-        Selected penalty per target.
+        Selected penalty per target (all equal with ``local_alpha=False``).
     coef_ : ndarray, shape (n_features, n_targets) or (n_features,) for a 1-D Y
         Refit coefficients (formed from the dual coefficients on first access when the
         dual solver ran).
@@ -775,6 +788,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         scoring: Criterion = "r2",
         solver: Literal["auto", "primal", "dual"] = "auto",
         max_memory: int | Literal["auto"] = "auto",
+        local_alpha: bool = True,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
     ):
@@ -785,6 +799,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         self.scoring = scoring
         self.solver = solver
         self.max_memory = max_memory
+        self.local_alpha = local_alpha
         self.device = device
         self.dtype = dtype
 
@@ -807,6 +822,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         check_option("criterion", self.criterion, CRITERIA)
         check_option("scoring", self.scoring, CRITERIA)
         check_option("solver", self.solver, SOLVERS)
+        check_type("local_alpha", self.local_alpha, (bool,), "a bool")
         alphas = _check_alphas(self.alphas)
         prob = _prepare(X, Y, self.device, self.dtype)
         folds = make_folds(self.cv, prob.x.shape[0], groups)
@@ -820,6 +836,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             solver=self.solver,
             refit=True,
             max_memory=self.max_memory,
+            local_alpha=self.local_alpha,
         )
         self._fit = fit
         self._x_labels = prob.x_labels

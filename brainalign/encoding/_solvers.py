@@ -214,6 +214,30 @@ def select_alphas(scores: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
     return torch.argmax(mean, dim=0)
 
 
+def select_shared_alpha(scores: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """One alpha for all targets: the best target-mean of the fold-mean criterion.
+
+    The same rule as himalaya's ``_select_best_alphas(local_alpha=False)``: the fold mean
+    (float64) gets the ``1e-10·log(alpha)`` slope, is averaged over targets, and the first
+    maximum wins.
+
+    Parameters
+    ----------
+    scores : torch.Tensor, shape (n_folds, n_alphas, n_targets)
+        Selection criterion (larger is better).
+    alphas : torch.Tensor, shape (n_alphas,)
+        The grid.
+
+    Returns
+    -------
+    best : torch.Tensor, shape (n_targets,)
+        The same index into ``alphas`` for every target.
+    """
+    mean = scores.double().mean(0) + (torch.log(alphas.double()) * 1e-10)[:, None]
+    idx = torch.argmax(mean.mean(1))
+    return idx.expand(scores.shape[2]).clone()
+
+
 # --------------------------------------------------------------------------- planning
 
 
@@ -364,6 +388,7 @@ def ridge_cv_path(
     max_memory: int = 512 * 2**20,
     iterate: Callable = iter,
     predictions: torch.Tensor | None = None,
+    local_alpha: bool = True,
 ) -> CVResult:
     """Cross-validate ridge over an alpha grid for many targets, then refit once.
 
@@ -398,6 +423,9 @@ def ridge_cv_path(
     predictions : torch.Tensor, shape (n, n_targets), optional
         Filled with the out-of-fold predictions at each target's selected alpha (every
         sample predicted by the fold that held it out).
+    local_alpha : bool
+        True: one alpha per target. False: one alpha shared by all targets, the one whose
+        fold-mean criterion averaged over targets is best (see :func:`select_shared_alpha`).
 
     Returns
     -------
@@ -471,14 +499,12 @@ def ridge_cv_path(
         )  # fmt: skip
     result.extra.update(chunk=chunk, stacked=stacked_bytes <= max_memory // 2)
 
-    kept: list[torch.Tensor] = []
-    starts = range(0, n_targets, chunk)
-    for start in iterate(starts):
-        stop = min(start + chunk, n_targets)
-        y = targets(start, stop)
-        sl = slice(start, stop)
+    def fold_predictions(
+        y: torch.Tensor, keep: dict[str, torch.Tensor]
+    ) -> Iterator[tuple[int, Fold, torch.Tensor]]:
+        """Every fold's test predictions of every alpha for one chunk of targets."""
         if solver == "primal":
-            xty = xt @ y
+            xty = keep["xty"] = xt @ y  # reused by the refit
             y_sum = y.sum(0)
             for f, (fold, op, (x_te_t, mu)) in enumerate(
                 zip(folds, operators, fold_x, strict=True)
@@ -490,49 +516,81 @@ def ridge_cv_path(
                     y_mu = (y_sum - y_te.sum(0)) / n_tr
                     c -= n_tr * torch.outer(mu, y_mu)
                 pred = op.apply(c)
+                del c
                 if fit_intercept:
                     pred += y_mu[None, None, :]
-                if predictions is not None:
-                    kept.append(pred.clone())
-                for k, v in fold_statistics(y_te, pred, names).items():
-                    scores[k][f, :, sl] = v
-                del c, pred
+                yield f, fold, pred
         else:
             for f, (fold, op) in enumerate(zip(folds, operators, strict=True)):
-                y_te = y[fold.test]
                 y_tr = y[fold.train]
                 pred = op.apply(y_tr)
                 if fit_intercept:
                     pred += y_tr.mean(0)[None, None, :]
+                del y_tr
+                yield f, fold, pred
+
+    def keep_predictions(kept: list[torch.Tensor], sl: slice) -> None:
+        pick = best[sl][None, None, :]
+        for fold, pred in zip(folds, kept, strict=True):
+            idx = pick.expand(1, pred.shape[1], -1)
+            predictions[fold.test, sl] = pred.gather(0, idx)[0].to(predictions.dtype)
+        kept.clear()
+
+    def refit_chunk(y: torch.Tensor, sl: slice, xty: torch.Tensor | None = None) -> None:
+        # One alpha per target: the columns of 1/(λ + a_t), null space at zero.
+        inv = _inverse_eigenvalues(lam, alphas.double()[best[sl]], tol).T.to(dtype)
+        y_mean = y.mean(0)
+        if solver == "primal":
+            xty = xt @ y if xty is None else xty
+            xty_c = xty - n * torch.outer(xm, y_mean) if fit_intercept else xty
+            z = vec_c.T @ xty_c
+            result.coef[:, sl] = vec_c @ (z * inv)
+            if fit_intercept:
+                result.intercept[sl] = y_mean - xm @ result.coef[:, sl]
+        else:
+            z = vec_c.T @ y  # vec ⟂ ones when centred: no need to centre y
+            result.dual_coef[:, sl] = vec_c @ (z * inv)
+            if fit_intercept:
+                result.intercept[sl] = y_mean - xc_mu @ result.dual_coef[:, sl]
+
+    kept: list[torch.Tensor] = []
+    starts = range(0, n_targets, chunk)
+    for start in iterate(starts):
+        stop = min(start + chunk, n_targets)
+        y = targets(start, stop)
+        sl = slice(start, stop)
+        keep: dict[str, torch.Tensor] = {}
+        for f, fold, pred in fold_predictions(y, keep):
+            if predictions is not None and local_alpha:
+                kept.append(pred.clone())
+            for k, v in fold_statistics(y[fold.test], pred, names).items():
+                scores[k][f, :, sl] = v
+            del pred
+        if local_alpha:
+            best[sl] = select_alphas(scores[criterion][:, :, sl], alphas)
+            if predictions is not None:
+                keep_predictions(kept, sl)
+            if refit:
+                refit_chunk(y, sl, keep.get("xty"))
+        del y, keep
+    if not local_alpha:
+        # One alpha for all targets: the best target-mean of the sloped fold-mean scores
+        # (himalaya's ``_select_best_alphas(local_alpha=False)``), then a second pass over
+        # the chunks for the refit and the out-of-fold predictions at that alpha.
+        best[:] = select_shared_alpha(scores[criterion], alphas)
+        if refit or predictions is not None:
+            for start in range(0, n_targets, chunk):
+                stop = min(start + chunk, n_targets)
+                y = targets(start, stop)
+                sl = slice(start, stop)
+                keep = {}
                 if predictions is not None:
-                    kept.append(pred.clone())
-                for k, v in fold_statistics(y_te, pred, names).items():
-                    scores[k][f, :, sl] = v
-                del pred, y_tr
-        best[sl] = select_alphas(scores[criterion][:, :, sl], alphas)
-        if predictions is not None:
-            pick = best[sl][None, None, :]
-            for fold, pred in zip(folds, kept, strict=True):
-                idx = pick.expand(1, pred.shape[1], -1)
-                predictions[fold.test, sl] = pred.gather(0, idx)[0].to(predictions.dtype)
-            kept.clear()
-        if refit:
-            # One alpha per target: the columns of 1/(λ + a_t), null space at zero.
-            inv = _inverse_eigenvalues(lam, alphas.double()[best[sl]], tol).T.to(dtype)
-            y_mean = y.mean(0)
-            if solver == "primal":
-                xty_c = xty - n * torch.outer(xm, y_mean) if fit_intercept else xty
-                z = vec_c.T @ xty_c
-                result.coef[:, sl] = vec_c @ (z * inv)
-                if fit_intercept:
-                    result.intercept[sl] = y_mean - xm @ result.coef[:, sl]
-                del xty, xty_c, z
-            else:
-                z = vec_c.T @ y  # vec ⟂ ones when centred: no need to centre y
-                result.dual_coef[:, sl] = vec_c @ (z * inv)
-                if fit_intercept:
-                    result.intercept[sl] = y_mean - xc_mu @ result.dual_coef[:, sl]
-        del y
+                    for _, _, pred in fold_predictions(y, keep):
+                        kept.append(pred)
+                    keep_predictions(kept, sl)
+                if refit:
+                    refit_chunk(y, sl, keep.get("xty"))
+                del y
     return result
 
 
