@@ -19,10 +19,17 @@ $(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e .
 	touch $@
 
-$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet $(TORCH)
-	$(PIP) install --quiet -e ".[test,models,dask,ricci]"
-	touch $@ $(VENV)/.stamp-base
+# The test extras go into the demo's environment without changing a package the demo
+# installed: every one is held at its demo version by a constraints file (pip stops with an
+# error rather than up- or downgrade it). GraphRicciCurvature 0.6.1 (the curvature
+# reference, tests only) pins scipy<=1.13.1 for no reason of its own (it runs on current
+# scipy: tests/test_environment.py), so it is installed without its dependencies, which the
+# test extra lists.
+$(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-base
+	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/demo-versions.txt
+	$(PIP) install --quiet -e ".[test,models,dask,ricci]" -c $(VENV)/demo-versions.txt
+	$(PIP) install --quiet --no-deps GraphRicciCurvature==0.6.1
+	touch $@
 
 demo: $(VENV)/.stamp-base
 	$(BIN)/brainalign demo --out $(OUT)

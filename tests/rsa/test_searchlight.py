@@ -195,7 +195,9 @@ def test_temporal_only_and_spatial_only_match_mne_rsa(rng):
 
 def test_mne_channel_adjacency(rng):
     mne = pytest.importorskip("mne")
-    montage = mne.channels.make_standard_montage("standard_1020")
+    # MNE 1.13 renamed "standard_1020" to "colin27_1020" (the old name warns)
+    name = "colin27_1020" if "colin27_1020" in mne.channels.get_builtin_montages() else None
+    montage = mne.channels.make_standard_montage(name or "standard_1020")
     names = ["Fz", "Cz", "Pz", "Oz", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2"]
     info = mne.create_info(names, 100.0, "eeg")
     info.set_montage(montage)
