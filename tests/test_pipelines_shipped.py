@@ -34,7 +34,7 @@ BY_ANALYSIS = {
 
 
 #: Most permutations / resamples per analysis in the suite (the demo is never capped).
-_CAPS = {"n_permutations": 50, "n_bootstrap": 20, "n_flips": 50}
+_CAPS = {"n_permutations": 10, "n_bootstrap": 10, "n_flips": 10}
 
 
 def _capped(spec_path: Path, tmp: Path) -> Path:
