@@ -119,7 +119,7 @@ def _host_side(xb: torch.Tensor, need_diag: bool) -> _Side | None:
     explicit centring path, when a column's mean is so large against its spread
     (``mean^2 / variance > 1e4``) that the correction would cancel digits.
     """
-    from scipy.linalg.blas import dsyrk
+    from scipy.linalg.blas import dsyr, dsyrk
 
     a = np.ascontiguousarray(xb[0].numpy())
     m = a.shape[0]
@@ -130,7 +130,7 @@ def _host_side(xb: torch.Tensor, need_diag: bool) -> _Side | None:
         share = np.where(ss > 0, m * mu * mu / ss, 0.0)  # mean^2 / (variance + mean^2)
     if share.size and share.max() > _MAX_MEAN_TO_SD2 / (1.0 + _MAX_MEAN_TO_SD2):
         return None
-    g -= np.triu(np.outer(m * mu, mu))
+    g = dsyr(-float(m), mu, a=g, lower=0, overwrite_a=1)  # the upper triangle, in place
     dg = np.diagonal(g)
     flat = g.ravel(order="K")
     self_term = 2.0 * float(np.dot(flat, flat)) - float(np.dot(dg, dg))
@@ -266,9 +266,15 @@ def _cross(sx: _Side, sy: _Side) -> torch.Tensor:
         if _host_blas(sx.feats) and _host_blas(sy.feats):  # SciPy/NumPy BLAS on the CPU
             fx, fy = sx.feats[0].numpy(), sy.feats[0].numpy()
             g = fx.T @ fy
-            if sx.mean is not None and sy.mean is not None:
-                g -= np.outer(fx.shape[0] * sx.mean, sy.mean)  # Xc^T Yc = X^T Y - m mx my^T
+            if sx.mean is not None and sy.mean is not None:  # Xc^T Yc = X^T Y - m mx my^T
+                from scipy.linalg.blas import dger
+
+                gt = dger(-float(fx.shape[0]), sy.mean, sx.mean, a=g.T, overwrite_a=1)
+                g = gt.T  # in place when g is C-ordered (gt then F-ordered)
             # (with one side centred, X^T Yc = Xc^T Yc already: Yc's columns sum to 0)
+            flat = g.ravel(order="K")
+            if flat.dtype == np.float64:
+                return torch.tensor([float(np.dot(flat, flat))], dtype=torch.float64)
             return torch.tensor([np.sum(np.square(g, dtype=np.float64))], dtype=torch.float64)
         return _sq_norm(sx.feats.transpose(-1, -2) @ sy.feats)
     assert sx.gram is not None and sy.gram is not None
