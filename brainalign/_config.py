@@ -1,4 +1,4 @@
-"""Thread-local configuration: device, dtype, seed and verbosity.
+"""Thread-local configuration: device, dtype, seed, verbosity and memory budget.
 
 Modelled on scikit-learn's ``_config.py``: a process-wide default that each thread copies on
 first use, changed with :func:`set_config` and temporarily with :func:`config_context`.
@@ -18,6 +18,7 @@ _DEFAULTS: dict[str, Any] = {
     "dtype": "auto",
     "seed": None,
     "verbose": "warning",
+    "max_memory": "auto",
 }
 _DTYPES = ("auto", "float32", "float64")
 _VERBOSE = ("debug", "info", "warning", "error", "critical")
@@ -36,7 +37,7 @@ def get_config() -> dict[str, Any]:
     Returns
     -------
     config : dict
-        Keys ``"device"``, ``"dtype"``, ``"seed"`` and ``"verbose"``.
+        Keys ``"device"``, ``"dtype"``, ``"seed"``, ``"verbose"`` and ``"max_memory"``.
 
     See Also
     --------
@@ -66,6 +67,10 @@ def _validate(key: str, value: Any) -> Any:
             return "info" if value else "warning"
         check_type("verbose", value, (str,), "a bool or one of " + ", ".join(_VERBOSE))
         return check_option("verbose", value.lower(), _VERBOSE)
+    if key == "max_memory":
+        from brainalign._memory import parse_memory
+
+        return parse_memory(value)
     raise AssertionError(key)  # pragma: no cover - guarded by callers
 
 
@@ -75,6 +80,7 @@ def set_config(
     dtype: str | None = None,
     seed: int | None = None,
     verbose: str | bool | None = None,
+    max_memory: int | str | None = None,
 ) -> None:
     """Set brainalign's configuration for the current thread.
 
@@ -92,6 +98,16 @@ def set_config(
     verbose : str or bool, optional
         Logging level of the ``brainalign`` logger (``"debug"``, ``"info"``,
         ``"warning"``, ...). ``True`` means ``"info"``.
+    max_memory : int or str, optional
+        Memory budget of the batched kernels: bytes (an int), a string with a unit
+        (``"4GB"``, ``"512MiB"``; KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB powers
+        of 1024) or ``"auto"`` (the default: half of the memory available when a call
+        starts, host RAM on the CPU and free GPU memory on CUDA). :func:`brainalign.rsa.rdm`
+        and the searchlight size their chunks from it (an RDM's output must fit it, and
+        the work beyond the output stays within about half the output's size), and refuse
+        a request that cannot fit before allocating, naming its size and the budget.
+        The encoding estimators (``max_memory=`` parameter) and the Ricci kernels keep
+        their own budgets.
 
     Examples
     --------
@@ -101,7 +117,13 @@ def set_config(
     'cpu'
     >>> ba.set_config(device="auto")  # back to the default
     """
-    new = {"device": device, "dtype": dtype, "seed": seed, "verbose": verbose}
+    new = {
+        "device": device,
+        "dtype": dtype,
+        "seed": seed,
+        "verbose": verbose,
+        "max_memory": max_memory,
+    }
     conf = _thread_config()
     for key, value in new.items():
         if value is not None:
@@ -122,12 +144,13 @@ def config_context(
     dtype: Any = _UNSET,
     seed: Any = _UNSET,
     verbose: Any = _UNSET,
+    max_memory: Any = _UNSET,
 ) -> Iterator[dict[str, Any]]:
     """Change the configuration inside a ``with`` block, restoring it afterwards.
 
     Parameters
     ----------
-    device, dtype, seed, verbose
+    device, dtype, seed, verbose, max_memory
         As in :func:`set_config`. Here ``seed=None`` resets the seed to unset.
 
     Yields
@@ -144,7 +167,13 @@ def config_context(
     """
     conf = _thread_config()
     old = dict(conf)
-    given = {"device": device, "dtype": dtype, "seed": seed, "verbose": verbose}
+    given = {
+        "device": device,
+        "dtype": dtype,
+        "seed": seed,
+        "verbose": verbose,
+        "max_memory": max_memory,
+    }
     try:
         for key, value in given.items():
             if value is _UNSET:

@@ -7,7 +7,13 @@ import brainalign as ba
 
 def test_defaults():
     conf = ba.get_config()
-    assert conf == {"device": "auto", "dtype": "auto", "seed": None, "verbose": "warning"}
+    assert conf == {
+        "device": "auto",
+        "dtype": "auto",
+        "seed": None,
+        "verbose": "warning",
+        "max_memory": "auto",
+    }
 
 
 def test_config_context_restores_even_on_error():
@@ -77,3 +83,55 @@ def test_bad_config_values(kwargs, exc, match):
         with ba.config_context(**kwargs):
             pass
     assert ba.get_config()["dtype"] == "auto"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1000, 1000),
+        ("4GB", 4 * 10**9),
+        ("512 MiB", 512 * 2**20),
+        ("1.5kb", 1500),
+        ("auto", "auto"),
+        ("AUTO", "auto"),
+    ],
+)
+def test_max_memory_parses_bytes_units_and_auto(value, expected):
+    with ba.config_context(max_memory=value):
+        assert ba.get_config()["max_memory"] == expected
+    assert ba.get_config()["max_memory"] == "auto"
+
+
+def test_set_config_max_memory_persists_until_reset():
+    with ba.config_context():
+        ba.set_config(max_memory="2GiB")
+        assert ba.get_config()["max_memory"] == 2 * 2**30
+
+
+@pytest.mark.parametrize(
+    ("value", "err", "match"),
+    [
+        ("lots", ValueError, r"max_memory must be .*'4GB'.*got 'lots'"),
+        ("4 parsecs", ValueError, r"got '4 parsecs'"),
+        (0, ValueError, r"at least 1 byte.*got 0"),
+        (-5, ValueError, r"got -5"),
+        (True, TypeError, r"got bool True"),
+        ([1], TypeError, r"got list \[1\]"),
+    ],
+)
+def test_max_memory_rejects_bad_values(value, err, match):
+    with pytest.raises(err, match=match):
+        ba.set_config(max_memory=value)
+    assert ba.get_config()["max_memory"] == "auto"
+
+
+def test_max_memory_auto_resolves_to_half_the_available_memory():
+    from brainalign._memory import available_memory, resolve_budget
+
+    with ba.config_context(max_memory="auto"):
+        budget = resolve_budget(None, "cpu")
+    # independent reference: MemAvailable read again (it moves a little between reads)
+    assert 0 < budget <= available_memory("cpu")
+    assert abs(budget - available_memory("cpu") / 2) < 0.05 * available_memory("cpu")
+    with ba.config_context(max_memory="3MB"):
+        assert resolve_budget(None, "cpu") == 3 * 10**6

@@ -20,6 +20,7 @@ from brainalign._checks import (
     did_you_mean,
 )
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
+from brainalign._memory import check_fits, format_bytes, resolve_budget
 from brainalign._version import __version__
 from brainalign.data._schema import FEATURE_DIMS, RDM_DIMS, STIMULUS, TRIAL, responses, validate
 from brainalign.rsa._kernels import (
@@ -50,6 +51,10 @@ RUN = "run"
 _FULL_PD_CHECK_MAX = 2048  # features up to which noise= is Cholesky-checked in full
 _PROVENANCE = ("modality", "subject", "session", "space", "source", "model", "layer", "roi")
 _MEMORY_BUDGET = 2**30  # bytes per chunk of broadcast slices
+_MIN_WORK = 64 * 2**20  # work memory allowed beside a small output (vectorised path)
+_MIN_BLOCK_WORK = 4 * 2**20  # row blocks of at least this size when the budget allows
+_ROW_COPIES = 3  # (rows, n) temporaries of one row block (2, and a margin)
+_DATA_COPIES = 4  # (n, p) copies of the data that the row-block path prepares
 # Factored forms of the precision DataArrays returned by noise_precision, keyed by id():
 # (weak reference to the DataArray, its values array, the factored form). Private: the
 # DataArray itself stays a plain one (saved, loaded and copied as its dense matrix).
@@ -185,9 +190,21 @@ def rdm(
         Trial data for a non cross-validated metric (average first with
         :func:`brainalign.average_trials`), stimulus data for a cross-validated one, or
         unclear dims.
+    brainalign._memory.MemoryBudgetError
+        (a ``ValueError`` and a ``MemoryError``) Before allocating: when the output alone
+        exceeds the memory budget (``brainalign.set_config(max_memory=...)``), or the
+        budget leaves no room for the smallest row block; the message gives the sizes and
+        the budget.
 
     Notes
     -----
+    Memory: the output is allocated once and, when the vectorised kernels would need more
+    than half its size (and 64 MiB), filled in blocks of rows (each pair computed once and
+    mirrored, so the RDM is exactly symmetric), with at most about a third of the output
+    in temporaries; the peak memory stays within 1.5 times the output plus a few copies
+    of the data. On a GPU the blocks are computed on the device and copied into the host
+    output, so the device holds only the data and one block.
+
     Data far from unit scale (float32 data times 1e20, say, or times 1e-25) is divided
     by a power of two before the sums of squares, which is exact, and the distances are
     scaled back: correlation and cosine are scale-free, the Euclidean family and the
@@ -259,13 +276,39 @@ def rdm(
     n, p = values.shape[-2:]
     batch_shape = values.shape[:-2]
     flat_b = values.reshape(-1, n, p)
+    itemsize = torch.finfo(dt).bits // 8
+    work = _work_budget(flat_b.shape[0], n, itemsize, dev, f"rdm(metric={metric!r})")
     out = np.empty(
         (flat_b.shape[0], n, n), dtype=np.float64 if dt == torch.float64 else np.float32
     )
-    per_item = (n * p + 3 * n * n) * torch.finfo(dt).bits // 8
-    step = max(1, _MEMORY_BUDGET // max(per_item, 1))
+    per_item = (n * p + 3 * n * n) * itemsize
+    step = max(1, min(_MEMORY_BUDGET, work) // max(per_item, 1))
     kernel = RDM_KERNELS[metric]
-    if metric in ("correlation", "cosine"):
+    if per_item > work:
+        # Large RDMs: row blocks written straight into the output, work <= ~out / 2.
+        _validate_patterns(values, ids, metric, prior_weight)
+        prec, k_prec = None, 0
+        if metric == "mahalanobis":
+            prec, k_prec = _noise_tensor(noise, da, fdim, dev, dt, return_exponent=True)
+        n_bad = 0
+        for i in range(flat_b.shape[0]):
+            n_bad += _rdm_rows(
+                flat_b[i],
+                out[i],
+                metric,
+                work,
+                dev,
+                dt,
+                prec,
+                k_prec,
+                prior_lambda,
+                prior_weight,
+                f"rdm(metric={metric!r})",
+                out.nbytes,
+            )
+        if metric not in ("correlation", "cosine"):
+            _check_representable(out, values, metric, dt, n_bad=n_bad)
+    elif metric in ("correlation", "cosine"):
         # Fast path: one Gram matrix per batch; validation runs only when a row is flagged.
         validated = False
         for start in range(0, flat_b.shape[0], step):
@@ -313,6 +356,241 @@ def rdm(
     attrs = {k: da.attrs[k] for k in _PROVENANCE if k in da.attrs}
     attrs.update({"kind": "rdm", "metric": metric, "brainalign_version": __version__})
     return xr.DataArray(out, dims=(*bdims, *RDM_DIMS), coords=coords, attrs=attrs, name="rdm")
+
+
+def _work_budget(
+    n_items: int, n: int, itemsize: int, dev: torch.device, what: str, *, floor: bool = True
+) -> int:
+    """Refuse an output beyond the memory budget; return the bytes of work memory allowed.
+
+    The output (``n_items`` RDMs of ``n x n``, host memory) must fit the budget. The work
+    memory is what is left of the budget (on a GPU: the device's budget), capped at half
+    the output's size (``floor``: but at least :data:`_MIN_WORK`, so small problems keep
+    the vectorised kernels).
+    """
+    out_bytes = n_items * n * n * itemsize
+    host = resolve_budget(None, "cpu")
+    shape = f"({n_items} x {n} x {n})" if n_items > 1 else f"({n} x {n})"
+    check_fits(out_bytes, f"{what}: the {shape} output of {itemsize * 8}-bit floats", host)
+    room = host - out_bytes if dev.type == "cpu" else resolve_budget(None, dev)
+    if not floor:
+        return room
+    return int(min(max(out_bytes // 2, _MIN_WORK), room))
+
+
+def _rdm_rows(
+    x_np: np.ndarray,
+    out: np.ndarray,
+    metric: str,
+    work: int,
+    dev: torch.device,
+    dt: torch.dtype,
+    prec: Any,
+    k_prec: int,
+    prior_lambda: float,
+    prior_weight: float,
+    what: str,
+    held: int,
+) -> int:
+    """One RDM in blocks of rows, written into ``out`` (``(n, n)``, preallocated).
+
+    Block ``[r0, r1)`` computes the dissimilarities of its rows with the columns ``r0...``
+    (the upper triangle and the diagonal block) and mirrors them, so the result is
+    exactly symmetric and each pair is computed once. Every distance is
+    ``K_ii + K_jj - K_ij - K_ji`` for a kernel ``K = sum_t c_t A_t B_t^T`` of prepared
+    ``(n, q)`` factors (``1 - K_ij`` of unit-norm rows for correlation and cosine), the
+    formulas of the vectorised kernels in :mod:`brainalign.rsa._kernels`; the data was
+    validated by the caller. Temporaries: the factors (a few copies of the data) and
+    about :data:`_ROW_COPIES` ``(rows, n)`` blocks, within ``work`` bytes and half the
+    output's size; ``held`` is the size of the whole output (all broadcast slices).
+    Returns the number of non-finite dissimilarities (out of the dtype's range).
+    """
+    n, p = x_np.shape
+    itemsize = torch.finfo(dt).bits // 8
+    rows = _block_rows(
+        n,
+        _DATA_COPIES * n * p * max(itemsize, 8),
+        f"{_DATA_COPIES} copies of the ({n}, {p}) data",
+        itemsize,
+        dev,
+        held,
+        out.nbytes,
+        work,
+        what,
+    )
+    k = None
+    symmetric, one_minus, clamp, root, divide = True, False, False, False, 1.0
+    if metric in ("correlation", "cosine"):
+        x, _ = _scaled_tensor(x_np, None, dev, dt, axes=(-1,), always=True)
+        if metric == "correlation":
+            x = x - x.mean(dim=-1, keepdim=True)
+        x = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        terms = [(1.0, x, x)]
+        one_minus = True
+    else:
+        x, k = _scaled_tensor(x_np[None], None, dev, dt, axes=(-2, -1))
+        x = x[0]
+        if metric == "poisson":
+            lam = prior_lambda if k is None else float(np.ldexp(prior_lambda, -int(k.flat[0])))
+            m = (x + lam * prior_weight) / (1.0 + prior_weight)
+            terms = [(1.0, m, torch.log(m))]
+            symmetric, divide = False, float(p)
+        else:
+            x = x - x.mean(dim=-2, keepdim=True)
+            clamp = True
+            root = metric == "euclidean"
+            if metric == "mahalanobis":
+                divide = float(p)
+                if isinstance(prec, LowRankPrecision):
+                    fx = x @ prec.factor.transpose(0, 1)
+                    terms = [(1.0, x * prec.diag, x), (-1.0, fx, fx)]
+                elif prec is not None:
+                    terms = [(1.0, x @ prec, x)]
+                else:
+                    terms = [(1.0, x, x)]
+            else:
+                terms = [(1.0, x, x)]
+    check_finite_out = not one_minus and k is None and k_prec == 0
+    n_bad = _fill_blocks(
+        out,
+        terms,
+        rows,
+        symmetric=symmetric,
+        one_minus=one_minus,
+        clamp=clamp,
+        root=root,
+        divide=divide,
+        count_bad=check_finite_out,
+    )
+    power = {"euclidean": 1, "sqeuclidean": 2, "mahalanobis": 2, "poisson": 1}.get(metric, 0)
+    if not check_finite_out:
+        n_bad = _unscale_rows(out, None if k is None else int(k.flat[0]), power, k_prec, rows)
+    return n_bad
+
+
+def _block_rows(
+    n: int,
+    prep: int,
+    prep_what: str,
+    itemsize: int,
+    dev: torch.device,
+    held: int,
+    out_bytes: int,
+    work: int,
+    what: str,
+) -> int:
+    """Rows per block of an ``(n, n)`` RDM; refuses a budget without room for one row.
+
+    ``prep``: bytes of the prepared factors (described by ``prep_what``); ``held``: the
+    whole output's bytes (host memory, counted on the CPU); ``out_bytes``: this RDM's.
+    """
+    row = _ROW_COPIES * n * itemsize
+    room = resolve_budget(None, dev)
+    if dev.type == "cpu":
+        room -= held
+    check_fits(
+        prep + row,
+        f"{what}: the smallest row block (one row of {n} dissimilarities and "
+        f"{prep_what}) beside the output of {format_bytes(held)}",
+        room,
+    )
+    # blocks within a third of the output (two of them live at once: the peak stays well
+    # within 1.5x the output), or within the budget
+    block_work = min(max(out_bytes // 3, _MIN_BLOCK_WORK), room - prep, work)
+    return int(max(1, min(n, block_work // row)))
+
+
+def _fill_blocks(
+    out: np.ndarray,
+    terms: list[tuple[float, torch.Tensor, torch.Tensor]],
+    rows: int,
+    *,
+    symmetric: bool = True,
+    one_minus: bool = False,
+    clamp: bool = False,
+    root: bool = False,
+    divide: float = 1.0,
+    count_bad: bool = False,
+) -> int:
+    """Write an RDM into ``out`` (``(n, n)``) in blocks of ``rows`` rows.
+
+    The kernel is ``K = sum_t c_t A_t B_t^T`` over ``terms`` ``(c_t, A_t, B_t)`` (each
+    ``(n, q_t)``; ``symmetric``: every term gives a symmetric ``K``). The RDM is
+    ``(K_ii + K_jj - K_ij - K_ji) / divide`` (clamped at 0 with ``clamp``, its square root
+    with ``root``), or ``1 - K_ij`` with ``one_minus``. Block ``[r0, r1)`` computes its
+    rows against the columns ``r0...`` and is mirrored: the result is exactly symmetric
+    with a zero diagonal. Returns the number of non-finite entries (with ``count_bad``).
+    """
+    n = out.shape[0]
+    n_bad = 0
+    diag = None
+    if not one_minus:
+        diag = sum(c * (a * b).sum(-1) for c, a, b in terms)
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        kern = None
+        for c, a, b in terms:  # accumulated in place: one (rows, n - r0) block
+            pairs = [(a, b)] if symmetric else [(a, b), (b, a)]
+            for u, v in pairs:
+                if kern is None:
+                    kern = u[r0:r1] @ v[r0:].transpose(0, 1)
+                    if c != 1.0:
+                        kern.mul_(c)
+                else:
+                    kern.addmm_(u[r0:r1], v[r0:].transpose(0, 1), alpha=c)
+        if one_minus:
+            d = kern.neg_().add_(1.0)
+        else:
+            if symmetric:
+                kern.mul_(2.0)
+            d = diag[r0:r1, None] + diag[None, r0:]
+            d.sub_(kern)
+            del kern
+            if divide != 1.0:
+                d.div_(divide)
+            if clamp:
+                d.clamp_min_(0.0)
+            if root:
+                d.sqrt_()
+        d[:, : r1 - r0].diagonal().zero_()
+        block = to_numpy(d)
+        if count_bad:
+            n_bad += block.size - int(np.count_nonzero(np.isfinite(block)))
+        out[r0:r1, r0:] = block
+        out[r1:, r0:r1] = block[:, r1 - r0 :].T
+        sub = out[r0:r1, r0:r1]  # the diagonal block: mirror its upper triangle
+        low = np.tril_indices(r1 - r0, -1)
+        sub[low] = sub.T[low]
+        del d, block
+    return n_bad
+
+
+def _unscale_rows(out: np.ndarray, k: int | None, power: int, k_extra: int, rows: int) -> int:
+    """:func:`_unscale` of one ``(n, n)`` RDM in place, in blocks of ``rows`` rows.
+
+    Returns the number of entries that end up non-finite (out of range).
+    """
+    n = out.shape[0]
+    if k is None and k_extra == 0:
+        return sum(
+            out[r : r + rows].size - int(np.count_nonzero(np.isfinite(out[r : r + rows])))
+            for r in range(0, n, rows)
+        )
+    e = k_extra if k is None else power * k + k_extra
+    top = max(float(np.abs(out[r : r + rows]).max()) for r in range(0, n, rows))
+    info = np.finfo(out.dtype)
+    big = top * (8 * info.eps)
+    n_bad = 0
+    for r in range(0, n, rows):
+        d = out[r : r + rows]
+        with np.errstate(over="ignore", under="ignore"):
+            res = np.ldexp(d, e).astype(d.dtype, copy=False)
+        lost = (np.abs(d) > big) & (np.abs(res) < info.tiny)
+        if lost.any():
+            res[lost] = np.nan
+        n_bad += res.size - int(np.count_nonzero(np.isfinite(res)))
+        out[r : r + rows] = res
+    return n_bad
 
 
 def _scaled_tensor(
@@ -382,16 +660,23 @@ def dtype_range(dt: torch.dtype) -> tuple[str, str]:
     )
 
 
-def _check_representable(out: np.ndarray, values: Any, metric: str, dt: torch.dtype) -> None:
-    """Refuse dissimilarities that do not fit ``dt`` (the inputs were checked finite)."""
-    if np.isfinite(out).all():
+def _check_representable(
+    out: np.ndarray, values: Any, metric: str, dt: torch.dtype, *, n_bad: int | None = None
+) -> None:
+    """Refuse dissimilarities that do not fit ``dt`` (the inputs were checked finite).
+
+    ``n_bad``: the number of non-finite entries of ``out`` when the caller counted them.
+    """
+    if n_bad is None:
+        n_bad = 0 if np.isfinite(out).all() else int((~np.isfinite(out)).sum())
+    if n_bad == 0:
         return
     vals = np.abs(np.asarray(values.values if isinstance(values, xr.DataArray) else values))
     name, range_and_hint = dtype_range(dt)
     raise ValueError(
         f"rdm(metric={metric!r}) does not fit in {name}: the data's magnitudes range from "
         f"{float(vals[vals > 0].min(initial=np.inf)):.3g} to {float(vals.max(initial=0)):.3g}, "
-        f"and {int((~np.isfinite(out)).sum())} dissimilarities fall outside {range_and_hint}"
+        f"and {n_bad} dissimilarities fall outside {range_and_hint}"
     )
 
 
@@ -834,14 +1119,33 @@ def _rdm_cv(
     n_runs, n, p = pats.shape[-3:]
     flat_b = pats.reshape(-1, n_runs, n, p)
     flat_t = None if train is None else train.reshape(-1, n_runs, n, p)
+    itemsize = torch.finfo(dt).bits // 8
+    per_item = (4 * n_runs * n * p + 3 * n_runs * n * n) * itemsize
+    if fold_pairs is not None:
+        per_item += 2 * fold_pairs[1].numel() * n * p * itemsize
+    work = _work_budget(flat_b.shape[0], n, itemsize, dev, f"rdm({what})")
+    blocked = per_item > work  # large RDMs: row blocks written straight into the output
+    rows = 0
+    if blocked:
+        n_pairs = 0 if fold_pairs is None else fold_pairs[1].numel()
+        copies = 3 * n_runs + 2 + n_pairs
+        rows = _block_rows(
+            n,
+            copies * n * p * itemsize,
+            f"{copies} ({n}, {p}) run patterns and factors",
+            itemsize,
+            dev,
+            flat_b.shape[0] * n * n * itemsize,
+            n * n * itemsize,
+            work,
+            f"rdm({what})",
+        )
     out = np.empty(
         (flat_b.shape[0], n, n), dtype=np.float64 if dt == torch.float64 else np.float32
     )
-    per_item = (4 * n_runs * n * p + 3 * n_runs * n * n) * torch.finfo(dt).bits // 8
-    if fold_pairs is not None:
-        per_item += 2 * fold_pairs[1].numel() * n * p * torch.finfo(dt).bits // 8
-    step = max(1, _MEMORY_BUDGET // max(per_item, 1))
+    step = 1 if blocked else max(1, min(_MEMORY_BUDGET, work) // max(per_item, 1))
     power = 2 if metric == "crossnobis" else 1  # distances scale as (data scale) ** power
+    n_bad = 0
     for start in range(0, flat_b.shape[0], step):
         x = flat_b[start : start + step]  # float64 run means
         tr = None if train is None else flat_t[start : start + step]
@@ -856,6 +1160,23 @@ def _rdm_cv(
             k = None
         x = x.to(dt)
         tr = None if tr is None else tr.to(dt)
+        if blocked:
+            lam = prior_lambda if k is None else float(np.ldexp(prior_lambda, -int(k.flat[0])))
+            terms, symmetric = _cv_terms(
+                x[0],
+                None if tr is None else tr[0],
+                metric,
+                prec,
+                fold_pairs,
+                lam,
+                prior_weight,
+                semantics == "correct",
+            )
+            _fill_blocks(out[start], terms, rows, symmetric=symmetric, divide=float(p))
+            del terms
+            kk = None if k is None else int(np.clip(k, -1022, 1023).flat[0])
+            n_bad += _unscale_rows(out[start], kk, power, k_prec, rows)
+            continue
         if fold_pairs is not None:
             d = rdm_crossnobis_fold_pairs(x, *fold_pairs)
         elif metric == "crossnobis":
@@ -871,7 +1192,7 @@ def _rdm_cv(
             )
         kk = None if k is None else np.clip(k, -1022, 1023).reshape(-1, 1, 1)
         out[start : start + step] = _unscale(to_numpy(d), kk, power, k_prec)
-    _check_representable(out, values, metric, dt)
+    _check_representable(out, values, metric, dt, n_bad=n_bad if blocked else None)
     out = out.reshape((*batch_shape, n, n))
     coords: dict[str, Any] = {d: da[d] for d in bdims if d in da.coords}
     coords[RDM_DIMS[0]] = ids
@@ -895,6 +1216,68 @@ def _rdm_cv(
             "precision per run" if per_fold else "identity" if prec is None else "precision"
         )
     return xr.DataArray(out, dims=(*bdims, *RDM_DIMS), coords=coords, attrs=attrs, name="rdm")
+
+
+def _cv_terms(
+    x: torch.Tensor,
+    train: torch.Tensor | None,
+    metric: str,
+    prec: Any,
+    fold_pairs: Any,
+    prior_lambda: float,
+    prior_weight: float,
+    all_folds: bool,
+) -> tuple[list[tuple[float, torch.Tensor, torch.Tensor]], bool]:
+    """Kernel terms of a cross-validated RDM for :func:`_fill_blocks`, and its symmetry.
+
+    ``x``: run patterns ``(R, n, p)`` (``train``: the training patterns of each fold, or
+    None). The terms reproduce :func:`~brainalign.rsa._kernels.rdm_crossnobis`,
+    :func:`~brainalign.rsa._kernels.rdm_crossnobis_fold_pairs` and
+    :func:`~brainalign.rsa._kernels.rdm_poisson_cv` (before their division by ``p``).
+    """
+    r = x.shape[0]
+    if metric == "poisson_cv":
+        if train is None:
+            train = (x.sum(0, keepdim=True) - x) / (r - 1)
+        if not all_folds:
+            x, train = x[-1:], train[-1:]
+
+        def shift(t: torch.Tensor) -> torch.Tensor:
+            return (t + prior_lambda * prior_weight) / (1.0 + prior_weight)
+
+        f = x.shape[0]
+        return [(1.0 / f, shift(train[i]), torch.log(shift(x[i]))) for i in range(f)], False
+    if fold_pairs is not None:
+        pair, run_k, run_l = fold_pairs
+        d = x - x.mean(dim=-2, keepdim=True)
+        q = len(run_k)
+        terms = [(1.0 / q, d[int(run_k[i])] @ pair[i], d[int(run_l[i])]) for i in range(q)]
+        return terms, False
+    c = 1.0 / (r * (r - 1))
+    if isinstance(prec, LowRankPrecision):
+        sv = prec.diag.sqrt()
+        gt = (prec.factor / sv).transpose(0, 1)
+        ds = torch.addcmul(x.mean(dim=-2, keepdim=True) * -sv, x, sv)  # centred, scaled
+        fd = ds @ gt
+        if train is not None:
+            ts = torch.addcmul(train.mean(dim=-2, keepdim=True) * -sv, train, sv)
+            tg = ts @ gt
+            terms = [(1.0 / r, ts[i], ds[i]) for i in range(r)]
+            terms += [(-1.0 / r, tg[i], fd[i]) for i in range(r)]
+            return terms, False
+        terms = [(c, ds.sum(0), ds.sum(0)), (-c, fd.sum(0), fd.sum(0))]
+        terms += [(-c, ds[i], ds[i]) for i in range(r)]
+        terms += [(c, fd[i], fd[i]) for i in range(r)]
+        return terms, True
+    d = x - x.mean(dim=-2, keepdim=True)
+    y = d if prec is None else d @ prec
+    if train is not None:
+        tc = train - train.mean(dim=-2, keepdim=True)
+        return [(1.0 / r, tc[i], y[i]) for i in range(r)], False
+    total = d.sum(0)
+    terms = [(c, total if prec is None else y.sum(0), total)]
+    terms += [(-c, y[i], d[i]) for i in range(r)]
+    return terms, True
 
 
 def _stimulus_level_coords(

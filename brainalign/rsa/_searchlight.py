@@ -1,8 +1,10 @@
 """Searchlight RSA: an RDM per neighbourhood (sphere, channel disc, surface disc, time window).
 
-Neighbourhoods are gathered into padded ``(centres, max_size, stimuli)`` tensors with a
-mask, so a whole chunk of centres becomes one batched matrix product; every data RDM of the
-chunk is compared with all model RDMs at once. The only Python loop runs over chunks.
+Neighbourhoods are kept as flat index arrays (CSR) and gathered, one chunk of centres at
+a time, into padded ``(centres, max_size, stimuli)`` tensors with a mask, so a whole chunk
+of centres becomes one batched matrix product (chunks sized from the memory budget,
+``brainalign.set_config(max_memory=...)``); every data RDM of the chunk is compared with
+all model RDMs at once. The only Python loop runs over chunks.
 
 A patch holds every spatial unit whose distance to the centre is *strictly less* than
 ``radius``, decided exactly for the float coordinates and the float ``radius`` (also when
@@ -29,8 +31,8 @@ d_k^T``.
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -45,6 +47,7 @@ from brainalign._checks import (
 )
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
 from brainalign._logging import progress
+from brainalign._memory import check_fits, format_bytes, resolve_budget
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS, TRIAL, validate
@@ -67,6 +70,8 @@ _POSITIONS = {"voxel": ("x", "y", "z"), "channel": ("ch_x", "ch_y", "ch_z")}
 _MEMORY_BUDGET = 2**28  # bytes of intermediate tensors per chunk of centres
 _DIJKSTRA_CHUNK = 512
 _BALL_CHUNK = 4096  # centres whose candidate offsets are checked at once
+_CANDIDATE_BYTES = 160  # bytes per candidate unit while a chunk of balls is built
+_MAX_CANDIDATES = 2**20  # candidates per chunk (cache-sized)
 
 
 # ----------------------------------------------------------------------------- model RDMs
@@ -514,56 +519,222 @@ def mesh_adjacency(vertices: Any, faces: Any) -> Any:
     return (g + g.T).tocsr()
 
 
-def _pad(lists: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Pad per-centre index lists into ``(n_centres, max_size)`` indices and a mask."""
+def _csr_from_lists(lists: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-centre index lists as flat ``(indptr, indices)`` arrays (CSR rows)."""
     import itertools
 
     lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-    width = max(int(lens.max()), 1)
-    idx = np.zeros((len(lists), width), dtype=np.int64)
+    indptr = np.zeros(len(lists) + 1, dtype=np.int64)
+    np.cumsum(lens, out=indptr[1:])
+    total = int(indptr[-1])
+    flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=total)
+    return indptr, flat
+
+
+def pad_csr(
+    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pad CSR rows into ``(len(rows), max_size)`` indices (int64, 0 where padded) and a mask.
+
+    Parameters
+    ----------
+    indptr, indices : ndarray
+        Neighbourhoods as CSR rows: row ``c`` holds ``indices[indptr[c]:indptr[c + 1]]``.
+    rows : ndarray of int, optional
+        The rows to pad (any order, repeats allowed); default all.
+
+    Returns
+    -------
+    idx : ndarray of int64, shape (n_rows, width)
+        The indices, left-aligned, zero-padded (``width`` = the largest row, at least 1).
+    valid : ndarray of bool, shape (n_rows, width)
+        Which entries are real.
+    """
+    if rows is None:
+        rows = np.arange(len(indptr) - 1)
+    start, stop = indptr[rows], indptr[np.asarray(rows) + 1]
+    lens = stop - start
+    width = max(int(lens.max(initial=0)), 1)
     valid = np.arange(width)[None, :] < lens[:, None]
-    total = int(lens.sum())
-    if total:
-        flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=total)
-        idx[valid] = flat
+    idx = np.zeros((len(rows), width), dtype=np.int64)
+    if valid.any():
+        # flat positions of the real entries, row by row: start + offset within the row
+        r, c = np.nonzero(valid)
+        idx[r, c] = indices[start[r] + c]
     return idx, valid
+
+
+def _index_dtype(n: int) -> type:
+    return np.int32 if n < 2**31 else np.int64
 
 
 def _ball_neighbours(
     pos: np.ndarray, allowed: np.ndarray, centres: np.ndarray, radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Units of ``allowed`` strictly closer than ``radius`` to each centre, exactly.
+    """Units of ``allowed`` strictly closer than ``radius`` to each centre, padded.
 
-    The tree gathers candidates a little beyond ``radius`` (its own rounding must lose
-    none); each candidate's squared distance is then compared with ``radius**2``. A
-    coordinate difference ``fl(a - b)`` carries a relative error of at most one rounding,
-    so the float comparison is certain outside a band of relative width 1e-12 around
-    ``radius**2``; the pairs inside the band (a regular grid puts whole shells there) are
-    decided in rational arithmetic on the exact differences, once per distinct offset.
+    :func:`_ball_csr` padded with :func:`pad_csr`.
     """
-    from scipy.spatial import cKDTree
+    return pad_csr(*_ball_csr(pos, allowed, centres, radius))
 
+
+class _BallPlan(NamedTuple):
+    """How the candidates of each ball are found, and how many each centre has."""
+
+    search_r: float  # radius a little beyond the ball's, so that rounding loses none
+    counts: np.ndarray  # candidates per centre (int64)
+    tree: Any  # a cKDTree over the allowed units, or None on a regular grid
+    grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # flat volume, cells, offsets
+
+
+def _grid_lookup(
+    pos: np.ndarray, allowed: np.ndarray, search_r: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Return a lookup volume when ``pos`` lies on a regular axis-aligned grid, else None.
+
+    Returns the flat volume (allowed unit at each grid cell, -1 elsewhere; padded so that
+    no offset leaves it), each unit's flat cell and the flat offsets of the cells within
+    ``search_r`` (widened by the grid's rounding, so that they hold every unit the tree
+    would find; the exact test comes after).
+    """
+    if len(pos) < 2:
+        return None
+    origin = pos.min(0)
+    step = np.ones(pos.shape[1])
+    for axis in range(pos.shape[1]):
+        gaps = np.diff(np.unique(pos[:, axis]))
+        if gaps.size:
+            step[axis] = gaps.min()
+    ijk = np.rint((pos - origin) / step)
+    tol = 1e-6 * float(step.min())
+    if float(np.abs(origin + ijk * step - pos).max()) > tol:
+        return None
+    reach_r = (search_r + 4 * tol) * (1 + 1e-9)
+    reach = np.floor(reach_r / step).astype(np.int64)
+    # a volume padded by the reach on every side: no offset leaves it
+    shape = ijk.max(0).astype(np.int64) + 1 + 2 * reach
+    if float(np.prod(shape.astype(float))) > 8 * len(pos) + 2**16:
+        return None  # a sparse set of points: the tree is cheaper
+    strides = np.cumprod(np.r_[1, shape[::-1][:-1]])[::-1]  # C order
+    lin = (ijk.astype(np.int64) + reach) @ strides
+    lookup = np.full(int(np.prod(shape)), -1, dtype=_index_dtype(len(pos)))
+    lookup[lin[allowed]] = allowed
+    grids = np.meshgrid(*(np.arange(-k, k + 1) for k in reach), indexing="ij")
+    off = np.stack(grids, -1).reshape(-1, pos.shape[1])
+    off = off[((off * step) ** 2).sum(1) <= reach_r**2]
+    return lookup, lin, off @ strides
+
+
+def _ball_plan(
+    pos: np.ndarray, allowed: np.ndarray, centres: np.ndarray, radius: float, budget: int
+) -> _BallPlan:
+    """Candidates of every ball: offsets on a regular grid, else a KD-tree's (counted)."""
     r = float(radius)
-    tree = cKDTree(pos[allowed])
     mag = float(np.abs(pos).max()) if pos.size else 0.0
-    slack = 1e-9 * r + 64 * np.finfo(np.float64).eps * mag
-    found = tree.query_ball_point(pos[centres], r=r + slack, workers=-1, return_sorted=True)
-    idx, valid = _pad(list(found))
-    idx = allowed[idx]
-    keep = valid.copy()
-    for start in range(0, len(centres), _BALL_CHUNK):
-        rows = slice(start, start + _BALL_CHUNK)
-        keep[rows] &= _strictly_within(pos, idx[rows], centres[rows], r)
-    if not np.array_equal(keep, valid):  # move the kept units to the front of their rows
-        counts = keep.sum(axis=1)
-        width = max(int(counts.max(initial=0)), 1)
-        rows, cols = np.nonzero(keep)
-        new_cols = (np.cumsum(keep, axis=1) - 1)[rows, cols]
-        packed = np.zeros((len(centres), width), dtype=idx.dtype)
-        packed[rows, new_cols] = idx[rows, cols]
-        idx = packed
-        valid = np.arange(width)[None, :] < counts[:, None]
-    return np.where(valid, idx, 0), valid
+    search_r = r + 1e-9 * r + 64 * np.finfo(np.float64).eps * mag
+    grid = _grid_lookup(pos, allowed, search_r)
+    if grid is None:
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(pos[allowed])
+        counts = tree.query_ball_point(pos[centres], r=search_r, workers=-1, return_length=True)
+        return _BallPlan(search_r, np.asarray(counts, dtype=np.int64), tree, None)
+    plan = _BallPlan(search_r, np.zeros(len(centres), dtype=np.int64), None, grid)
+    for rows, _vals, count in _ball_candidates(
+        plan, pos, allowed, centres, budget, count_only=True
+    ):
+        plan.counts[rows] = count
+    return plan
+
+
+def _ball_candidates(
+    plan: _BallPlan,
+    pos: np.ndarray,
+    allowed: np.ndarray,
+    centres: np.ndarray,
+    budget: int,
+    *,
+    count_only: bool = False,
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """Yield chunks of centres: their rows, the candidates (ascending per centre), owners.
+
+    With ``count_only`` (grid only), the third item is each centre's candidate count.
+
+    A chunk's candidates take about :data:`_CANDIDATE_BYTES` each, within an eighth of
+    ``budget`` (at least one centre per chunk).
+    """
+    cap = max(min((budget // 8) // _CANDIDATE_BYTES, _MAX_CANDIDATES), 1)
+    start = 0
+    while start < len(centres):
+        if plan.grid is not None:
+            lookup, lin, off = plan.grid
+            stop = min(len(centres), start + max(1, cap // max(len(off), 1)))
+            vals = np.take(lookup, lin[centres[start:stop]][:, None] + off[None, :])
+            if count_only:
+                yield slice(start, stop), vals, np.count_nonzero(vals >= 0, axis=1)
+                start = stop
+                continue
+            vals.sort(axis=1)  # ascending unit index per centre; misses (-1) first
+            owner, col = np.nonzero(vals >= 0)
+            flat = vals[owner, col].astype(np.int64)
+        else:
+            csum = np.cumsum(plan.counts[start : start + _BALL_CHUNK])
+            stop = start + max(1, int(np.searchsorted(csum, cap, side="right")))
+            found = plan.tree.query_ball_point(
+                pos[centres[start:stop]], r=plan.search_r, workers=-1, return_sorted=True
+            )
+            ptr, flat = _csr_from_lists(list(found))
+            del found
+            flat = allowed[flat]
+            owner = np.repeat(np.arange(stop - start), np.diff(ptr))
+        yield slice(start, stop), flat, owner
+        start = stop
+
+
+def _ball_csr(
+    pos: np.ndarray,
+    allowed: np.ndarray,
+    centres: np.ndarray,
+    radius: float,
+    *,
+    budget: int | None = None,
+    plan: _BallPlan | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Units of ``allowed`` strictly closer than ``radius`` to each centre, exactly, as CSR.
+
+    Candidates a little beyond ``radius`` (their own rounding must lose none) come from
+    integer offsets on a regular grid (a lookup volume, every centre of a chunk at once),
+    or from a KD-tree for scattered positions, in chunks of centres within a slice of the
+    memory ``budget``; each candidate's squared distance is then compared with
+    ``radius**2``. A coordinate difference ``fl(a - b)`` carries a relative error of at most
+    one rounding, so the float comparison is certain outside a band of relative width
+    1e-12 around ``radius**2``; the pairs inside the band (a regular grid puts whole shells
+    there) are decided in rational arithmetic on the exact differences, once per distinct
+    offset. ``plan`` is :func:`_ball_plan`'s result when the caller has it.
+
+    Returns
+    -------
+    indptr : ndarray of int64, shape (n_centres + 1,)
+        Row pointers.
+    indices : ndarray of int32 (int64 beyond 2**31 units)
+        The units of each centre's ball, ascending.
+    """
+    r = float(radius)
+    budget = resolve_budget(None, "cpu") if budget is None else budget
+    if plan is None:
+        plan = _ball_plan(pos, allowed, centres, r, budget)
+    indices = np.empty(int(plan.counts.sum()), dtype=_index_dtype(len(pos)))
+    lens = np.zeros(len(centres), dtype=np.int64)
+    at = 0
+    for rows, flat, owner in _ball_candidates(plan, pos, allowed, centres, budget):
+        keep = _strictly_within(pos, flat[:, None], centres[rows][owner], r)[:, 0]
+        kept = flat[keep]
+        indices[at : at + kept.size] = kept
+        at += kept.size
+        lens[rows] = np.bincount(owner[keep], minlength=rows.stop - rows.start)
+    indptr = np.zeros(len(centres) + 1, dtype=np.int64)
+    np.cumsum(lens, out=indptr[1:])
+    return indptr, indices[:at]
 
 
 def _strictly_within(
@@ -626,18 +797,42 @@ def _exact_verdicts(
 def _graph_neighbours(
     graph: Any, allowed: np.ndarray, centres: np.ndarray, radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Graph neighbourhoods (shortest-path length below ``radius``), padded."""
+    return pad_csr(*_graph_csr(graph, allowed, centres, radius))
+
+
+def _graph_csr(
+    graph: Any,
+    allowed: np.ndarray,
+    centres: np.ndarray,
+    radius: float,
+    *,
+    budget: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Graph neighbourhoods as CSR rows; Dijkstra runs on chunks of centres within budget."""
     import scipy.sparse as sp
     from scipy.sparse.csgraph import dijkstra
 
     g = sp.csr_matrix(graph)[allowed][:, allowed]
     local = np.full(int(allowed.max()) + 1 if allowed.size else 0, -1, dtype=np.int64)
     local[allowed] = np.arange(allowed.size)
-    out: list[np.ndarray] = []
-    for start in range(0, len(centres), _DIJKSTRA_CHUNK):
-        c = local[centres[start : start + _DIJKSTRA_CHUNK]]
+    budget = resolve_budget(None, "cpu") if budget is None else budget
+    # each centre's row of distances (float64) and its mask, in a slice of the budget
+    chunk = int(max(1, min(_DIJKSTRA_CHUNK, (budget // 8) // (9 * max(allowed.size, 1)))))
+    dtype = _index_dtype(int(allowed.max()) + 1 if allowed.size else 1)
+    pieces, lens = [], np.zeros(len(centres), dtype=np.int64)
+    for start in range(0, len(centres), chunk):
+        c = local[centres[start : start + chunk]]
         d = dijkstra(g, directed=False, indices=c, limit=radius)
-        out.extend(allowed[np.flatnonzero(row < radius)] for row in d)
-    return _pad(out)
+        inside = d < radius
+        del d
+        cols = np.nonzero(inside)[1]
+        lens[start : start + len(c)] = inside.sum(1)
+        pieces.append(allowed[cols].astype(dtype))
+    indptr = np.zeros(len(centres) + 1, dtype=np.int64)
+    np.cumsum(lens, out=indptr[1:])
+    indices = np.concatenate(pieces) if pieces else np.zeros(0, dtype=dtype)
+    return indptr, indices
 
 
 def _as_index(value: Any, n: int, dim: str, coords: Any, name: str) -> np.ndarray:
@@ -820,9 +1015,11 @@ def searchlight(
     dtype : {"auto", "float32", "float64"}, optional
         Compute precision (default: float64 on CPU, float32 on GPU).
     batch_size : int, optional
-        Centres per chunk (default: at most 64, fewer when a chunk would exceed 256 MiB).
-        On the CPU, chunks run in parallel threads (``torch.get_num_threads()`` of them,
-        each single-threaded for the duration of the call).
+        Centres per chunk (default: at most 64, fewer when a chunk would exceed 256 MiB
+        or the chunks of all threads together the memory budget,
+        ``brainalign.set_config(max_memory=...)``). On the CPU, chunks run in parallel
+        threads (``torch.get_num_threads()`` of them, each single-threaded for the
+        duration of the call).
 
     Returns
     -------
@@ -845,6 +1042,19 @@ def searchlight(
         other than stimulus (trial), spatial and time.
     StimulusAlignmentError
         When ``data`` and ``model_rdms`` hold different stimuli (naming them).
+    brainalign._memory.MemoryBudgetError
+        (a ``ValueError`` and a ``MemoryError``) Before the neighbourhoods or the map are
+        allocated, when they or the smallest chunk (one patch) beside the data exceed the
+        memory budget; the message gives the sizes and the budget.
+
+    Notes
+    -----
+    Neighbourhoods are kept as flat index arrays (CSR: row pointers and unit indices,
+    int32 below 2**31 units): on a regular grid they are built from one sphere of integer
+    offsets applied to chunks of centres through a lookup volume (a KD-tree for scattered
+    positions), then decided exactly as described above; each chunk of centres is padded
+    only when it is processed. The work memory of the chunks, the neighbourhoods and the
+    map stay within the budget.
 
     See Also
     --------
@@ -976,9 +1186,11 @@ def searchlight(
                 f"{int(zero[0])}); their noise precision is undefined. Leave them out with "
                 "mask=, or, with one trial per run x stimulus (no residuals), use noise=None."
             )
+    budget = resolve_budget(None, dev)
+    host_budget = budget if dev.type == "cpu" else resolve_budget(None, "cpu")
     if radius is None:
         centres = np.array([0])
-        sp_idx, sp_valid = allowed[None, :], np.ones((1, allowed.size), bool)
+        indptr, indices = np.array([0, allowed.size]), allowed
     else:
         centres = allowed if centers is None else _as_index(centers, n_sp, sdim, data, "centers")
         outside = np.setdiff1d(centres, allowed)
@@ -990,11 +1202,29 @@ def searchlight(
         if centres.size == 0:
             raise ValueError(f"centers selects no {sdim} (of {n_sp}).")
         if adjacency is not None:
-            sp_idx, sp_valid = _graph_neighbours(
-                _adjacency_matrix(adjacency, data, sdim), allowed, centres, radius
+            indptr, indices = _graph_csr(
+                _adjacency_matrix(adjacency, data, sdim),
+                allowed,
+                centres,
+                radius,
+                budget=host_budget,
             )
         else:
-            sp_idx, sp_valid = _ball_neighbours(_positions(data, sdim), allowed, centres, radius)
+            pos = _positions(data, sdim)
+            plan = _ball_plan(pos, allowed, centres, radius, host_budget)
+            counts = plan.counts
+            # the flat neighbourhood arrays (at most the candidates) must fit the budget
+            check_fits(
+                8 * len(centres) + np.dtype(_index_dtype(n_sp)).itemsize * int(counts.sum()),
+                f"searchlight: the neighbourhoods of {len(centres)} centres (up to "
+                f"{int(counts.sum())} unit indices)",
+                host_budget,
+            )
+            indptr, indices = _ball_csr(
+                pos, allowed, centres, radius, budget=host_budget, plan=plan
+            )
+            del plan, counts
+    sizes = np.diff(indptr)
 
     # temporal windows
     if temporal_radius is None:
@@ -1014,40 +1244,59 @@ def searchlight(
     iu = tuple(torch.triu_indices(n, n, offset=1, device=dev))
     similarity = metric in ("correlation", "cosine") and method in ("spearman", "pearson")
     n_pairs = n * (n - 1) // 2
-    n_sc, n_tc = sp_idx.shape[0], windows.shape[0]
+    n_sc, n_tc = len(sizes), windows.shape[0]
     total = n_sc * n_tc
+    k_max = max(int(sizes.max(initial=0)), 1)
+    feat = k_max * windows.shape[1]
+    width = torch.finfo(dt).bits // 8
+    per = (3 * n * feat + 2 * n * n + 4 * n_pairs + 2 * mvecs.shape[0]) * width
+    if crossnobis:
+        per = (3 * k_max * (cn_pats.shape[1] + cn_res.shape[1]) + 4 * k_max * k_max) * width
+    if zmodels is None:  # pairwise masks broadcast over the models
+        per += 6 * mvecs.shape[0] * n_pairs * width
+    per += 17 * k_max + 24  # the chunk's padded indices and mask (int64, bool) and rows
+    out_bytes = total * mvecs.shape[0] * 8
+    n_workers = torch.get_num_threads() if dev.type == "cpu" else 1
+    # fixed: the output and the neighbourhoods (host), the data tensors (on the device)
+    fixed_host = out_bytes + indptr.nbytes + indices.nbytes
+    fixed_dev = (x.nbytes if x is not None else pats_t.nbytes + res_t.nbytes) + models_t.nbytes
+    fixed = fixed_host + fixed_dev if dev.type == "cpu" else fixed_dev
+    what = (
+        f"searchlight: one patch of up to {k_max} {sdim}s x {windows.shape[1]} samples "
+        f"and {n} stimuli ({format_bytes(per)} of work arrays), beside "
+        f"{format_bytes(fixed)} of data, neighbourhoods and output,"
+    )
+    check_fits(fixed + per, what, budget)
+    if dev.type != "cpu":
+        check_fits(fixed_host, "searchlight: the output and neighbourhoods", host_budget)
+    room = budget - fixed
     if batch_size is None:
-        feat = sp_idx.shape[1] * windows.shape[1]
-        width = torch.finfo(dt).bits // 8
-        per = (3 * n * feat + 2 * n * n + 4 * n_pairs + 2 * mvecs.shape[0]) * width
-        if crossnobis:
-            k_max = sp_idx.shape[1]
-            per = (3 * k_max * (cn_pats.shape[1] + cn_res.shape[1]) + 4 * k_max * k_max) * width
-        if zmodels is None:  # pairwise masks broadcast over the models
-            per += 6 * mvecs.shape[0] * n_pairs * width
-        batch_size = int(min(64, max(1, _MEMORY_BUDGET // per)))  # cache-sized chunks
-    sp_idx_t = torch.as_tensor(sp_idx, device=dev)
-    sp_valid_t = torch.as_tensor(sp_valid, device=dev)
+        # cache-sized chunks, every worker thread's chunk within the budget
+        fit = room // (per * (n_workers if total > 1 else 1))
+        batch_size = int(min(64, max(1, _MEMORY_BUDGET // per), max(1, fit)))
+    elif batch_size * per > room:
+        check_fits(fixed + batch_size * per, f"{what} with batch_size={batch_size}", budget)
+    n_workers = max(1, min(n_workers, room // (per * batch_size)))
     win_t = torch.as_tensor(windows, device=dev)
     out = np.empty((total, mvecs.shape[0]), dtype=np.float64)
     starts = range(0, total, batch_size)
 
     def run_chunk(start: int) -> None:
-        flat = torch.arange(start, min(start + batch_size, total), device=dev)
-        s, t = flat // n_tc, flat % n_tc
+        stop = min(start + batch_size, total)
+        t = torch.arange(start, stop, device=dev) % n_tc
+        idx, valid = pad_csr(indptr, indices, np.arange(start, stop) // n_tc)
+        idx_t = torch.as_tensor(idx, device=dev)
+        valid_t = torch.as_tensor(valid, device=dev)
         if crossnobis:
-            vec, bad = patch_crossnobis_vectors(
-                pats_t, res_t, sp_idx_t[s], sp_valid_t[s], n_runs, noise, iu
-            )
+            vec, bad = patch_crossnobis_vectors(pats_t, res_t, idx_t, valid_t, n_runs, noise, iu)
         else:
             vec, bad = patch_rdm_vectors(
-                x, sp_idx_t[s], sp_valid_t[s], win_t[t], metric, iu, similarity=similarity
+                x, idx_t, valid_t, win_t[t], metric, iu, similarity=similarity
             )
-        out[start : start + len(flat)] = to_numpy(
+        out[start:stop] = to_numpy(
             score_vectors(vec, bad, zmodels, models_t, method, similarity=similarity, n_stimuli=n)
         )
 
-    n_workers = torch.get_num_threads() if dev.type == "cpu" else 1
     if n_workers > 1 and len(starts) > 1:
         # On the CPU, chunks run in parallel threads (torch and numpy's sort release the
         # GIL), each single-threaded: coarse-grained parallelism that keeps its speed on a
@@ -1074,7 +1323,7 @@ def searchlight(
         for cname, coord in data.coords.items():
             if coord.dims == (sdim,):
                 coords[cname] = (sdim, np.asarray(coord.values)[centres])
-        coords["patch_size"] = (sdim, sp_valid.sum(1))
+        coords["patch_size"] = (sdim, sizes)
     else:
         res = res[0]
     if t_centres is not None:
