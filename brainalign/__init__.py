@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # static type checkers and IDEs see every public name
     )
     from brainalign._checks import SchemaError, StimulusAlignmentError
     from brainalign._config import config_context, get_config, set_config
+    from brainalign._memory import MemoryBudgetError
     from brainalign.data import align_stimuli, average_trials, load, responses, save, validate
     from brainalign.pipeline import run
     from brainalign.report import Report
@@ -66,6 +67,7 @@ _ATTRIBUTES = {
     "StimulusAlignmentError": "brainalign._checks",
     "config_context": "brainalign._config",
     "get_config": "brainalign._config",
+    "MemoryBudgetError": "brainalign._memory",
     "set_config": "brainalign._config",
     "align_stimuli": "brainalign.data",
     "average_trials": "brainalign.data",
@@ -78,6 +80,7 @@ _ATTRIBUTES = {
 }
 
 __all__ = [
+    "MemoryBudgetError",
     "Report",
     "SchemaError",
     "StimulusAlignmentError",
