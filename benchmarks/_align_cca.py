@@ -31,7 +31,7 @@ import google_cca
 N, P, Q = 2000, 300, 500
 
 
-def _best_pair(ours, ref, repeat: int = 3) -> tuple[float, float, object, object]:
+def _best_pair(ours, ref, repeat: int = 5) -> tuple[float, float, object, object]:
     """Best of ``repeat`` timed runs each, after a warm-up, alternating the two.
 
     Alternating keeps a change in machine load from favouring one side.

@@ -1,6 +1,6 @@
 """CKA: brainalign vs Kornblith et al.'s reference numpy code (vendored).
 
-Cases (one process, the same float64 data for both, CPU, best of 3 after a warm-up,
+Cases (one process, the same float64 data for both, CPU, best of 5 after a warm-up,
 the runs of both interleaved),
 n = 5,000 stimuli, X 5,000 x 2,048 vs Y 5,000 x 1,024:
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "align" /
 import kornblith_cka as ref  # the vendored reference
 
 
-def _best_pair(ours: Callable, theirs: Callable, repeat: int = 3) -> list[tuple[float, float]]:
+def _best_pair(ours: Callable, theirs: Callable, repeat: int = 5) -> list[tuple[float, float]]:
     """Best of ``repeat`` after a warm-up for each, the runs interleaved (ours, theirs, ...)
     so that a busy machine slows both alike."""
     fns = (ours, theirs)

@@ -119,16 +119,33 @@ def _host_side(xb: torch.Tensor, need_diag: bool) -> _Side | None:
     explicit centring path, when a column's mean is so large against its spread
     (``mean^2 / variance > 1e4``) that the correction would cancel digits.
     """
-    from scipy.linalg.blas import dsyr, dsyrk
+    from scipy.linalg.blas import dsyrk
 
     a = np.ascontiguousarray(xb[0].numpy())
-    m = a.shape[0]
-    mu = a.sum(axis=0) / m
     g = dsyrk(1.0, a.T, trans=0)  # the upper triangle of a^T a; the lower one is zero
-    ss = np.diagonal(g).copy()  # m (variance + mean^2) per column
+    return _side_from_upper(xb, a, g, a.sum(axis=0) / a.shape[0], need_diag)
+
+
+def _mean_dominates(g_upper: np.ndarray, mu: np.ndarray, m: int) -> bool:
+    """Whether some column's ``mean^2 / variance`` exceeds ``_MAX_MEAN_TO_SD2``."""
+    ss = np.diagonal(g_upper)  # m (variance + mean^2) per column
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(ss > 0, m * mu * mu / ss, 0.0)  # mean^2 / (variance + mean^2)
-    if share.size and share.max() > _MAX_MEAN_TO_SD2 / (1.0 + _MAX_MEAN_TO_SD2):
+    return bool(share.size and share.max() > _MAX_MEAN_TO_SD2 / (1.0 + _MAX_MEAN_TO_SD2))
+
+
+def _side_from_upper(
+    xb: torch.Tensor, a: np.ndarray, g: np.ndarray, mu: np.ndarray, need_diag: bool
+) -> _Side | None:
+    """Compute the HSIC terms of ``a`` (m, p) from the upper triangle of ``a^T a``.
+
+    ``g`` holds that triangle (zero below the diagonal; overwritten) and ``mu`` the column
+    means. Returns None when a mean dominates its column's spread.
+    """
+    from scipy.linalg.blas import dsyr
+
+    m = a.shape[0]
+    if _mean_dominates(g, mu, m):
         return None
     g = dsyr(-float(m), mu, a=g, lower=0, overwrite_a=1)  # the upper triangle, in place
     dg = np.diagonal(g)
@@ -148,6 +165,35 @@ def _host_side(xb: torch.Tensor, need_diag: bool) -> _Side | None:
         as_t([trace], dtype=torch.float64),
         mu,
     )
+
+
+def _host_pair(
+    x: torch.Tensor, y: torch.Tensor, need_diag: bool
+) -> tuple[_Side, _Side, torch.Tensor] | None:
+    """Both sides' HSIC terms and ``<Cx, Cy>`` from one ``dsyrk`` of ``[X Y]``.
+
+    For one pair seen for the first time: a single symmetric rank-k update of the
+    m x (p + q) concatenation gives ``X^T X``, ``Y^T Y`` and ``X^T Y`` (the same arithmetic
+    as three products, in one better-blocked BLAS call: measured 0.62 s vs 0.74 s at
+    5000 x (2048 + 1024)). None (the per-side path) when a mean dominates.
+    """
+    from scipy.linalg.blas import dger, dsyrk
+
+    a = np.ascontiguousarray(x.numpy())
+    b = np.ascontiguousarray(y.numpy())
+    m, p = a.shape
+    z = np.concatenate([a, b], axis=1)
+    g = dsyrk(1.0, z.T, trans=0)  # upper triangle of z^T z
+    del z
+    mu_a, mu_b = a.sum(axis=0) / m, b.sum(axis=0) / m
+    gxy = np.array(g[:p, p:], order="F")
+    sx = _side_from_upper(x.unsqueeze(0), a, np.array(g[:p, :p], order="F"), mu_a, need_diag)
+    sy = _side_from_upper(y.unsqueeze(0), b, np.array(g[p:, p:], order="F"), mu_b, need_diag)
+    if sx is None or sy is None:
+        return None
+    gxy = dger(-float(m), mu_a, mu_b, a=gxy, overwrite_a=1)
+    flat = gxy.ravel(order="K")
+    return sx, sy, torch.tensor([float(np.dot(flat, flat))], dtype=torch.float64)
 
 
 def _sym_sq_norm(xc: torch.Tensor) -> torch.Tensor:
@@ -319,13 +365,32 @@ def _cka_kernel(
             )
         return cache[key][1]
 
+    def joint(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """``<Cx, Cy>`` and both sides' terms in one product, for a new CPU float64 pair."""
+        if not (
+            batches is None
+            and all(
+                t.device.type == "cpu" and t.dtype == torch.float64 and (id(t), False) not in cache
+                for t in (x, y)
+            )
+        ):
+            return None
+        pair = _host_pair(x, y, estimator != "gretton")
+        if pair is None:
+            return None
+        cache[(id(x), False)] = (x, [pair[0]])
+        cache[(id(y), False)] = (y, [pair[1]])
+        return pair[2]
+
     def f(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         m_max = x.shape[0] if batches is None else max(b.shape[1] for b in batches)
         gram = kernel != "linear" or m_max < x.shape[1] + y.shape[1]
         hxy = hxx = hyy = torch.zeros((), dtype=torch.float64, device=x.device)
+        t_joint = None if gram or x is y else joint(x, y)
         for sx, sy in zip(sides(x, gram), sides(y, gram), strict=True):  # <= 2 batch sizes
             m = (sx.feats if sx.gram is None else sx.gram).shape[-2]
-            hxy = hxy + _hsic(estimator, _cross(sx, sy), sx, sy, m).sum()
+            t = _cross(sx, sy) if t_joint is None else t_joint
+            hxy = hxy + _hsic(estimator, t, sx, sy, m).sum()
             hxx = hxx + _hsic(estimator, sx.self_term, sx, sx, m).sum()
             hyy = hyy + _hsic(estimator, sy.self_term, sy, sy, m).sum()
         for side, h in (("a", hxx), ("b", hyy)):
