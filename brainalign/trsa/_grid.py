@@ -229,7 +229,8 @@ def grid_compare(
         model RDMs over ``layer``. Their leading dims must differ; the result holds every
         combination.
     method : str
-        One of :data:`brainalign.rsa.METHODS`.
+        One of :data:`brainalign.rsa.METHODS` but ``"neg_riem_dist"`` (undefined for
+        geo-topological RDMs, which are not Euclidean distances).
     transform : {"rgtm", "rgdm"}
         RGTM, or the two-step geodesic RDM (zero-length edges kept, ranked).
     grid : xarray.DataArray or array_like, optional
@@ -272,6 +273,13 @@ def grid_compare(
     [1.0, 1.0]
     """
     check_option("method", method, METHODS)
+    if method == "neg_riem_dist":
+        raise ValueError(
+            "method='neg_riem_dist' is not available in grid_compare: it needs RDMs whose "
+            "second moment is positive definite (squared Euclidean or Mahalanobis distances), "
+            "and geo-topological RDMs (clipped to [0, 1], ranked) are not such distances. Use "
+            "another rsa.METHODS entry (the authors use 'spearman')."
+        )
     check_option("transform", transform, GRID_TRANSFORMS)
     grid = _resolve_grid(grid)
     a, b = single_rdm(rdm_a, "rdm_a"), single_rdm(rdm_b, "rdm_b")

@@ -68,7 +68,13 @@ def _rdms(rng, n_rdm, n=10, dim="layer", offset=0.0):
 CELLS = [[0.2, 0.8], [0.45, 0.55], [0.0, 0.3], [0.5, 0.5]]
 
 
-@pytest.mark.parametrize("method", rsa.METHODS)
+def test_grid_compare_refuses_neg_riem_dist(rng):
+    brain, models = _rdms(rng, 1, dim="subject"), _rdms(rng, 2)
+    with pytest.raises(ValueError, match=r"neg_riem_dist' is not available in grid_compare"):
+        trsa.grid_compare(brain, models, "neg_riem_dist", grid=CELLS)
+
+
+@pytest.mark.parametrize("method", [m for m in rsa.METHODS if m != "neg_riem_dist"])
 def test_grid_compare_equals_compare_of_rgtms(rng, method):
     brain = _rdms(rng, 2, dim="subject")
     models = _rdms(rng, 3)

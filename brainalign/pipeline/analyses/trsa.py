@@ -31,7 +31,7 @@ class TRSA(Analysis):
     progress = "tRSA units"
     schema = {
         "transform": (str, False, "rgtm"),  # rgtm or rgdm (two-step geodesic)
-        "method": (str, False, "spearman"),  # any rsa.compare method
+        "method": (str, False, "spearman"),  # any rsa.compare method but neg_riem_dist
         "step": ((int, float), False, 0.05),  # threshold grid step (0.05: the paper's 229 cells)
     }
 
@@ -41,7 +41,8 @@ class TRSA(Analysis):
 
         refuse_meeg(c, spec, "trsa")
         c.option(("analyses", "trsa", "transform"), params["transform"], ("rgtm", "rgdm"))
-        c.option(("analyses", "trsa", "method"), params["method"], METHODS)
+        trsa_methods = tuple(m for m in METHODS if m != "neg_riem_dist")  # see grid_compare
+        c.option(("analyses", "trsa", "method"), params["method"], trsa_methods)
         if not 0 < params["step"] <= 0.5:
             c.fail(("analyses", "trsa", "step"), f"must be in (0, 0.5], got {params['step']}.")
         require(
