@@ -34,7 +34,7 @@ BY_ANALYSIS = {
 
 
 #: Most permutations / resamples per analysis in the suite (the demo is never capped).
-_CAPS = {"n_permutations": 10, "n_bootstrap": 10, "n_flips": 10}
+_CAPS = {"n_permutations": 10, "n_bootstrap": 10, "n_flips": 10, "flow_iterations": 5}
 
 
 def _capped(spec_path: Path, tmp: Path) -> Path:
