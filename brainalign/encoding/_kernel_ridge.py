@@ -42,12 +42,11 @@ from brainalign.encoding._ridge import (
     DEFAULT_ALPHAS,
     Criterion,
     _align_columns,
-    _align_samples,
     _check_alphas,
     _flatten,
+    _labeled_r2,
     _Labels,
     _prepare,
-    _r2_per_target,
     _resolve_memory,
     label_columns,
     make_folds,
@@ -565,11 +564,7 @@ class KernelRidgeCV(RegressorMixin, BaseEstimator):
         -------
         r2 : ndarray, shape (n_targets,), or float
         """
-        if sample_weight is not None:
-            raise ValueError(f"sample_weight is not supported; got {type(sample_weight)}.")
-        y = _align_columns(_align_samples(y, X, ("y", "X")), self._y_labels.template, "y")
-        r2 = _r2_per_target(y, self.predict(X))
-        return float(r2[0]) if self._y_labels.shape == () else r2
+        return _labeled_r2(self, X, y, sample_weight)
 
     def __sklearn_tags__(self):
         """Declare multi-output support (and pairwise input for a precomputed kernel)."""

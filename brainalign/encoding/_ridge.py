@@ -705,6 +705,19 @@ def _coef_dataarray(coef: np.ndarray, x_labels: _Labels, y_labels: _Labels) -> x
     )
 
 
+def _labeled_r2(est: Any, X: Any, y: Any, sample_weight: Any) -> np.ndarray | float:
+    """Compute R² per target of ``y`` for a fitted estimator (its ``score``).
+
+    ``est`` has ``_y_labels`` and ``predict``; ``y`` is aligned to ``X``'s samples and the
+    fitted targets' labels. A float for a 1-D ``y``.
+    """
+    if sample_weight is not None:
+        raise ValueError(f"sample_weight is not supported; got {type(sample_weight)}.")
+    y = _align_columns(_align_samples(y, X, ("y", "X")), est._y_labels.template, "y")
+    r2 = _r2_per_target(y, est.predict(X))
+    return float(r2[0]) if est._y_labels.shape == () else r2
+
+
 def _r2_per_target(y: Any, pred: Any) -> np.ndarray:
     """R² of predictions per target (0 for a constant target), with the shared scorer."""
     from brainalign.encoding._scoring import r2_score
@@ -931,11 +944,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         r2 : ndarray, shape (n_targets,), or float
             ``1 − SSE/SST`` per target (0 for a constant target); a float for a 1-D ``y``.
         """
-        if sample_weight is not None:
-            raise ValueError(f"sample_weight is not supported; got {type(sample_weight)}.")
-        y = _align_columns(_align_samples(y, X, ("y", "X")), self._y_labels.template, "y")
-        r2 = _r2_per_target(y, self.predict(X))
-        return float(r2[0]) if self._y_labels.shape == () else r2
+        return _labeled_r2(self, X, y, sample_weight)
 
     def __sklearn_tags__(self):
         """Declare multi-output support to scikit-learn."""
