@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
@@ -847,34 +848,26 @@ def join_rows(parts: list, total: int) -> tuple[np.ndarray, np.ndarray]:
     return btgt, bdist
 
 
+def _edge_kernel(name: str, e: int, *args: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the compiled per-edge kernel ``name`` over ``e`` edges, in threads over chunks.
+
+    Its last three arguments, allocated and filled here, are the curvature, the graph
+    distance and the transport cost of each edge.
+    """
+    kappa, dgx, wdist = np.empty(e), np.empty(e), np.empty(e)
+    map_split(_numba(name), e, *args, kappa, dgx, wdist, min_chunk=256)
+    return kappa, dgx, wdist
+
+
 def curvature_exact(
     indptr, indices, mass_nbr, mass_self, table, src, dst
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact curvature, graph distance and transport cost of the edges ``(src, dst)``."""
     bptr, btgt, bdist = table
-    e = len(src)
-    kappa = np.empty(e)
-    dgx = np.empty(e)
-    wdist = np.empty(e)
-    kernel = _numba("_curvature_edges")
-    map_split(
-        kernel,
-        e,
-        indptr,
-        indices,
-        mass_nbr,
-        mass_self,
-        bptr,
-        btgt,
-        bdist,
-        src,
-        dst,
-        kappa,
-        dgx,
-        wdist,
-        min_chunk=256,
-    )
-    return kappa, dgx, wdist
+    return _edge_kernel(
+        "_curvature_edges", len(src), indptr, indices, mass_nbr, mass_self, bptr, btgt, bdist,
+        src, dst,
+    )  # fmt: skip
 
 
 def curvature_atd(
@@ -882,29 +875,10 @@ def curvature_atd(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ATD curvature, graph distance and transport cost of the edges ``(src, dst)``."""
     bptr, btgt, bdist = table
-    e = len(src)
-    kappa = np.empty(e)
-    dgx = np.empty(e)
-    wdist = np.empty(e)
-    kernel = _numba("_atd_edges")
-    map_split(
-        kernel,
-        e,
-        indptr,
-        indices,
-        mass_nbr,
-        bptr,
-        btgt,
-        bdist,
-        src,
-        dst,
+    return _edge_kernel(
+        "_atd_edges", len(src), indptr, indices, mass_nbr, bptr, btgt, bdist, src, dst,
         float(alpha),
-        kappa,
-        dgx,
-        wdist,
-        min_chunk=256,
-    )
-    return kappa, dgx, wdist
+    )  # fmt: skip
 
 
 def transport_problems(
