@@ -16,6 +16,14 @@ from brainalign.pipeline._analysis import Analysis, Unit, register_analysis
 from brainalign.pipeline._cache import content_key
 from brainalign.pipeline.analyses._common import refuse_meeg, require, stack_rdms
 
+#: The tRSA guide (docs/trsa.md): pyproject's Documentation URL + the page.
+GUIDE_URL = "https://brainalign.readthedocs.io/en/latest/trsa.html"
+_GUIDE_TEXT = (
+    "How to read these grids, which threshold family to use, and how the paper's claim "
+    "(geo-topological summaries identify regions and layers more robustly than the RDM) "
+    "fares on networks and fMRI here: the tRSA guide, " + GUIDE_URL + " (docs/trsa.md)."
+)
+
 _DESCRIPTION = (
     "Model-brain similarity after the same geo-topological transform of both RDMs, at every "
     "(lower, upper) threshold cell (Lin & Kriegeskorte)."
@@ -99,6 +107,7 @@ class TRSA(Analysis):
         from brainalign import trsa
 
         params = ctx.params("trsa")
+        report.add_text(_GUIDE_TEXT, "The tRSA guide", section=self.section)
         for bname, grid in state.items():
             means = trsa.family_mean(grid)
             rows = [
