@@ -203,6 +203,6 @@ def test_best_layer_table_gives_the_best_layers_ci():
     )
     (row,) = _best_layers(results, "spearman", {"vt": ci})
     assert row["best layer"] == "layer2" and row["spearman r"] == 0.4
-    assert row["95% CI"] == "[0.25, 0.55]" and row["p (permutation)"] == 0.01
+    assert row["95% CI"] == "[0.25, 0.55]" and row["p uncorrected (this layer)"] == 0.01
     (row,) = _best_layers(results, "spearman")  # no bootstrap: no CI column
     assert "95% CI" not in row

@@ -1,10 +1,14 @@
 """RSA: each model entry's RDM against each brain RDM, with permutation p-values.
 
 One unit per brain source and model: the model's RDMs over the brain's stimuli and a
-stimulus-label permutation test of each. Per brain source, the assembly adds a
+stimulus-label permutation test of all its entries (one call: the layers share every
+permutation). Per brain source, the assembly adds each entry's p-value corrected over the
+layers of its model (max statistic over the same permutations, ``p_value_fwe``), a
 stimulus-bootstrap CI of every entry (one batch), the split-half reliability of the brain RDM
-and, with 4 runs or more, the noise ceiling over run-split RDMs (pseudo-subjects). The report
-section is the Summary, RDMs, MDS, Model comparison and Noise ceiling.
+(whose Spearman–Brown square root bounds the r with the all-runs RDM) and, with 4 runs or
+more, the noise ceiling over run-split RDMs (pseudo-subjects), which bounds the mean r with
+those same RDMs. The report section is the Summary, RDMs, MDS, Model comparison and Noise
+ceiling; every score in it stands beside the ceiling of its own comparison.
 """
 
 from __future__ import annotations
@@ -21,6 +25,19 @@ from brainalign.pipeline.analyses._common import (
     brain_model_rdms,
     multi_layer_models,
     stack_rdms,
+)
+
+#: What ``p_value_fwe`` of ``rsa/<brain>`` in results.nc is.
+_FWE_DESCRIPTION = (
+    "permutation p corrected over the layers of the entry's model: the entry's similarity "
+    "against the maximum similarity over that model's layers under the same stimulus "
+    "permutations (max statistic, family-wise); a model with one entry: its own p"
+)
+#: What ``ceiling_full_rdm`` of ``rsa/<brain>`` in results.nc is.
+_FULL_CEILING_DESCRIPTION = (
+    "sqrt of the Spearman-Brown corrected split-half reliability of the brain RDM: the "
+    "similarity a noiseless model can be expected to reach with the all-runs brain RDM "
+    "(classical attenuation bound); it bounds 'similarity', not 'split_mean'"
 )
 
 
@@ -115,16 +132,17 @@ class RSA(Analysis):
 
         params = ctx.params("rsa")
         brain = ctx.brain(unit.brain)
-        tests = {
-            entry: rsa.permutation_test(
-                brain["rdm"],
-                r,
-                params["method"],
-                n_permutations=params["n_permutations"],
-                seed=ctx.seed,
-            )
-            for entry, r in ctx.model_rdms(unit.model, unit.brain).items()
-        }
+        rdms = ctx.model_rdms(unit.model, unit.brain)
+        # One call for all entries: every entry (layer) sees the same stimulus permutations,
+        # column for column, which the max statistic over layers (assemble) relies on.
+        res = rsa.permutation_test(
+            brain["rdm"],
+            stack_rdms(rdms),
+            params["method"],
+            n_permutations=params["n_permutations"],
+            seed=ctx.seed,
+        )
+        tests = {entry: res.sel(model=entry).drop_vars("model") for entry in rdms}
         _reliability(ctx, unit.brain)  # per brain, cached: computed where the data are
         return entries_to_tree(tests, {"unit": unit.key})
 
@@ -141,6 +159,7 @@ class RSA(Analysis):
                 )  # fmt: skip
         state = {"brains": {}, "rdms": {}, "tests": tests, "reliability": {}, "ceilings": {}}
         state["cis"] = {}
+        state["fwe"] = {b: _layer_fwe(t) for b, t in tests.items()}
         nodes: dict[str, xr.Dataset] = {}
         for bname in tests:
             brain = ctx.brain(bname)
@@ -163,7 +182,12 @@ class RSA(Analysis):
                 state["ceilings"][bname] = ceiling
             if ci is not None:
                 state["cis"][bname] = ci
-            nodes.update(_nodes(ctx, bname, brain, stack, tests[bname], reliability, ceiling, ci))
+            nodes.update(
+                _nodes(
+                    ctx, bname, brain, stack, tests[bname], reliability, ceiling, ci,
+                    state["fwe"][bname],
+                )
+            )  # fmt: skip
         return nodes, state
 
     def report(self, report: Any, ctx: Any, nodes: dict[str, xr.Dataset], state: Any) -> None:
@@ -221,6 +245,12 @@ def _split_half(trials: xr.DataArray, metric: str, method: str) -> dict[str, flo
         "split_half": float(r),
         "spearman_brown": float(2 * r / (1 + r)) if r > -1 else float("nan"),
     }
+
+
+def _full_rdm_ceiling(rel: dict[str, float]) -> float:
+    """Return sqrt(Spearman–Brown reliability): the ceiling of r with the all-runs brain RDM."""
+    sb = rel.get("spearman_brown", float("nan"))
+    return float(np.sqrt(sb)) if sb >= 0 else float("nan")
 
 
 def _split_evaluation(ctx: Any, splits: xr.DataArray, stack: xr.DataArray) -> dict[str, Any]:
@@ -283,6 +313,60 @@ def _group_evaluation(ctx: Any, subjects: xr.DataArray, stack: xr.DataArray) -> 
     }
 
 
+def _max_statistic_p(observed: np.ndarray, null: np.ndarray, exact: bool) -> np.ndarray:
+    """Family-wise p-values by the maximum statistic over a family of tests.
+
+    Each test's observed value is compared with the maximum over the family of the null
+    values of the same permutation (the null's columns must be the same permutations for
+    every row). With random permutations (identity not in ``null``)
+    ``p = (1 + #{max null >= observed}) / (1 + n_null)``; with the exhaustive set (``exact``,
+    identity among the columns) ``p = #{max null >= observed} / n_null``.
+
+    Parameters
+    ----------
+    observed : numpy.ndarray, shape (n_tests,)
+        The observed statistics (larger is more extreme).
+    null : numpy.ndarray, shape (n_tests, n_null)
+        The null statistics, one column per permutation shared by all tests.
+    exact : bool
+        Whether the columns are every permutation, identity included.
+
+    Returns
+    -------
+    p : numpy.ndarray, shape (n_tests,)
+        One-sided (greater) FWE-corrected p-values; NaN nulls never count as exceeding.
+    """
+    observed = np.asarray(observed, dtype=np.float64)
+    null = np.asarray(null, dtype=np.float64)
+    if null.ndim != 2 or null.shape[0] != observed.shape[0] or null.shape[1] < 1:
+        raise ValueError(
+            f"null must have shape (n_tests={observed.shape[0]}, n_null >= 1), got {null.shape}."
+        )
+    top = np.where(np.isnan(null), -np.inf, null).max(axis=0)  # (n_null,)
+    ge = (top[None, :] >= observed[:, None] - 1e-12).sum(axis=1)  # same tie rule as p_value
+    n_null = null.shape[1]
+    return ge / n_null if exact else (1 + ge) / (1 + n_null)
+
+
+def _layer_fwe(tests: dict[str, Any]) -> dict[str, float]:
+    """Return each entry's p-value corrected over the layers of its model (max statistic).
+
+    The family of an entry ``model:layer`` is every layer of that model; an entry of a model
+    with one entry is a family of one (its own permutation p). The nulls of one unit share
+    their permutations (one :func:`brainalign.rsa.permutation_test` call), so no permutation
+    is recomputed.
+    """
+    out = {e: float(t.p_value) for e, t in tests.items()}
+    for names in multi_layer_models(tests).values():
+        t = [tests[n] for n in names]
+        n_null = min(x.sizes["permutation"] for x in t)
+        null = np.stack([np.asarray(x.null.values)[:n_null] for x in t])
+        obs = np.array([float(x.observed) for x in t])
+        exact = all(bool(x.attrs["exact"]) for x in t)
+        out.update(zip(names, (float(p) for p in _max_statistic_p(obs, null, exact)), strict=True))
+    return out
+
+
 def _bootstrap_ci(ctx: Any, brain_rdm: xr.DataArray, stack: xr.DataArray) -> xr.Dataset | None:
     """CIs of every model entry's similarity with the brain RDM (stimulus bootstrap, one batch).
 
@@ -308,6 +392,7 @@ def _nodes(
     reliability: dict[str, float],
     ceiling: dict[str, Any] | None,
     ci: xr.Dataset | None,
+    fwe: dict[str, float],
 ) -> dict[str, xr.Dataset]:
     """Return the results-tree nodes of one brain source: brain/, models/ and rsa/."""
     nodes: dict[str, xr.Dataset] = {}
@@ -330,7 +415,16 @@ def _nodes(
                 [float(x.observed) for x in t], dims="model", coords={"model": models}
             ),
             "p_value": xr.DataArray(
-                [float(x.p_value) for x in t], dims="model", coords={"model": models}
+                [float(x.p_value) for x in t],
+                dims="model",
+                coords={"model": models},
+                attrs={"description": "permutation p of each entry, uncorrected"},
+            ),
+            "p_value_fwe": xr.DataArray(
+                [fwe[m] for m in models],
+                dims="model",
+                coords={"model": models},
+                attrs={"description": _FWE_DESCRIPTION},
             ),
             "null": xr.concat(
                 [x.null.isel(permutation=slice(0, n_null)) for x in t], dim="model"
@@ -344,8 +438,20 @@ def _nodes(
             **{f"reliability_{k}": v for k, v in reliability.items()},
             **(
                 {
+                    "ceiling_full_rdm": _full_rdm_ceiling(reliability),
+                    "ceiling_full_rdm_description": _FULL_CEILING_DESCRIPTION,
+                    "reliability_split_half_description": "similarity of the RDMs of odd and "
+                    "even runs (each half the data); bounds no score shown",
+                }
+                if reliability
+                else {}
+            ),
+            **(
+                {
                     "noise_ceiling_lower": ceiling["lower"],
                     "noise_ceiling_upper": ceiling["upper"],
+                    "noise_ceiling_description": "bounds split_mean (the mean similarity "
+                    "with the same run-split RDMs), not similarity",
                     "n_run_splits": ceiling["n_splits"],
                 }
                 if ceiling is not None and ceiling["level"] == "run splits"
@@ -355,6 +461,8 @@ def _nodes(
                 {
                     "noise_ceiling_lower": ceiling["lower"],
                     "noise_ceiling_upper": ceiling["upper"],
+                    "noise_ceiling_description": "bounds group_mean (the mean similarity "
+                    "with the same subjects' RDMs), not similarity",
                     "n_subjects": ceiling["n_splits"],
                     "group_resample": ceiling["resample"],
                     "group_generalises_to": ceiling["generalises_to"],
@@ -387,64 +495,61 @@ def _nodes(
 
 def _report(report: Any, ctx: Any, state: dict[str, Any]) -> None:
     """Add the RSA sections: Summary, RDMs, MDS, Model comparison, Noise ceiling."""
-    from brainalign.viz import plot_mds, plot_model_comparison, plot_rdms, plot_score_matrix
+    from brainalign.viz import plot_mds, plot_rdms, plot_score_matrix
 
     spec = ctx.spec
     params = ctx.params("rsa")
+    method = params["method"]
     brains, rdms, results = state["brains"], state["rdms"], state["tests"]
     rels, ceilings, cis = state["reliability"], state["ceilings"], state["cis"]
-    rows = []
-    for bname in brains:
-        for mname, test in results[bname].items():
-            row = {
-                "brain": bname,
-                "model": mname,
-                f"{params['method']} r": float(test.observed),
-            }
-            if bname in cis:
-                row["95% CI"] = _ci_cell(cis[bname], mname)
-            row["p (permutation)"] = float(test.p_value)
-            row["permutations"] = f"{test.attrs['n_permutations']}" + (
-                " (exact)" if test.attrs["exact"] else ""
-            )
-            row["noise ceiling"] = _ceiling_cell(brains[bname], rels[bname], ceilings.get(bname))
-            rows.append(row)
-    best = _best_layers(results, params["method"], cis)
+    fwe = state.get("fwe") or {b: _layer_fwe(t) for b, t in results.items()}
+    layered = any(multi_layer_models(t) for t in results.values())
+    rows = _summary_rows(brains, results, rels, ceilings, cis, fwe, method, layered)
+    best = _best_layers(results, method, cis, fwe)
     if best:
         report.add_table(
             best,
             "Best layer per model",
             section="Summary",
-            caption="For models with several layers: the layer whose RDM is most "
-            "similar to each brain RDM.",
+            caption="For models with several layers: the layer whose RDM is most similar to "
+            "each brain RDM. p (FWE over layers): the best layer's r against the maximum r "
+            "over all the model's layers under the same stimulus permutations (max "
+            "statistic), which accounts for picking the best of several layers. p uncorrected "
+            "(this layer): that layer's own permutation p, which ignores the selection and is "
+            "too small for a chosen layer. The 95% CI (stimulus bootstrap) is of the chosen "
+            "layer's r and does not account for the selection either.",
         )
     report.add_table(
         rows,
         "Brain–model RDM similarity",
         section="Summary",
-        caption=_summary_caption(spec, brains),
+        caption=_summary_caption(spec, brains, layered),
     )
-    matrix = _rsa_score_matrix(results)
+    matrix = _rsa_score_matrix(results, fwe)
     if matrix is not None:
+        fig = plot_score_matrix(
+            matrix.similarity, significant=matrix.p_value_fwe < 0.05, label=f"{method} r"
+        )
         report.add_figure(
-            plot_score_matrix(
-                matrix.similarity, significant=matrix.p_value < 0.05, label=params["method"]
-            ),
+            _centre_at_zero(fig),
             "Model (layer) × brain similarity",
             section="Summary",
-            caption=f"{params['method']} correlation of each model entry's RDM (layers of one "
-            "model in order) with each brain source's RDM; * p < 0.05 (permutation test).",
+            caption=f"{method} correlation of each model entry's RDM (layers of one model in "
+            "order) with each brain source's RDM. Colour scale symmetric around 0 (red "
+            "positive, blue negative), not stretched between the smallest and largest value. "
+            "* p < 0.05 by the stimulus-label permutation test"
+            + (
+                ", corrected over the layers of each model by the maximum statistic"
+                if layered
+                else ""
+            )
+            + " (not corrected across models or brains).",
         )
     for bname, b in brains.items():
         rel = rels[bname]
         if rel:
-            report.add_text(
-                f"{bname}: split-half reliability of the brain RDM (odd vs even runs) "
-                f"= {rel['split_half']:.3f}; Spearman–Brown corrected = "
-                f"{rel['spearman_brown']:.3f}. "
-                "A model cannot be expected to correlate with the brain RDM much above this.",
-                section="Summary",
-            )
+            report.add_text(_reliability_text(bname, rel, ceilings.get(bname), method),
+                            section="Summary")  # fmt: skip
         panels = {f"brain: {bname}": b["rdm"]}
         panels.update({f"model: {m}": r for m, r in rdms[bname].items()})
         report.add_figure(
@@ -462,67 +567,183 @@ def _report(report: Any, ctx: Any, state: dict[str, Any]) -> None:
                 caption="Classical multidimensional scaling of the brain RDM: nearby points "
                 "evoke similar response patterns.",
             )
-        scores = {m: float(t.observed) for m, t in results[bname].items()}
-        pvals = {m: float(t.p_value) for m, t in results[bname].items()}
-        ci = cis.get(bname)
-        intervals = None
-        if ci is not None:
-            intervals = {m: (float(ci.ci_lower.sel(model=m)), float(ci.ci_upper.sel(model=m)))
-                         for m in scores}  # fmt: skip
-        report.add_figure(
-            plot_model_comparison(
-                scores,
-                p_values=pvals,
-                reliability=rel.get("split_half") if rel else None,
-                ylabel=f"{params['method']} r with brain RDM",
-                ci=intervals,
-            ),
-            f"Model comparison ({bname})",
-            section="Model comparison",
-            caption="* p < 0.05 (permutation test)."
-            + (
-                f" Error bars: 95% percentile bootstrap CI over stimuli "
-                f"({ci.attrs['n_bootstrap']} samples)."
-                if ci is not None
-                else ""
-            )
-            + (" Dashed: split-half reliability of the brain RDM." if rel else ""),
-        )
+        _comparison_figure(report, bname, results[bname], fwe[bname], rel, cis.get(bname),
+                           method, layered)  # fmt: skip
     for bname, c in ceilings.items():
         if c["level"] == "subjects":
-            _group_section(report, bname, c, list(results[bname]), params["method"])
+            _group_section(report, bname, c, list(results[bname]), method)
             continue
-        models = list(results[bname])
-        report.add_table(
-            [
-                {
-                    "model": m,
-                    f"mean {params['method']} r": c["mean"][m],
-                    "SE": c["sem"][m],
-                    "noise ceiling lower": c["lower"],
-                    "noise ceiling upper": c["upper"],
-                }
-                for m in models
-            ],
-            f"Models against {c['n_splits']} run-split RDMs ({bname})",
-            section="Noise ceiling",
-            caption="The runs are split into independent pairs (1-2, 3-4, ...), one RDM per "
-            "pair, treated as rsatoolbox treats subjects: each model's mean similarity with "
-            "them, its standard error (bootstrap over splits, 1000 samples) and the noise "
-            "ceiling (lower: leave-one-split-out; upper: all splits). A model reaching the "
-            "lower bound explains the data as well as the data explain themselves.",
+        _split_section(report, bname, c, list(results[bname]), method)
+
+
+def _summary_rows(
+    brains: dict,
+    results: dict,
+    rels: dict,
+    ceilings: dict,
+    cis: dict,
+    fwe: dict,
+    method: str,
+    layered: bool,
+) -> list[dict[str, Any]]:
+    """Rows of the summary table: two score–ceiling pairs, each from one comparison.
+
+    ``{method} r (brain RDM)`` is bounded by ``ceiling of r (brain RDM)``; ``mean {method} r
+    (split RDMs)`` by ``noise ceiling`` (the same split RDMs).
+    """
+    rows = []
+    for bname in brains:
+        ceiling = ceilings.get(bname)
+        for mname, test in results[bname].items():
+            row: dict[str, Any] = {
+                "brain": bname,
+                "model": mname,
+                f"{method} r (brain RDM)": float(test.observed),
+            }
+            if bname in cis:
+                row["95% CI"] = _ci_cell(cis[bname], mname)
+            row["ceiling of r (brain RDM)"] = _full_ceiling_cell(brains[bname], rels[bname])
+            row["p (permutation, uncorrected)"] = float(test.p_value)
+            if layered:
+                row["p (FWE over layers)"] = fwe[bname][mname]
+            row["permutations"] = f"{test.attrs['n_permutations']}" + (
+                " (exact)" if test.attrs["exact"] else ""
+            )
+            row[f"mean {method} r (split RDMs)"] = (
+                ceiling["mean"][mname] if ceiling is not None else "n/a"
+            )
+            row["noise ceiling"] = _ceiling_cell(brains[bname], rels[bname], ceiling)
+            rows.append(row)
+    return rows
+
+
+def _reliability_text(bname: str, rel: dict, ceiling: dict | None, method: str) -> str:
+    """Say what each reliability figure of one brain source bounds."""
+    text = (
+        f"{bname}: split-half reliability of the brain RDM (odd vs even runs) = "
+        f"{rel['split_half']:.3f}: the {method} correlation of two RDMs each from half the "
+        f"runs; it bounds nothing shown here. Spearman–Brown corrected = "
+        f"{rel['spearman_brown']:.3f}: the estimated reliability of the RDM of all runs; its "
+        f"square root, {_full_rdm_ceiling(rel):.3f}, is the ceiling of a model's r with that "
+        "all-runs brain RDM (the r a noiseless model can be expected to reach; column "
+        "'ceiling of r (brain RDM)')."
+    )
+    if ceiling is not None and ceiling["level"] == "run splits":
+        text += (
+            f" The noise ceiling [{ceiling['lower']:.3f}, {ceiling['upper']:.3f}] bounds a "
+            f"different score: a model's mean r with the {ceiling['n_splits']} run-split RDMs "
+            "(two runs each, so noisier: lower values; column 'mean "
+            f"{method} r (split RDMs)'). Compare each score only with its own ceiling."
         )
-        report.add_figure(
-            plot_model_comparison(
-                c["mean"],
-                errors=c["sem"],
-                noise_ceiling=(c["lower"], c["upper"]),
-                ylabel=f"mean {params['method']} r with run-split RDMs",
-            ),
-            f"Noise ceiling ({bname})",
-            section="Noise ceiling",
-            caption="Bars: mean over run splits ± SE. Grey band: noise ceiling.",
+    return text
+
+
+def _comparison_figure(
+    report: Any,
+    bname: str,
+    tests: dict,
+    fwe: dict[str, float],
+    rel: dict,
+    ci: xr.Dataset | None,
+    method: str,
+    layered: bool,
+) -> None:
+    """Add the model comparison bar chart of one brain source (stars: one declared test)."""
+    from brainalign.viz import plot_model_comparison
+
+    scores = {m: float(t.observed) for m, t in tests.items()}
+    intervals = None
+    if ci is not None:
+        intervals = {m: (float(ci.ci_lower.sel(model=m)), float(ci.ci_upper.sel(model=m)))
+                     for m in scores}  # fmt: skip
+    bound = _full_rdm_ceiling(rel) if rel else None
+    fig = plot_model_comparison(
+        scores,
+        p_values={m: fwe[m] for m in scores},
+        reliability=bound if bound is not None and np.isfinite(bound) else None,
+        ylabel=f"{method} r with brain RDM",
+        ci=intervals,
+    )
+    _relabel_reliability(fig, bound)
+    caption = (
+        f"Bars: the {method} r of each model entry with the brain RDM. * p < 0.05 by one "
+        "test, the stimulus-label permutation test (labels of the model RDM permuted, "
+        "stimuli fixed: is the association stronger than for random pairings of these "
+        "stimuli?)"
+        + (", corrected over the layers of each model by the maximum statistic" if layered else "")
+        + "; not corrected across models."
+    )
+    if ci is not None:
+        caption += (
+            f" Error bars: 95% percentile bootstrap CI over stimuli "
+            f"({ci.attrs['n_bootstrap']} samples). It resamples the stimuli (how much r would "
+            "vary with another sample of stimuli) and is not the test behind the stars: "
+            "it answers a different question and, with few stimuli, can span 0 beside a "
+            "small permutation p."
         )
+    if bound is not None and np.isfinite(bound):
+        caption += (
+            f" Dashed: the ceiling of r with this brain RDM, √(Spearman–Brown split-half "
+            f"reliability) = {bound:.2f}."
+        )
+    report.add_figure(fig, f"Model comparison ({bname})", section="Model comparison",
+                      caption=caption)  # fmt: skip
+
+
+def _relabel_reliability(fig: Any, bound: float | None) -> None:
+    """Name the dashed line of :func:`~brainalign.viz.plot_model_comparison` for what it is."""
+    if bound is None or not np.isfinite(bound):
+        return
+    label = f"ceiling of r: √(Spearman–Brown) ({bound:.2f})"
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if str(line.get_label()).startswith("data reliability"):
+                line.set_label(label)
+        legend = ax.get_legend()
+        if legend is not None:
+            for text in legend.get_texts():
+                if text.get_text().startswith("data reliability"):
+                    text.set_text(label)
+
+
+def _split_section(report: Any, bname: str, c: dict, models: list[str], method: str) -> None:
+    """Add the run-split table and figure: each mean score beside its own noise ceiling."""
+    from brainalign.viz import plot_model_comparison
+
+    report.add_table(
+        [
+            {
+                "model": m,
+                f"mean {method} r (split RDMs)": c["mean"][m],
+                "SE": c["sem"][m],
+                "noise ceiling lower": c["lower"],
+                "noise ceiling upper": c["upper"],
+            }
+            for m in models
+        ],
+        f"Models against {c['n_splits']} run-split RDMs ({bname})",
+        section="Noise ceiling",
+        caption="The runs are split into independent pairs (1-2, 3-4, ...), one RDM per "
+        "pair, treated as rsatoolbox treats subjects: each model's mean similarity with "
+        "them, its standard error (bootstrap over splits, 1000 samples) and the noise "
+        "ceiling of that same mean (lower: each split against the mean of the others; upper: "
+        "against the mean of all). A model reaching the lower bound explains the split RDMs "
+        "as well as they explain each other. These means are lower than the r with the "
+        "all-runs brain RDM (Summary) because each split RDM has two runs only: compare each "
+        "score with its own ceiling.",
+    )
+    report.add_figure(
+        plot_model_comparison(
+            c["mean"],
+            errors=c["sem"],
+            noise_ceiling=(c["lower"], c["upper"]),
+            ylabel=f"mean {method} r with run-split RDMs",
+        ),
+        f"Noise ceiling ({bname})",
+        section="Noise ceiling",
+        caption="Bars: mean r over the run-split RDMs ± SE. Grey band: the noise ceiling of "
+        "that mean (same split RDMs). No stars: this figure shows no test.",
+    )
 
 
 def _group_section(report: Any, bname: str, c: dict, models: list[str], method: str) -> None:
@@ -567,8 +788,12 @@ def _group_section(report: Any, bname: str, c: dict, models: list[str], method: 
     )
 
 
-def _rsa_score_matrix(results: dict) -> xr.Dataset | None:
-    """Similarity and p-value over (model entry × brain), when there is more than one cell."""
+def _rsa_score_matrix(results: dict, fwe: dict | None = None) -> xr.Dataset | None:
+    """Similarity and p-values over (model entry × brain), when there is more than one cell.
+
+    ``p_value`` is each entry's own permutation p; ``p_value_fwe`` is corrected over the
+    layers of its model (``fwe``: brain → entry → p; without it, the uncorrected p).
+    """
     entries = list(dict.fromkeys(e for tests in results.values() for e in tests))
     brains = list(results)
     if len(entries) * len(brains) < 2:
@@ -577,7 +802,11 @@ def _rsa_score_matrix(results: dict) -> xr.Dataset | None:
 
     def cell(b: str, e: str, what: str) -> float:
         t = results[b].get(e)
-        return nan if t is None else float(getattr(t, what))
+        if t is None:
+            return nan
+        if what == "p_value_fwe":
+            return float((fwe or {}).get(b, {}).get(e, t.p_value))
+        return float(getattr(t, what))
 
     coords = {"model": entries, "brain": brains}
     return xr.Dataset(
@@ -587,9 +816,39 @@ def _rsa_score_matrix(results: dict) -> xr.Dataset | None:
                 dims=("model", "brain"),
                 coords=coords,
             )
-            for what, key in (("similarity", "observed"), ("p_value", "p_value"))
+            for what, key in (
+                ("similarity", "observed"),
+                ("p_value", "p_value"),
+                ("p_value_fwe", "p_value_fwe"),
+            )
         }
     )
+
+
+def _centre_at_zero(fig: Any, cmap: str = "RdBu_r") -> Any:
+    """Put a score heat map on a colour scale symmetric around 0 (a diverging map).
+
+    The colour limits become ``±max|value|`` instead of the values' min..max, so a few
+    similar values are not stretched over the whole colour range and the sign shows; the
+    printed values switch to white text on the dark ends.
+    """
+    for ax in fig.axes:
+        if not ax.images:
+            continue
+        im = ax.images[0]
+        values = np.ma.filled(np.ma.asarray(im.get_array(), dtype=float), np.nan)
+        finite = np.abs(values[np.isfinite(values)])
+        top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        im.set_cmap(cmap)
+        im.set_clim(-top, top)
+        for text in ax.texts:
+            j, i = (round(float(c)) for c in text.get_position())
+            if 0 <= i < values.shape[0] and 0 <= j < values.shape[1]:
+                v = values[i, j]
+                dark = np.isfinite(v) and abs(v) > 0.6 * top
+                text.set_color("white" if dark else "black")
+        break
+    return fig
 
 
 def _ci_cell(ci: xr.Dataset | None, entry: str) -> str | None:
@@ -600,8 +859,14 @@ def _ci_cell(ci: xr.Dataset | None, entry: str) -> str | None:
     return f"[{lo:.3g}, {up:.3g}]"
 
 
-def _best_layers(results: dict, method: str, cis: dict | None = None) -> list[dict[str, Any]]:
-    """Rows of (brain, model, best layer, score, CI, p) for every multi-layer model."""
+def _best_layers(
+    results: dict, method: str, cis: dict | None = None, fwe: dict | None = None
+) -> list[dict[str, Any]]:
+    """Rows of (brain, model, best layer, score, CI, p) for every multi-layer model.
+
+    ``fwe`` (brain → entry → p corrected over the model's layers, see :func:`_layer_fwe`)
+    is computed from the tests' nulls when not given.
+    """
     rows = []
     for bname, tests in results.items():
         ci = (cis or {}).get(bname)
@@ -615,7 +880,12 @@ def _best_layers(results: dict, method: str, cis: dict | None = None) -> list[di
             }
             if ci is not None:
                 row["95% CI"] = _ci_cell(ci, top)
-            row["p (permutation)"] = float(tests[top].p_value)
+            p_fwe = (fwe or {}).get(bname, {}).get(top)
+            if p_fwe is None and all(hasattr(tests[n], "null") for n in names):
+                p_fwe = _layer_fwe({n: tests[n] for n in names})[top]
+            if p_fwe is not None:
+                row["p (FWE over layers)"] = float(p_fwe)
+            row["p uncorrected (this layer)"] = float(tests[top].p_value)
             row["layers"] = len(names)
             rows.append(row)
     return rows
@@ -649,12 +919,24 @@ def _layer_sliders(
         )
 
 
+def _full_ceiling_cell(brain: dict, rel: dict) -> str:
+    """Return the summary's ceiling of r with the brain RDM: √(Spearman–Brown reliability)."""
+    if rel:
+        bound = _full_rdm_ceiling(rel)
+        return f"{bound:.3g}" if np.isfinite(bound) else "n/a (reliability < 0)"
+    if brain.get("subjects") is not None:
+        return "n/a: mean of subject RDMs (see noise ceiling)"
+    if brain["data"] == "judgments":
+        return "none: one set of judgments, no runs"
+    if brain["data"] == "meeg":
+        return "none: M/EEG epochs, no runs"
+    return "none: no split-half reliability"
+
+
 def _ceiling_cell(brain: dict, rel: dict, ceiling: dict | None) -> str:
-    """Return the summary table's noise-ceiling cell of one brain source."""
+    """Return the summary table's noise-ceiling cell: the ceiling of the mean split r."""
     if ceiling is not None:
         return f"[{ceiling['lower']:.3g}, {ceiling['upper']:.3g}] ({ceiling['level']})"
-    if rel:
-        return f"{rel['spearman_brown']:.3g} (split-half reliability, Spearman–Brown)"
     if brain["data"] == "judgments":
         return "none: one set of judgments, no runs"
     if brain["data"] == "meeg":
@@ -662,7 +944,7 @@ def _ceiling_cell(brain: dict, rel: dict, ceiling: dict | None) -> str:
     return "none: fewer than 4 runs"
 
 
-def _summary_caption(spec: dict, brains: dict) -> str:
+def _summary_caption(spec: dict, brains: dict, layered: bool = False) -> str:
     """Return the caption of the summary table: what each number is."""
     params = spec["analyses"]["rsa"]
     parts = []
@@ -691,21 +973,38 @@ def _summary_caption(spec: dict, brains: dict) -> str:
         f"Model RDMs: {params['metric']} distance between model activations (or the "
         "model's own dissimilarities)."
     )
+    method = params["method"]
     parts.append(
-        f"Similarity: {params['method']} correlation of the RDMs' upper triangles. "
-        "p: one-sided permutation test over stimulus labels, uncorrected for the "
-        "number of models."
+        f"Two scores, each beside the ceiling of the same comparison. '{method} r (brain "
+        f"RDM)': the {method} correlation of the upper triangles of the model RDM and the "
+        "brain RDM (all runs); 'ceiling of r (brain RDM)' bounds it: √ of the Spearman–Brown "
+        "split-half reliability of that brain RDM, the r a noiseless model can be expected "
+        f"to reach. 'mean {method} r (split RDMs)': the model's mean r with independent "
+        "run-split RDMs (or with the subjects' RDMs); 'noise ceiling' bounds it: the "
+        "[lower, upper] noise ceiling over the same split RDMs (see the Noise ceiling "
+        "section). The split RDMs hold fewer runs each, so both that mean and its ceiling "
+        "are lower than the all-runs pair: compare a score only with its own ceiling."
+    )
+    parts.append(
+        "p (permutation, uncorrected): one-sided test with the stimuli fixed and the labels "
+        "of the model RDM permuted (is the association stronger than for random pairings of "
+        "these stimuli?), uncorrected for the number of models."
+        + (
+            " p (FWE over layers): the same permutations, each layer against the maximum r "
+            "over its model's layers (max statistic), correcting for picking a layer; for a "
+            "model with one entry it equals the uncorrected p."
+            if layered
+            else ""
+        )
     )
     if params["n_bootstrap"]:
         parts.append(
             f"95% CI: percentile interval over {params['n_bootstrap']} bootstrap samples of "
-            "the stimuli (pairs of a stimulus with its own copy left out, as rsatoolbox)."
+            "the stimuli (stimuli resampled; pairs of a stimulus with its own copy left out, "
+            "as rsatoolbox): how much r would vary with another sample of stimuli. It answers "
+            "another question than the permutation p and is no test: with few stimuli it can "
+            "span 0 beside a small p. Stars in the figures come from the permutation test only."
         )
-    parts.append(
-        "Noise ceiling: where the runs allow, the [lower, upper] ceiling of a model's mean "
-        "similarity with independent run-split RDMs (its own mean is in the Noise ceiling "
-        "section); with fewer runs, the split-half reliability of the brain RDM."
-    )
     n_stimuli = min(b["rdm"].sizes["stimulus_a"] for b in brains.values())
     if any(m["kind"] == "random_network" for m in spec["models"].values()) and n_stimuli < 20:
         parts.append(

@@ -154,7 +154,7 @@ def _peak_rows(bname: str, ds: xr.Dataset, alpha: float, method: str) -> list[di
 
 def _section(report: Any, ctx: Any, courses: dict[str, xr.Dataset]) -> None:
     """Add the "Time course" section: one figure and one peak table per M/EEG source."""
-    from brainalign.viz import new_figure, plot_time_course
+    from brainalign.viz import plot_time_courses
 
     spec = ctx.spec
     params = ctx.params("time_resolved")
@@ -164,29 +164,27 @@ def _section(report: Any, ctx: Any, courses: dict[str, xr.Dataset]) -> None:
     section = "Time course"
     for bname, ds in courses.items():
         src = spec["brain"][bname]
-        fig = new_figure((9.5, 4.4))
-        ax = fig.add_subplot()
         sim_window = simulated_window(src)
-        if sim_window is not None:
-            ax.axvspan(*sim_window, color="0.9", lw=0, zorder=0, label="simulated response")
-        plot_time_course(ds, ax=ax, alpha=alpha, ylabel=f"{method} r with model RDM")
-        for band in ax.collections:  # many entries: fainter bands keep the lines readable
-            if band.get_label() != "simulated response":
-                band.set_alpha(0.15 if ds.sizes["model"] <= 3 else 0.06)
-        ax.axvline(0, color="k", lw=0.8, ls=":")
-        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        ax.set_title(mpl_text(f"{bname}: model–brain similarity over time"))
+        fig = plot_time_courses(
+            ds,
+            alpha=alpha,
+            ylabel=f"{method} r with model RDM",
+            window=sim_window,
+            window_label="simulated response",
+        )
+        fig.suptitle(mpl_text(f"{bname}: model–brain similarity over time"), fontsize=10)
         caption = (
-            f"Each line: the {method} correlation, at each time point, between the "
-            f"{params['metric']} RDM of the stimulus-mean channel patterns and one model "
-            "entry's RDM. "
+            f"One panel per model entry, all on the same y axis: the {method} correlation, "
+            f"at each time point, between the {params['metric']} RDM of the stimulus-mean "
+            "channel patterns and that entry's RDM. "
         )
         if n_perm:
             caption += (
-                f"Shaded band (same colour): the central {1 - alpha:.0%} of a null from "
-                f"{n_perm} random permutations of the stimulus labels. Dots under the "
-                f"curves: time points with p < {alpha:g} corrected over time by the "
-                "maximum statistic (per model entry; not corrected across entries). "
+                f"Shaded band: the central {1 - alpha:.0%} of that entry's own null from "
+                f"{n_perm} random permutations of the stimulus labels (stimuli fixed). Dots "
+                f"under the curves: time points with p < {alpha:g} corrected over time by the "
+                "maximum statistic (per model entry; not corrected across entries); the dots "
+                "come from this one test. "
             )
         caption += "Dotted line: stimulus onset."
         if sim_window is not None:
@@ -201,7 +199,10 @@ def _section(report: Any, ctx: Any, courses: dict[str, xr.Dataset]) -> None:
             f"Peak similarity per model entry ({bname})",
             section=section,
             caption="Peak: the time point of highest similarity. p corrected: max-statistic "
-            "permutation p-value at the peak (one-sided); the last column counts the time "
-            f"points with corrected p < {alpha:g} and gives their first and last time. The "
-            "full time courses are in results.nc (time_course/" + bname + ").",
+            "permutation p-value at the peak (one-sided, corrected over time points, not "
+            "across entries); p uncorrected: that time point's own permutation p. The last "
+            f"column counts the time points with corrected p < {alpha:g} and gives their "
+            "first and last time. The full time courses are in results.nc (time_course/"
+            + bname
+            + ").",
         )
