@@ -34,11 +34,11 @@ FMRI = {
     "brain": {"vt": {"dataset": "haxby2001", "volume": "vt_slice", "preprocess": True}},
     "models": MODELS,
     "analyses": {
-        # rsa and encoding draw permutations (they depend on the seed); searchlight and
-        # trsa draw nothing.
+        # rsa, searchlight and encoding draw permutations (they depend on the seed); trsa
+        # draws nothing.
         "rsa": {"method": "spearman", "n_permutations": 10, "split_half": False, "n_bootstrap": 0},
         "searchlight": {"radius": 8, "method": "spearman"},
-        "encoding": {"alphas": [1, 10], "cv": 2, "n_permutations": 3},
+        "encoding": {"alphas": [1, 10], "cv": 2, "n_permutations": 3, "n_components": 3},
         "trsa": {"step": 0.25},
         "ricci": {
             "k": 3,
@@ -97,7 +97,7 @@ CASES = [
     ("fmri-encoding.alphas", "fmri", "analyses.encoding.alphas", [1, 100], ("encoding",), (), ()),
     ("fmri-trsa.step", "fmri", "analyses.trsa.step", 0.5, ("trsa",), (), ()),
     ("fmri-ricci.k", "fmri", "analyses.ricci.k", 2, ("ricci",), (), ()),
-    ("fmri-seed", "fmri", "seed", 1, ("rsa", "encoding", "ricci"), (), ()),
+    ("fmri-seed", "fmri", "seed", 1, ("rsa", "searchlight", "encoding", "ricci"), (), ()),
     ("fmri-model.net.seed", "fmri", "models.net.seed", 1, (), ("net",), ()),
     ("fmri-brain.preprocess", "fmri", "brain.vt.preprocess", False, (), (), ("vt",)),
     ("meeg-unchanged", "meeg", None, None, (), (), ()),

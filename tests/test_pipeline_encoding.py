@@ -42,8 +42,19 @@ def test_encoding_analysis_runs_and_matches_the_api(tmp_path, haxby):
         X, haxby, [1, 100, 10000], cv=LeaveOneGroupOut(), groups=haxby.run.values
     )
     assert_allclose(ds.cv_score.sel(model="cats").values, ref.cv_score.values, rtol=1e-8)
+    # corrected map: 5 permutations are too few for p_fwe <= 0.05 (1 / 6 at best), and the
+    # stored null maxima are the maxima over voxels of the permuted maps behind p_fwe
+    assert ds.null_max.dims == ("model", "permutation") and ds.null_max.shape == (1, 5)
+    assert float(ds.fwe_threshold.sel(model="cats")) == np.inf
+    assert not ds.significant_fwe.any()
+    null_max = ds.null_max.sel(model="cats").values
+    count = (null_max[:, None] >= ds.cv_score.sel(model="cats").values[None]).sum(0)
+    assert_allclose(ds.p_fwe.sel(model="cats").values, (1 + count) / 6, rtol=0, atol=1e-15)
+    assert ds.attrs["n_stimuli"] == 8 and int(ds.feature_rank.sel(model="cats")) == 3
     html = res.report.read_text()
     assert "Encoding: model × brain" in html and "Encoding map: vt from cats" in html
+    assert "max-statistic family-wise error over voxels (5 stimulus permutations" in html
+    assert "What this can show" in html and "What it cannot" in html
     # A second run loads the encoding results from the cache.
     again = ba.run(path, out=tmp_path / "out")
     assert again.cache_hits.get("encoding") == 1
@@ -82,3 +93,56 @@ def test_rsa_settings_do_not_invalidate_the_encoding_results(tmp_path):
     assert (
         ba.run(changed, out=tmp_path / "out", dry_run=True).status["encoding/vt/cats"] == "to run"
     )
+
+
+NET = """
+  net:
+    kind: random_network
+    n_layers: 1
+    n_units: 16
+    seed: 0
+"""
+
+
+def test_an_entry_spanning_every_stimulus_contrast_is_refused(tmp_path):
+    # 16 random features over 8 stimuli reach rank 7 (= 8 - 1) after centring: a ridge on
+    # them fits any pattern of the 8 stimulus means, as would any other such model.
+    spec = SPEC.replace("analyses:", NET.lstrip("\n") + "analyses:")
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec.replace("n_permutations: 5}", "n_permutations: 0}"))
+    with pytest.raises(
+        ValueError,
+        match=r"Encoding model entry 'net(:\S+)?' has 16 features \(rank 7 over the stimuli "
+        r"after centring\) for only 8 distinct stimuli in brain\.vt.*Set "
+        r"analyses\.encoding\.n_components to at most 6",
+    ):
+        ba.run(path, out=tmp_path / "out")
+
+
+def test_n_components_fits_each_entrys_first_principal_components(tmp_path, haxby):
+    from sklearn.decomposition import PCA
+
+    spec = SPEC.replace("n_permutations: 5}", "n_permutations: 0, n_components: 2}")
+    spec = spec.replace("  rsa: {n_permutations: 10, split_half: false}\n", "")  # encoding only
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec)
+    ds = ba.run(path, out=tmp_path / "out").tree["encoding/vt"].dataset
+    assert int(ds.n_components.sel(model="cats")) == 2
+    # reference: scikit-learn's PCA of the one-hot group features over the 8 stimuli, each
+    # trial given its stimulus's scores (the sign of a component does not change a ridge)
+    groups = {"face": 0, "cat": 0, "house": 1, "chair": 2, "shoe": 2, "bottle": 2}
+    groups.update({"scissors": 2, "scrambledpix": 3})
+    ids = list(groups)
+    onehot = (np.array([groups[s] for s in ids])[:, None] == np.arange(4)).astype(float)
+    scores = PCA(n_components=2, svd_solver="full").fit_transform(onehot)
+    X = scores[[ids.index(s) for s in haxby.stimulus.values]]
+    ref = ba.encoding.ridge_cv(
+        X, haxby, [1, 100, 10000], cv=LeaveOneGroupOut(), groups=haxby.run.values
+    )
+    assert_allclose(ds.cv_score.sel(model="cats").values, ref.cv_score.values, rtol=1e-8)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(spec.replace("n_components: 2", "n_components: 7"))
+    with pytest.raises(
+        ValueError, match=r"analyses\.encoding\.n_components must be < 7 .*; got 7\."
+    ):
+        ba.run(bad, out=tmp_path / "bad")

@@ -190,3 +190,24 @@ def test_searchlight_value_matches_an_independent_computation(pipeline_run, whol
     # the encoding map covers the same voxels
     enc = pipeline_run.tree["encoding/wb"].dataset.cv_score.sel(model="cats")
     assert_allclose(enc.i.values, wholebrain.i.values)
+
+
+def test_corrected_searchlight_map_in_results_and_report(pipeline_run, wholebrain):
+    # one subject: the map is also tested by 1000 stimulus-label permutations of the model
+    # RDM (the searchlight's default), the maximum over the map giving FWE p-values
+    ds = pipeline_run.tree["searchlight/wb"].dataset
+    assert ds.attrs["n_permutations"] == 1000 and ds.attrs["fwe_alpha"] == 0.05
+    assert ds.null_max.dims == ("model", "permutation") and ds.null_max.shape == (1, 1000)
+    sim = ds.similarity.sel(model="cats").values
+    null_max = ds.null_max.sel(model="cats").values
+    # p_fwe recounted from the stored null maxima; the threshold separates the same voxels
+    count = (null_max[:, None] >= sim[None]).sum(0)
+    assert_allclose(ds.p_fwe.sel(model="cats").values, (1 + count) / 1001, rtol=0, atol=1e-15)
+    threshold = float(ds.fwe_threshold.sel(model="cats"))
+    assert threshold == np.sort(null_max)[::-1][49]  # floor(0.05 * 1001) = 50th largest
+    assert_allclose(ds.significant_fwe.sel(model="cats").values, sim > threshold)
+    html = pipeline_run.report.read_text()
+    searchlight = html[html.index('<section id="searchlight">') :]
+    searchlight = searchlight[: searchlight.index("</section>")]
+    assert "max-statistic family-wise error (1000 stimulus-label permutations" in searchlight
+    assert "Top: the unthresholded map; below: the voxels with p_FWE ≤ 0.05" in searchlight

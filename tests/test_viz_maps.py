@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+import xarray as xr
+from numpy.testing import assert_allclose
 
 import brainalign as ba
 from brainalign import rsa, viz
@@ -145,3 +147,67 @@ def test_surface_and_glass_brain_errors(haxby):
         viz.plot_surface_map(maps, WB_MASK, views=("ventrale",))
     with pytest.raises(ValueError, match=r"'hemispheres' parameter.*got 'both'"):
         viz.plot_surface_map(maps, WB_MASK, hemispheres=("both",))
+
+
+def _overlaps(fig, title):
+    """The L/R markers (and other texts) of the displays whose box overlaps the title's."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box = title.get_window_extent(renderer)
+    hits = []
+    for ax in fig.axes:
+        for t in ax.texts:
+            if t.get_text().strip() and t.get_window_extent(renderer).overlaps(box):
+                hits.append(t.get_text())
+    return hits
+
+
+def _title(fig, text):
+    return next(t for t in fig.texts if t.get_text() == text)
+
+
+def test_brain_map_with_corrected_panel_and_a_title_clear_of_the_markers(haxby):
+    maps = haxby.isel(trial=0, drop=True)  # any map over the slice's voxels
+    significant = maps > float(np.nanquantile(maps.values, 0.9))
+    n = int(significant.sum())
+    fig = viz.plot_brain_map(
+        maps, MASK, bg_img=MASK, title="vt vs category model", significant=significant,
+        significant_label="p_FWE ≤ 0.05",
+    )  # fmt: skip
+    labels = [t.get_text() for t in fig.texts]
+    assert "unthresholded" in labels and f"thresholded: p_FWE ≤ 0.05 ({n} voxels)" in labels
+    assert _overlaps(fig, _title(fig, "vt vs category model")) == []
+    markers = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert markers.count("L") == 2 and markers.count("R") == 2  # one pair per display
+    # the lower display keeps exactly the significant voxels, on the upper one's colour scale
+    images = [im for ax in fig.axes for im in ax.get_images()]
+    stat = [im for im in images if im.get_cmap().name != "gray"]
+    assert len(stat) == 2 and stat[0].norm.vmax == stat[1].norm.vmax
+    kept = np.ma.compressed(stat[1].get_array())
+    assert kept.size == n
+    assert_allclose(np.sort(kept), np.sort(maps.values[significant.values]), rtol=1e-6)
+    with pytest.raises(
+        ba.SchemaError,
+        match=r"plot_brain_map: significant must be a boolean DataArray with dims \('voxel',\) "
+        r"over the map's 530 voxels; got dims \('voxel',\) and 3 voxels",
+    ):
+        viz.plot_brain_map(maps, MASK, significant=significant.isel(voxel=[0, 1, 2]))
+
+
+def test_glass_brain_title_clear_of_the_markers_and_an_empty_corrected_panel():
+    from brainalign.datasets import load_haxby_wholebrain, wholebrain_mask_path
+
+    wb = load_haxby_wholebrain().isel(trial=0)
+    fig = viz.plot_glass_brain(
+        wb, wholebrain_mask_path("brain"), title="whole brain, one block",
+        significant=xr.zeros_like(wb, dtype=bool), significant_label="p_FWE ≤ 0.05",
+    )  # fmt: skip
+    assert _overlaps(fig, _title(fig, "whole brain, one block")) == []
+    labels = [t.get_text() for t in fig.texts]
+    assert "thresholded: p_FWE ≤ 0.05: no voxel survives" in labels
+    with pytest.raises(
+        ba.SchemaError, match=r"plot_glass_brain: significant must be.*got ndarray"
+    ):
+        viz.plot_glass_brain(wb, wholebrain_mask_path("brain"), significant=np.ones(129, bool))

@@ -6,6 +6,7 @@ permutation bands.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,15 @@ def plot_brain_map(
     display_mode: str | None = None,
     cut_coords: Any = None,
     vmax: float | None = None,
+    significant: xr.DataArray | None = None,
+    significant_label: str = "corrected",
 ) -> Any:
     """Draw a per-voxel result (searchlight or encoding scores) on slices of a brain image.
+
+    With ``significant``, the map is drawn twice, one display above the other on one colour
+    scale: unthresholded, and keeping only the significant voxels (e.g. of a family-wise
+    error corrected test). The title sits in its own strip above the displays, clear of the
+    L/R markers and the coordinate labels.
 
     Parameters
     ----------
@@ -47,7 +55,12 @@ def plot_brain_map(
     display_mode, cut_coords : optional
         nilearn's slicing options; a single-slice image is shown as that slice.
     vmax : float, optional
-        The colour limit.
+        The colour limit (default the largest absolute value of the map).
+    significant : xarray.DataArray of bool, dims ("voxel",), optional
+        Which voxels pass a corrected test (same voxels as ``values``); adds the
+        thresholded display below the unthresholded one.
+    significant_label : str
+        Names the test in the thresholded display's label, e.g. ``"p_FWE ≤ 0.05"``.
 
     Returns
     -------
@@ -63,23 +76,29 @@ def plot_brain_map(
             f"plot_brain_map needs one map with dims ('voxel',); got {dims}. Select one model "
             "first, e.g. maps.sel(model=...)."
         )
-    img = to_image(values, like, fill=0.0)
-    if img.shape[2] == 1 and display_mode is None:  # one axial slice: show exactly it
+    panels = _panels(values, significant, significant_label, "plot_brain_map")
+    first = to_image(values, like, fill=0.0)
+    if first.shape[2] == 1 and display_mode is None:  # one axial slice: show exactly it
         display_mode, cut_coords = "z", 1
-    fig = new_figure((6.5, 3.2), layout=None)  # nilearn places its own axes
     kwargs = {} if bg_img is None else {"bg_img": bg_img}
-    plotting.plot_stat_map(
-        img,
-        figure=fig,
-        colorbar=True,
-        threshold=threshold,
-        title=None if title is None else mpl_text(title),
-        display_mode=display_mode or "ortho",
-        cut_coords=cut_coords,
-        vmax=vmax,
-        **kwargs,
-    )
-    return fig
+    vmax = _vmax(values) if vmax is None else vmax
+
+    def draw(fig: Any, rect: tuple, panel: xr.DataArray, thr: float | None, cut: Any) -> Any:
+        return plotting.plot_stat_map(
+            to_image(panel, like, fill=0.0),
+            figure=fig,
+            axes=rect,
+            colorbar=True,
+            threshold=thr,
+            display_mode=display_mode or "ortho",
+            cut_coords=cut_coords if cut is None else cut,
+            vmax=vmax,
+            vmin=-vmax,
+            symmetric_cbar=True,
+            **kwargs,
+        )
+
+    return _draw_panels((6.5, 2.9), title, panels, threshold, draw)
 
 
 def _check_volume_map(values: Any, like: Any, func: str) -> Any:
@@ -123,11 +142,21 @@ def _check_volume_map(values: Any, like: Any, func: str) -> Any:
 
 
 def plot_glass_brain(
-    values: xr.DataArray, like: Any, *, threshold: float | None = None, title: str | None = None
+    values: xr.DataArray,
+    like: Any,
+    *,
+    threshold: float | None = None,
+    title: str | None = None,
+    vmax: float | None = None,
+    significant: xr.DataArray | None = None,
+    significant_label: str = "corrected",
 ) -> Any:
     """Draw a per-voxel result of MNI-space data on a glass brain (nilearn).
 
     The glass brain is the MNI152 outline; it fits data in (approximately) MNI space only.
+    With ``significant``, the unthresholded projections and those of the significant
+    voxels only are drawn one above the other on one colour scale (see
+    :func:`plot_brain_map`); the title has its own strip, clear of the L/R markers.
 
     Parameters
     ----------
@@ -139,6 +168,12 @@ def plot_glass_brain(
         Hide values with a smaller absolute value.
     title : str, optional
         The title.
+    vmax : float, optional
+        The colour limit (default the largest absolute value of the map).
+    significant : xarray.DataArray of bool, dims ("voxel",), optional
+        Which voxels pass a corrected test; adds their display below the unthresholded one.
+    significant_label : str
+        Names the test in the thresholded display's label.
 
     Returns
     -------
@@ -154,16 +189,104 @@ def plot_glass_brain(
 
     plotting = soft_import("nilearn.plotting", "fmri", "plot_glass_brain")
     _check_volume_map(values, like, "plot_glass_brain")
-    img = to_image(values, like, fill=0.0)
-    fig = new_figure((7.0, 2.8), layout=None)
-    plotting.plot_glass_brain(
-        img,
-        figure=fig,
-        colorbar=True,
-        threshold=threshold,
-        title=None if title is None else mpl_text(title),
-        plot_abs=False,
-    )
+    panels = _panels(values, significant, significant_label, "plot_glass_brain")
+    vmax = _vmax(values) if vmax is None else vmax
+
+    def draw(fig: Any, rect: tuple, panel: xr.DataArray, thr: float | None, cut: Any) -> Any:
+        return plotting.plot_glass_brain(
+            to_image(panel, like, fill=0.0),
+            figure=fig,
+            axes=rect,
+            colorbar=True,
+            threshold=thr,
+            vmax=vmax,
+            vmin=-vmax,
+            plot_abs=False,
+        )
+
+    return _draw_panels((7.0, 2.6), title, panels, threshold, draw)
+
+
+def _vmax(values: xr.DataArray) -> float:
+    """Return the largest finite absolute value of a map (1 for an empty or zero map)."""
+    v = np.abs(np.asarray(values.values, dtype=float))
+    v = v[np.isfinite(v)]
+    return float(v.max()) if v.size and v.max() > 0 else 1.0
+
+
+def _panels(
+    values: xr.DataArray, significant: Any, label: str, func: str
+) -> list[tuple[str | None, xr.DataArray]]:
+    """Return the (label, map) displays: the map, and its significant voxels when given."""
+    if significant is None:
+        return [(None, values)]
+    if (
+        not isinstance(significant, xr.DataArray)
+        or significant.dims != ("voxel",)
+        or significant.sizes["voxel"] != values.sizes["voxel"]
+    ):
+        got = (
+            f"dims {significant.dims} and {significant.sizes.get('voxel', 0)} voxels"
+            if isinstance(significant, xr.DataArray)
+            else type(significant).__name__
+        )
+        raise SchemaError(
+            f"{func}: significant must be a boolean DataArray with dims ('voxel',) over the "
+            f"map's {values.sizes['voxel']} voxels; got {got}."
+        )
+    mask = np.asarray(significant.values, dtype=bool)
+    kept = values.copy(data=np.where(mask, np.asarray(values.values, dtype=float), 0.0))
+    n = int(mask.sum())
+    text = f"thresholded: {label} ({n} voxel{'s' if n != 1 else ''})"
+    if n == 0:
+        text = f"thresholded: {label}: no voxel survives"
+    return [("unthresholded", values), (text, kept)]
+
+
+def _draw_panels(
+    size: tuple[float, float],
+    title: str | None,
+    panels: list[tuple[str | None, xr.DataArray]],
+    threshold: float | None,
+    draw: Any,
+) -> Any:
+    """Stack nilearn displays in one figure, title and panel labels in their own strips.
+
+    ``size`` is the width and the height of one display (inches); ``draw(fig, rect, map,
+    threshold, cut_coords)`` draws one display into ``rect`` (figure fractions) and returns
+    it; the displays below the first one show its cuts (``None`` for the first). A display
+    with no voxel left shows the background only (nilearn's empty-image warnings are
+    expected there and silenced). Every display hides
+    the zeros (voxels outside the map, and in the thresholded display those outside the
+    test) whatever ``threshold`` is, so the background shows there.
+    """
+    width, height = size
+    title_h = 0.32 if title else 0.0
+    label_h = 0.22 if len(panels) > 1 else 0.0
+    total = title_h + len(panels) * (label_h + height)
+    fig = new_figure((width, total), layout=None)  # nilearn places its own axes
+    fig.patch.set_facecolor("white")
+    top = total - title_h
+    if title:
+        fig.text(0.01, 1 - 0.5 * title_h / total, mpl_text(title), ha="left", va="center",
+                 fontsize=10)  # fmt: skip
+    cut = None
+    for label, panel in panels:
+        if label is not None:
+            fig.text(0.01, (top - 0.5 * label_h) / total, mpl_text(label), ha="left",
+                     va="center", fontsize=8, color="0.25")  # fmt: skip
+        bottom = top - label_h - height
+        thr = max(threshold or 0.0, 1e-12)
+        rect = (0.0, bottom / total, 1.0, height / total)
+        values = np.asarray(panel.values, dtype=float)
+        with warnings.catch_warnings():
+            if not (np.abs(np.nan_to_num(values)) > thr).any():  # nothing left to draw
+                warnings.filterwarnings("ignore", "empty mask", UserWarning)
+                warnings.filterwarnings("ignore", "Given img is empty", UserWarning)
+            display = draw(fig, rect, panel, thr, cut)
+        if cut is None:
+            cut = getattr(display, "cut_coords", None)
+        top = bottom
     return fig
 
 
@@ -224,8 +347,6 @@ def plot_surface_map(
     ValueError
         For an unknown view or hemisphere, or a map that is NaN everywhere.
     """
-    import warnings
-
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
@@ -297,6 +418,8 @@ def plot_surface_map(
                 engine="matplotlib",
             )
             ax.set_title(mpl_text(f"{hemi} {view}"), fontsize=8)
+            for mesh_faces in ax.collections:  # ~20,000 triangles per view: raster in SVG/PDF
+                mesh_faces.set_rasterized(True)
             axes.append(ax)
     fig.subplots_adjust(left=0.0, right=0.86, bottom=0.0, top=0.9, wspace=0.0, hspace=0.05)
     cax = fig.add_axes((0.88, 0.15, 0.02, 0.6))

@@ -7,6 +7,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+FWE_ALPHA = 0.05
+"""The family-wise error level of the corrected (max-statistic) maps in reports."""
+
 
 def stack_rdms(rdms: dict[str, xr.DataArray]) -> xr.DataArray:
     """RDMs stacked over a ``model`` dim named by their keys (stimulus coords only).
@@ -65,28 +68,41 @@ def add_voxel_map(
     kind: str,
     section: str,
     caption: str,
+    significant: xr.DataArray | None = None,
+    alpha: float | None = None,
 ) -> None:
     """Slices of a voxel map; for an (approximately) MNI source also a glass brain and surface.
 
     The figures go into ``section``, titled ``"{kind}: {name}"`` (slices),
     ``"{kind} (glass brain): {name}"`` and ``"{kind} (surface): {name}"``. ``bg`` is what a
-    pattern source's ``background()`` returns.
+    pattern source's ``background()`` returns. With ``significant`` (the voxels passing the
+    corrected test at ``alpha``), the slices and the glass brain show the unthresholded map
+    above the thresholded one, on one colour scale; the surface shows the unthresholded map.
     """
     from brainalign.viz import plot_brain_map, plot_glass_brain, plot_surface_map
 
+    alpha = FWE_ALPHA if alpha is None else alpha
+    pair = {}
+    layout = ""
+    if significant is not None:
+        pair = {"significant": significant, "significant_label": f"p_FWE ≤ {alpha}"}
+        layout = (
+            f" Top: the unthresholded map; below: the voxels with p_FWE ≤ {alpha} only, on "
+            "the same colour scale."
+        )
     report.add_figure(
-        plot_brain_map(values, bg["like"], bg_img=bg["bg"], title=name),
+        plot_brain_map(values, bg["like"], bg_img=bg["bg"], title=name, **pair),
         f"{kind}: {name}",
         section=section,
-        caption=f"{caption} On the dataset's mean functional image.",
+        caption=f"{caption}{layout} On the dataset's mean functional image.",
     )
     if not bg["mni"]:
         return
     report.add_figure(
-        plot_glass_brain(values, bg["like"], title=name),
+        plot_glass_brain(values, bg["like"], title=name, **pair),
         f"{kind} (glass brain): {name}",
         section=section,
-        caption=f"{caption} Maximum projections onto the MNI152 glass brain. {bg['note']}",
+        caption=f"{caption}{layout} Maximum projections onto the MNI152 glass brain. {bg['note']}",
     )
     report.add_figure(
         plot_surface_map(values, bg["like"], title=name),
@@ -94,7 +110,7 @@ def add_voxel_map(
         section=section,
         caption=f"{caption} Projected onto the fsaverage5 cortical surface (mean along the "
         "line from white matter to pial surface; inflated, lateral and ventral views; grey: "
-        f"no voxel of the map). {bg['note']}",
+        f"no voxel of the map; unthresholded). {bg['note']}",
     )
 
 
@@ -154,3 +170,49 @@ def refuse_meeg(c: Any, spec: dict[str, Any], analysis: str) -> None:
 def finite_peak(values: xr.DataArray) -> float:
     """Return the largest finite value (-inf when there is none)."""
     return float(np.nanmax(values.values)) if np.isfinite(values.values).any() else -np.inf
+
+
+def max_stat_fwe(
+    observed: np.ndarray, null: np.ndarray, alpha: float = FWE_ALPHA
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Max-statistic family-wise error p-values, the null maxima and the critical value.
+
+    The null of the largest value over the map is each permutation's maximum over targets
+    (NaN targets left out); ``p_t = (1 + #{null_max >= observed_t}) / (1 + n_permutations)``.
+    ``threshold`` is the value that the observed map must exceed (strictly) for
+    ``p_fwe <= alpha``: the ``m``-th largest null maximum with
+    ``m = floor(alpha (1 + n_permutations))``, ``inf`` when ``m = 0`` (too few permutations
+    for any target to reach ``alpha``).
+
+    Parameters
+    ----------
+    observed : numpy.ndarray, shape (n_targets,)
+        The observed map (voxels or searchlight centres).
+    null : numpy.ndarray, shape (n_permutations, n_targets)
+        The maps of the permuted data, the same permutation for every target in a row.
+    alpha : float
+        The family-wise error level of ``threshold``.
+
+    Returns
+    -------
+    p_fwe : numpy.ndarray, shape (n_targets,)
+        FWE-corrected p-values (NaN where ``observed`` is NaN).
+    null_max : numpy.ndarray, shape (n_permutations,)
+        The maximum over targets of each permuted map.
+    threshold : float
+        ``observed > threshold`` exactly where ``p_fwe <= alpha``.
+    """
+    obs = np.asarray(observed, dtype=np.float64)
+    nul = np.asarray(null, dtype=np.float64)
+    if nul.ndim != 2 or nul.shape[1:] != obs.shape or obs.ndim != 1:
+        raise ValueError(
+            f"max_stat_fwe: null must have shape (n_permutations, {obs.shape}) for observed "
+            f"of shape {obs.shape}; got {nul.shape}."
+        )
+    finite = np.isfinite(nul)
+    null_max = np.where(finite, nul, -np.inf).max(axis=1)
+    count = (null_max[:, None] >= obs[None, :]).sum(axis=0)
+    p_fwe = np.where(np.isnan(obs), np.nan, (1.0 + count) / (1.0 + nul.shape[0]))
+    m = int(np.floor(alpha * (1 + nul.shape[0]) + 1e-9))
+    threshold = float(np.sort(null_max)[::-1][m - 1]) if m >= 1 else float("inf")
+    return p_fwe, null_max, threshold

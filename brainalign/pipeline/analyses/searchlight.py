@@ -2,21 +2,32 @@
 
 One unit per pattern source and model: each model entry's RDM against the RDM of the
 stimulus-mean patterns within ``radius`` mm of every voxel (:func:`brainalign.rsa.searchlight`).
+
+Corrected maps: for a source of one subject, the map is recomputed for ``n_permutations``
+stimulus-label permutations of the model RDM (rows and columns together; the same
+permutations for every centre, all in the same batched pass as the observed map), and each
+centre's p-value is taken against the maximum over centres of every permuted map
+(max-statistic family-wise error, :func:`~brainalign.pipeline.analyses._common.max_stat_fwe`).
+For a source of several subjects the group map is tested by sign flips of the subjects' maps
+(maximum t over the map, :func:`brainalign.rsa.sign_flip_test`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from brainalign.pipeline._analysis import Analysis, Unit, register_analysis
 from brainalign.pipeline._cache import content_key, entries_to_tree, tree_to_entries
 from brainalign.pipeline.analyses._common import (
+    FWE_ALPHA,
     add_voxel_map,
     background,
     by_brain,
     finite_peak,
+    max_stat_fwe,
     refuse_meeg,
     require,
 )
@@ -33,11 +44,18 @@ class Searchlight(Analysis):
         "radius": ((int, float), True, None),  # mm
         "metric": (str, False, "correlation"),
         "method": (str, False, "spearman"),
-        # sources with several subjects: one map per subject, then a group map tested by
-        # sign flips (max-t family-wise correction); 0: the map of the mean patterns only
+        # one subject: stimulus-label permutations of the model RDM, max over centres (FWE);
+        # several subjects: one map per subject, then a group map tested by sign flips
+        # (max-t family-wise correction); 0: the map of the mean patterns only, untested
         "n_permutations": (int, False, 1000),
     }
-    limits = {"n_permutations": (0, 10_000_000, "sign flips of the group-level maps; 0: none")}
+    limits = {
+        "n_permutations": (
+            0,
+            10_000_000,
+            "stimulus-label permutations (one subject) or sign flips (several); 0: none",
+        )
+    }
 
     def validate(self, c: Any, params: dict[str, Any], spec: dict[str, Any]) -> None:
         """Check for a positive radius, a known metric and method, pattern sources only."""
@@ -61,22 +79,24 @@ class Searchlight(Analysis):
         require(c, spec, "grid", "has no voxels for a searchlight")
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
-        """Hash the source's data, the model RDMs and the searchlight settings."""
+        """Hash the source's data, the model RDMs and the searchlight settings.
+
+        With permutations also the seed: a source of one subject draws its stimulus-label
+        permutations here (a source of several subjects draws its sign flips when the maps
+        are assembled, but whether it has one subject is known only once it is loaded).
+        """
         model_key = ctx.model_key(unit.model, unit.brain)
         if model_key is None:
             return None
-        return content_key(
-            {
-                "data": ctx.data_key(unit.brain),
-                "model": model_key,
-                # the per-subject maps depend only on whether a group test is asked for;
-                # the number of flips is applied when the maps are assembled
-                "searchlight": {
-                    **ctx.params("searchlight"),
-                    "n_permutations": bool(ctx.params("searchlight")["n_permutations"]),
-                },
-            }
-        )
+        params = ctx.params("searchlight")
+        payload = {
+            "data": ctx.data_key(unit.brain),
+            "model": model_key,
+            "searchlight": params,
+        }
+        if params["n_permutations"]:
+            payload["seed"] = ctx.seed
+        return content_key(payload)
 
     def compute(self, ctx: Any, unit: Unit) -> xr.DataTree:
         """One map per model entry (per subject for a source with several subjects)."""
@@ -87,9 +107,14 @@ class Searchlight(Analysis):
         subjects = _subjects(data) if params["n_permutations"] else None
         opts = dict(radius=float(params["radius"]), metric=params["metric"],
                     method=params["method"])  # fmt: skip
-        maps = {}
+        maps: dict[str, Any] = {}
         for entry, r in ctx.model_rdms(unit.model, unit.brain).items():
-            if subjects is None:
+            if subjects is None and params["n_permutations"]:
+                maps[entry] = permuted_searchlight(
+                    data.means, r, n_permutations=params["n_permutations"], seed=ctx.seed,
+                    **opts,
+                )  # fmt: skip
+            elif subjects is None:
                 maps[entry] = rsa.searchlight(data.means, r, **opts)
             else:  # one map per subject, for the group-level test
                 per = [rsa.searchlight(p, r, **opts) for p in subjects.values()]
@@ -97,63 +122,108 @@ class Searchlight(Analysis):
         return entries_to_tree(maps, {"unit": unit.key})
 
     def assemble(self, ctx: Any, results: dict[Unit, Any]) -> tuple[dict[str, xr.Dataset], Any]:
-        """Per brain source: the maps stacked over model entries."""
+        """Per brain source: the maps stacked over model entries, with their FWE tests."""
         from brainalign import rsa
 
         params = ctx.params("searchlight")
         maps = by_brain({u: tree_to_entries(t) for u, t in results.items()})
-        nodes, groups = {}, {}
+        nodes, tests = {}, {}
         for bname, entries in maps.items():
-            if "subject" in next(iter(entries.values())).dims:  # group level across subjects
-                tests = {
+            first = next(iter(entries.values()))
+            kind = None
+            if isinstance(first, xr.Dataset):  # one subject: stimulus-label permutations
+                kind = "permutation"
+                tested = entries
+            elif "subject" in first.dims:  # group level across subjects: sign flips
+                kind = "sign_flip"
+                tested = {
                     e: rsa.sign_flip_test(m, n_permutations=params["n_permutations"],
-                                          seed=ctx.seed)
+                                          seed=ctx.seed).rename(mean_score="similarity")
                     for e, m in entries.items()
                 }  # fmt: skip
-                groups[bname] = tests
-                entries = maps[bname] = {e: t["mean_score"] for e, t in tests.items()}
-            stack = xr.concat(list(entries.values()), dim="model", join="exact").assign_coords(
-                model=list(entries)
-            )
-            ds = stack.to_dataset(name="similarity")
-            if bname in groups:
-                tests = groups[bname]
-                for var in ("t", "p_fwe"):
-                    ds[var] = xr.concat([t[var] for t in tests.values()], dim="model",
-                                        join="exact").assign_coords(model=list(tests))  # fmt: skip
-                first = next(iter(tests.values()))
+            else:
+                tested = {e: m.to_dataset(name="similarity") for e, m in entries.items()}
+            names = list(tested)
+            keep = [
+                v
+                for v in ("similarity", "t", "p_fwe", "fwe_threshold", "null_max")
+                if v in tested[names[0]]
+            ]
+            ds = xr.concat(
+                [tested[e][keep] for e in names], dim="model", join="exact",
+                combine_attrs="override",
+            ).assign_coords(model=names)  # fmt: skip
+            ds.attrs = {}
+            if kind is not None:
+                attrs = tested[names[0]].attrs
                 ds.attrs.update(
-                    n_subjects=first.attrs["n_subjects"],
-                    n_permutations=first.attrs["n_permutations"],
-                    test=first.attrs["test"],
+                    n_permutations=int(attrs["n_permutations"]),
+                    test=str(attrs["test"]),
+                    fwe_alpha=FWE_ALPHA,
                 )
+                if kind == "sign_flip":
+                    ds.attrs["n_subjects"] = int(attrs["n_subjects"])
+                ds["p_fwe"].attrs = {
+                    "long_name": "family-wise error corrected p-value (max statistic)",
+                    "test": str(attrs["test"]),
+                }
+                ds["significant_fwe"] = ds["p_fwe"] <= FWE_ALPHA
+                ds["significant_fwe"].attrs = {
+                    "long_name": f"p_fwe <= {FWE_ALPHA}",
+                    "alpha": FWE_ALPHA,
+                }
+                tests[bname] = kind
             nodes[f"searchlight/{bname}"] = ds
-        return nodes, {"maps": maps, "groups": groups}
+        return nodes, {"nodes": nodes, "tests": tests}
 
     def report(self, report: Any, ctx: Any, nodes: dict[str, xr.Dataset], state: Any) -> None:
-        """Slices, and glass brain + surface for MNI sources.
+        """Slices, and glass brain + surface for MNI sources; corrected maps beside.
 
         For a model with several layers, the glass brain and surface show its layer with the
         highest peak similarity (the slices show every layer).
         """
         params = ctx.params("searchlight")
-        for bname, entries in state["maps"].items():
+        for node, ds in state["nodes"].items():
+            bname = node.split("/", 1)[1]
             bg = background(ctx, bname)
             caption = (
                 f"Per voxel: {params['method']} correlation between the model RDM and the "
                 f"{params['metric']} RDM of the voxels within {params['radius']} mm."
             )
-            tests = state["groups"].get(bname)
-            if tests is not None:
-                first = next(iter(tests.values()))
+            kind = state["tests"].get(bname)
+            if kind == "sign_flip":
                 caption += (
-                    f" Group mean over {first.attrs['n_subjects']} subjects' maps; tested "
+                    f" Group mean over {ds.attrs['n_subjects']} subjects' maps; tested "
                     "against 0 by a one-sample sign-flip permutation test "
-                    f"({first.attrs['n_permutations']} flips; family-wise error controlled by "
-                    "the maximum t over the map). Voxels with p_FWE < 0.05: "
-                    + "; ".join(f"{e}: {int((t['p_fwe'] < 0.05).sum())}" for e, t in tests.items())
+                    f"({ds.attrs['n_permutations']} flips; family-wise error controlled by "
+                    "the maximum t over the map)."
+                )
+                test = (
+                    f"one-sample sign-flip test of the subjects' maps against 0, "
+                    f"{ds.attrs['n_permutations']} flips, maximum t over the map"
+                )
+            elif kind == "permutation":
+                test = (
+                    f"{ds.attrs['n_permutations']} stimulus-label permutations of the model "
+                    "RDM (rows and columns together, the same for every centre), each "
+                    "permuted map's maximum over centres forming the null; "
+                    + "; ".join(
+                        f"{e}: " + _threshold_text(float(ds.fwe_threshold.sel(model=e)))
+                        for e in ds.model.values
+                    )
+                )
+            if kind is not None:
+                caption += (
+                    f" Corrected test: max-statistic family-wise error ({test}). Voxels with "
+                    f"p_FWE ≤ {FWE_ALPHA}: "
+                    + "; ".join(
+                        f"{e}: {int(ds.significant_fwe.sel(model=e).sum())}"
+                        for e in ds.model.values
+                    )
                     + "."
                 )
+            entries = {str(e): ds.similarity.sel(model=e).drop_vars("model")
+                       for e in ds.model.values}  # fmt: skip
             peaks = {e: finite_peak(v) for e, v in entries.items()}
             by_model: dict[str, list[str]] = {}
             for e in entries:  # "model" or "model:layer" entries, grouped by model
@@ -172,7 +242,100 @@ class Searchlight(Analysis):
                     kind="Searchlight",
                     section=self.section,
                     caption=caption + (best if entry in shown else ""),
+                    significant=(
+                        None
+                        if kind is None
+                        else ds.significant_fwe.sel(model=entry).drop_vars("model")
+                    ),
                 )
+
+
+def permuted_searchlight(
+    means: xr.DataArray,
+    model_rdm: xr.DataArray,
+    *,
+    n_permutations: int,
+    seed: int | None,
+    alpha: float = FWE_ALPHA,
+    **opts: Any,
+) -> xr.Dataset:
+    """Compute a searchlight map with max-statistic FWE p-values over label permutations.
+
+    The stimulus labels of ``model_rdm`` are permuted (rows and columns together) and the
+    map is recomputed for all permutations in one batched pass with the observed map (the
+    data RDM of each centre is computed once); the permutations are shared by every centre,
+    so each permuted map's maximum over centres is a draw of the null of the map's maximum.
+
+    Parameters
+    ----------
+    means : xarray.DataArray, dims ("stimulus", "voxel")
+        The stimulus patterns.
+    model_rdm : xarray.DataArray, dims ("stimulus_a", "stimulus_b")
+        One model RDM.
+    n_permutations : int
+        Number of random permutations (>= 1).
+    seed : int or None
+        Seed of the permutations.
+    alpha : float
+        The family-wise error level of ``fwe_threshold``.
+    **opts
+        Passed to :func:`brainalign.rsa.searchlight` (``radius``, ``metric``, ``method``).
+
+    Returns
+    -------
+    result : xarray.Dataset
+        ``similarity`` (dim ``voxel``; the observed map), ``p_fwe`` (dim ``voxel``),
+        ``null_max`` (dim ``permutation``) and ``fwe_threshold`` (the similarity above
+        which a centre has ``p_fwe <= alpha``); attrs ``n_permutations`` and ``test``.
+    """
+    from brainalign import rsa
+
+    if model_rdm.ndim != 2:
+        raise ValueError(
+            f"permuted_searchlight: model_rdm must be one RDM with dims ('stimulus_a', "
+            f"'stimulus_b'); got dims {model_rdm.dims}."
+        )
+    n = model_rdm.sizes["stimulus_a"]
+    rng = np.random.default_rng(seed)
+    perms = np.vstack([np.arange(n), np.argsort(rng.random((n_permutations, n)), axis=1)])
+    mat = np.asarray(model_rdm.values, dtype=np.float64)
+    stack = model_rdm.expand_dims(permutation=n_permutations + 1).copy(
+        data=mat[perms[:, :, None], perms[:, None, :]]
+    )
+    maps = rsa.searchlight(means, stack, **opts).transpose("permutation", ...)
+    observed = maps.isel(permutation=0, drop=True)
+    if observed.dims != ("voxel",):
+        raise ValueError(
+            f"permuted_searchlight: expected one map over 'voxel', got dims {observed.dims}."
+        )
+    p_fwe, null_max, threshold = max_stat_fwe(observed.values, np.asarray(maps.values[1:]), alpha)
+    test = (
+        f"max-statistic FWE over centres, {n_permutations} stimulus-label permutations of the "
+        "model RDM"
+    )
+    return xr.Dataset(
+        {
+            "similarity": observed,
+            "p_fwe": observed.copy(data=p_fwe),
+            "null_max": ("permutation", null_max),
+            "fwe_threshold": xr.DataArray(
+                threshold,
+                attrs={
+                    "long_name": "similarity above which p_fwe <= alpha",
+                    "alpha": alpha,
+                },
+            ),
+        },
+        attrs={"n_permutations": int(n_permutations), "test": test},
+    )
+
+
+def _threshold_text(threshold: float) -> str:
+    """Caption text of a max-statistic threshold (or why there is none)."""
+    if np.isfinite(threshold):
+        return f"similarity > {threshold:.3g}"
+    need = int(np.ceil(1 / FWE_ALPHA)) - 1
+    return f"no p_FWE can reach {FWE_ALPHA} (at least {need} permutations are needed)"
 
 
 def _subjects(data: Any) -> dict[str, xr.DataArray] | None:
