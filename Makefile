@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip
 TORCH := torch==2.13.0
 OUT ?= brainalign-out/demo
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,14 +34,30 @@ $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-base
 demo: $(VENV)/.stamp-base
 	$(BIN)/brainalign demo --out $(OUT)
 
+# The suite runs on every core (pytest-xdist), one BLAS/torch thread per worker; then the
+# analysis tests marked float32 run again with the GPU's default precision on the CPU.
 test: $(VENV)/.stamp-test
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --dist loadgroup
+	$(BIN)/python -m pytest --dtype=float32 -m float32 -q tests/rsa tests/encoding tests/align tests/ricci tests/trsa tests/stats
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check brainalign tests benchmarks docs/examples && $(BIN)/ruff format --check brainalign tests benchmarks docs/examples && $(BIN)/lint-imports
 
 bench: $(VENV)/.stamp-test
 	$(BIN)/python benchmarks/run.py
+
+# The docs extra (Sphinx, numpydoc, sphinx-gallery, the theme, myst-parser for the markdown
+# pages, spkit for the EEG example's data) joins the same environment as the test extras do:
+# every installed package is held at its version by a constraints file. The site is built
+# from scratch each time, so every gallery example runs; any warning fails the build.
+$(VENV)/.stamp-docs: pyproject.toml $(VENV)/.stamp-base
+	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/pre-docs-versions.txt
+	$(PIP) install --quiet -e ".[docs,models]" -c $(VENV)/pre-docs-versions.txt
+	touch $@
+
+docs: $(VENV)/.stamp-docs
+	rm -rf docs/_build/html docs/api/generated docs/auto_examples
+	MPLBACKEND=Agg $(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) brainalign-out .pytest_cache

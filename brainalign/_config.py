@@ -1,4 +1,4 @@
-"""Thread-local configuration: device, dtype, seed, verbosity and memory budget.
+"""Thread-local configuration: device, dtype, seed, verbosity, memory budget, report downloads.
 
 Modelled on scikit-learn's ``_config.py``: a process-wide default that each thread copies on
 first use, changed with :func:`set_config` and temporarily with :func:`config_context`.
@@ -19,6 +19,7 @@ _DEFAULTS: dict[str, Any] = {
     "seed": None,
     "verbose": "warning",
     "max_memory": "auto",
+    "report_downloads": True,
 }
 _DTYPES = ("auto", "float32", "float64")
 _VERBOSE = ("debug", "info", "warning", "error", "critical")
@@ -37,7 +38,8 @@ def get_config() -> dict[str, Any]:
     Returns
     -------
     config : dict
-        Keys ``"device"``, ``"dtype"``, ``"seed"``, ``"verbose"`` and ``"max_memory"``.
+        Keys ``"device"``, ``"dtype"``, ``"seed"``, ``"verbose"``, ``"max_memory"`` and
+        ``"report_downloads"``.
 
     See Also
     --------
@@ -71,6 +73,9 @@ def _validate(key: str, value: Any) -> Any:
         from brainalign._memory import parse_memory
 
         return parse_memory(value)
+    if key == "report_downloads":
+        check_type("report_downloads", value, (bool,), "True or False")
+        return value
     raise AssertionError(key)  # pragma: no cover - guarded by callers
 
 
@@ -81,6 +86,7 @@ def set_config(
     seed: int | None = None,
     verbose: str | bool | None = None,
     max_memory: int | str | None = None,
+    report_downloads: bool | None = None,
 ) -> None:
     """Set brainalign's configuration for the current thread.
 
@@ -106,8 +112,16 @@ def set_config(
         and the searchlight size their chunks from it (an RDM's output must fit it, and
         the work beyond the output stays within about half the output's size), and refuse
         a request that cannot fit before allocating, naming its size and the budget.
-        The encoding estimators (``max_memory=`` parameter) and the Ricci kernels keep
-        their own budgets.
+        The encoding estimators and the Ricci kernels read the same budget: their chunks
+        (at most 512 MiB for the estimators' ``max_memory="auto"``, 256 MiB for the Ricci
+        kernels on the CPU; 2 GiB each on a GPU) never exceed what it leaves beside the
+        data, and a fit or curvature whose smallest working set does not fit is refused
+        before allocating, in the same words. An estimator's own ``max_memory=`` (bytes)
+        only sizes its target chunks.
+    report_downloads : bool, optional
+        Whether pipeline reports offer every figure as SVG and PDF downloads beside the
+        embedded PNG (default ``True``; a spec's ``report.downloads`` overrides it). The
+        downloads about double a report's size and drawing time.
 
     Examples
     --------
@@ -123,6 +137,7 @@ def set_config(
         "seed": seed,
         "verbose": verbose,
         "max_memory": max_memory,
+        "report_downloads": report_downloads,
     }
     conf = _thread_config()
     for key, value in new.items():
@@ -145,12 +160,13 @@ def config_context(
     seed: Any = _UNSET,
     verbose: Any = _UNSET,
     max_memory: Any = _UNSET,
+    report_downloads: Any = _UNSET,
 ) -> Iterator[dict[str, Any]]:
     """Change the configuration inside a ``with`` block, restoring it afterwards.
 
     Parameters
     ----------
-    device, dtype, seed, verbose, max_memory
+    device, dtype, seed, verbose, max_memory, report_downloads : optional
         As in :func:`set_config`. Here ``seed=None`` resets the seed to unset.
 
     Yields
@@ -173,6 +189,7 @@ def config_context(
         "seed": seed,
         "verbose": verbose,
         "max_memory": max_memory,
+        "report_downloads": report_downloads,
     }
     try:
         for key, value in given.items():

@@ -139,6 +139,64 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return out
 
 
+def warn_unresolved(
+    name: str,
+    value: float,
+    scale: float,
+    dtype: torch.dtype,
+    *,
+    symbol: str = "λ_max",
+    factor: float = 10.0,
+    consequence: str = "results at that value are dominated by rounding.",
+) -> bool:
+    """Warn when a parameter is too small for ``dtype`` to resolve beside ``scale``.
+
+    A penalty added to a matrix whose largest eigenvalue is ``scale`` (a ridge ``alpha``, a
+    shrinkage, a regulariser) changes the computed result only where it exceeds the
+    rounding of ``scale``: below ``factor * eps * scale`` (float32: ``eps`` = 1.2e-7) the
+    result at that value reflects rounding, not the parameter. The one check behind every
+    such warning, so they read alike.
+
+    Parameters
+    ----------
+    name : str
+        What the parameter is, as the message should name it (``"The smallest alpha"``).
+    value : float
+        Its value.
+    scale : float
+        The magnitude it is added to (e.g. the largest eigenvalue, or a bound on it).
+    dtype : torch.dtype
+        The precision of the computation.
+    symbol : str
+        How the message names ``scale``.
+    factor : float
+        Multiple of ``eps * scale`` below which to warn.
+    consequence : str
+        What goes wrong, for the message.
+
+    Returns
+    -------
+    warned : bool
+        Whether the warning was issued.
+
+    Examples
+    --------
+    >>> import torch
+    >>> warn_unresolved("alpha", 1.0, 1e3, torch.float32)
+    False
+    """
+    eps = float(torch.finfo(dtype).eps)
+    threshold = factor * eps * float(scale)
+    if not value < threshold:
+        return False
+    warn(
+        f"{name} ({value:.3g}) is below {factor:g}·eps·{symbol} ({threshold:.3g}) for "
+        f"{str(dtype).replace('torch.', '')} data: {consequence} Raise it or use "
+        "dtype='float64'."
+    )
+    return True
+
+
 def to_tensor(
     x: Any,
     *,

@@ -119,3 +119,30 @@ def literal_text(fig: Any) -> Iterator[Any]:
     finally:
         for restore in reversed(undo):
             restore()
+
+
+#: The rc settings of fonts that embed: TrueType (Type 42) in PDF and PostScript, not Type 3
+#: bitmaps; SVG text kept as text (editable, set in the reader's font), not paths; and SVG
+#: element ids from a fixed salt, so that the same figure gives the same SVG bytes.
+EMBEDDED_FONTS_RC = {
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "svg.fonttype": "none",
+    "svg.hashsalt": "brainalign",
+}
+
+
+@contextmanager
+def embedded_fonts() -> Iterator[None]:
+    """Within the block, figures are saved with fonts that embed (:data:`EMBEDDED_FONTS_RC`).
+
+    matplotlib's settings are restored on exit: nothing is changed globally.
+
+    Yields
+    ------
+    None
+    """
+    import matplotlib as mpl
+
+    with mpl.rc_context(EMBEDDED_FONTS_RC):
+        yield

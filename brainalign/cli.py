@@ -1,4 +1,4 @@
-"""The ``brainalign`` command line: ``demo``, ``run``, ``info``.
+"""The ``brainalign`` command line: ``demo``, ``run``, ``figures``, ``init``, ``info``.
 
 Exit status: 0 on success; 1 on an error met while running (a bad spec or data, a full disk,
 an HDF5 error, running out of memory: one line on stderr, no traceback); 2 on bad usage,
@@ -167,9 +167,24 @@ def _cmd_run(args: argparse.Namespace, spec_path: Path) -> int:
 
         client, close = connect(cluster=cluster, scheduler=scheduler)
         console.print(f"Running units on Dask: {client}")
+    figures = getattr(args, "figures", None)
+    if figures is not None and not args.dry_run:
+        problem = _out_problem(figures)
+        if problem is not None:
+            print(
+                f"brainalign {args.command}: error: cannot write to --figures "
+                f"{str(figures)!r}: {problem}.",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     try:
         result = run(
-            spec_path, out=args.out, dry_run=args.dry_run, device=args.device, client=client
+            spec_path,
+            out=args.out,
+            dry_run=args.dry_run,
+            device=args.device,
+            client=client,
+            figures=figures,
         )
     finally:
         if close is not None:
@@ -182,6 +197,26 @@ def _cmd_run(args: argparse.Namespace, spec_path: Path) -> int:
         console.print("Spec is valid; nothing was computed (--dry-run).")
         return 0
     _print_run(result, console)
+    if result.figures:
+        console.print(f"[bold green]Figures:[/] {len(result.figures)} files in {figures}")
+    return 0
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from brainalign.pipeline._run import redraw_figures
+
+    problem = _out_problem(args.out)
+    if problem is not None:
+        print(
+            f"brainalign figures: error: cannot write to --out {str(args.out)!r}: {problem}.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    paths = redraw_figures(
+        args.results, args.out, formats=tuple(args.format), dpi=args.dpi, device=args.device
+    )
+    n_figs = len({p.stem for p in paths})
+    print(f"Redrew {n_figs} figures ({len(paths)} files) in {args.out}.")
     return 0
 
 
@@ -310,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="validate and show the plan without computing"
     )
     p_run.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
+    p_run.add_argument(
+        "--figures",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="also write each report figure into DIR as SVG, PDF and 300-dpi PNG, named "
+        "<section>_<title>",
+    )
     where = p_run.add_mutually_exclusive_group()
     where.add_argument(
         "--cluster",
@@ -323,6 +366,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="run units on the Dask scheduler at ADDRESS (e.g. tcp://host:8786)",
     )
+
+    p_fig = sub.add_parser(
+        "figures",
+        parents=[loudness],
+        help="redraw a saved run's figures as files, computing nothing",
+        description="Redraw the report figures of a saved run (OUT/results.nc and the cache "
+        "beside it) as SVG, PDF and 300-dpi PNG files, named as by run --figures; nothing "
+        "is computed again.",
+    )
+    p_fig.add_argument("results", type=Path, help="a run's results.nc, e.g. OUT/results.nc")
+    p_fig.add_argument("--out", type=Path, required=True, help="the folder of the figure files")
+    p_fig.add_argument(
+        "--format",
+        nargs="+",
+        choices=("svg", "pdf", "png"),
+        default=["svg", "pdf", "png"],
+        help="the formats (default: svg pdf png)",
+    )
+    p_fig.add_argument("--dpi", type=int, default=300, help="PNG resolution (default 300)")
+    p_fig.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
 
     p_init = sub.add_parser(
         "init",
@@ -408,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _cmd_info(args)
             if args.command == "init":
                 return _cmd_init(args)
+            if args.command == "figures":
+                return _cmd_figures(args)
             if args.command == "demo":
                 args.dry_run = False
                 return _cmd_run(args, _demo_spec())

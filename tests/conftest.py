@@ -1,8 +1,19 @@
-"""Shared fixtures: seeds, devices, the shipped Haxby data loaded once per session."""
+"""Shared fixtures: seeds, devices, the shipped Haxby data loaded once per session.
+
+``--dtype=float32`` (or ``BRAINALIGN_TEST_DTYPE=float32``) runs the tests with a GPU's default
+precision on the CPU: brainalign's configured dtype becomes float32 for the session, so every
+call that does not pin ``dtype=`` computes in float32. Tests that compare with a reference
+state both tolerances with the :func:`tol` fixture; tests that cannot mean anything in float32
+are marked ``@pytest.mark.float64_only(reason=...)`` and skipped in that pass.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +24,88 @@ import brainalign as ba
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+_TEST_DTYPES = ("auto", "float64", "float32")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--dtype",
+        action="store",
+        default=None,
+        choices=_TEST_DTYPES,
+        help="brainalign's configured dtype for the session: float32 runs the tests with a "
+        "GPU's default precision on the CPU (default: $BRAINALIGN_TEST_DTYPE or 'auto').",
+    )
+
+
+def _session_dtype(config) -> str:
+    value = config.getoption("--dtype", default=None)
+    if value is None:
+        value = os.environ.get("BRAINALIGN_TEST_DTYPE", "auto").strip().lower() or "auto"
+    if value not in _TEST_DTYPES:
+        raise pytest.UsageError(
+            f"BRAINALIGN_TEST_DTYPE must be one of {', '.join(_TEST_DTYPES)}; got {value!r}."
+        )
+    return value
+
+
 def pytest_configure(config):
-    # Keep the global config unchanged between tests.
-    ba.set_config(device="auto", dtype="auto", verbose="warning")
+    config.addinivalue_line(
+        "markers",
+        "float64_only(reason): meaningless in float32 (skipped by the --dtype=float32 pass)",
+    )
+    config.addinivalue_line(
+        "markers", "float32: selected for the CI float32 pass (the second command of make test)"
+    )
+    # Keep the global config unchanged between tests. Reports of pipelines run in-process
+    # leave out the SVG/PDF downloads (they double drawing time); the tests that read the
+    # downloads turn them on, and pipelines run as subprocesses (the shipped ones) keep them.
+    ba.set_config(
+        device="auto", dtype=_session_dtype(config), verbose="warning", report_downloads=False
+    )
+
+
+def pytest_report_header(config):
+    return f"brainalign dtype: {_session_dtype(config)}"
+
+
+def pytest_collection_modifyitems(config, items):
+    if _session_dtype(config) != "float32":
+        return
+    for item in items:
+        marker = item.get_closest_marker("float64_only")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            if not reason:
+                raise pytest.UsageError(f"{item.nodeid}: float64_only needs a reason=")
+            item.add_marker(pytest.mark.skip(reason=f"float64 only: {reason}"))
+
+
+@pytest.fixture(scope="session")
+def test_dtype(pytestconfig) -> str:
+    """The precision of calls that do not pin ``dtype=``: ``"float32"`` or ``"float64"``."""
+    return "float32" if _session_dtype(pytestconfig) == "float32" else "float64"
+
+
+@pytest.fixture(scope="session")
+def tol(test_dtype):
+    """Pick the tolerance of the active precision: ``tol(float64=1e-10, float32=1e-4)``.
+
+    The float32 value must be given (with a one-line reason at the call site, from the
+    routine's conditioning); a test that runs in the float32 pass without one fails.
+    """
+
+    def pick(float64: float, float32: float | None = None) -> float:
+        if test_dtype == "float64":
+            return float64
+        if float32 is None:
+            raise AssertionError(
+                "this comparison runs in the float32 pass but states no float32 tolerance: "
+                "call tol(float64=..., float32=...) or mark the test float64_only."
+            )
+        return float32
+
+    return pick
 
 
 @pytest.fixture(params=DEVICES)
@@ -82,3 +172,76 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("test artifacts")
         for path in _ARTIFACTS:
             terminalreporter.write_line(f"artifact: {path}")
+
+
+# --- shipped pipelines: one capped run per pipeline and session, shared by the tests that
+# read it (tests/test_pipelines_shipped.py, tests/test_report_browser.py). Under pytest-xdist
+# the tests of one pipeline carry the same ``xdist_group`` so they meet in one worker.
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
+DEMO_PIPELINE = ROOT / "pipelines" / "demo.yaml"
+
+#: Most permutations / resamples per analysis in the suite (the demo is never capped).
+SHIPPED_CAPS = {"n_permutations": 10, "n_bootstrap": 10, "n_flips": 10, "flow_iterations": 5}
+
+
+def capped_spec(spec_path: Path, tmp: Path) -> Path:
+    """Return the spec, or a copy with its resampling counts capped (``SHIPPED_CAPS``).
+
+    The same code paths run with fewer draws; ``BRAINALIGN_FULL_PIPELINES=1`` runs the specs
+    as shipped. The demo is never capped.
+    """
+    import yaml
+
+    from brainalign.pipeline._spec import load_spec
+
+    if spec_path.stem == "demo" or os.environ.get("BRAINALIGN_FULL_PIPELINES") == "1":
+        return spec_path
+    raw = yaml.safe_load(spec_path.read_text())
+    for name, params in load_spec(spec_path)["analyses"].items():  # defaults filled in
+        for key, cap in SHIPPED_CAPS.items():
+            if isinstance(params.get(key), int) and params[key] > cap:
+                if not isinstance(raw["analyses"].get(name), dict):
+                    raw["analyses"][name] = {}
+                raw["analyses"][name][key] = cap
+    path = tmp / spec_path.name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def fresh_env(tmp: Path) -> dict[str, str]:
+    """Return the environment of a fresh machine: empty user caches, no network."""
+    env = dict(os.environ)
+    for var in ("BRAINALIGN_CACHE_DIR", "XDG_CACHE_HOME", "MPLCONFIGDIR"):
+        env[var] = str(tmp / "user-cache" / var.lower())
+    env["HF_HUB_OFFLINE"] = "1"  # no network on a fresh machine either
+    env["TRANSFORMERS_OFFLINE"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.fixture(scope="session")
+def shipped_run(request, tmp_path_factory):
+    """Run a shipped pipeline once per session from the command line, as on a fresh machine.
+
+    The spec runs capped (``capped_spec``) in a subprocess with an empty output folder, empty
+    user caches and the working directory outside the repository. Returns ``(spec_path, out,
+    proc)``: the spec run, the output folder and the finished ``brainalign run`` process.
+    Parametrize indirectly with pipeline paths, each marked
+    ``pytest.mark.xdist_group(name=f"shipped-{path.stem}")`` so that the tests reading one run
+    meet in one xdist worker.
+    """
+    tmp = tmp_path_factory.mktemp(f"shipped-{request.param.stem}")
+    spec_path = capped_spec(request.param, tmp)
+    out, work = tmp / "out", tmp / "cwd"
+    work.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "brainalign.cli", "run", str(spec_path), "--out", str(out)],
+        cwd=work,
+        env=fresh_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    return spec_path, out, proc

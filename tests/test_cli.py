@@ -96,7 +96,8 @@ def test_user_errors_exit_1_with_message(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["demo", "--help"], ["run", "--help"], ["info", "--help"]]
+    "args",
+    [["--help"], ["demo", "--help"], ["run", "--help"], ["figures", "--help"], ["info", "--help"]],
 )
 def test_help_everywhere(args):
     proc = subprocess.run(
@@ -357,3 +358,74 @@ def test_a_spec_without_rsa_runs_from_the_command_line(tmp_path, capsys):
     assert "Report:" in capsys.readouterr().out
     tree = ba.load(tmp_path / "out" / "results.nc")
     assert list(tree.children) == ["trsa"] and "similarity" in tree["trsa/vt"].dataset
+
+
+def _no_compute(*args, **kwargs):
+    raise AssertionError("redrawing the figures computed something")
+
+
+@pytest.mark.slow  # about 2/3 of a demo run from its cache: two commands end to end
+def test_figures_are_written_and_redrawn_without_computing(cached_out, tmp_path, monkeypatch):
+    """run --figures writes each report figure; `figures` redraws the same set from the
+    saved run, loading every unit and RDM from its cache and computing none."""
+    from brainalign import Report
+    from brainalign.pipeline._analysis import analyses, model_kinds, sources
+
+    asked, save_figures = [], Report.save_figures
+
+    def svg_only(self, folder, *, formats=("svg", "pdf", "png"), dpi=300):
+        # the names do not depend on the format; test_viz_publication checks PDF and PNG
+        asked.append((formats, dpi))
+        return save_figures(self, folder, formats=("svg",), dpi=dpi)
+
+    figs = tmp_path / "figs"
+    with monkeypatch.context() as patch:
+        patch.setattr(Report, "save_figures", svg_only)
+        assert main(["-q", "run", DEMO, "--out", str(cached_out), "--figures", str(figs)]) == 0
+    assert asked == [(("svg", "pdf", "png"), 300)]  # run --figures: SVG, PDF, 300-dpi PNG
+    written = sorted(p.name for p in figs.iterdir())
+    stems = [name.removesuffix(".svg") for name in written]
+    # one name per report figure
+    assert len(stems) == (cached_out / "report.html").read_text().count("<img ")
+    assert "rdms_rdms-haxby-vt" in stems and "model-comparison_model-comparison-haxby-vt" in stems
+
+    cache_before = sorted(p.name for p in (cached_out / ".cache").iterdir())
+    for cls in analyses().values():
+        monkeypatch.setattr(cls, "compute", _no_compute)
+    for cls in sources().values():
+        monkeypatch.setattr(cls, "brain", _no_compute)
+    for cls in model_kinds().values():
+        monkeypatch.setattr(cls, "rdms", _no_compute)
+        monkeypatch.setattr(cls, "features", _no_compute)
+    again = tmp_path / "again"
+    results = str(cached_out / "results.nc")
+    assert main(["-q", "figures", results, "--out", str(again), "--format", "svg"]) == 0
+    assert sorted(p.name for p in again.iterdir()) == written
+    assert sorted(p.name for p in (cached_out / ".cache").iterdir()) == cache_before
+    # the figures are drawn again, not copied: same size in inches
+    svg = (again / "rdms_rdms-haxby-vt.svg").read_text()
+    assert re.search(r'<svg[^>]* width="([\d.]+)pt"', svg).group(1) == re.search(
+        r'<svg[^>]* width="([\d.]+)pt"', (figs / "rdms_rdms-haxby-vt.svg").read_text()
+    ).group(1)
+
+
+def test_figures_refuses_results_it_cannot_redraw(demo_out, tmp_path, capsys):
+    import shutil
+
+    alone = tmp_path / "alone"  # results.nc without the run's cache
+    alone.mkdir()
+    shutil.copy(demo_out / "results.nc", alone / "results.nc")
+    assert main(["figures", str(alone / "results.nc"), "--out", str(tmp_path / "f")]) == 1
+    err = _one_error_line(capsys.readouterr().err)
+    assert re.search(r"cache '.*alone/\.cache' lacks 2 of 2 units \(rsa/haxby_vt/", err)
+    assert "run the pipeline again with --figures DIR" in err
+
+    foreign = tmp_path / "foreign.nc"  # a results file that no run wrote
+    ba.save(xr.DataTree(xr.Dataset({"x": ("a", [1.0])})), foreign)
+    assert main(["figures", str(foreign), "--out", str(tmp_path / "f")]) == 1
+    err = _one_error_line(capsys.readouterr().err)
+    assert "holds no pipeline spec (its 'spec' attribute)" in err
+
+    missing = tmp_path / "missing.nc"
+    assert main(["figures", str(missing), "--out", str(tmp_path / "f")]) == 1
+    assert f"results file not found: '{missing}'" in _one_error_line(capsys.readouterr().err)

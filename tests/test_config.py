@@ -6,14 +6,42 @@ import brainalign as ba
 
 
 def test_defaults():
-    conf = ba.get_config()
-    assert conf == {
+    from brainalign._config import _DEFAULTS
+
+    assert _DEFAULTS == {
         "device": "auto",
         "dtype": "auto",
         "seed": None,
         "verbose": "warning",
         "max_memory": "auto",
+        "report_downloads": True,
     }
+    # tests/conftest.py turns the downloads off for the suite's in-process pipelines
+    assert ba.get_config() == {
+        **_DEFAULTS,
+        "dtype": ba.get_config()["dtype"],
+        "report_downloads": False,
+    }
+
+
+def test_report_downloads_follow_config_unless_the_spec_says(tmp_path):
+    spec = {
+        "name": "dl",
+        "brain": {"vt": {"dataset": "haxby2001", "volume": "vt_slice"}},
+        "models": {"net": {"kind": "random_network", "n_layers": 1, "n_units": 4}},
+        "analyses": {"rsa": {"n_permutations": 5, "n_bootstrap": 0, "split_half": False}},
+    }
+    with ba.config_context(report_downloads=True):
+        html = ba.run(spec, out=tmp_path / "on").report.read_text()
+    assert "data:application/pdf;base64," in html and "data:image/svg+xml;base64," in html
+    off = {**spec, "report": {"downloads": False}}
+    with ba.config_context(report_downloads=True):
+        html = ba.run(off, out=tmp_path / "off").report.read_text()
+    assert "data:application/pdf" not in html
+    html = ba.run(spec, out=tmp_path / "cfg").report.read_text()  # config False here
+    assert "data:application/pdf" not in html
+    with pytest.raises(TypeError, match=r"report_downloads.*True or False"):
+        ba.set_config(report_downloads="yes")
 
 
 def test_config_context_restores_even_on_error():

@@ -83,3 +83,19 @@ def test_as_tensor_copies_reversed_and_read_only_views():
     for view in (x[::-1], np.flip(x, axis=1), np.broadcast_to(x[0], (3, 4))):
         t = as_tensor(view, torch.device("cpu"), torch.float64)
         np.testing.assert_array_equal(t.numpy(), view)
+
+
+def test_warn_unresolved_names_the_parameter_and_threshold():
+    import torch
+
+    from brainalign._device import warn_unresolved
+
+    # threshold = factor * eps * scale: float32 eps = 2**-23, float64 eps = 2**-52
+    assert not warn_unresolved("alpha", 1e-3, 100.0, torch.float32)
+    assert not warn_unresolved("alpha", 1e-9, 100.0, torch.float64)
+    with pytest.warns(
+        UserWarning,
+        match=r"alpha \(1e-06\) is below 10·eps·λ_max \(0\.000119\) for float32 data: results "
+        r"at that value are dominated by rounding\. Raise it or use dtype='float64'\.",
+    ):
+        assert warn_unresolved("alpha", 1e-6, 100.0, torch.float32)

@@ -13,6 +13,9 @@ import brainalign as ba
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
+# one xdist worker runs this module: one cluster (module fixture), not one per worker
+pytestmark = pytest.mark.xdist_group(name="dask")
+
 GROUPS = {
     "animate": ["face", "cat"],
     "place": ["house"],
@@ -50,7 +53,7 @@ def cluster():
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",
         ) as local,
         distributed.Client(local) as client,
     ):

@@ -16,7 +16,7 @@ from brainalign._checks import StimulusAlignmentError
 from brainalign.data import random_network
 from brainalign.datasets import HAXBY_CATEGORIES, file_sha256
 from brainalign.loaders.activations import extract_activations
-from brainalign.pipeline import SpecError, model_kinds
+from brainalign.pipeline import SpecError, list_model_kinds
 
 IDS = list(HAXBY_CATEGORIES)
 RSA = {"rsa": {"n_permutations": 50, "n_bootstrap": 0}}
@@ -172,7 +172,7 @@ def test_an_rdm_file_cannot_be_an_encoding_model(files, tmp_path):
     models = {"rdmnc": {"kind": "rdm", "path": str(files["dir"] / "rdm.nc")}}
     with pytest.raises(SpecError, match=r"models\.rdmnc\.kind: 'rdm' gives an RDM, not features"):
         ba.run(_spec(models, {"encoding": {"alphas": [1, 10], "cv": 2}}), out=tmp_path / "out")
-    kind = model_kinds()["rdm"]()
+    kind = list_model_kinds()["rdm"]()
     assert kind.has_features is False
     with pytest.raises(
         TypeError, match=r"models\.rdmnc \(kind rdm\) is an RDM read from .*rdm\.nc"

@@ -83,3 +83,16 @@ def test_a_name_cannot_be_taken_twice(registries):
 
     with pytest.raises(ValueError, match=r"needs a non-empty 'name'"):
         register_analysis(Nameless)
+
+
+def test_public_registry_listings_survive_the_subpackages_import():
+    # brainalign.pipeline.analyses / .sources are subpackages: importing them sets the package
+    # attributes of those names, which once shadowed public functions of the same names.
+    import brainalign.pipeline as pipeline
+    import brainalign.pipeline.analyses.rsa  # noqa: F401
+    import brainalign.pipeline.sources  # noqa: F401
+
+    for _ in range(2):
+        assert list(pipeline.list_analyses())[:2] == ["rsa", "searchlight"]
+        assert "haxby2001" in pipeline.list_sources()
+        assert "random_network" in pipeline.list_model_kinds()

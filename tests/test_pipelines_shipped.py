@@ -4,15 +4,13 @@ Each spec in ``pipelines/`` (new ones are picked up automatically) runs in a sub
 empty output folder (no intermediate cache), empty user caches (no weight-digest cache, no
 matplotlib cache) and the working directory outside the repository; the report and the
 results file must exist, load and hold what the spec asks for. The demo runs as shipped;
-the others run with their resampling counts capped (``_CAPS``: the same code paths, fewer
-draws), which keeps the suite within its time budget (set ``BRAINALIGN_FULL_PIPELINES=1`` to
-run them as shipped).
+the others run with their resampling counts capped (``SHIPPED_CAPS`` in conftest: the same
+code paths, fewer draws), which keeps the suite within its time budget (set
+``BRAINALIGN_FULL_PIPELINES=1`` to run them as shipped). Each pipeline runs once per session
+(conftest's ``shipped_run``), shared with the browser test of its report.
 """
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,34 +31,11 @@ BY_ANALYSIS = {
 }
 
 
-#: Most permutations / resamples per analysis in the suite (the demo is never capped).
-_CAPS = {"n_permutations": 10, "n_bootstrap": 10, "n_flips": 10, "flow_iterations": 5}
-
-
-def _capped(spec_path: Path, tmp: Path) -> Path:
-    """Return the spec, or a copy with its resampling counts capped (see the module doc)."""
-    if spec_path.stem == "demo" or os.environ.get("BRAINALIGN_FULL_PIPELINES") == "1":
-        return spec_path
-    raw = yaml.safe_load(spec_path.read_text())
-    for name, params in load_spec(spec_path)["analyses"].items():  # defaults filled in
-        for key, cap in _CAPS.items():
-            if isinstance(params.get(key), int) and params[key] > cap:
-                if not isinstance(raw["analyses"].get(name), dict):
-                    raw["analyses"][name] = {}
-                raw["analyses"][name][key] = cap
-    path = tmp / spec_path.name
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
-def _fresh_env(tmp: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    for var in ("BRAINALIGN_CACHE_DIR", "XDG_CACHE_HOME", "MPLCONFIGDIR"):
-        env[var] = str(tmp / "user-cache" / var.lower())
-    env["HF_HUB_OFFLINE"] = "1"  # no network on a fresh machine either
-    env["TRANSFORMERS_OFFLINE"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
+def _param(path: Path):
+    # the run is shared with test_report_browser (conftest.shipped_run): one xdist worker
+    return pytest.param(
+        path, id=path.stem, marks=pytest.mark.xdist_group(name=f"shipped-{path.stem}")
+    )
 
 
 def _provenance(html: str) -> dict[str, str]:
@@ -74,22 +49,11 @@ def test_pipelines_are_found():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spec_path", PIPELINES, ids=lambda p: p.stem)
-def test_shipped_pipeline_writes_a_report(spec_path, tmp_path):
-    spec_path = _capped(spec_path, tmp_path)
+@pytest.mark.parametrize("shipped_run", [_param(p) for p in PIPELINES], indirect=True)
+def test_shipped_pipeline_writes_a_report(shipped_run):
+    spec_path, out, proc = shipped_run  # capped resampling counts: conftest.capped_spec
     spec = load_spec(spec_path)
     raw = yaml.safe_load(spec_path.read_text())
-    out = tmp_path / "out"
-    work = tmp_path / "cwd"
-    work.mkdir()
-    proc = subprocess.run(
-        [sys.executable, "-m", "brainalign.cli", "run", str(spec_path), "--out", str(out)],
-        cwd=work,
-        env=_fresh_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
     assert proc.returncode == 0, (
         f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     )

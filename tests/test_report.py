@@ -7,7 +7,7 @@ from brainalign import Report, rsa, viz
 
 def test_report_sections_and_save(tmp_path, rng):
     r = rsa.rdm(rng.normal(size=(5, 4)))
-    report = Report("T <&>", subtitle="sub")
+    report = Report("T <&>", subtitle="sub", downloads=False)  # (test_viz_publication)
     report.add_figure(viz.plot_rdm(r, title="rdm"), "An RDM", caption="cap", section="RDMs")
     report.add_table([{"model": "m<1>", "r": 0.51234}], "Scores", section="Summary")
     report.add_text("one\n\ntwo", section="Summary")
@@ -70,7 +70,7 @@ def test_classical_mds_recovers_a_configuration(rng):
 
 
 def test_add_slider_html_and_errors(rng):
-    report = Report()
+    report = Report(downloads=False)
     figs = {
         'a"<b>': viz.plot_rdm(rsa.rdm(rng.normal(size=(3, 2)))),
         "c": viz.plot_rdm(rsa.rdm(rng.normal(size=(3, 2)))),

@@ -30,7 +30,7 @@ def test_cli_help_loads_no_heavy_package():
         "from brainalign.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "    main(['--help'])\n"
-        "for command in ('demo', 'run', 'init', 'info'):\n"
+        "for command in ('demo', 'run', 'init', 'info', 'figures'):\n"
         "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "        main([command, '--help'])"
     )
@@ -41,7 +41,7 @@ def test_cli_help_lists_every_command():
     out = subprocess.run(
         [sys.executable, "-m", "brainalign", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("demo", "run", "init", "info"):
+    for command in ("demo", "run", "init", "info", "figures"):
         assert command in out.stdout
 
 

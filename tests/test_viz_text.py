@@ -122,6 +122,8 @@ def test_report_draws_any_figure_literally_and_leaves_it_as_it_was(tmp_path):
     report.add_slider({"$x$": fig, "a$b": fig}, "slider")
     html = report.save(tmp_path / "r.html").read_text()
     assert html.count("data:image/png;base64,") == 3
+    # the SVG and PDF downloads are drawn literally too (mathtext would fail on $\alpha_$)
+    assert html.count("data:image/svg+xml;base64,") == html.count("data:application/pdf;") == 3
     assert ax.title.get_text() == "$\\alpha_$"  # the figure is left as it was
     assert ax.xaxis.get_major_formatter()(1, 1) == "$\\alpha_$"
     with literal_text(fig):

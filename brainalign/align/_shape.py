@@ -110,10 +110,12 @@ class _Whitened:
             self.lam_sum = self.new_var = 1.0
         else:
             cov = _acc(xc).T @ _acc(xc)
-            lam, v = torch.linalg.eigh(cov.to(x.dtype))
-            lam = _acc(lam).clamp_min(_EIG_TOL)
+            # in float64 (p x p): float32 eigenvalues err by eps * lam_max, which the
+            # whitening amplifies for the small ones
+            lam, v = torch.linalg.eigh(cov)
+            lam = lam.clamp_min(_EIG_TOL)
             d = alpha + (1 - alpha) * lam.rsqrt()
-            self.z = ((v * d.to(x.dtype)) @ v.T).to(x.dtype)
+            self.z = ((v * d) @ v.T).to(x.dtype)
             self.lam_sum = lam.sum()
             self.new_var = (
                 alpha**2 * lam + 2 * alpha * (1 - alpha) * lam.sqrt() + (1 - alpha) ** 2
@@ -247,7 +249,7 @@ def _shape_pairs(
 ) -> torch.Tensor:
     """Shape distances between networks ``xs[ii[k]]`` and ``xs[jj[k]]`` (float64, (pairs,))."""
     n = xs[0].shape[0]
-    dev, dt = xs[0].device, xs[0].dtype
+    dev = xs[0].device
     ii, jj = np.minimum(ii, jj), np.maximum(ii, jj)  # distances are symmetric; i < j
     widths = np.array([x.shape[1] for x in xs])
     w64 = torch.as_tensor(widths, dtype=torch.float64, device=dev)
@@ -273,11 +275,14 @@ def _shape_pairs(
             b_tr = c_tr.blocks(*args)
             b_te = b_tr if cv is None else c_te.blocks(*args)
             if group == "orthogonal":
+                # float64 blocks, float64 SVD: the distance is the square root of a
+                # difference of sums (|X|^2 + |Y|^2 - 2 |X^T Y|_*), so float32 singular
+                # values (error eps * s_max each) would leave sqrt(eps) of the norms
                 if cv is None:
-                    val = _acc(torch.linalg.svdvals(b_tr.to(dt))).sum(-1)
+                    val = torch.linalg.svdvals(b_tr).sum(-1)
                 else:
-                    u, _, vh = torch.linalg.svd(b_tr.to(dt), full_matrices=False)
-                    val = (b_te * _acc(u @ vh)).sum((-2, -1))
+                    u, _, vh = torch.linalg.svd(b_tr, full_matrices=False)
+                    val = (b_te * (u @ vh)).sum((-2, -1))
             elif group == "permutation":
                 tr_np = b_tr.detach().cpu().numpy()
                 mask = np.zeros(tr_np.shape, dtype=bool)
@@ -482,8 +487,14 @@ def _gaussian_kernel(
     niter: int,
     tol: float,
 ) -> torch.Tensor:
-    """Duong et al.'s interpolated 2-Wasserstein metric, fitted as netrep does."""
-    dt = xp.dtype
+    """Duong et al.'s interpolated 2-Wasserstein metric, fitted as netrep does.
+
+    Computed in float64 whatever the data's dtype: the Bures term ``tr Cx + tr Cy -
+    2 |Sx Sy|_*`` cancels to the distance squared, so float32 square roots and singular
+    values would leave about ``sqrt(eps)`` of the covariances' scale.
+    """
+    xp, mx, cx, yp, my, cy = (_acc(t) for t in (xp, mx, cx, yp, my, cy))
+    dt = torch.float64
     width = max(xp.shape[-1], yp.shape[-1])
     eye = torch.eye(width, dtype=dt, device=xp.device)
     means_x, means_y = _pad_width(mx, width), _pad_width(my, width)

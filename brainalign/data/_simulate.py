@@ -11,6 +11,7 @@ import xarray as xr
 
 from brainalign._checks import check_number
 from brainalign._config import get_config
+from brainalign._docdict import fill_doc
 from brainalign._version import __version__
 from brainalign.data._schema import as_ids
 
@@ -82,6 +83,7 @@ def _layers_tree(
     return tree
 
 
+@fill_doc
 def random_network(
     stimulus: Any,
     *,
@@ -107,8 +109,7 @@ def random_network(
         Units per layer.
     n_inputs : int
         Input dimension.
-    seed : int, optional
-        Random seed (default: the configured seed).
+    %(seed)s
 
     Returns
     -------
@@ -151,6 +152,7 @@ def random_network(
     return _layers_tree(layers, ids, attrs)
 
 
+@fill_doc
 def simulate(
     n_stimuli: int = 60,
     *,
@@ -189,8 +191,7 @@ def simulate(
         Standard deviation of the noise relative to the signal (SNR = 1 / noise**2).
     n_repeats : int
         Repeats (runs) per stimulus; above 1 the brain array has a ``trial`` dim.
-    seed : int, optional
-        Random seed (default: the configured seed).
+    %(seed)s
 
     Returns
     -------

@@ -260,6 +260,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         Returns
         -------
         self : BandedRidgeCV
+            The fitted estimator.
         """
         check_option("criterion", self.criterion, CRITERIA)
         check_option("scoring", self.scoring, CRITERIA)

@@ -718,7 +718,7 @@ def trf_lags(tmin: float, tmax: float, sfreq: float) -> np.ndarray:
 
 
 def lag_matrix(X: Any, tmin: float, tmax: float, sfreq: float, *, runs: Any = None) -> Any:
-    """Delay ``X`` by the lags ``tmin .. tmax`` seconds (:func:`delay` + :func:`trf_lags`).
+    """Delay ``X`` by the lags ``tmin`` to ``tmax`` seconds (:func:`delay` + :func:`trf_lags`).
 
     Parameters
     ----------

@@ -36,13 +36,15 @@ import xarray as xr
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from brainalign._checks import check_option, check_type
-from brainalign._device import to_numpy
+from brainalign._device import to_numpy, warn_unresolved
 from brainalign.encoding._kernels import KERNELS, check_kernel, kernel_matrix
 from brainalign.encoding._ridge import (
     DEFAULT_ALPHAS,
     Criterion,
     _align_columns,
     _check_alphas,
+    _check_budget,
+    _data_bytes,
     _flatten,
     _labeled_r2,
     _Labels,
@@ -63,6 +65,20 @@ from brainalign.encoding._solvers import (
 
 #: Score given to alphas a non-PSD fold kernel cannot regularise (himalaya's value).
 _BANNED_SCORE = -1e5
+
+
+def _largest_eigenvalue(k: torch.Tensor, n_iter: int = 30) -> float:
+    """Largest eigenvalue of a symmetric PSD kernel: power iteration in float64 (a lower bound)."""
+    k64 = k.to(torch.float64)
+    v = torch.ones(k64.shape[0], dtype=torch.float64, device=k64.device)
+    lam = 0.0
+    for _ in range(n_iter):
+        w = k64 @ v
+        norm = float(torch.linalg.vector_norm(w))
+        if not norm > 0:
+            return 0.0
+        lam, v = norm / float(torch.linalg.vector_norm(v)), w / norm
+    return lam
 
 
 @dataclass
@@ -437,11 +453,21 @@ class KernelRidgeCV(RegressorMixin, BaseEstimator):
         Returns
         -------
         self : KernelRidgeCV
+            The fitted estimator.
         """
         kern, params = self._check_params()
         alphas = _check_alphas(self.alphas)
         prob = _prepare(X, Y, self.device, self.dtype)
         n = prob.x.shape[0]
+        n_targets = int(prob.y_host.shape[1])
+        itemsize = prob.x.element_size()
+        # the kernel, one float64 eigendecomposition (values, vectors, work) and the dual
+        # coefficients beside the data
+        _check_budget(
+            _data_bytes(prob) + itemsize * n * (n + n_targets) + 8 * 3 * n * n,
+            f"KernelRidgeCV: the ({n}, {n}) kernel of {n} samples and its eigendecomposition",
+            prob.device,
+        )
         if kern == "precomputed":
             if prob.x.shape[1] != n:
                 raise ValueError(
@@ -460,7 +486,6 @@ class KernelRidgeCV(RegressorMixin, BaseEstimator):
             Fold(torch.as_tensor(tr, device=prob.device), torch.as_tensor(te, device=prob.device))
             for tr, te in folds
         ]
-        n_targets = int(prob.y_host.shape[1])
         res = multiple_kernel_ridge_cv_path(
             K[None],
             prob.targets,
@@ -473,6 +498,14 @@ class KernelRidgeCV(RegressorMixin, BaseEstimator):
             scoring=self.scoring,
             local_alpha=self.local_alpha,
             max_memory=_resolve_memory(self.max_memory, prob.device, K.nbytes),
+        )
+        warn_unresolved(
+            "The smallest alpha",
+            float(alphas.min()),
+            _largest_eigenvalue(K),
+            prob.dtype,
+            symbol="λ_max(K)",
+            consequence="dual coefficients at that penalty are dominated by rounding.",
         )
         one = prob.y_labels.shape == ()
         dual = to_numpy(res.dual)

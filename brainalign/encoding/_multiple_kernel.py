@@ -244,6 +244,7 @@ class MultipleKernelRidgeCV(RegressorMixin, BaseEstimator):
         Returns
         -------
         self : MultipleKernelRidgeCV
+            The fitted estimator.
         """
         check_option("solver", self.solver, MKR_SOLVERS)
         check_option("criterion", self.criterion, CRITERIA)

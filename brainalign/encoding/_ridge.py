@@ -23,8 +23,9 @@ from brainalign._checks import (
     check_option,
     check_type,
 )
-from brainalign._device import resolve_device, resolve_dtype, to_numpy
-from brainalign._logging import logger, progress, warn
+from brainalign._device import resolve_device, resolve_dtype, to_numpy, warn_unresolved
+from brainalign._logging import logger, progress
+from brainalign._memory import check_fits, resolve_budget
 from brainalign.encoding._solvers import (
     CRITERIA,
     SOLVERS,
@@ -183,16 +184,28 @@ def _resolve_memory(max_memory: Any, device: torch.device, data_bytes: int | Non
     """Byte budget of the temporaries: ``"auto"`` is about the data's own size, capped.
 
     The cap is 512 MiB on CPU and 2 GiB on CUDA, the floor 64 MiB; with a budget about the
-    size of X + Y, the whole fit stays within a few times the data.
+    size of X + Y, the whole fit stays within a few times the data. ``"auto"`` never
+    exceeds the memory budget of the configuration (``max_memory`` of
+    :func:`brainalign.set_config`) less the data; an int (bytes) sets the chunks' size.
     """
     if isinstance(max_memory, str):
         check_option("max_memory", max_memory, ("auto",))
         cap = _AUTO_MEMORY.get(device.type, _AUTO_MEMORY["cpu"])
-        if data_bytes is None:
-            return cap
-        return int(min(cap, max(64 * 2**20, data_bytes)))
+        if data_bytes is not None:
+            cap = min(cap, max(64 * 2**20, data_bytes))
+        room = resolve_budget(None, device) - (data_bytes or 0)
+        return int(max(1, min(cap, room)))
     check_number("max_memory", max_memory, low=1, integer=True)
     return int(max_memory)
+
+
+def _check_budget(n_bytes: float, what: str, device: torch.device) -> None:
+    """Refuse, before allocating, a fit whose smallest working set exceeds the memory budget.
+
+    The budget is ``max_memory`` of :func:`brainalign.set_config` (the estimators'
+    ``max_memory=`` only sizes their chunks).
+    """
+    check_fits(n_bytes, what, resolve_budget(None, device))
 
 
 def make_folds(cv: Any, n_samples: int, groups: Any = None, y: Any = None) -> list[tuple]:
@@ -435,6 +448,19 @@ def _fit_cv(
         choose_solver(n, p, n_targets, len(alphas), len(folds)) if solver == "auto" else solver
     )
     n_test = max(len(te) for _, te in folds)
+    smallest = memory_estimate(
+        chosen, n, p, n_targets, len(alphas), len(folds), prob.x.element_size(), 1, refit
+    )
+    need = _data_bytes(prob) + smallest
+    if isinstance(max_memory, str):  # "auto": the chunks take what the budget leaves
+        budget = int(max(1, min(budget, resolve_budget(None, prob.device) - need)))
+    _check_budget(
+        need,
+        f"{description}: {n_targets} targets of {n} samples x {p} features, "
+        f"{len(alphas)} alphas, {len(folds)} folds ({chosen} solver, the data and one target "
+        "at a time)",
+        prob.device,
+    )
     chunk = chunk_size(chosen, n, p, n_targets, len(alphas), n_test, prob.x.element_size(), budget)
     estimate = memory_estimate(
         chosen, n, p, n_targets, len(alphas), len(folds), prob.x.element_size(), chunk, refit
@@ -480,14 +506,13 @@ def _fit_cv(
         predictions=oof,
         local_alpha=local_alpha,
     )
-    eps = float(torch.finfo(prob.dtype).eps)
-    if alphas.min() < 10 * eps * result.lambda_max:
-        warn(
-            f"The smallest alpha ({alphas.min():.3g}) is below 10·eps·λ_max "
-            f"({10 * eps * result.lambda_max:.3g}) for {str(prob.dtype)[6:]} data: "
-            "predictions and coefficients at that penalty are dominated by rounding. Raise "
-            "the smallest alpha or use dtype='float64'."
-        )
+    warn_unresolved(
+        "The smallest alpha",
+        float(alphas.min()),
+        result.lambda_max,
+        prob.dtype,
+        consequence="predictions and coefficients at that penalty are dominated by rounding.",
+    )
     best = to_numpy(result.best)
     x_train = None
     if result.dual_coef is not None:
@@ -831,6 +856,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         Returns
         -------
         self : RidgeCV
+            The fitted estimator.
         """
         check_option("criterion", self.criterion, CRITERIA)
         check_option("scoring", self.scoring, CRITERIA)

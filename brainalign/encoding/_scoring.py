@@ -294,10 +294,10 @@ def score(
 
     Parameters
     ----------
-    y_true : array_like or xarray.DataArray, shape (n_samples, *target_shape)
+    y_true : array_like or xarray.DataArray, shape ``(n_samples, *target_shape)``
         Observed responses. Samples are the first axis; for a DataArray, its
         ``"stimulus"``, ``"trial"`` or ``"time"`` dim (else its first dim).
-    y_pred : array_like or xarray.DataArray, shape (*lead, n_samples, *target_shape)
+    y_pred : array_like or xarray.DataArray, shape ``(*lead, n_samples, *target_shape)``
         Predictions. As a DataArray it must hold all of ``y_true``'s dims (in any order);
         extra dims (alphas, folds) lead the result.
     metric : {"r2", "pearson", "neg_mse"}
@@ -310,7 +310,7 @@ def score(
 
     Returns
     -------
-    scores : ndarray or xarray.DataArray, shape (*lead, *target_shape)
+    scores : ndarray or xarray.DataArray, shape ``(*lead, *target_shape)``
         A DataArray over ``y_pred``'s non-sample dims when ``y_pred`` is one (coords kept),
         else an ndarray.
 

@@ -162,9 +162,9 @@ def permutation_pvalues(observed: Any, null: Any) -> Any:
 
     Parameters
     ----------
-    observed : array_like or xarray.DataArray, shape (*target_shape)
+    observed : array_like or xarray.DataArray, shape ``(*target_shape)``
         Observed scores.
-    null : array_like, shape (n_permutations, *target_shape)
+    null : array_like, shape ``(n_permutations, *target_shape)``
         Scores of the permuted data.
 
     Returns
@@ -194,9 +194,9 @@ def fwe_max_stat(observed: Any, null: Any) -> Any:
 
     Parameters
     ----------
-    observed : array_like or xarray.DataArray, shape (*target_shape)
+    observed : array_like or xarray.DataArray, shape ``(*target_shape)``
         Observed scores.
-    null : array_like, shape (n_permutations, *target_shape)
+    null : array_like, shape ``(n_permutations, *target_shape)``
         Scores of the permuted data (the same permutation for all targets in a row).
 
     Returns
@@ -353,9 +353,9 @@ def bootstrap_ci(
 
     Parameters
     ----------
-    y_true : array_like or xarray.DataArray, shape (n_samples, *target_shape)
+    y_true : array_like or xarray.DataArray, shape ``(n_samples, *target_shape)``
         Observed test responses.
-    y_pred : array_like or xarray.DataArray, shape (n_samples, *target_shape)
+    y_pred : array_like or xarray.DataArray, shape ``(n_samples, *target_shape)``
         Predictions of the test responses. When both are DataArrays, ``y_pred`` is matched
         to ``y_true`` by label (sample ids, target coords); a mismatch raises
         ``StimulusAlignmentError`` naming the labels.
@@ -376,10 +376,10 @@ def bootstrap_ci(
 
     Returns
     -------
-    low, high : ndarray or xarray.DataArray, shape (*target_shape)
+    low, high : ndarray or xarray.DataArray, shape ``(*target_shape)``
         The ``(1 - ci) / 2`` and ``(1 + ci) / 2`` quantiles of the bootstrap scores (numpy's
         linear interpolation). DataArrays over the target dims when ``y_true`` is one.
-    samples : ndarray, shape (n_bootstraps, *target_shape)
+    samples : ndarray, shape ``(n_bootstraps, *target_shape)``
         The bootstrap scores (only with ``return_samples=True``).
 
     Examples

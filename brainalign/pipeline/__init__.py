@@ -11,16 +11,16 @@ from brainalign.pipeline._analysis import (
     ModelKind,
     Source,
     Unit,
-    analyses,
-    model_kinds,
+    list_analyses,
+    list_model_kinds,
+    list_sources,
     register_analysis,
     register_model,
     register_source,
-    sources,
 )
 from brainalign.pipeline._cache import content_key, entries_to_tree, tree_to_entries
 from brainalign.pipeline._dask import connect, slurm_cluster
-from brainalign.pipeline._run import RunResult, default_out, plan, run
+from brainalign.pipeline._run import RunResult, default_out, plan, redraw_figures, run
 from brainalign.pipeline._spec import SpecError, load_spec, validate_spec
 
 __all__ = [
@@ -30,20 +30,21 @@ __all__ = [
     "Source",
     "SpecError",
     "Unit",
-    "analyses",
     "connect",
     "content_key",
     "default_out",
     "entries_to_tree",
+    "list_analyses",
+    "list_model_kinds",
+    "list_sources",
     "load_spec",
-    "model_kinds",
     "plan",
+    "redraw_figures",
     "register_analysis",
     "register_model",
     "register_source",
     "run",
     "slurm_cluster",
-    "sources",
     "tree_to_entries",
     "validate_spec",
 ]

@@ -377,22 +377,48 @@ def register_plugins(plugins: Mapping[str, list[type]]) -> None:
                 registry[cls.name] = cls  # type: ignore[attr-defined]
 
 
-def analyses() -> dict[str, type[Analysis]]:
-    """Return the registered analyses (name → class), built-ins first."""
+def list_analyses() -> dict[str, type[Analysis]]:
+    """Return the registered analyses, built-ins first.
+
+    Returns
+    -------
+    analyses : dict of str to type
+        Analysis name (the key under ``analyses:`` in a spec) → its :class:`Analysis` class.
+    """
     _load_plugins()
     return dict(_ANALYSES)
 
 
-def sources() -> dict[str, type[Source]]:
-    """Return the registered brain sources (dataset name → class)."""
+def list_sources() -> dict[str, type[Source]]:
+    """Return the registered brain sources.
+
+    Returns
+    -------
+    sources : dict of str to type
+        Dataset name (``brain.<name>.dataset`` in a spec) → its :class:`Source` class.
+    """
     _load_plugins()
     return dict(_SOURCES)
 
 
-def model_kinds() -> dict[str, type[ModelKind]]:
-    """Return the registered model kinds (kind → class)."""
+def list_model_kinds() -> dict[str, type[ModelKind]]:
+    """Return the registered model kinds.
+
+    Returns
+    -------
+    kinds : dict of str to type
+        Model kind (``models.<name>.kind`` in a spec) → its :class:`ModelKind` class.
+    """
     _load_plugins()
     return dict(_MODELS)
+
+
+# Internal short names. The public ones are ``list_*``: ``brainalign.pipeline.analyses`` and
+# ``brainalign.pipeline.sources`` are subpackages, which would replace functions of the same
+# names as attributes of the package once imported.
+analyses = list_analyses
+sources = list_sources
+model_kinds = list_model_kinds
 
 
 def get_analysis(name: str) -> Analysis:

@@ -281,7 +281,9 @@ def connect(
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # an ephemeral port: None means the default 8787, which a second cluster on the same
+        # machine (another run, another test worker) finds taken
+        dashboard_address=":0",
     )
     client = distributed.Client(local)
     return client, lambda: (client.close(), local.close())

@@ -24,7 +24,11 @@ class SpecError(ValueError):
 
 # Schema: key -> (type(s), required, default). The keys of brain sources, model kinds and
 # analyses come from their plug-ins (_analysis: registries).
-_REPORT_KEYS = {"title": (str, False, None), "subtitle": (str, False, None)}
+_REPORT_KEYS = {
+    "title": (str, False, None),
+    "subtitle": (str, False, None),
+    "downloads": (bool, False, None),  # None: ba.get_config()["report_downloads"]
+}
 _TOP = {
     "name": (str, True, None),
     "description": (str, False, ""),

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from brainalign.ricci import _kernels as K
-from brainalign.ricci._device_paths import memory_budget
+from brainalign.ricci._device_paths import check_chunk, memory_budget
 from brainalign.ricci._graph import Graph
 
 _BYTES_PER_PAIR = 8 * 12  # the int64 / float64 tensors of one (edge, u, v) triple
@@ -111,6 +111,13 @@ def atd_edges_torch(
     # chunks of edges holding at most ``cap`` (edge, u, v) triples (an edge never splits)
     cum = np.cumsum(deg[src].astype(np.int64) * deg[dst])
     cap = max(1, memory_budget(dev) // _BYTES_PER_PAIR)
+    biggest = int(np.max(deg[src].astype(np.int64) * deg[dst])) if len(src) else 0
+    if biggest > cap:
+        check_chunk(
+            biggest * _BYTES_PER_PAIR,
+            f"ollivier_ricci(method='atd'): the {biggest} neighbour pairs of one edge",
+            dev,
+        )
     nbr_cost = torch.zeros(e, device=dev, dtype=f64)
     start = 0
     while start < e:

@@ -21,7 +21,7 @@ from brainalign._logging import warn
 from brainalign._version import __version__
 from brainalign.ricci import _kernels as K
 from brainalign.ricci._atd import atd_edges
-from brainalign.ricci._device_paths import memory_budget, sparse_ball_table
+from brainalign.ricci._device_paths import check_chunk, memory_budget, sparse_ball_table
 from brainalign.ricci._graph import Graph, disjoint_union, graphs_of
 
 MEASURES = ("grc", "uniform", "gaussian")
@@ -234,6 +234,13 @@ def _sinkhorn_edges(
         wa_run = np.maximum.accumulate(sa[start:stop].astype(np.int64))
         wb_run = np.maximum.accumulate(sb[start:stop].astype(np.int64))
         need = np.arange(1, stop - start + 1) * 8 * (6 * wa_run * wb_run + 2 * (wa_run + wb_run))
+        if need[0] > budget:
+            check_chunk(
+                need[0],
+                f"ollivier_ricci(method='sinkhorn'): one {wa_run[0]} x {wb_run[0]} transport "
+                "problem",
+                dev,
+            )
         stop = start + max(1, int(np.searchsorted(need, budget, side="right")))
         idx = order[start:stop]
         A, B, C, d = K.transport_problems(
@@ -486,6 +493,11 @@ def device_distance_table(
     budget = memory_budget(dev)
     for size in np.unique(sizes[sizes > 0]):
         which = np.flatnonzero(sizes == size)
+        check_chunk(
+            3 * 8 * int(size) ** 2,
+            f"ollivier_ricci(paths='device'): the dense shortest paths of a {size}-node graph",
+            dev,
+        )
         per_graph = max(1, budget // (3 * 8 * int(size) ** 2))
         for c0 in range(0, len(which), per_graph):
             chunk = which[c0 : c0 + per_graph]

@@ -14,16 +14,39 @@ from typing import Any
 import numpy as np
 import torch
 
+from brainalign._memory import check_fits, resolve_budget
 from brainalign.ricci import _kernels as K
 
-# Device memory used at once by the batched kernels (also the Sinkhorn chunks).
+# Largest chunk of the batched kernels (also the Sinkhorn chunks): bigger chunks gain
+# nothing in speed. The memory budget of the configuration caps it.
 _CPU_BUDGET = 256 * 2**20
 _CUDA_BUDGET = 2 * 2**30
 
 
+def memory_limit(dev: torch.device) -> int:
+    """Return the memory budget on ``dev``: ``max_memory`` of :func:`brainalign.set_config`."""
+    return resolve_budget(None, dev)
+
+
 def memory_budget(dev: torch.device) -> int:
-    """Bytes the batched kernels may use at once on ``dev``."""
-    return _CPU_BUDGET if dev.type == "cpu" else _CUDA_BUDGET
+    """Bytes the batched kernels may use at once on ``dev``: a chunk's size.
+
+    At most 256 MiB on the CPU and 2 GiB on a GPU, and never more than the configured
+    memory budget (:func:`memory_limit`); a request whose smallest chunk exceeds that
+    budget is refused (:func:`check_chunk`).
+    """
+    return min(_CPU_BUDGET if dev.type == "cpu" else _CUDA_BUDGET, memory_limit(dev))
+
+
+def check_chunk(n_bytes: float, what: str, dev: torch.device) -> None:
+    """Refuse, before allocating, a smallest chunk of ``n_bytes`` beyond the memory budget.
+
+    Raises
+    ------
+    brainalign._memory.MemoryBudgetError
+        Naming ``what``, its size and the budget.
+    """
+    check_fits(n_bytes, what, memory_limit(dev))
 
 
 # Approximate peak bytes of one stored tuple (key and distance, the merged copy, masks and

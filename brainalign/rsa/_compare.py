@@ -17,6 +17,7 @@ from brainalign._checks import (
     check_option,
 )
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
+from brainalign._docdict import fill_doc
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS
@@ -152,6 +153,7 @@ def single_rdm(x: Any, name: str) -> xr.DataArray:
     return as_rdm(x, name)
 
 
+@fill_doc
 def compare(
     rdm_a: Any,
     rdm_b: Any,
@@ -219,10 +221,8 @@ def compare(
         from ``np.diag(s)``; a 2-D ``Σ`` builds ``V`` densely, with ``n_pairs²`` memory
         (n = 100: 200 MB), and is solved exactly (rsatoolbox solves it by conjugate
         gradients to ``rtol=1e-5``).
-    device : str or torch.device, optional
-        Where to compute.
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision.
+    %(device)s
+    %(dtype)s
 
     Returns
     -------

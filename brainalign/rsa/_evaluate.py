@@ -34,6 +34,7 @@ from brainalign._checks import (
 )
 from brainalign._config import get_config
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
+from brainalign._docdict import fill_doc
 from brainalign._logging import warn
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
@@ -643,6 +644,7 @@ def _cov(x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+@fill_doc
 def evaluate(
     data_rdms: Any,
     model_rdms: Any,
@@ -742,10 +744,8 @@ def evaluate(
         variances of the differences from the noise ceiling ignore the ceiling's own
         variance and covariance. The default keeps the ceiling terms (as rsatoolbox does
         for the other bootstraps). Other results are the same under both.
-    device : str or torch.device, optional
-        Where to compute.
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision.
+    %(device)s
+    %(dtype)s
     bootstrap : {"none", "subject", "stimulus", "both"}, optional
         Deprecated alias of ``resample`` (FutureWarning); will be removed.
 
@@ -986,6 +986,7 @@ def _add_variances(out: dict, coords: dict, var, diff, ncv) -> None:
     coords["bound"] = ["lower", "upper"]
 
 
+@fill_doc
 def noise_ceiling(
     data_rdms: Any,
     method: str = "spearman",
@@ -1008,10 +1009,8 @@ def noise_ceiling(
         ``(n_subjects, n, n)``.
     method : str
         A comparison of :func:`brainalign.rsa.compare`.
-    device : str or torch.device, optional
-        Where to compute.
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision.
+    %(device)s
+    %(dtype)s
 
     Returns
     -------
@@ -1140,6 +1139,7 @@ def model_tests(result: xr.Dataset) -> xr.Dataset:
     )
 
 
+@fill_doc
 def bootstrap(
     data_rdms: Any,
     model_rdms: Any,
@@ -1163,8 +1163,7 @@ def bootstrap(
         ``"both"`` when subjects and stimuli are samples (see :func:`evaluate`).
     n_bootstrap : int
         Number of bootstrap samples, computed in one batch.
-    seed : int, optional
-        Seed (default: the configured one).
+    %(seed)s
     **kwargs
         More :func:`evaluate` options (``indices``, ``semantics``, ``device``, ``dtype``).
 
@@ -1185,6 +1184,7 @@ def bootstrap(
     )
 
 
+@fill_doc
 def test(
     data_rdms: Any,
     model_rdms: Any,
@@ -1224,8 +1224,7 @@ def test(
         above).
     n_bootstrap : int
         Number of bootstrap samples.
-    seed : int, optional
-        Seed (default: the configured one).
+    %(seed)s
     **kwargs
         More :func:`evaluate` options.
 

@@ -9,9 +9,11 @@ import xarray as xr
 from brainalign._checks import check_number
 from brainalign._config import get_config
 from brainalign._device import resolve_device, to_numpy
+from brainalign._docdict import fill_doc
 from brainalign._version import __version__
 
 
+@fill_doc
 def sign_flip_test(
     maps: xr.DataArray,
     *,
@@ -42,8 +44,7 @@ def sign_flip_test(
         which keeps the test valid).
     seed : int, optional
         Seed of the flips (default: the configured seed).
-    device : str or torch.device, optional
-        Where to compute.
+    %(device)s
 
     Returns
     -------

@@ -13,6 +13,7 @@ import xarray as xr
 from brainalign._checks import check_number, check_option
 from brainalign._config import get_config
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
+from brainalign._docdict import fill_doc
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS
@@ -40,6 +41,7 @@ def _plain_matrix(x: Any) -> bool:
     return not isinstance(x, dict) and np.ndim(x) == 2
 
 
+@fill_doc
 def permutation_test(
     data_rdm: Any,
     model_rdm: Any,
@@ -75,10 +77,8 @@ def permutation_test(
         Number of random permutations; ``None`` means exact when feasible, else 10,000.
     seed : int, optional
         Seed for random permutations (default: the configured seed).
-    device : str or torch.device, optional
-        Where to compute.
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision.
+    %(device)s
+    %(dtype)s
 
     Returns
     -------

@@ -20,6 +20,7 @@ import xarray as xr
 
 from brainalign._checks import SchemaError, _fmt_list, check_finite, check_number, check_option
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
+from brainalign._docdict import fill_doc
 from brainalign._version import __version__
 from brainalign.data._schema import FEATURE_DIMS, STIMULUS, TRIAL
 from brainalign.rsa._kernels import LowRankPrecision, gram, needs_scaling
@@ -37,6 +38,7 @@ NOISE_METHODS = ("shrinkage_diag", "shrinkage_eye", "diag", "full")
 NOISE_SOURCES = ("residuals", "measurements")
 
 
+@fill_doc
 def noise_precision(
     data: Any,
     method: NoiseMethod = "shrinkage_diag",
@@ -89,8 +91,7 @@ def noise_precision(
     feature_dim : str, optional
         The feature dim of a DataArray (found automatically among ``unit``, ``voxel``,
         ``channel``, ``vertex``, ``feature``).
-    device : str or torch.device, optional
-        Where to compute.
+    %(device)s
     dtype : {"auto", "float32", "float64"}, optional
         Precision of the result and of the feature Gram matrix; the shrinkage, the
         low-rank route and the inversion run in float64.

@@ -20,6 +20,7 @@ from brainalign._checks import (
     did_you_mean,
 )
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
+from brainalign._docdict import fill_doc
 from brainalign._memory import check_fits, format_bytes, resolve_budget
 from brainalign._version import __version__
 from brainalign.data._schema import FEATURE_DIMS, RDM_DIMS, STIMULUS, TRIAL, responses, validate
@@ -88,6 +89,7 @@ def _feature_dim(da: xr.DataArray, feature_dim: str | None, name: str) -> str:
     return found[0]
 
 
+@fill_doc
 def rdm(
     data: Any,
     metric: Metric = "correlation",
@@ -163,10 +165,8 @@ def rdm(
     feature_dim : str, optional
         The dim holding features; found automatically among ``unit``, ``voxel``,
         ``channel``, ``vertex``, ``feature``.
-    device : str or torch.device, optional
-        Where to compute (default: the configured device).
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision (default: float64 on CPU, float32 on GPU).
+    %(device)s
+    %(dtype)s
 
     Returns
     -------
@@ -322,7 +322,15 @@ def rdm(
                 # ill-conditioned for the Gram formula, or squares out of the dtype's range:
                 # centre explicitly, each row scaled to a largest magnitude in [0.5, 1)
                 # (both metrics are scale-invariant; a power of two scales exactly)
-                x, _ = _scaled_tensor(block, x, dev, dt, axes=(-1,), always=True)
+                x, _ = _scaled_tensor(
+                    block,
+                    x,
+                    dev,
+                    dt,
+                    axes=(-1,),
+                    always=True,
+                    centre=-1 if metric == "correlation" else None,
+                )
                 d = kernel(x)
             out[start : start + step] = to_numpy(d)
     else:
@@ -334,7 +342,9 @@ def rdm(
         power = {"euclidean": 1, "sqeuclidean": 2, "mahalanobis": 2, "poisson": 1}[metric]
         for start in range(0, flat_b.shape[0], step):
             block = flat_b[start : start + step]
-            x, k = _scaled_tensor(block, None, dev, dt, axes=(-2, -1))
+            x, k = _scaled_tensor(
+                block, None, dev, dt, axes=(-2, -1), centre=None if metric == "poisson" else -2
+            )
             if metric == "mahalanobis":
                 d = RDM_KERNELS["sqeuclidean"](x) / p if prec is None else kernel(x, prec)
             elif metric == "poisson":
@@ -421,14 +431,24 @@ def _rdm_rows(
     k = None
     symmetric, one_minus, clamp, root, divide = True, False, False, False, 1.0
     if metric in ("correlation", "cosine"):
-        x, _ = _scaled_tensor(x_np, None, dev, dt, axes=(-1,), always=True)
+        x, _ = _scaled_tensor(
+            x_np,
+            None,
+            dev,
+            dt,
+            axes=(-1,),
+            always=True,
+            centre=-1 if metric == "correlation" else None,
+        )
         if metric == "correlation":
             x = x - x.mean(dim=-1, keepdim=True)
         x = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
         terms = [(1.0, x, x)]
         one_minus = True
     else:
-        x, k = _scaled_tensor(x_np[None], None, dev, dt, axes=(-2, -1))
+        x, k = _scaled_tensor(
+            x_np[None], None, dev, dt, axes=(-2, -1), centre=None if metric == "poisson" else -2
+        )
         x = x[0]
         if metric == "poisson":
             lam = prior_lambda if k is None else float(np.ldexp(prior_lambda, -int(k.flat[0])))
@@ -601,12 +621,18 @@ def _scaled_tensor(
     *,
     axes: tuple[int, ...],
     always: bool = False,
+    centre: int | None = None,
 ) -> tuple[torch.Tensor, np.ndarray | None]:
     """``block`` in ``dt`` on ``dev``, each slice over ``axes`` divided by a power of two.
 
     The division is exact (powers of two), happens in float64 before the cast to ``dt``
     (so float64 data beyond float32's range casts without overflow) and only when a slice's
     largest magnitude leaves the safe range of ``dt`` (or with ``always``).
+
+    ``centre`` names an axis whose mean the metric ignores (the features for correlation,
+    the stimuli for Euclidean distances). Below float64 it is subtracted in float64 before
+    the cast: after the cast, a pattern of mean 1e6 and spread 1 keeps only float32's
+    resolution of 1e6 (about 0.06) of its spread, and its correlations collapse towards 0.
 
     Returns
     -------
@@ -618,6 +644,11 @@ def _scaled_tensor(
     k = None
     if block.size and np.issubdtype(block.dtype, np.number):
         k = pow2_exponents(block, axes)
+        if centre is not None and dt != torch.float64:
+            b = np.ldexp(block.astype(np.float64), -k)  # in range for the mean
+            b -= b.mean(axis=centre, keepdims=True)
+            k2 = pow2_exponents(b, axes)
+            return as_tensor(np.ldexp(b, -k2), dev, dt), k + k2
         if not (always or needs_scaling(k, dt)):
             k = None
     if k is None:

@@ -46,6 +46,7 @@ from brainalign._checks import (
     check_option,
 )
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
+from brainalign._docdict import fill_doc
 from brainalign._logging import progress
 from brainalign._memory import check_fits, format_bytes, resolve_budget
 from brainalign._version import __version__
@@ -928,6 +929,7 @@ def _fit_range(dt: torch.dtype, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 # -------------------------------------------------------------------------- public API
+@fill_doc
 def searchlight(
     data: xr.DataArray,
     model_rdms: Any,
@@ -1010,10 +1012,8 @@ def searchlight(
         from its own residuals (each trial minus its run × stimulus mean), exactly as
         ``noise_precision(patch_residuals, noise)`` (``dof = n_trials - 1``). None (default)
         uses the identity. Patches whose covariance is singular give NaN.
-    device : str or torch.device, optional
-        Where to compute (default: the configured device).
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision (default: float64 on CPU, float32 on GPU).
+    %(device)s
+    %(dtype)s
     batch_size : int, optional
         Centres per chunk (default: at most 64, fewer when a chunk would exceed 256 MiB
         or the chunks of all threads together the memory budget,

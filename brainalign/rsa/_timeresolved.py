@@ -11,6 +11,7 @@ import xarray as xr
 from brainalign._checks import SchemaError, check_number, check_option
 from brainalign._config import get_config
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
+from brainalign._docdict import fill_doc
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS, validate
@@ -87,6 +88,7 @@ def _similarities(
     return compare_pairs(data, models, method, n_stimuli)
 
 
+@fill_doc
 def time_resolved(
     data: xr.DataArray,
     model_rdms: Any,
@@ -129,10 +131,8 @@ def time_resolved(
         Two-sided width of the permutation band, in (0, 1).
     seed : int, optional
         Seed for the permutations (default: the configured seed).
-    device : str or torch.device, optional
-        Where to compute.
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision.
+    %(device)s
+    %(dtype)s
 
     Returns
     -------
@@ -253,6 +253,7 @@ def time_resolved(
     return xr.Dataset(out, attrs=attrs)
 
 
+@fill_doc
 def temporal_generalization(
     data: xr.DataArray,
     other: xr.DataArray | None = None,
@@ -284,10 +285,8 @@ def temporal_generalization(
         The comparison, any of :data:`brainalign.rsa.METHODS`:
         ``result[t1, t2] = compare(rdm_a(t1), rdm_b(t2), method)`` (for the asymmetric
         ``"neg_riem_dist"``, ``data``'s RDM is the one fitted, in the role of the model).
-    device : str or torch.device, optional
-        Where to compute.
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision.
+    %(device)s
+    %(dtype)s
 
     Returns
     -------

@@ -10,6 +10,7 @@ import xarray as xr
 
 from brainalign._checks import SchemaError, check_number, check_option, check_type
 from brainalign._device import to_numpy
+from brainalign._docdict import fill_doc
 from brainalign._logging import progress
 from brainalign._version import __version__
 from brainalign.data._schema import RDM_DIMS
@@ -117,6 +118,7 @@ def _bootstrap_draws(
     return out
 
 
+@fill_doc
 def identification_accuracy(
     rdms: Any,
     class_dim: str,
@@ -155,10 +157,8 @@ def identification_accuracy(
         Which factors the bootstrap resamples.
     seed : int or numpy.random.Generator, optional
         Seed of the bootstrap draws.
-    device : str or torch.device, optional
-        Where to compute.
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision.
+    %(device)s
+    %(dtype)s
 
     Returns
     -------
@@ -210,6 +210,7 @@ def identification_accuracy(
     )
 
 
+@fill_doc
 def grid_identification(
     rdms: Any,
     class_dim: str,
@@ -247,10 +248,8 @@ def grid_identification(
     n_bootstrap, groups, stimuli, seed
         As in :func:`identification_accuracy` (the same draws for every cell; the
         transform is computed once, on the full RDMs, and the bootstrap selects pairs).
-    device : str or torch.device, optional
-        Where to compute.
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision.
+    %(device)s
+    %(dtype)s
 
     Returns
     -------

@@ -9,6 +9,7 @@ import torch
 import xarray as xr
 
 from brainalign._checks import check_number, check_option, check_type
+from brainalign._docdict import fill_doc
 from brainalign._logging import logger
 from brainalign.trsa._common import RDMBatch
 from brainalign.trsa._kernels import (
@@ -111,6 +112,7 @@ def geodesic_vectors(
     return out, n_bad
 
 
+@fill_doc
 def rgdm(
     rdm: Any,
     lower: float = 0.0,
@@ -187,8 +189,7 @@ def rgdm(
     device : str or torch.device, optional
         Where to compute (CPU: numba-compiled Floyd–Warshall over threads; GPU: batched
         torch Floyd–Warshall).
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision.
+    %(dtype)s
 
     Returns
     -------

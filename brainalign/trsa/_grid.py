@@ -11,6 +11,7 @@ import xarray as xr
 
 from brainalign._checks import check_number, check_option
 from brainalign._device import to_numpy
+from brainalign._docdict import fill_doc
 from brainalign._logging import progress, warn
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
@@ -202,6 +203,7 @@ def cell_chunks(grid: xr.DataArray, per_cell: int) -> Iterator[np.ndarray]:
     return (np.arange(s, min(s + size, n)) for s in range(0, n, size))
 
 
+@fill_doc
 def grid_compare(
     rdm_a: Any,
     rdm_b: Any,
@@ -237,14 +239,12 @@ def grid_compare(
         Cells: :func:`threshold_grid` (default, 229 cells) or ``(n_cells, 2)`` pairs.
     rank : bool
         Rank-transform each RDM first (the authors' definition).
-    device : str or torch.device, optional
-        Where to compute.
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision.
+    %(device)s
+    %(dtype)s
 
     Returns
     -------
-    similarity : xarray.DataArray, dims ("threshold", *dims of rdm_a, *dims of rdm_b)
+    similarity : xarray.DataArray, dims ``("threshold", *rdm_a.dims, *rdm_b.dims)``
         With the grid's ``lower``, ``upper`` and ``family`` coordinates. NaN, with a
         warning naming the cells, where a transformed RDM is constant (possible for the
         RGDM when zero-length edges join every stimulus) and the method is undefined.

@@ -9,6 +9,7 @@ import torch
 import xarray as xr
 
 from brainalign._checks import check_number, check_option, check_type
+from brainalign._docdict import fill_doc
 from brainalign.trsa._common import RDMBatch
 from brainalign.trsa._kernels import (
     pooled_quantiles,
@@ -69,6 +70,7 @@ def rgtm_vectors(
     return rgtm_lu(x, ab[0][:, None], ab[1][:, None])
 
 
+@fill_doc
 def rgtm(
     rdm: Any,
     lower: float = 0.2,
@@ -110,10 +112,8 @@ def rgtm(
         ``"rsatoolbox"`` reproduces ``rsatoolbox.rdm.geotopological_transform`` 0.3.2: no
         rank step, quantiles pooled over all RDMs of the input (so each RDM's result depends
         on the others), and its three in-place assignments in sequence (Notes).
-    device : str or torch.device, optional
-        Where to compute (default: the configured device).
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision (default: float64 on CPU, float32 on GPU).
+    %(device)s
+    %(dtype)s
 
     Returns
     -------
@@ -160,6 +160,7 @@ def rgtm(
     return batch.wrap(v, attrs, "rgtm")
 
 
+@fill_doc
 def rgtm_sigmoid(
     rdm: Any,
     alpha: float = 10.0,
@@ -185,10 +186,8 @@ def rgtm_sigmoid(
         Midpoint, in [0, 1] on the rank scale.
     rank : bool
         Rank-transform first; ``False`` applies the sigmoid to ``minmax(d)``.
-    device : str or torch.device, optional
-        Where to compute.
-    dtype : {"auto", "float32", "float64"}, optional
-        Compute precision.
+    %(device)s
+    %(dtype)s
 
     Returns
     -------

@@ -10,6 +10,7 @@ import xarray as xr
 from brainalign._checks import check_dims
 from brainalign._mpltext import mpl_text
 from brainalign.viz._rdm import new_figure
+from brainalign.viz._style import figure_size, publication
 
 
 def _layer_groups(entries: list[str]) -> dict[str, list[int]]:
@@ -20,6 +21,7 @@ def _layer_groups(entries: list[str]) -> dict[str, list[int]]:
     return groups
 
 
+@publication
 def plot_layer_profile(
     statistic: xr.DataArray,
     *,
@@ -30,6 +32,7 @@ def plot_layer_profile(
     alpha: float = 0.05,
     title: str | None = None,
     label: str = "alignment",
+    size: Any = None,
 ) -> Any:
     """Plot an alignment measure along each model's layers, one line per model.
 
@@ -53,10 +56,15 @@ def plot_layer_profile(
         Figure title.
     label : str
         The y-axis label.
+    size : {"column", "two-column"}, float or (float, float), optional
+        The figure's size: ``"column"`` (3.5 in wide), ``"two-column"`` (7.2 in), a width in
+        inches (the height keeps the default aspect, 6.0 × 3.6 in) or ``(width, height)`` in
+        inches.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
+        Lines in the Okabe-Ito colour-blind-safe palette.
 
     Examples
     --------
@@ -71,7 +79,7 @@ def plot_layer_profile(
     check_dims(statistic, "statistic", ndim=1)
     entries = [str(e) for e in statistic[dim].values]
     values = np.asarray(statistic.values, dtype=float)
-    fig = new_figure((6.0, 3.6))
+    fig = new_figure(figure_size(size, (6.0, 3.6)))
     ax = fig.add_subplot(1, 1, 1)
     for model, idx in _layer_groups(entries).items():
         x = np.arange(1, len(idx) + 1)
@@ -87,18 +95,21 @@ def plot_layer_profile(
     ax.set_xticks(np.arange(1, longest + 1))
     ax.set_xlabel("layer (in the model's order)")
     ax.set_ylabel(mpl_text(label))
-    ax.legend(fontsize="small", frameon=False)
+    # beside the axes (constrained layout makes room): never over a line or a band
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, borderaxespad=0.0)
     if title:
         ax.set_title(mpl_text(title))
     return fig
 
 
+@publication
 def plot_network_space(
     distances: xr.DataArray,
     embedding: xr.DataArray,
     *,
     title: str | None = None,
     label: str = "distance",
+    size: Any = None,
 ) -> Any:
     """Plot a network × network distance matrix beside its 2-D embedding (MDS).
 
@@ -112,6 +123,10 @@ def plot_network_space(
         Figure title.
     label : str
         The colour-bar label.
+    size : {"column", "two-column"}, float or (float, float), optional
+        The figure's size: ``"column"`` (3.5 in wide), ``"two-column"`` (7.2 in), a width in
+        inches (the height keeps the default aspect, 9.0 × 4.0 in) or ``(width, height)`` in
+        inches.
 
     Returns
     -------
@@ -133,7 +148,7 @@ def plot_network_space(
     check_dims(distances, "distances", ndim=2)
     check_dims(embedding, "embedding", ndim=2)
     names = [str(n) for n in distances[distances.dims[0]].values]
-    fig = new_figure((9.0, 4.0))
+    fig = new_figure(figure_size(size, (9.0, 4.0)))
     ax1 = fig.add_subplot(1, 2, 1)
     im = ax1.imshow(np.asarray(distances.values, dtype=float), cmap="magma_r")
     ax1.set_xticks(range(len(names)), [mpl_text(n) for n in names], rotation=90, fontsize=7)
@@ -147,7 +162,7 @@ def plot_network_space(
     ax2.set_xlabel("MDS 1")
     ax2.set_ylabel("MDS 2")
     ax2.set_aspect("equal", adjustable="datalim")
-    ax2.legend(fontsize="small", frameon=False)
+    ax2.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, borderaxespad=0.0)
     if title:
         fig.suptitle(mpl_text(title))
     return fig

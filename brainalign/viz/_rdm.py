@@ -10,25 +10,40 @@ import xarray as xr
 
 from brainalign._checks import SchemaError
 from brainalign._mpltext import mpl_text
+from brainalign.viz._style import OKABE_ITO, SEQUENTIAL_CMAP, figure_size, publication
+
+#: The aspect (height / width) of a figure given only a width (``"column"``, inches).
+_DEFAULT_ASPECT = 0.75
 
 
-def new_figure(figsize: tuple[float, float], layout: str | None = "constrained") -> Any:
+def new_figure(figsize: Any, layout: str | None = "constrained") -> Any:
     """Return a matplotlib Figure that belongs to no pyplot state (safe in threads, no GUI).
+
+    Its ``savefig`` embeds fonts (TrueType in PDF, text in SVG) without changing
+    matplotlib's global settings.
 
     Parameters
     ----------
-    figsize : tuple of float
-        Width and height in inches.
+    figsize : {"column", "two-column"}, float or (float, float)
+        ``"column"`` (3.5 in wide) or ``"two-column"`` (7.2 in) or a width in inches (the
+        height is 3/4 of the width), or ``(width, height)`` in inches.
     layout : str or None
         Matplotlib's layout engine (default ``"constrained"``).
 
     Returns
     -------
     fig : matplotlib.figure.Figure
-    """
-    from matplotlib.figure import Figure
+        A :class:`~brainalign.viz._figure.PublicationFigure`.
 
-    return Figure(figsize=figsize, layout=layout)
+    Examples
+    --------
+    >>> from brainalign.viz import new_figure
+    >>> new_figure("column").get_size_inches().round(3).tolist()
+    [3.5, 2.625]
+    """
+    from brainalign.viz._figure import PublicationFigure
+
+    return PublicationFigure(figsize=figure_size(figsize, (1.0, _DEFAULT_ASPECT)), layout=layout)
 
 
 def _matrix(rdm: Any) -> tuple[np.ndarray, list[str]]:
@@ -78,16 +93,18 @@ def _color_limits(
     return (lo if vmin is None else float(vmin)), (hi if vmax is None else float(vmax))
 
 
+@publication
 def plot_rdm(
     rdm: Any,
     *,
     ax: Any = None,
     title: str | None = None,
-    cmap: str = "viridis",
+    cmap: str = SEQUENTIAL_CMAP,
     vmin: float | None = None,
     vmax: float | None = None,
     colorbar: bool = True,
     rank: bool = True,
+    size: Any = None,
 ) -> Any:
     """Draw an RDM as a heatmap with stimulus labels.
 
@@ -106,7 +123,7 @@ def plot_rdm(
     title : str, optional
         The axes title.
     cmap : str
-        Colour map.
+        Colour map (default: viridis, perceptually uniform).
     vmin, vmax : float, optional
         Colour limits (default: 0 and 100 with ``rank``, else the RDM's range); share them
         across panels to compare raw RDMs.
@@ -115,6 +132,10 @@ def plot_rdm(
     rank : bool
         Show percentile ranks of the off-diagonal dissimilarities (scale-free; default), or
         the raw values (``False``). NaN entries (unrated pairs) stay blank either way.
+    size : {"column", "two-column"}, float or (float, float), optional
+        The figure's size when one is made: ``"column"`` (3.5 in wide), ``"two-column"``
+        (7.2 in), a width in inches (the height keeps the default aspect, 4.2 × 3.6 in) or
+        ``(width, height)`` in inches.
 
     Returns
     -------
@@ -126,7 +147,7 @@ def plot_rdm(
         mat = _percentile_ranks(mat)
     vmin, vmax = _color_limits([mat], rank, vmin, vmax)
     if ax is None:
-        fig = new_figure((4.2, 3.6))
+        fig = new_figure(figure_size(size, (4.2, 3.6)))
         ax = fig.add_subplot()
     else:
         fig = ax.figure
@@ -149,14 +170,16 @@ def plot_rdm(
     return fig
 
 
+@publication
 def plot_rdms(
     rdms: Mapping[str, Any],
     *,
     ncols: int = 4,
     rank: bool = True,
-    cmap: str = "viridis",
+    cmap: str = SEQUENTIAL_CMAP,
     vmin: float | None = None,
     vmax: float | None = None,
+    size: Any = None,
 ) -> Any:
     """Draw several RDMs side by side on a shared colour scale.
 
@@ -175,10 +198,14 @@ def plot_rdms(
         Show percentile ranks (comparable across metrics; default); otherwise raw values on
         the joint range.
     cmap : str
-        Colour map.
+        Colour map (default: viridis, perceptually uniform).
     vmin, vmax : float, optional
         Colour limits shared by all panels (default: 0 and 100 with ``rank``, else the
         joint range).
+    size : {"column", "two-column"}, float or (float, float), optional
+        The figure's size when one is made: ``"column"`` (3.5 in wide), ``"two-column"``
+        (7.2 in), a width in inches (the height keeps the default aspect, 3.3 in per panel) or
+        ``(width, height)`` in inches.
 
     Returns
     -------
@@ -188,7 +215,7 @@ def plot_rdms(
     names = list(rdms)
     ncols = min(ncols, len(names))
     nrows = int(np.ceil(len(names) / ncols))
-    fig = new_figure((3.3 * ncols, 3.3 * nrows))
+    fig = new_figure(figure_size(size, (3.3 * ncols, 3.3 * nrows)))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     mats = [_matrix(rdms[n])[0] for n in names]
     vmin, vmax = _color_limits(mats, rank, vmin, vmax)
@@ -213,6 +240,7 @@ def plot_rdms(
     return fig
 
 
+@publication
 def plot_model_comparison(
     scores: Mapping[str, float] | xr.DataArray,
     *,
@@ -224,8 +252,12 @@ def plot_model_comparison(
     ax: Any = None,
     alpha: float = 0.05,
     ci: Mapping[str, tuple[float, float]] | Sequence[tuple[float, float]] | None = None,
+    size: Any = None,
 ) -> Any:
     """Bar chart of brain–model RDM similarities, with significance marks.
+
+    The legend (noise ceiling, data reliability) sits above the axes, so it never covers a
+    bar, an interval or a star.
 
     Parameters
     ----------
@@ -250,6 +282,10 @@ def plot_model_comparison(
         One confidence interval per model (e.g. a bootstrap percentile interval), drawn as
         an error bar from ``lower`` to ``upper`` (asymmetric, and drawn as given even when
         it does not contain the score). Use either ``errors`` or ``ci``.
+    size : {"column", "two-column"}, float or (float, float), optional
+        The figure's size when one is made: ``"column"`` (3.5 in wide), ``"two-column"``
+        (7.2 in), a width in inches (the height keeps the default aspect: 1.1 in per model
+        + 1.5 in wide, 3.4 in high) or ``(width, height)`` in inches.
 
     Returns
     -------
@@ -274,7 +310,7 @@ def plot_model_comparison(
     else:
         pv = None
     if ax is None:
-        fig = new_figure((max(3.5, 1.1 * len(names) + 1.5), 3.4))
+        fig = new_figure(figure_size(size, (max(3.5, 1.1 * len(names) + 1.5), 3.4)))
         ax = fig.add_subplot()
     else:
         fig = ax.figure
@@ -291,7 +327,7 @@ def plot_model_comparison(
         err = np.array([errors[n] for n in names], float)
     else:
         err = None if errors is None else np.asarray(errors, float)
-    ax.bar(x, vals, color="#4C72B0", width=0.6, yerr=err, capsize=3 if err is not None else 0)
+    ax.bar(x, vals, color=OKABE_ITO[0], width=0.6, yerr=err, capsize=3 if err is not None else 0)
     bounds = np.empty((0, 2))
     if ci is not None:
         bounds = np.array([ci[n] for n in names] if isinstance(ci, Mapping) else ci, float)
@@ -307,12 +343,11 @@ def plot_model_comparison(
     if reliability is not None:
         ax.axhline(
             reliability,
-            color="#C44E52",
+            color=OKABE_ITO[3],
             ls="--",
             lw=1.2,
             label=f"data reliability ({reliability:.2f})",
         )
-        ax.legend(fontsize=8, loc="upper right", frameon=False)
     if pv is not None:
         for k, (xi, v, p) in enumerate(zip(x, vals, pv, strict=True)):
             if p < alpha:
@@ -329,8 +364,15 @@ def plot_model_comparison(
                 )
     ax.set_xticks(x, [mpl_text(n) for n in names], rotation=20, ha="right")
     ax.set_ylabel(mpl_text(ylabel))
-    if noise_ceiling is not None:
-        ax.legend(fontsize=8, loc="upper right", frameon=False)
+    if reliability is not None or noise_ceiling is not None:
+        # above the axes (constrained layout makes room): never over a bar or a star
+        ax.legend(
+            loc="lower left",
+            bbox_to_anchor=(0.0, 1.01),
+            ncols=2,
+            frameon=False,
+            borderaxespad=0.0,
+        )
     top = (
         max(
             1.0 if reliability is None else reliability,
@@ -383,7 +425,8 @@ def classical_mds(rdm: Any, n_components: int = 2) -> np.ndarray:
     return vecs[:, order] * np.sqrt(np.clip(vals[order], 0, None))
 
 
-def plot_mds(rdm: Any, *, ax: Any = None, title: str | None = None) -> Any:
+@publication
+def plot_mds(rdm: Any, *, ax: Any = None, title: str | None = None, size: Any = None) -> Any:
     """Draw a 2-D classical MDS of an RDM, one labelled point per stimulus.
 
     Parameters
@@ -394,6 +437,10 @@ def plot_mds(rdm: Any, *, ax: Any = None, title: str | None = None) -> Any:
         Where to draw.
     title : str, optional
         The axes title.
+    size : {"column", "two-column"}, float or (float, float), optional
+        The figure's size when one is made: ``"column"`` (3.5 in wide), ``"two-column"``
+        (7.2 in), a width in inches (the height keeps the default aspect, 4.2 × 4.0 in) or
+        ``(width, height)`` in inches.
 
     Returns
     -------
@@ -403,11 +450,11 @@ def plot_mds(rdm: Any, *, ax: Any = None, title: str | None = None) -> Any:
     coords = classical_mds(rdm, 2)
     _, labels = _matrix(rdm)
     if ax is None:
-        fig = new_figure((4.2, 4.0))
+        fig = new_figure(figure_size(size, (4.2, 4.0)))
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    ax.scatter(coords[:, 0], coords[:, 1], color="#4C72B0", s=30)
+    ax.scatter(coords[:, 0], coords[:, 1], color=OKABE_ITO[0], s=30)
     if len(labels) <= 60:
         for (x, y), lab in zip(coords, labels, strict=True):
             ax.annotate(

@@ -10,16 +10,19 @@ import xarray as xr
 from brainalign._checks import check_dims
 from brainalign._mpltext import mpl_text
 from brainalign.viz._rdm import new_figure
+from brainalign.viz._style import SEQUENTIAL_CMAP, figure_size, publication
 
 
+@publication
 def plot_score_matrix(
     scores: xr.DataArray,
     *,
     significant: xr.DataArray | None = None,
     title: str | None = None,
     label: str = "score",
-    cmap: str = "viridis",
+    cmap: str = SEQUENTIAL_CMAP,
     fmt: str = "{:.2f}",
+    size: Any = None,
 ) -> Any:
     """Heatmap of a 2-D score table (for example layer × ROI) with significance marks.
 
@@ -38,6 +41,10 @@ def plot_score_matrix(
         Matplotlib colour map.
     fmt : str
         Format of the value printed in each cell.
+    size : {"column", "two-column"}, float or (float, float), optional
+        The figure's size: ``"column"`` (3.5 in wide), ``"two-column"`` (7.2 in), a width in
+        inches (the height keeps the default aspect, set by the numbers of rows and
+        columns) or ``(width, height)`` in inches.
 
     Returns
     -------
@@ -67,7 +74,7 @@ def plot_score_matrix(
     n_r, n_c = values.shape
     label_w = 0.08 * max((len(str(v)) for v in scores[rows].values), default=4)
     col_h = 0.07 * max((len(str(v)) for v in scores[cols].values), default=4)
-    fig = new_figure((2.6 + label_w + 1.1 * n_c, 1.8 + col_h + 0.45 * n_r))
+    fig = new_figure(figure_size(size, (2.6 + label_w + 1.1 * n_c, 1.8 + col_h + 0.45 * n_r)))
     ax = fig.subplots()
     im = ax.imshow(values, cmap=cmap, aspect="auto")
     ax.set_xticks(range(n_c), [mpl_text(v) for v in scores[cols].values], rotation=30, ha="right")

@@ -293,6 +293,7 @@ def block_spy(monkeypatch):
     return calls
 
 
+@pytest.mark.float64_only(reason="sizes and messages of the budget are those of 8-byte items")
 @pytest.mark.parametrize(
     ("metric", "noise", "semantics"),
     [
@@ -370,6 +371,7 @@ def _refused(x):
         rsa.rdm(x, "correlation")
 
 
+@pytest.mark.float64_only(reason="sizes and messages of the budget are those of 8-byte items")
 def test_rdm_output_beyond_the_budget_is_refused_before_allocating(rng):
     x = rng.normal(size=(4000, 5))
     with ba.config_context(max_memory="10MB"):
@@ -385,6 +387,7 @@ def test_rdm_output_beyond_the_budget_is_refused_before_allocating(rng):
         assert peak < 5 * 10**6
 
 
+@pytest.mark.float64_only(reason="sizes and messages of the budget are those of 8-byte items")
 def test_rdm_smallest_row_block_beyond_the_budget_is_refused(rng):
     # 1000 x 2000 data: the 8 MB output fits 30 MB, but the row-block path needs four
     # 16 MB copies of the data
@@ -398,6 +401,7 @@ def test_rdm_smallest_row_block_beyond_the_budget_is_refused(rng):
             rsa.rdm(x, "euclidean")
 
 
+@pytest.mark.float64_only(reason="sizes and messages of the budget are those of 8-byte items")
 def test_crossnobis_output_beyond_the_budget_is_refused(rng):
     x = rng.normal(size=(2 * 600, 4))
     trials = ba.responses(
@@ -432,6 +436,7 @@ def grid_volume(rng):
     return data, rsa.rdm(data.isel(voxel=slice(0, 20)))
 
 
+@pytest.mark.float64_only(reason="sizes and messages of the budget are those of 8-byte items")
 def test_searchlight_patch_beyond_the_budget_is_refused(grid_volume):
     from brainalign.rsa._searchlight import searchlight
 

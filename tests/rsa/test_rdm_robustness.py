@@ -183,7 +183,10 @@ def test_compare_is_scale_free_at_any_magnitude(method, dtype, rng):
     a = squareform(rng.random(15))
     b = squareform(rng.random(15))
     if method == "neg_riem_dist":  # needs RDMs with a positive definite second moment
-        a, b = (np.asarray(rsa.rdm(rng.random((6, 8)), "sqeuclidean")) for _ in range(2))
+        a, b = (
+            np.asarray(rsa.rdm(rng.random((6, 8)), "sqeuclidean", dtype="float64"))
+            for _ in range(2)
+        )
     ref = rsa.compare(a, b, method, dtype="float64")
     tol = COMPARE_TOL[dtype]
     if method == "bures":  # square roots of near-zero eigenvalues: ~sqrt(eps) accuracy

@@ -368,9 +368,11 @@ def _section(report: Any, ctx: Any, groups: list[dict[str, Any]]) -> None:
             for name in data["system"].values:
                 sel = data["edge_system"].values == name
                 results[str(name)] = data["edge_curvature"].values[sel]
-            ax = ricci.plot_curvature(results, title=f"{bname} vs {best}")
+            fig = new_figure((5.2, 3.8))
+            ax = ricci.plot_curvature(results, ax=fig.add_subplot(), title=f"{bname} vs {best}")
+            _legend_below(fig, ax)
             report.add_figure(
-                ax.figure,
+                fig,
                 f"Edge curvature: {bname} vs {best}",
                 section=section,
                 caption="Distribution of edge curvature of the brain graph and of the model "
@@ -389,6 +391,18 @@ def _section(report: Any, ctx: Any, groups: list[dict[str, Any]]) -> None:
                 "curvature (red: inside clusters, blue: on bridges); marker shape and outline: "
                 "Ricci-flow community; grey lines: the graph's edges.",
             )
+
+
+def _legend_below(fig: Any, ax: Any) -> None:
+    """Move the axes' legend under the figure (outside the data: it never covers a bar)."""
+    legend = ax.get_legend()
+    if legend is None:
+        return
+    handles, labels = ax.get_legend_handles_labels()
+    legend.remove()
+    fig.legend(
+        handles, labels, loc="outside lower center", ncols=min(len(labels), 2), frameon=False
+    )
 
 
 def _node_panel(ax: Any, data: xr.Dataset, name: str, params: dict) -> None:

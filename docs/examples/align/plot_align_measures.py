@@ -1,6 +1,6 @@
 """
 Alignment measures side by side: MiniLM layers, words and ventral-temporal cortex
-================================================================================
+=================================================================================
 
 Each alignment measure answers a slightly different question. Here they run on real data
 that ships with brainalign: the layers of all-MiniLM-L6-v2 (a 6-block sentence encoder, whose

@@ -1,6 +1,6 @@
 """
 Ollivier-Ricci curvature: MiniLM layers versus human judgments and ventral-temporal cortex
-=========================================================================================
+==========================================================================================
 
 Two systems can have correlated RDMs and still organise the stimuli differently: one into
 tight clusters joined by a few bridges, the other into a smooth continuum. Ollivier-Ricci
@@ -91,7 +91,7 @@ def layer_rdms(ids, text_of=None, metric="cosine"):
 
 # %%
 # Compare: every layer against the human graph, one call per judgment set
-# ----------------------------------------------------------------------
+# -----------------------------------------------------------------------
 # :func:`brainalign.ricci.compare` builds all graphs, computes all curvatures in one batched
 # call, runs the Ricci flow of every graph at once and compares:
 #

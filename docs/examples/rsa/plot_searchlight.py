@@ -1,6 +1,6 @@
 """
 Searchlight RSA: where does ventral-temporal cortex carry category structure?
-============================================================================
+=============================================================================
 
 A searchlight computes an RDM in a small sphere around every voxel and compares it with a
 model RDM, giving a map of model fit. Here: the shipped Haxby et al. (2001) ventral-temporal
@@ -16,8 +16,6 @@ import xarray as xr
 
 import brainalign as ba
 from brainalign import rsa
-from brainalign.rsa._searchlight import searchlight
-from brainalign.rsa._timeresolved import temporal_generalization, time_resolved
 
 bold = ba.datasets.load_haxby()
 patterns = ba.average_trials(bold)
@@ -38,7 +36,7 @@ model = rsa.categorical_rdm(
 # A searchlight of radius 8 mm (about 16 voxels on this 3.1 x 3.75 mm grid): one RDM per
 # voxel, all compared with the model by Spearman correlation. The model lists the stimuli
 # in another order; they are matched by id.
-sl = searchlight(patterns, model, radius=8.0, metric="correlation", method="spearman")
+sl = rsa.searchlight(patterns, model, radius=8.0, metric="correlation", method="spearman")
 print(f"{sl.sizes['voxel']} centres, median patch size {int(np.median(sl.patch_size))} voxels")
 best = sl.isel(voxel=np.argsort(-sl.values)[:5])
 for v in best.voxel.values:
@@ -67,7 +65,7 @@ animacy = rsa.categorical_rdm(
         "other": ["house", "chair", "shoe", "bottle", "scissors", "scrambledpix"],
     }
 )
-both = searchlight(patterns, {"category": model, "animacy": animacy}, radius=8.0)
+both = rsa.searchlight(patterns, {"category": model, "animacy": animacy}, radius=8.0)
 print(both.mean("voxel").to_series().round(3).to_dict())
 
 # %%
@@ -75,9 +73,7 @@ print(both.mean("voxel").to_series().round(3).to_dict())
 # (every permuted map comes from the same batched pass as the observed one), form clusters
 # of neighbouring centres above the permutation maps' 95th percentile, and compare each
 # cluster's summed similarity with the largest cluster of every permuted map.
-from brainalign.rsa._searchlight import cluster_permutation_test
-
-test = cluster_permutation_test(patterns, model, radius=8.0, n_permutations=200, seed=0)
+test = rsa.cluster_permutation_test(patterns, model, radius=8.0, n_permutations=200, seed=0)
 for k, (mass, p) in enumerate(
     zip(test.cluster_mass.values, test.cluster_p_value.values, strict=True)
 ):
@@ -101,13 +97,13 @@ meg = xr.DataArray(
     coords={"stimulus": [f"s{k}" for k in range(n_stim)], "time": times},
 )
 meg_model = rsa.rdm(ba.responses(truth, meg.stimulus.values))
-res = time_resolved(meg, meg_model, n_permutations=200, seed=0)
+res = rsa.time_resolved(meg, meg_model, n_permutations=200, seed=0)
 sig = res.time.values[res.p_value_corrected.values < 0.05]
 print(f"significant from {sig.min():.2f} s to {sig.max():.2f} s (corrected p < 0.05)")
 
 # %%
 # Temporal generalization: the RDM at each time against the RDM at every other time.
-tg = temporal_generalization(meg)
+tg = rsa.temporal_generalization(meg)
 window = slice(0.105, 0.195)
 within = float(tg.sel(time_a=window, time_b=window).mean())
 baseline = float(tg.sel(time_a=slice(None, -0.005), time_b=window).mean())
