@@ -37,7 +37,7 @@ demo: $(VENV)/.stamp-base
 # The suite runs on every core (pytest-xdist), one BLAS/torch thread per worker; then the
 # analysis tests marked float32 run again with the GPU's default precision on the CPU.
 test: $(VENV)/.stamp-test
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --dist loadgroup
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto
 	$(BIN)/python -m pytest --dtype=float32 -m float32 -q tests/rsa tests/encoding tests/align tests/ricci tests/trsa tests/stats
 
 lint: $(VENV)/.stamp-test

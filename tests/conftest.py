@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -174,9 +175,8 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"artifact: {path}")
 
 
-# --- shipped pipelines: one capped run per pipeline and session, shared by the tests that
-# read it (tests/test_pipelines_shipped.py, tests/test_report_browser.py). Under pytest-xdist
-# the tests of one pipeline carry the same ``xdist_group`` so they meet in one worker.
+# --- shipped pipelines: one capped run per pipeline and process, shared by the tests that
+# read it (tests/test_pipelines_shipped.py, tests/test_report_browser.py).
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
@@ -222,26 +222,113 @@ def fresh_env(tmp: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def shipped_run(request, tmp_path_factory):
+def _shipped_runs(tmp_path_factory):
+    """Memo of the shipped-pipeline runs of this session (one run per pipeline)."""
+    runs: dict[Path, tuple] = {}
+
+    def get(spec: Path) -> tuple:
+        if spec not in runs:
+            tmp = tmp_path_factory.mktemp(f"shipped-{spec.stem}")
+            spec_path = capped_spec(spec, tmp)
+            out, work = tmp / "out", tmp / "cwd"
+            work.mkdir()
+            proc = subprocess.run(
+                [sys.executable, "-m", "brainalign.cli", "run", str(spec_path), "--out", str(out)],
+                cwd=work,
+                env=fresh_env(tmp),
+                capture_output=True,
+                text=True,
+                timeout=280,
+            )
+            runs[spec] = (spec_path, out, proc)
+        return runs[spec]
+
+    return get
+
+
+@pytest.fixture
+def shipped_run(request, _shipped_runs):
     """Run a shipped pipeline once per session from the command line, as on a fresh machine.
 
     The spec runs capped (``capped_spec``) in a subprocess with an empty output folder, empty
     user caches and the working directory outside the repository. Returns ``(spec_path, out,
     proc)``: the spec run, the output folder and the finished ``brainalign run`` process.
-    Parametrize indirectly with pipeline paths, each marked
-    ``pytest.mark.xdist_group(name=f"shipped-{path.stem}")`` so that the tests reading one run
-    meet in one xdist worker.
+    Parametrize indirectly with pipeline paths. The memo is per process (per xdist worker).
     """
-    tmp = tmp_path_factory.mktemp(f"shipped-{request.param.stem}")
-    spec_path = capped_spec(request.param, tmp)
-    out, work = tmp / "out", tmp / "cwd"
-    work.mkdir()
-    proc = subprocess.run(
-        [sys.executable, "-m", "brainalign.cli", "run", str(spec_path), "--out", str(out)],
-        cwd=work,
-        env=fresh_env(tmp),
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    return spec_path, out, proc
+    return _shipped_runs(request.param)
+
+
+# --- headless Chromium (tests/test_report_browser.py, tests/test_pipelines_shipped.py)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REQUIRED_BROWSER = os.environ.get("BRAINALIGN_REQUIRE_BROWSER") == "1"  # set by .ci/run
+
+#: Elements that stick out of the page sideways and are not inside a scroll container
+#: (an ancestor whose overflow-x is auto, scroll or hidden), with the page's own overflow.
+_OVERFLOW_JS = """() => {
+  const width = document.documentElement.clientWidth;
+  const clipped = el => {
+    for (let a = el.parentElement; a; a = a.parentElement) {
+      if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(a).overflowX)) return true;
+    }
+    return false;
+  };
+  const bad = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    if ((r.right > width + 0.5 || r.left < -0.5) && !clipped(el)) {
+      bad.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}`
+               + `${el.className ? '.' + el.className : ''}: ${Math.round(r.left)}`
+               + `..${Math.round(r.right)} px (page ${width} px) `
+               + JSON.stringify((el.innerText || el.alt || '').slice(0, 60)));
+    }
+  }
+  return {bad: bad.slice(0, 10), scrollWidth: document.documentElement.scrollWidth, width};
+}"""
+
+
+def _assert_fits(page, width):
+    """Assert that no element overflows the page horizontally outside a scroll container."""
+    page.set_viewport_size({"width": width, "height": 900})
+    got = page.evaluate(_OVERFLOW_JS)
+    assert got["bad"] == [], f"at {width} px: {got['bad']}"
+    assert got["scrollWidth"] <= got["width"], f"at {width} px the page scrolls sideways: {got}"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium through playwright (skipped when absent, unless
+    ``BRAINALIGN_REQUIRE_BROWSER=1``, which CI sets)."""
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing = "the playwright package (pip install -e '.[test]')"
+    else:
+        missing = None if CHROMIUM else "Chromium (apt-get install chromium)"
+    if missing:
+        if REQUIRED_BROWSER:
+            pytest.fail(f"BRAINALIGN_REQUIRE_BROWSER=1 but {missing} is not installed")
+        pytest.skip(f"{missing} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def assert_fits():
+    """``assert_fits(page, width)``: no element overflows sideways outside a scroll container."""
+    return _assert_fits

@@ -13,9 +13,6 @@ import brainalign as ba
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
-# one xdist worker runs this module: one cluster (module fixture), not one per worker
-pytestmark = pytest.mark.xdist_group(name="dask")
-
 GROUPS = {
     "animate": ["face", "cat"],
     "place": ["house"],

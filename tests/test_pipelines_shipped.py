@@ -6,8 +6,9 @@ matplotlib cache) and the working directory outside the repository; the report a
 results file must exist, load and hold what the spec asks for. The demo runs as shipped;
 the others run with their resampling counts capped (``SHIPPED_CAPS`` in conftest: the same
 code paths, fewer draws), which keeps the suite within its time budget (set
-``BRAINALIGN_FULL_PIPELINES=1`` to run them as shipped). Each pipeline runs once per session
-(conftest's ``shipped_run``), shared with the browser test of its report.
+``BRAINALIGN_FULL_PIPELINES=1`` to run them as shipped). Each report is also rendered in
+headless Chromium at 1400 and 800 px: nothing may stick out sideways outside a scroll
+container (wide tables scroll inside their card).
 """
 
 import re
@@ -32,10 +33,7 @@ BY_ANALYSIS = {
 
 
 def _param(path: Path):
-    # the run is shared with test_report_browser (conftest.shipped_run): one xdist worker
-    return pytest.param(
-        path, id=path.stem, marks=pytest.mark.xdist_group(name=f"shipped-{path.stem}")
-    )
+    return pytest.param(path, id=path.stem)
 
 
 def _provenance(html: str) -> dict[str, str]:
@@ -50,7 +48,7 @@ def test_pipelines_are_found():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shipped_run", [_param(p) for p in PIPELINES], indirect=True)
-def test_shipped_pipeline_writes_a_report(shipped_run):
+def test_shipped_pipeline_writes_a_report(shipped_run, browser, assert_fits):
     spec_path, out, proc = shipped_run  # capped resampling counts: conftest.capped_spec
     spec = load_spec(spec_path)
     raw = yaml.safe_load(spec_path.read_text())
@@ -94,3 +92,9 @@ def test_shipped_pipeline_writes_a_report(shipped_run):
             assert re.search(r"sha256 [0-9a-f]{64}", prov[f"sha256 model {mname}"])
         if m["kind"] == "random_network":
             assert prov[f"seed model {mname}"] == str(m["seed"])
+
+    page = browser.new_page()  # the report fits the page at a desktop and a laptop width
+    page.goto((out / "report.html").resolve().as_uri(), wait_until="load")
+    for width in (1400, 800):
+        assert_fits(page, width)
+    page.close()

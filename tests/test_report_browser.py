@@ -1,33 +1,24 @@
 """Render reports in real headless Chromium: they load offline, whole, clean, and fit.
 
-Each shipped pipeline's report is rendered at 1400 and 800 px: no element may overflow the
-page horizontally unless it sits in a scroll container (wide tables scroll inside their
-card). The pipelines run once per session (``shipped_run``, the same capped subprocess run
-as ``test_pipelines_shipped``); the demo is never capped and runs unmarked, the others are
-``slow``.
+The demo's report is checked whole here; every shipped pipeline's report is rendered at 1400
+and 800 px by ``test_pipelines_shipped`` (no element may overflow the page horizontally unless
+it sits in a scroll container: wide tables scroll inside their card). The browser and the
+fit check are fixtures in conftest.
 """
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 import brainalign as ba
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-REQUIRED = os.environ.get("BRAINALIGN_REQUIRE_BROWSER") == "1"  # set by .ci/run
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
 DEMO = ROOT / "pipelines" / "demo.yaml"
 
 
 def _pipeline_param(path):
-    # the run is conftest.shipped_run's, shared with test_pipelines_shipped (one xdist worker)
-    marks = [pytest.mark.xdist_group(name=f"shipped-{path.stem}")]
-    if path != DEMO:
-        marks.append(pytest.mark.slow)
-    return pytest.param(path, id=path.stem, marks=marks)
+    return pytest.param(path, id=path.stem)
 
 
 def _report_of(shipped_run) -> Path:
@@ -36,69 +27,6 @@ def _report_of(shipped_run) -> Path:
         f"{spec_path.name}: exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     )
     return out / "report.html"
-
-
-#: Elements that stick out of the page sideways and are not inside a scroll container
-#: (an ancestor whose overflow-x is auto, scroll or hidden), with the page's own overflow.
-_OVERFLOW_JS = """() => {
-  const width = document.documentElement.clientWidth;
-  const clipped = el => {
-    for (let a = el.parentElement; a; a = a.parentElement) {
-      if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(a).overflowX)) return true;
-    }
-    return false;
-  };
-  const bad = [];
-  for (const el of document.body.querySelectorAll('*')) {
-    const r = el.getBoundingClientRect();
-    if (r.width === 0 || r.height === 0) continue;
-    if ((r.right > width + 0.5 || r.left < -0.5) && !clipped(el)) {
-      bad.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}`
-               + `${el.className ? '.' + el.className : ''}: ${Math.round(r.left)}`
-               + `..${Math.round(r.right)} px (page ${width} px) `
-               + JSON.stringify((el.innerText || el.alt || '').slice(0, 60)));
-    }
-  }
-  return {bad: bad.slice(0, 10), scrollWidth: document.documentElement.scrollWidth, width};
-}"""
-
-
-def assert_fits(page, width):
-    """Assert that no element overflows the page horizontally outside a scroll container."""
-    page.set_viewport_size({"width": width, "height": 900})
-    got = page.evaluate(_OVERFLOW_JS)
-    assert got["bad"] == [], f"at {width} px: {got['bad']}"
-    assert got["scrollWidth"] <= got["width"], f"at {width} px the page scrolls sideways: {got}"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        missing = "the playwright package (pip install -e '.[test]')"
-    else:
-        missing = None if CHROMIUM else "Chromium (apt-get install chromium)"
-    if missing:
-        if REQUIRED:
-            pytest.fail(f"BRAINALIGN_REQUIRE_BROWSER=1 but {missing} is not installed")
-        pytest.skip(f"{missing} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-quic",
-            ],
-        )
-        yield b
-        b.close()
 
 
 @pytest.mark.parametrize("shipped_run", [_pipeline_param(DEMO)], indirect=True)
@@ -184,17 +112,7 @@ def test_layer_slider_switches_figures(browser, tmp_path):
     page.close()
 
 
-@pytest.mark.parametrize("shipped_run", [_pipeline_param(p) for p in PIPELINES], indirect=True)
-def test_shipped_report_fits_the_page(browser, shipped_run):
-    """Wide tables scroll inside their card; nothing else sticks out, at 1400 and 800 px."""
-    page = browser.new_page()
-    page.goto(_report_of(shipped_run).resolve().as_uri(), wait_until="load")
-    for width in (1400, 800):
-        assert_fits(page, width)
-    page.close()
-
-
-def test_wide_table_scrolls_inside_its_card(browser, tmp_path):
+def test_wide_table_scrolls_inside_its_card(browser, assert_fits, tmp_path):
     """A table wider than the page (the curvature table's 14 columns) scrolls in its card."""
     from brainalign import Report
 
