@@ -64,6 +64,26 @@ def test_time_course_with_bands_and_marks():
     np.testing.assert_allclose(marks.get_xdata(), res.time.values[sig])
     with pytest.raises(ba.SchemaError, match=r"needs the Dataset of brainalign.rsa.time_resolved"):
         viz.plot_time_course(res.similarity)
+    # publication sizes, as for the other viz functions (tests/test_viz_publication.py)
+    assert viz.plot_time_course(res, size="column").get_size_inches()[0] == pytest.approx(3.5)
+    w, h = viz.plot_time_course(res, size=(5.0, 2.0)).get_size_inches()
+    assert (w, h) == pytest.approx((5.0, 2.0))
+    w, h = viz.plot_time_courses(res, size="two-column").get_size_inches()
+    w0, h0 = viz.plot_time_courses(res).get_size_inches()
+    assert w == pytest.approx(7.2) and h / w == pytest.approx(h0 / w0)
+
+
+@pytest.mark.parametrize("size", ["column", "two-column", 5.0])
+def test_brain_maps_take_publication_sizes(haxby, size):
+    width = {"column": 3.5, "two-column": 7.2}.get(size, size)
+    vol = haxby.isel(trial=0)
+    for fig in (
+        viz.plot_brain_map(vol, MASK, size=size),
+        viz.plot_glass_brain(vol, MASK, size=size),
+    ):
+        assert fig.get_size_inches()[0] == pytest.approx(width)
+    with pytest.raises(ValueError, match=r"size must be 'column'.*got 'colum'"):
+        viz.plot_brain_map(vol, MASK, size="colum")
 
 
 def _wholebrain_map():

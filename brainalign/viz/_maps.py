@@ -16,8 +16,10 @@ from brainalign._checks import SchemaError, _fmt_list
 from brainalign._imports import soft_import
 from brainalign._mpltext import mpl_text
 from brainalign.viz._rdm import new_figure
+from brainalign.viz._style import figure_size, publication
 
 
+@publication
 def plot_brain_map(
     values: xr.DataArray,
     like: Any,
@@ -30,6 +32,7 @@ def plot_brain_map(
     vmax: float | None = None,
     significant: xr.DataArray | None = None,
     significant_label: str = "corrected",
+    size: Any = None,
 ) -> Any:
     """Draw a per-voxel result (searchlight or encoding scores) on slices of a brain image.
 
@@ -61,6 +64,10 @@ def plot_brain_map(
         thresholded display below the unthresholded one.
     significant_label : str
         Names the test in the thresholded display's label, e.g. ``"p_FWE ≤ 0.05"``.
+    size : {"column", "two-column"}, float or (float, float), optional
+        The figure's size: ``"column"`` (3.5 in wide), ``"two-column"`` (7.2 in), a width
+        in inches (the height keeps the default aspect) or ``(width, height)`` of one display;
+        default 6.5 × 2.9 in per display.
 
     Returns
     -------
@@ -98,7 +105,7 @@ def plot_brain_map(
             **kwargs,
         )
 
-    return _draw_panels((6.5, 2.9), title, panels, threshold, draw)
+    return _draw_panels(figure_size(size, (6.5, 2.9)), title, panels, threshold, draw)
 
 
 def _check_volume_map(values: Any, like: Any, func: str) -> Any:
@@ -141,6 +148,7 @@ def _check_volume_map(values: Any, like: Any, func: str) -> Any:
     return img
 
 
+@publication
 def plot_glass_brain(
     values: xr.DataArray,
     like: Any,
@@ -150,6 +158,7 @@ def plot_glass_brain(
     vmax: float | None = None,
     significant: xr.DataArray | None = None,
     significant_label: str = "corrected",
+    size: Any = None,
 ) -> Any:
     """Draw a per-voxel result of MNI-space data on a glass brain (nilearn).
 
@@ -174,6 +183,10 @@ def plot_glass_brain(
         Which voxels pass a corrected test; adds their display below the unthresholded one.
     significant_label : str
         Names the test in the thresholded display's label.
+    size : {"column", "two-column"}, float or (float, float), optional
+        The figure's size: ``"column"`` (3.5 in wide), ``"two-column"`` (7.2 in), a width
+        in inches (the height keeps the default aspect) or ``(width, height)`` of one display;
+        default 7.0 × 2.6 in per display.
 
     Returns
     -------
@@ -204,7 +217,7 @@ def plot_glass_brain(
             plot_abs=False,
         )
 
-    return _draw_panels((7.0, 2.6), title, panels, threshold, draw)
+    return _draw_panels(figure_size(size, (7.0, 2.6)), title, panels, threshold, draw)
 
 
 def _vmax(values: xr.DataArray) -> float:
@@ -294,6 +307,7 @@ SURFACE_VIEWS = ("lateral", "medial", "dorsal", "ventral", "anterior", "posterio
 """The views of :func:`plot_surface_map` (nilearn's names)."""
 
 
+@publication
 def plot_surface_map(
     values: xr.DataArray,
     like: Any,
@@ -304,6 +318,7 @@ def plot_surface_map(
     hemispheres: tuple[str, ...] = ("left", "right"),
     vmax: float | None = None,
     cmap: str = "RdBu_r",
+    size: Any = None,
 ) -> Any:
     """Project a per-voxel result of MNI-space data onto the fsaverage5 surface and draw it.
 
@@ -332,6 +347,10 @@ def plot_surface_map(
         The colour limit (symmetric); default the largest absolute projected value.
     cmap : str
         A diverging colour map.
+    size : {"column", "two-column"}, float or (float, float), optional
+        The figure's size: ``"column"`` (3.5 in wide), ``"two-column"`` (7.2 in), a width
+        in inches (the height keeps the default aspect) or ``(width, height)``;
+        default 2.6 in per view and 2.4 in per hemisphere.
 
     Returns
     -------
@@ -395,7 +414,8 @@ def plot_surface_map(
         )
     if vmax is None:
         vmax = float(np.abs(finite).max()) or 1.0
-    fig = new_figure((2.6 * len(views) + 0.8, 2.4 * len(hemispheres) + 0.4), layout=None)
+    default = (2.6 * len(views) + 0.8, 2.4 * len(hemispheres) + 0.4)
+    fig = new_figure(figure_size(size, default), layout=None)
     axes = []
     for row, hemi in enumerate(hemispheres):
         for col, view in enumerate(views):
@@ -429,8 +449,14 @@ def plot_surface_map(
     return fig
 
 
+@publication
 def plot_time_course(
-    result: xr.Dataset, *, ax: Any = None, alpha: float | None = None, ylabel: str | None = None
+    result: xr.Dataset,
+    *,
+    ax: Any = None,
+    alpha: float | None = None,
+    ylabel: str | None = None,
+    size: Any = None,
 ) -> Any:
     """Draw model–brain similarity over time, with permutation bands and significance marks.
 
@@ -446,6 +472,10 @@ def plot_time_course(
         Significance level for the marks (default the result's ``alpha``).
     ylabel : str, optional
         The y-axis label.
+    size : {"column", "two-column"}, float or (float, float), optional
+        The figure's size: ``"column"`` (3.5 in wide), ``"two-column"`` (7.2 in), a width
+        in inches (the height keeps the default aspect) or ``(width, height)``; ignored
+        with ``ax``; default 6.0 × 3.4 in.
 
     Returns
     -------
@@ -470,7 +500,7 @@ def plot_time_course(
             f"{_fmt_list(extra)} besides time. Select first."
         )
     if ax is None:
-        fig = new_figure((6.0, 3.4))
+        fig = new_figure(figure_size(size, (6.0, 3.4)))
         ax = fig.add_subplot()
     else:
         fig = ax.figure

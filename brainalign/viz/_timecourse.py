@@ -11,8 +11,10 @@ import xarray as xr
 from brainalign._checks import SchemaError
 from brainalign._mpltext import mpl_text
 from brainalign.viz._rdm import new_figure
+from brainalign.viz._style import figure_size, publication
 
 
+@publication
 def plot_time_courses(
     result: xr.Dataset,
     *,
@@ -23,6 +25,7 @@ def plot_time_courses(
     window: tuple[float, float] | None = None,
     window_label: str = "window",
     panel_size: tuple[float, float] = (2.8, 1.9),
+    size: Any = None,
 ) -> Any:
     """Draw one panel per model of a time-resolved RSA result, all on one y axis.
 
@@ -52,6 +55,10 @@ def plot_time_courses(
         The legend label of ``window``.
     panel_size : (width, height)
         Size of one panel in inches.
+    size : {"column", "two-column"}, float or (float, float), optional
+        The figure's size: ``"column"`` (3.5 in wide), ``"two-column"`` (7.2 in), a width
+        in inches (the height keeps the default aspect) or ``(width, height)`` of the whole figure;
+        default from ``panel_size`` and the grid.
 
     Returns
     -------
@@ -97,7 +104,7 @@ def plot_time_courses(
     n = len(names)
     ncols = min(n, (3 if n <= 9 else 4) if ncols is None else int(ncols))
     nrows = math.ceil(n / ncols)
-    fig = new_figure((panel_size[0] * ncols + 0.6, panel_size[1] * nrows + 0.5))
+    fig = new_figure(figure_size(size, (panel_size[0] * ncols + 0.6, panel_size[1] * nrows + 0.5)))
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False))
     axes = axes.ravel()
     t = np.asarray(sim["time"].values, float)
