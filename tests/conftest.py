@@ -9,6 +9,7 @@ are marked ``@pytest.mark.float64_only(reason=...)`` and skipped in that pass.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -332,3 +333,45 @@ def browser():
 def assert_fits():
     """``assert_fits(page, width)``: no element overflows sideways outside a scroll container."""
     return _assert_fits
+
+
+# --- peak memory of a fresh subprocess (tests/rsa, tests/encoding, tests/ricci test_memory.py)
+
+#: Defines ``measure(fn) -> (result, bytes)``: the growth of the peak resident set size
+#: (``VmHWM`` in ``/proc/self/status``, reset through ``/proc/self/clear_refs``) while ``fn``
+#: runs, so the allocations of torch and numpy both count.
+PEAK_RSS_PRELUDE = """
+import ctypes, gc, json, sys
+import numpy as np
+
+def rss(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+
+def measure(fn):
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed memory back before the reset
+    open("/proc/self/clear_refs", "w").write("5")  # reset the peak RSS to the current one
+    base = rss("VmRSS:")
+    res = fn()
+    return res, rss("VmHWM:") - base
+"""
+
+
+@pytest.fixture(scope="session")
+def run_measured():
+    """``run_measured(script, timeout)``: run ``script`` in a fresh Python after
+    ``PEAK_RSS_PRELUDE`` (which defines ``measure``) and return the JSON of its last line."""
+
+    def run(script: str, timeout: float) -> dict:
+        proc = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS_PRELUDE + script],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    return run

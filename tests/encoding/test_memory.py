@@ -3,11 +3,9 @@
 ``max_memory`` of :func:`brainalign.set_config` caps the estimators' working memory (their own
 ``max_memory=`` only sizes target chunks), and a fit whose smallest working set (the data and
 one target at a time) exceeds it is refused before allocating, naming both sizes. Peak memory
-is measured in a fresh subprocess as in ``tests/rsa/test_memory.py``.
+is measured in a fresh subprocess (``run_measured`` in conftest).
 """
 
-import json
-import subprocess
 import sys
 
 import numpy as np
@@ -18,21 +16,6 @@ from brainalign._memory import MemoryBudgetError
 from brainalign.encoding import KernelRidgeCV, RidgeCV
 
 _SCRIPT = """
-import ctypes, gc, json
-import numpy as np
-
-def rss(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-
-def measure(fn):
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    open("/proc/self/clear_refs", "w").write("5")
-    base = rss("VmRSS:")
-    res = fn()
-    return res, rss("VmHWM:") - base
 
 import brainalign as ba
 from brainalign.encoding import RidgeCV
@@ -56,11 +39,8 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS from /proc (Linux)")
-def test_ridge_cv_peak_memory_within_the_configured_budget():
-    run = subprocess.run(
-        [sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=240, check=True
-    )
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+def test_ridge_cv_peak_memory_within_the_configured_budget(run_measured):
+    out = run_measured(_SCRIPT, timeout=240)
     assert out["same"]  # smaller chunks change nothing but the rounding of the products
     # the data was allocated before the measurement; the fit's own growth (outputs, the
     # per-fold factors and the target chunks) stays within the budget left beside it, with

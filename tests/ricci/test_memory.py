@@ -6,8 +6,6 @@ allocating, naming its size and the budget. Peak memory is measured in a fresh s
 in ``tests/rsa/test_memory.py``.
 """
 
-import json
-import subprocess
 import sys
 
 import numpy as np
@@ -24,22 +22,7 @@ from brainalign.ricci._graph import disjoint_union
 CPU = torch.device("cpu")
 
 _SCRIPT = """
-import ctypes, gc, json
-import numpy as np
 import torch
-
-def rss(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-
-def measure(fn):
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    open("/proc/self/clear_refs", "w").write("5")
-    base = rss("VmRSS:")
-    res = fn()
-    return res, rss("VmHWM:") - base
 
 import brainalign as ba
 from brainalign import ricci
@@ -66,11 +49,8 @@ print(json.dumps({"grew": grew, "grew_default": grew_default, "out": out_bytes,
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS from /proc (Linux)")
-def test_dense_paths_peak_memory_within_the_configured_budget():
-    run = subprocess.run(
-        [sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=240, check=True
-    )
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+def test_dense_paths_peak_memory_within_the_configured_budget(run_measured):
+    out = run_measured(_SCRIPT, timeout=240)
     assert out["same"]
     # beside the output table (allocated whole), the chunks of dense distance tensors stay
     # within the budget, with 8 MB for allocator slack and the per-chunk index arrays

@@ -1,12 +1,10 @@
 """Memory budget of rsa.rdm and the searchlight (issue 23): peak memory and refusals.
 
 Peak memory is measured in a fresh subprocess on the CPU as the growth of the peak resident
-set size (``VmHWM`` in ``/proc/self/status``, reset between cases through
-``/proc/self/clear_refs``), so the allocations of torch and numpy both count.
+set size (``run_measured`` in conftest: ``VmHWM`` in ``/proc/self/status``, reset between
+cases through ``/proc/self/clear_refs``), so the allocations of torch and numpy both count.
 """
 
-import json
-import subprocess
 import sys
 import tracemalloc
 
@@ -25,27 +23,7 @@ linux_proc = pytest.mark.skipif(
 # The measured tests share one subprocess per group (about 3 s of imports each): marked
 # slow, they still run in CI.
 
-_PRELUDE = """
-import ctypes, gc, json, sys
-import numpy as np
-
-def rss(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-
-def measure(fn):
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed memory back before the reset
-    open("/proc/self/clear_refs", "w").write("5")  # reset the peak RSS to the current one
-    base = rss("VmRSS:")
-    res = fn()
-    return res, rss("VmHWM:") - base
-"""
-
-_RDM_SCRIPT = (
-    _PRELUDE
-    + """
+_RDM_SCRIPT = """
 import brainalign as ba
 from brainalign import rsa
 n, p = 4000, 50
@@ -79,11 +57,8 @@ out["crossnobis-float64"] = {"grew": grew, "nbytes": d.nbytes,
                              "zero_diag": bool((np.diag(d) == 0).all())}
 print(json.dumps(out))
 """
-)
 
-_SEARCHLIGHT_SCRIPT = (
-    _PRELUDE
-    + """
+_SEARCHLIGHT_SCRIPT = """
 import xarray as xr
 import brainalign as ba
 from brainalign.rsa import rdm
@@ -116,25 +91,16 @@ out["searchlight"] = {"grew": grew, "budget": budget, "n_centres": int(sl.size),
                       "same": bool(np.array_equal(sl.values, ref.values, equal_nan=True))}
 print(json.dumps(out))
 """
-)
-
-
-def _run(script):
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
-def rdm_peaks():
-    return _run(_RDM_SCRIPT)
+def rdm_peaks(run_measured):
+    return run_measured(_RDM_SCRIPT, timeout=120)
 
 
 @pytest.fixture(scope="module")
-def searchlight_peaks():
-    return _run(_SEARCHLIGHT_SCRIPT)
+def searchlight_peaks(run_measured):
+    return run_measured(_SEARCHLIGHT_SCRIPT, timeout=120)
 
 
 # ------------------------------------------------------------------ peak memory (subprocess)
