@@ -66,11 +66,13 @@ class SmallCNN(torch.nn.Module):
         return (logits, acts) if keep else logits
 
 
-def train_cnn(seed: int, x, y, epochs: int) -> SmallCNN:
-    """Adam, batch 64, cross-entropy; the seed sets the initialisation and the batch order."""
-    torch.manual_seed(seed)
-    net = SmallCNN()
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+def train_classifier(net: torch.nn.Module, x, y, epochs: int, seed: int, lr: float):
+    """Train ``net`` in place: Adam, batch 64, cross-entropy; ``seed`` sets the batch order.
+
+    Shared by the MLPs of ``trsa_evaluation.py`` and the CNNs here (the caller seeds torch
+    before building ``net``, which sets the initialisation).
+    """
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
     gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
@@ -81,6 +83,12 @@ def train_cnn(seed: int, x, y, epochs: int) -> SmallCNN:
             torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
             opt.step()
     return net
+
+
+def train_cnn(seed: int, x, y, epochs: int) -> SmallCNN:
+    """Adam, batch 64, cross-entropy; the seed sets the initialisation and the batch order."""
+    torch.manual_seed(seed)
+    return train_classifier(SmallCNN(), x, y, epochs, seed, lr=2e-3)
 
 
 def cnn_activations(n_seeds: int, epochs: int, cache: Path, log=print):

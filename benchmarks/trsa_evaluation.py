@@ -80,18 +80,9 @@ def _train(seed: int, x, y, epochs: int) -> torch.nn.Sequential:
         layers.append(torch.nn.Linear(WIDTHS[k], WIDTHS[k + 1]))
         if k < len(WIDTHS) - 2:
             layers.append(torch.nn.ReLU())
-    net = torch.nn.Sequential(*layers)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt), generator=gen)
-        for start in range(0, len(xt), 64):
-            idx = perm[start : start + 64]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return net
+    from _trsa_cnn import train_classifier
+
+    return train_classifier(torch.nn.Sequential(*layers), x, y, epochs, seed, lr=1e-3)
 
 
 def _activations(net: torch.nn.Sequential, x) -> list[np.ndarray]:
