@@ -13,7 +13,6 @@ import brainalign as ba
 from brainalign import rsa, viz
 from brainalign.pipeline.analyses.rsa import (
     _best_layers,
-    _centre_at_zero,
     _layer_fwe,
     _max_statistic_p,
 )
@@ -251,7 +250,7 @@ def test_score_heat_map_is_centred_at_zero():
         dims=("model", "brain"),
         coords={"model": ["a", "b"], "brain": ["v1", "it"]},
     )
-    fig = _centre_at_zero(viz.plot_score_matrix(scores))
+    fig = viz.plot_score_matrix(scores, cmap="RdBu_r", center=0.0)
     lo, hi = fig.axes[0].images[0].get_clim()
     assert (lo, hi) == (-0.12, 0.12)  # ±max|value|, not min..max (-0.05..0.12)
 

@@ -253,6 +253,7 @@ def plot_model_comparison(
     alpha: float = 0.05,
     ci: Mapping[str, tuple[float, float]] | Sequence[tuple[float, float]] | None = None,
     size: Any = None,
+    reliability_label: str = "data reliability",
 ) -> Any:
     """Bar chart of brain–model RDM similarities, with significance marks.
 
@@ -286,6 +287,9 @@ def plot_model_comparison(
         The figure's size when one is made: ``"column"`` (3.5 in wide), ``"two-column"``
         (7.2 in), a width in inches (the height keeps the default aspect: 1.1 in per model
         + 1.5 in wide, 3.4 in high) or ``(width, height)`` in inches.
+    reliability_label : str
+        The legend's name of the ``reliability`` line (its value follows in brackets), e.g.
+        what it bounds.
 
     Returns
     -------
@@ -346,7 +350,7 @@ def plot_model_comparison(
             color=OKABE_ITO[3],
             ls="--",
             lw=1.2,
-            label=f"data reliability ({reliability:.2f})",
+            label=f"{reliability_label} ({reliability:.2f})",
         )
     if pv is not None:
         for k, (xi, v, p) in enumerate(zip(x, vals, pv, strict=True)):

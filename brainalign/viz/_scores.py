@@ -23,6 +23,7 @@ def plot_score_matrix(
     cmap: str = SEQUENTIAL_CMAP,
     fmt: str = "{:.2f}",
     size: Any = None,
+    center: float | None = None,
 ) -> Any:
     """Heatmap of a 2-D score table (for example layer × ROI) with significance marks.
 
@@ -45,6 +46,11 @@ def plot_score_matrix(
         The figure's size: ``"column"`` (3.5 in wide), ``"two-column"`` (7.2 in), a width in
         inches (the height keeps the default aspect, set by the numbers of rows and
         columns) or ``(width, height)`` in inches.
+    center : float, optional
+        Put the colour scale symmetric around this value (``center ± max|value - center|``,
+        for a diverging ``cmap``) instead of stretching it between the smallest and the
+        largest value: a few similar values then keep similar colours, and the side of
+        ``center`` shows.
 
     Returns
     -------
@@ -76,13 +82,25 @@ def plot_score_matrix(
     col_h = 0.07 * max((len(str(v)) for v in scores[cols].values), default=4)
     fig = new_figure(figure_size(size, (2.6 + label_w + 1.1 * n_c, 1.8 + col_h + 0.45 * n_r)))
     ax = fig.subplots()
-    im = ax.imshow(values, cmap=cmap, aspect="auto")
+    finite = values[np.isfinite(values)]
+    limits: dict[str, float] = {}
+    top = float(np.abs(finite - center).max()) if center is not None and finite.size else 0.0
+    top = top if top > 0 else 1.0
+    if center is not None:
+        limits = {"vmin": center - top, "vmax": center + top}
+    im = ax.imshow(values, cmap=cmap, aspect="auto", **limits)
     ax.set_xticks(range(n_c), [mpl_text(v) for v in scores[cols].values], rotation=30, ha="right")
     ax.set_yticks(range(n_r), [mpl_text(v) for v in scores[rows].values])
     ax.set_xlabel(mpl_text(cols))
     ax.set_ylabel(mpl_text(rows))
-    finite = values[np.isfinite(values)]
     mid = float(finite.min() + finite.max()) / 2 if finite.size else 0.0
+
+    def text_colour(v: float) -> str:  # contrast with the cell's colour
+        if center is None:  # a sequential map: dark below the middle
+            return "black" if np.isfinite(v) and v > mid else "white"
+        # a diverging map: dark at both ends
+        return "white" if np.isfinite(v) and abs(v - center) > 0.6 * top else "black"
+
     for i in range(n_r):
         for j in range(n_c):
             v = values[i, j]
@@ -94,7 +112,7 @@ def plot_score_matrix(
                 ha="center",
                 va="center",
                 fontsize=8,
-                color="black" if np.isfinite(v) and v > mid else "white",
+                color=text_colour(v),
             )
     fig.colorbar(im, ax=ax, label=mpl_text(label))
     if title:

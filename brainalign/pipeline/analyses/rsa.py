@@ -528,10 +528,14 @@ def _report(report: Any, ctx: Any, state: dict[str, Any]) -> None:
     matrix = _rsa_score_matrix(results, fwe)
     if matrix is not None:
         fig = plot_score_matrix(
-            matrix.similarity, significant=matrix.p_value_fwe < 0.05, label=f"{method} r"
+            matrix.similarity,
+            significant=matrix.p_value_fwe < 0.05,
+            label=f"{method} r",
+            cmap="RdBu_r",
+            center=0.0,
         )
         report.add_figure(
-            _centre_at_zero(fig),
+            fig,
             "Model (layer) × brain similarity",
             section="Summary",
             caption=f"{method} correlation of each model entry's RDM (layers of one model in "
@@ -663,8 +667,8 @@ def _comparison_figure(
         reliability=bound if bound is not None and np.isfinite(bound) else None,
         ylabel=f"{method} r with brain RDM",
         ci=intervals,
+        reliability_label="ceiling of r: √(Spearman–Brown)",
     )
-    _relabel_reliability(fig, bound)
     caption = (
         f"Bars: the {method} r of each model entry with the brain RDM. * p < 0.05 by one "
         "test, the stimulus-label permutation test (labels of the model RDM permuted, "
@@ -688,22 +692,6 @@ def _comparison_figure(
         )
     report.add_figure(fig, f"Model comparison ({bname})", section="Model comparison",
                       caption=caption)  # fmt: skip
-
-
-def _relabel_reliability(fig: Any, bound: float | None) -> None:
-    """Name the dashed line of :func:`~brainalign.viz.plot_model_comparison` for what it is."""
-    if bound is None or not np.isfinite(bound):
-        return
-    label = f"ceiling of r: √(Spearman–Brown) ({bound:.2f})"
-    for ax in fig.axes:
-        for line in ax.get_lines():
-            if str(line.get_label()).startswith("data reliability"):
-                line.set_label(label)
-        legend = ax.get_legend()
-        if legend is not None:
-            for text in legend.get_texts():
-                if text.get_text().startswith("data reliability"):
-                    text.set_text(label)
 
 
 def _split_section(report: Any, bname: str, c: dict, models: list[str], method: str) -> None:
@@ -823,32 +811,6 @@ def _rsa_score_matrix(results: dict, fwe: dict | None = None) -> xr.Dataset | No
             )
         }
     )
-
-
-def _centre_at_zero(fig: Any, cmap: str = "RdBu_r") -> Any:
-    """Put a score heat map on a colour scale symmetric around 0 (a diverging map).
-
-    The colour limits become ``±max|value|`` instead of the values' min..max, so a few
-    similar values are not stretched over the whole colour range and the sign shows; the
-    printed values switch to white text on the dark ends.
-    """
-    for ax in fig.axes:
-        if not ax.images:
-            continue
-        im = ax.images[0]
-        values = np.ma.filled(np.ma.asarray(im.get_array(), dtype=float), np.nan)
-        finite = np.abs(values[np.isfinite(values)])
-        top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-        im.set_cmap(cmap)
-        im.set_clim(-top, top)
-        for text in ax.texts:
-            j, i = (round(float(c)) for c in text.get_position())
-            if 0 <= i < values.shape[0] and 0 <= j < values.shape[1]:
-                v = values[i, j]
-                dark = np.isfinite(v) and abs(v) > 0.6 * top
-                text.set_color("white" if dark else "black")
-        break
-    return fig
 
 
 def _ci_cell(ci: xr.Dataset | None, entry: str) -> str | None:
