@@ -59,6 +59,11 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "float32: selected for the CI float32 pass (the second command of make test)"
     )
+    config.addinivalue_line(
+        "markers",
+        "tolerance: states its float64 and float32 tolerances (uses the tol fixture; added at "
+        "collection), so the CI float32 pass runs it",
+    )
     # Keep the global config unchanged between tests. Reports of pipelines run in-process
     # leave out the SVG/PDF downloads (they double drawing time); the tests that read the
     # downloads turn them on, and pipelines run as subprocesses (the shipped ones) keep them.
@@ -71,7 +76,11 @@ def pytest_report_header(config):
     return f"brainalign dtype: {_session_dtype(config)}"
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects: it may select ``tolerance``
 def pytest_collection_modifyitems(config, items):
+    for item in items:  # the tests that state float32 tolerances: the numerical comparisons
+        if "tol" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.tolerance)
     if _session_dtype(config) != "float32":
         return
     for item in items:
@@ -190,8 +199,10 @@ SHIPPED_CAPS = {"n_permutations": 10, "n_bootstrap": 10, "n_flips": 10, "flow_it
 def capped_spec(spec_path: Path, tmp: Path) -> Path:
     """Return the spec, or a copy with its resampling counts capped (``SHIPPED_CAPS``).
 
-    The same code paths run with fewer draws; ``BRAINALIGN_FULL_PIPELINES=1`` runs the specs
-    as shipped. The demo is never capped.
+    The same code paths run with fewer draws, and the report leaves out the SVG/PDF
+    downloads (they double the drawing time; the demo, never capped, keeps them and its
+    Chromium test checks every link); ``BRAINALIGN_FULL_PIPELINES=1`` runs the specs as
+    shipped.
     """
     import yaml
 
@@ -206,6 +217,7 @@ def capped_spec(spec_path: Path, tmp: Path) -> Path:
                 if not isinstance(raw["analyses"].get(name), dict):
                     raw["analyses"][name] = {}
                 raw["analyses"][name][key] = cap
+    raw["report"] = {**(raw.get("report") or {}), "downloads": False}
     path = tmp / spec_path.name
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path

@@ -680,8 +680,12 @@ def bures(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
     ``bures``); negative eigenvalues (non-Euclidean RDMs) are clipped to zero before square
     roots. The kernels are taken in the basis orthogonal to ``1``, which drops the zero
     eigenvalue that double centring always creates: its rounding noise would otherwise enter
-    through a square root at the ``sqrt(eps)`` level.
+    through a square root at the ``sqrt(eps)`` level. Computed in float64 whatever the
+    inputs' dtype (small n x n eigenproblems): the square roots of float32 eigenvalues would
+    leave about ``sqrt(eps32)`` (3e-4) of error; the result is cast back.
     """
+    dt = a.dtype
+    a, b = a.to(torch.float64), b.to(torch.float64)
     ga = _centered_kernel(a, n)  # unbroadcast: one square root per data RDM
     gb = _centered_kernel(b, n)
     evals, evecs = torch.linalg.eigh(ga)
@@ -691,7 +695,7 @@ def bures(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
     num = torch.sqrt(torch.linalg.eigvalsh(inner).clamp_min(0.0)).sum(-1)
     tra = torch.diagonal(ga, dim1=-2, dim2=-1).sum(-1)
     trb = torch.diagonal(gb, dim1=-2, dim2=-1).sum(-1)
-    return num / torch.sqrt(tra * trb)
+    return (num / torch.sqrt(tra * trb)).to(dt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -874,7 +878,11 @@ def neg_riemannian(
         sig = sigma_k if sigma_k.ndim == 2 else torch.diag(sigma_k)
     s_hat = sig[1:, 1:] - sig[1:, :1] - sig[:1, 1:] + sig[0, 0]
     chol, info = torch.linalg.cholesky_ex(gb)
-    pd = info == 0
+    # positive definite to rounding: a Cholesky that succeeds by rounding alone on an exactly
+    # singular G_b (too few features) leaves a pivot at the eps level, not NaN
+    piv = chol.diagonal(dim1=-2, dim2=-1) ** 2
+    floor = 16 * m * torch.finfo(gb.dtype).eps * gb.diagonal(dim1=-2, dim2=-1).amax(-1)
+    pd = (info == 0) & (piv.amin(-1) > floor)
     eye = torch.eye(m, dtype=a.dtype, device=a.device)
     chol = torch.where(pd[:, None, None], chol, eye)
 

@@ -93,8 +93,9 @@ def noise_precision(
         ``channel``, ``vertex``, ``feature``).
     %(device)s
     dtype : {"auto", "float32", "float64"}, optional
-        Precision of the result and of the feature Gram matrix; the shrinkage, the
-        low-rank route and the inversion run in float64.
+        Precision of the result. The feature Gram matrix, the shrinkage, the low-rank
+        route and the inversion run in float64 (an inverse's float32 rounding error would
+        grow with the covariance's condition number); the result is then cast.
 
     Returns
     -------
@@ -173,12 +174,16 @@ def noise_precision(
             )
     dof_used = int(default_dof if dof is None else dof)
     # Exact power-of-two rescaling of data far from 1 (the precision scales as
-    # scale ** -2), so that the Gram matrix neither overflows nor underflows in dt.
+    # scale ** -2), so that the Gram matrix neither overflows nor underflows; the unscaled
+    # result is then checked against dt's range.
     k = int(np.frexp(float(xt.abs().max()))[1]) if xt.numel() else 0
     k = int(np.clip(k, -1000, 1000)) if needs_scaling(np.array([k]), dt) else 0
     if k:
         xt = xt * math.ldexp(1.0, -k)
-    xt = xt.to(dt)
+    # The Gram matrix stays in float64 whatever dt: the precision is its inverse, so a
+    # float32 Gram's rounding (eps32 relative) would reach the result times the condition
+    # number (5.9e-3 relative on small entries of a 'full' precision of condition 1e3). The
+    # result is cast to dt at the end.
     low_rank = factored = None
     if method.startswith("shrinkage") and n_obs < xt.shape[1]:
         low_rank = _shrinkage_precision_low_rank(xt, method, dof_used, feature_coord, fdim)
@@ -320,17 +325,17 @@ def _covariance(
 ) -> tuple[torch.Tensor, float | None]:
     """Shrunk covariance (float64) of demeaned rows ``x`` and the shrinkage intensity."""
     n_obs, p = x.shape
+    x64 = x.to(torch.float64)
     if method == "diag":
-        q = (x * x).sum(0).to(torch.float64)
+        q = (x64 * x64).sum(0)
     else:
-        g = (x.transpose(0, 1) @ x).to(torch.float64)
+        g = x64.transpose(0, 1) @ x64
         q = g.diagonal().clone()
     _check_variances(q, coord, fdim)
     if method == "diag":
         return torch.diag(q / dof), None
     if method == "full":
         return g / dof, None
-    x64 = x.to(torch.float64)
     if method == "shrinkage_eye":
         s = g / n_obs
         m = torch.diagonal(s).sum() / p

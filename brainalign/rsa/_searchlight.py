@@ -988,8 +988,10 @@ def searchlight(
         a fast path (one matrix product per chunk); ``"kendall_tau_a"``, ``"rho_a"``, the
         whitened methods (with ``sigma_k = I``), ``"bures"`` and ``"neg_riem_dist"`` (the
         model fitted to each patch's RDM; NaN where a patch's second moment is not positive
-        definite) run :func:`brainalign.rsa.compare`'s batched kernels on every patch of a
-        chunk at once. Each equals ``compare`` on the patch's RDM.
+        definite, always so for a ``"sqeuclidean"`` or ``"cosine"`` patch of fewer than
+        ``n_stimuli - 1`` features, ``"correlation"``: ``n_stimuli``) run
+        :func:`brainalign.rsa.compare`'s batched kernels on every patch of a chunk at once.
+        Each equals ``compare`` on the patch's RDM.
     centers : array_like of int or bool, or xarray.DataArray, optional
         The spatial units to centre patches on (indices or a boolean mask over the spatial
         dim); default all units in ``mask``.
@@ -1278,6 +1280,12 @@ def searchlight(
         check_fits(fixed + batch_size * per, f"{what} with batch_size={batch_size}", budget)
     n_workers = max(1, min(n_workers, room // (per * batch_size)))
     win_t = torch.as_tensor(windows, device=dev)
+    # neg_riem_dist needs a positive definite data second moment; an RDM of F features of
+    # these metrics (squared distances between F-dim points; correlation: centred, so F - 1
+    # dims) has one of rank <= F - rank_drop, exactly singular below n - 1
+    rank_drop = {"sqeuclidean": 0, "cosine": 0, "correlation": 1}.get(metric)
+    if method != "neg_riem_dist" or crossnobis:
+        rank_drop = None
     out = np.empty((total, mvecs.shape[0]), dtype=np.float64)
     starts = range(0, total, batch_size)
 
@@ -1293,6 +1301,10 @@ def searchlight(
             vec, bad = patch_rdm_vectors(
                 x, idx_t, valid_t, win_t[t], metric, iu, similarity=similarity
             )
+            if rank_drop is not None:
+                # fewer features than the second moment's n - 1 dims: singular exactly,
+                # whatever the rounding decides in the Cholesky test
+                bad = bad | (valid_t.sum(1) * windows.shape[1] - rank_drop < n - 1)
         out[start:stop] = to_numpy(
             score_vectors(vec, bad, zmodels, models_t, method, similarity=similarity, n_stimuli=n)
         )
@@ -1382,6 +1394,18 @@ def _centre_graph(sl: xr.DataArray, sdim: str | None, cluster_radius: float | No
     return graphs[0].tocsr()
 
 
+def tie_margin(n_pairs: int, dtype: torch.dtype) -> float:
+    """How far below an observed similarity a null value still counts as a tie (``>=``).
+
+    A permutation that leaves a model unchanged (e.g. swapping two stimuli of one category
+    of a categorical model) gives the observed value again, computed in another product or
+    chunk: equal up to rounding, about ``sqrt(n_pairs)`` ulps of a unit-scale value.
+    ``1e-12`` in float64 (unless the RDMs hold more than ~300 000 pairs); float32: ~5.7e-6
+    for 36 pairs.
+    """
+    return max(1e-12, 8.0 * float(np.sqrt(n_pairs)) * torch.finfo(dtype).eps)
+
+
 def _cluster_masses(values: np.ndarray, graph: Any, threshold: float) -> tuple[np.ndarray, list]:
     """Label the supra-threshold clusters of a flat map and sum their values."""
     from scipy.sparse.csgraph import connected_components
@@ -1447,7 +1471,9 @@ def cluster_permutation_test(
         clusters), ``cluster_p`` (the p-value of each centre's cluster, NaN outside),
         ``cluster_mass`` and ``cluster_p_value`` (per cluster, dim ``cluster_id``), and
         ``null_max_mass`` (dim ``permutation``); attrs ``threshold`` and
-        ``n_permutations``. ``p = (1 + #{null >= mass}) / (1 + n_permutations)``.
+        ``n_permutations``. ``p = (1 + #{null >= mass}) / (1 + n_permutations)``, a null
+        mass within rounding of the observed one counting as a tie (:func:`tie_margin` per
+        centre of the cluster: a permutation that keeps the model gives the same map).
 
     Examples
     --------
@@ -1502,7 +1528,12 @@ def cluster_permutation_test(
     )
     labels, masses = _cluster_masses(clean[0], graph, threshold)
     masses_arr = np.asarray(masses, dtype=float)
-    p_clusters = (1 + (null_max[None, :] >= masses_arr[:, None] - 1e-12).sum(1)) / (
+    # a null cluster equal to an observed one up to rounding (a permutation that keeps the
+    # model) ties: each of its values may differ by the tie margin
+    dt = resolve_dtype(kwargs.get("dtype"), resolve_device(kwargs.get("device")))
+    sizes = np.bincount(labels[labels >= 0], minlength=len(masses)).astype(float)
+    tie = tie_margin(n * (n - 1) // 2, dt) * np.maximum(sizes, 1.0)
+    p_clusters = (1 + (null_max[None, :] >= (masses_arr - tie)[:, None]).sum(1)) / (
         1 + n_permutations
     )
     p_map = np.where(labels >= 0, p_clusters[np.maximum(labels, 0)] if masses else 1.0, np.nan)

@@ -29,6 +29,7 @@ from brainalign.rsa._searchlight import (
     model_vectors,
     prepare_models,
     ranked_zscores,
+    tie_margin,
 )
 
 _MEMORY_BUDGET = 2**28
@@ -139,7 +140,8 @@ def time_resolved(
     result : xarray.Dataset
         ``similarity`` (time[, model dims]); with permutations also ``null`` (permutation,
         time[, model dims]), ``p_value`` (one-sided, greater:
-        ``(1 + #{null >= observed}) / (1 + n_permutations)``), ``p_value_corrected``
+        ``(1 + #{null >= observed}) / (1 + n_permutations)``, a null value within rounding
+        of the observed one counting as a tie: :func:`tie_margin`), ``p_value_corrected``
         (against the maximum of each permuted time course), ``band_low`` and ``band_high``.
 
     Raises
@@ -220,10 +222,11 @@ def time_resolved(
                 s = compare_vectors(*pair, method, n_stimuli=n)
             parts.append(to_numpy(s).astype(np.float64))
         null = np.concatenate(parts, axis=0)  # (perms, T, M)
-        ge = (null >= observed[None] - 1e-12).sum(0)
+        tie = tie_margin(n * (n - 1) // 2, dt)
+        ge = (null >= observed[None] - tie).sum(0)
         p_value = (1 + ge) / (1 + n_permutations)
         peak = null.max(axis=1)  # (perms, M): max over time per permutation
-        ge_max = (peak[:, None, :] >= observed[None] - 1e-12).sum(0)
+        ge_max = (peak[:, None, :] >= observed[None] - tie).sum(0)
         p_corr = (1 + ge_max) / (1 + n_permutations)
         low, high = np.quantile(null, [alpha / 2, 1 - alpha / 2], axis=0)
         shape = (n_t, *mshape)

@@ -19,7 +19,7 @@ from brainalign.data._schema import RDM_DIMS
 from brainalign.rsa._compare import METHODS, single_rdm
 from brainalign.rsa._compare_kernels import compare_vectors
 from brainalign.trsa._common import RDMBatch
-from brainalign.trsa._geodesic import TIE_RTOL
+from brainalign.trsa._geodesic import tie_rtol
 from brainalign.trsa._kernels import (
     average_ranks,
     cpu_path,
@@ -193,7 +193,7 @@ class GridTransformer:
             d, _ = fill_disconnected(shortest_paths(to_square(weights, n)), None)
             i, j = upper_indices(n, flat.device)
             geo = d[:, i, j]
-        return average_ranks(geo, rtol=TIE_RTOL).reshape(c, b, m)
+        return average_ranks(geo, rtol=tie_rtol(geo.dtype, n)).reshape(c, b, m)
 
 
 def cell_chunks(grid: xr.DataArray, per_cell: int) -> Iterator[np.ndarray]:

@@ -27,6 +27,31 @@ google = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(google)
 
 ATOL = 1e-8
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _cond(x, epsilon=0.0):
+    """Condition number of the centred ``x`` on its column space, ridge-shifted.
+
+    With ``epsilon`` the ridge ``lam = epsilon * max column sum of squares`` (the CCA's
+    ``epsilon * max variance`` times n - 1) is added to every squared singular value.
+    """
+    xc = x - x.mean(0)
+    s = np.linalg.svd(xc, compute_uv=False)
+    s = s[s > 1e-10 * s[0]]  # the column space (rank-deficient sides)
+    lam = epsilon * (xc * xc).sum(0).max()
+    return float(np.sqrt((s[0] ** 2 + lam) / (s[-1] ** 2 + lam)))
+
+
+def _atol(tol, x, y, epsilon=0.0):
+    """The float64 ATOL, or the float32 bound of canonical correlations of ``x`` and ``y``.
+
+    float32: rounding ``x`` (and the float32 QR / SVD, backward stable) perturbs it by
+    ~eps32 |x|, which turns its column space by ~eps32 cond(x) radians, and a canonical
+    correlation (the cosine of a principal angle) by at most that: eps32 (cond(x) +
+    cond(y)), x 10 for the n-term products of the factorisations.
+    """
+    return tol(float64=ATOL, float32=10 * EPS32 * (_cond(x, epsilon) + _cond(y, epsilon)))
 
 
 def _reps(values, ids=None):
@@ -74,31 +99,33 @@ def _google_svcca_rhos(x, y, variance):
 
 
 @pytest.mark.parametrize(("n", "p", "q"), [(80, 4, 6), (80, 6, 4), (120, 7, 7)])
-def test_cca_matches_google_and_scipy(rng, n, p, q):
+def test_cca_matches_google_and_scipy(rng, n, p, q, tol):
     x, y = _pair(rng, n, p, q, center=False)
     a, b = _reps(x), _reps(y)
+    atol = _atol(tol, x, y)
     rhos = cca(a, b, summary="rhos")
     ref = google.get_cca_similarity(x.T, y.T, verbose=False)["cca_coef1"]
     assert rhos.dims == ("component",)
     assert rhos.sizes["component"] == min(p, q)
-    np.testing.assert_allclose(rhos.values, ref, rtol=0, atol=ATOL)
-    np.testing.assert_allclose(rhos.values, _scipy_rhos(x, y), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(rhos.values, ref, rtol=0, atol=atol)
+    np.testing.assert_allclose(rhos.values, _scipy_rhos(x, y), rtol=0, atol=atol)
     angles = scipy.linalg.subspace_angles(x - x.mean(0), y - y.mean(0))
-    np.testing.assert_allclose(rhos.values, np.sort(np.cos(angles))[::-1], rtol=0, atol=ATOL)
+    np.testing.assert_allclose(rhos.values, np.sort(np.cos(angles))[::-1], rtol=0, atol=atol)
     # summaries: np.mean(cca_coef1) (the similarity repository's "svcca/cca") and R²_CCA
-    assert float(cca(a, b)) == pytest.approx(np.mean(ref), abs=ATOL)
-    assert float(cca(a, b, summary="mean_rho2")) == pytest.approx(np.mean(ref**2), abs=ATOL)
-    assert float(cca(a, b, n_components=2)) == pytest.approx(np.mean(ref[:2]), abs=ATOL)
+    assert float(cca(a, b)) == pytest.approx(np.mean(ref), abs=atol)
+    assert float(cca(a, b, summary="mean_rho2")) == pytest.approx(np.mean(ref**2), abs=2 * atol)
+    assert float(cca(a, b, n_components=2)) == pytest.approx(np.mean(ref[:2]), abs=atol)
 
 
-def test_cca_epsilon_matches_google_regularisation(rng):
+def test_cca_epsilon_matches_google_regularisation(rng, tol):
     x, y = _pair(rng, 60, 5, 6, center=False)
     x[:, 2] *= 0.05  # variance 0.0025 x the others: pruned by epsilon=0.05, kept by 1e-3
     for epsilon in (1e-3, 0.05):
         ours = cca(_reps(x), _reps(y), summary="rhos", epsilon=epsilon)
         ref = google.get_cca_similarity(x.T, y.T, epsilon=epsilon, verbose=False)
         assert ours.sizes["component"] == len(ref["cca_coef1"])
-        np.testing.assert_allclose(ours.values, ref["cca_coef1"], rtol=0, atol=ATOL)
+        atol = _atol(tol, x, y, epsilon)
+        np.testing.assert_allclose(ours.values, ref["cca_coef1"], rtol=0, atol=atol)
         assert ours.attrs["epsilon"] == epsilon
     assert len(ref["cca_coef1"]) == 4  # the low-variance unit was pruned at 0.05
     # regularisation shrinks every canonical correlation
@@ -107,14 +134,15 @@ def test_cca_epsilon_matches_google_regularisation(rng):
 
 
 @pytest.mark.parametrize("variance", [0.5, 0.8, 0.99, 1.0])
-def test_svcca_matches_google_cut(rng, variance):
+def test_svcca_matches_google_cut(rng, variance, tol):
     x, y = _pair(rng, 100, 8, 10, center=False)
+    atol = _atol(tol, x, y)  # the kept directions are better conditioned than all of x
     ref, (kx, ky) = _google_svcca_rhos(x, y, variance)
     ours = svcca(_reps(x), _reps(y), variance=variance, summary="rhos")
     assert ours.sizes["component"] == min(kx, ky)
-    np.testing.assert_allclose(ours.values, ref, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(ours.values, ref, rtol=0, atol=atol)
     value = svcca(_reps(x), _reps(y), variance=variance)
-    assert float(value) == pytest.approx(np.mean(ref), abs=ATOL)
+    assert float(value) == pytest.approx(np.mean(ref), abs=atol)
 
 
 def test_svcca_cut_sums_singular_values_not_their_squares():
@@ -130,16 +158,17 @@ def test_svcca_cut_sums_singular_values_not_their_squares():
 
 
 @pytest.mark.parametrize(("n", "p", "q"), [(120, 5, 8), (150, 6, 6), (200, 10, 30)])
-def test_pwcca_matches_google(rng, n, p, q):
+def test_pwcca_matches_google(rng, n, p, q, tol):
     x, y = _pair(rng, n, p, q)  # centred: google/svcca projects uncentred activity
     ref = google.compute_pwcca(x.T, y.T)[0]
     ours = pwcca(_reps(x), _reps(y))
     assert ours.dims == ()
-    assert float(ours) == pytest.approx(ref, abs=ATOL)
+    # float32: a weighted mean of the correlations, weights from the same bases: _atol
+    assert float(ours) == pytest.approx(ref, abs=_atol(tol, x, y))
     assert ours.attrs["similarity_id"] == "svcca/pwcca"
 
 
-def test_pwcca_works_when_a_is_wider_than_b(rng):
+def test_pwcca_works_when_a_is_wider_than_b(rng, tol):
     x, y = _pair(rng, 150, 9, 4)
     with pytest.raises(IndexError):  # google/svcca's second branch indexes acts1 by y_idxs
         google.compute_pwcca(x.T, y.T)
@@ -152,41 +181,51 @@ def test_pwcca_works_when_a_is_wider_than_b(rng):
     weights = np.abs(proj.T @ x).sum(axis=1)
     ref = np.sum(weights / weights.sum() * res["cca_coef1"])
     assert m == 4
-    assert ours == pytest.approx(ref, abs=ATOL)
+    assert ours == pytest.approx(ref, abs=_atol(tol, x, y))
     assert 0 < ours < 1
 
 
 # ---------------------------------------------------------------- properties
 
 
-def test_cca_invariant_to_invertible_linear_maps_and_translation(rng):
+def test_cca_invariant_to_invertible_linear_maps_and_translation(rng, tol):
     x, y = _pair(rng, 70, 5, 6)
     base = cca(_reps(x), _reps(y), summary="rhos").values
     mx = rng.standard_normal((5, 5)) + 3 * np.eye(5)
     my = rng.standard_normal((6, 6)) + 3 * np.eye(6)
-    moved = cca(_reps(x @ mx + 4.0), _reps(y @ my - 2.0), summary="rhos").values
-    np.testing.assert_allclose(moved, base, rtol=0, atol=ATOL)
-    assert float(cca(_reps(x), _reps(x))) == pytest.approx(1.0, abs=ATOL)
+    xm, ym = x @ mx + 4.0, y @ my - 2.0
+    moved = cca(_reps(xm), _reps(ym), summary="rhos").values
+    # float32: both results carry their own rounding: the bounds of both pairs added
+    atol = _atol(tol, x, y) + _atol(tol, xm, ym)
+    np.testing.assert_allclose(moved, base, rtol=0, atol=atol)
+    assert float(cca(_reps(x), _reps(x))) == pytest.approx(1.0, abs=_atol(tol, x, x))
 
 
-def test_svcca_invariant_to_rotation_scale_and_translation(rng):
+def test_svcca_invariant_to_rotation_scale_and_translation(rng, tol):
     x, y = _pair(rng, 70, 6, 5)
     base = float(svcca(_reps(x), _reps(y), variance=0.8))
     qx, _ = np.linalg.qr(rng.standard_normal((6, 6)))
     qy, _ = np.linalg.qr(rng.standard_normal((5, 5)))
-    moved = float(svcca(_reps(3.0 * x @ qx + 1.0), _reps(0.5 * y @ qy - 7.0), variance=0.8))
-    assert moved == pytest.approx(base, abs=ATOL)
+    xm, ym = 3.0 * x @ qx + 1.0, 0.5 * y @ qy - 7.0
+    moved = float(svcca(_reps(xm), _reps(ym), variance=0.8))
+    # float32: both results carry their own rounding (ym's shift of -7 on a spread of ~1
+    # rounds at ~7 eps32 relative to its centred values): both bounds added
+    assert moved == pytest.approx(base, abs=_atol(tol, x, y) + _atol(tol, xm, ym))
 
 
-def test_pwcca_invariances_and_asymmetry(rng):
+def test_pwcca_invariances_and_asymmetry(rng, tol):
     x, y = _pair(rng, 90, 4, 7)
     base = float(pwcca(_reps(x), _reps(y)))
     my = rng.standard_normal((7, 7)) + 3 * np.eye(7)
     # any invertible map and translation of b; isotropic scale and translation of a
-    moved = float(pwcca(_reps(2.5 * x + 3.0), _reps(y @ my + 1.0)))
-    assert moved == pytest.approx(base, abs=ATOL)
+    xm, ym = 2.5 * x + 3.0, y @ my + 1.0
+    moved = float(pwcca(_reps(xm), _reps(ym)))
+    # float32: both results carry their own rounding: both bounds added
+    assert moved == pytest.approx(base, abs=_atol(tol, x, y) + _atol(tol, xm, ym))
     # a permutation of a's features (google/svcca's uncentred version depends on it)
-    assert float(pwcca(_reps(x[:, ::-1] + 5.0), _reps(y))) == pytest.approx(base, abs=ATOL)
+    xp = x[:, ::-1] + 5.0
+    atol = _atol(tol, x, y) + _atol(tol, xp, y)
+    assert float(pwcca(_reps(xp), _reps(y))) == pytest.approx(base, abs=atol)
     assert abs(float(pwcca(_reps(y), _reps(x))) - base) > 1e-3
 
 
@@ -240,13 +279,15 @@ def test_other_dims_broadcast(rng):
     np.testing.assert_allclose(out.values, float(cca(_reps(x), _reps(y))), atol=ATOL)
 
 
-def test_rank_deficient_side_uses_its_column_space(rng):
+def test_rank_deficient_side_uses_its_column_space(rng, tol):
     x, y = _pair(rng, 60, 4, 5)
     wide = np.column_stack([x, x[:, :2] + x[:, 2:3], 2 * x[:, 0]])  # rank 4, 6 features
     rhos = cca(_reps(wide), _reps(y), summary="rhos")
     assert rhos.sizes["component"] == 4
+    # float32: both results carry their own rounding: both bounds added
+    atol = _atol(tol, x, y) + _atol(tol, wide, y)
     np.testing.assert_allclose(
-        rhos.values, cca(_reps(x), _reps(y), summary="rhos").values, rtol=0, atol=ATOL
+        rhos.values, cca(_reps(x), _reps(y), summary="rhos").values, rtol=0, atol=atol
     )
     assert float(pwcca(_reps(wide), _reps(y))) > 0
 
@@ -312,7 +353,7 @@ def test_degenerate_when_a_side_spans_every_centred_pattern(rng, measure):
         measure(_reps(y), _reps(x))
 
 
-def test_epsilon_allows_the_degenerate_case(rng):
+def test_epsilon_allows_the_degenerate_case(rng, tol):
     # 20 features, 12 stimuli: google/svcca asserts fewer neurons than datapoints, so the
     # reference is the ridge formula itself, eigenvalues of
     # (Sxx + λx I)^-1 Sxy (Syy + λy I)^-1 Syx with λ = epsilon * max variance.
@@ -325,15 +366,17 @@ def test_epsilon_allows_the_degenerate_case(rng):
     w = scipy.linalg.eigh(sxy @ np.linalg.solve(ryy, sxy.T), rxx, eigvals_only=True)[::-1]
     rhos = cca(_reps(x), _reps(y), epsilon=epsilon, summary="rhos")
     assert rhos.sizes["component"] == 3
-    np.testing.assert_allclose(rhos.values, np.sqrt(w[:3]), rtol=0, atol=ATOL)
+    atol = _atol(tol, x, y, epsilon)
+    np.testing.assert_allclose(rhos.values, np.sqrt(w[:3]), rtol=0, atol=atol)
     assert 0 < float(rhos.max()) < 1
 
 
-def test_warns_when_ranks_force_correlations_to_one(rng):
+def test_warns_when_ranks_force_correlations_to_one(rng, tol):
     x, y = rng.standard_normal((20, 12)), rng.standard_normal((20, 12))
     with pytest.warns(UserWarning, match="5 of the 12 canonical correlations are 1"):
         rhos = cca(_reps(x), _reps(y), summary="rhos").values
-    np.testing.assert_allclose(rhos[:5], 1.0, atol=1e-8)
+    # float32: a singular value 1 of Qx^T Qy, with Qx, Qy orthonormal to ~eps32 (x 10)
+    np.testing.assert_allclose(rhos[:5], 1.0, rtol=0, atol=tol(float64=1e-8, float32=10 * EPS32))
     assert rhos[5] < 1 - 1e-6
 
 

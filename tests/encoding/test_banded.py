@@ -27,6 +27,26 @@ def _bands(rng, n=60, t=10):
     return X, Y, np.repeat(["a", "b", "c"], SIZES)
 
 
+def _banded_err32(ridge_err32, X, deltas, *, fit_intercept, cv):
+    """Float32 relative error of banded fits at band weights ``exp(deltas)`` (n_bands, m).
+
+    Each column is a unit-penalty ridge on the bands scaled by ``exp(delta_b / 2)``: its
+    error is eps32·cond of that design (conftest.ridge_err32), worst over the columns and
+    folds, factor 10 for the products and the data's rounding.
+    """
+    codes = np.repeat(np.arange(len(SIZES)), SIZES)
+    deltas = np.asarray(deltas, float).reshape(len(SIZES), -1)
+    return 10 * max(
+        ridge_err32(X * np.exp(d / 2)[codes], 1.0, fit_intercept=fit_intercept, cv=cv)[0]
+        for d in deltas.T
+    )
+
+
+def _candidate_deltas(gammas):
+    """``log(gamma / alpha)`` of every candidate and alpha, shape (n_bands, n_cand·n_alphas)."""
+    return np.log(gammas.T[:, :, None] / ALPHAS[None, None, :]).reshape(len(SIZES), -1)
+
+
 def test_candidates_match_himalaya_sampler():
     ours = dirichlet_gammas(12, 3, [0.1, 1.0], 0).numpy()
     ref = himalaya_kernel.generate_dirichlet_samples(12, 3, [0.1, 1.0], random_state=0)
@@ -34,9 +54,12 @@ def test_candidates_match_himalaya_sampler():
     assert_allclose(ours, ref, rtol=1e-15)
 
 
+@pytest.mark.float32
 @pytest.mark.parametrize("fit_intercept", [False, True])
 @pytest.mark.parametrize("solver", ["primal", "dual"])
-def test_matches_himalaya_banded_ridge_on_fixed_candidates(rng, fit_intercept, solver):
+def test_matches_himalaya_banded_ridge_on_fixed_candidates(
+    rng, fit_intercept, solver, tol, ridge_err32
+):
     X, Y, bands = _bands(rng)
     gammas = dirichlet_gammas(10, 3, [0.1, 1.0], 1).numpy()
     ours = BandedRidgeCV(
@@ -56,15 +79,35 @@ def test_matches_himalaya_banded_ridge_on_fixed_candidates(rng, fit_intercept, s
         fit_intercept=fit_intercept,
     ).fit(X, Y)
     assert_allclose(ours.deltas_, ref.deltas_, rtol=1e-12)
+    # float32: every candidate's neg-MSE errs by its scaled design's eps32·cond
+    # (_banded_err32, worst candidate); the refit's coefficients at the selected weights
+    # relative to the largest, the intercept by that times |mean(x)|₁ plus its rounding
+    kw = dict(fit_intercept=fit_intercept, cv=KFold(5))
+    err_all = _banded_err32(ridge_err32, X, _candidate_deltas(gammas), **kw)
+    err = _banded_err32(ridge_err32, X, ref.deltas_, **kw)
     # himalaya's cv_scores_ are per candidate, with its 1e-10·log(alpha) tie-break slope,
     # which brainalign's candidate_scores_ keep too.
-    assert_allclose(ours.candidate_scores_, ref.cv_scores_, rtol=1e-9)
-    assert_allclose(ours.coef_, ref.coef_, rtol=1e-8, atol=1e-12)
+    assert_allclose(
+        ours.candidate_scores_, ref.cv_scores_, rtol=tol(float64=1e-9, float32=err_all)
+    )
+    scale = np.abs(ref.coef_).max()
+    assert_allclose(
+        ours.coef_,
+        ref.coef_,
+        rtol=tol(float64=1e-8, float32=0),
+        atol=tol(float64=1e-12, float32=err * scale),
+    )
     if fit_intercept:
-        assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-8)
+        icpt = err * scale * np.abs(X.mean(0)).sum() + err * np.abs(ref.intercept_).max()
+        assert_allclose(
+            ours.intercept_,
+            ref.intercept_,
+            rtol=tol(float64=1e-8, float32=0),
+            atol=tol(float64=0, float32=icpt),
+        )
 
 
-def test_matches_multiple_kernel_ridge_on_fixed_band_weights(rng):
+def test_matches_multiple_kernel_ridge_on_fixed_band_weights(rng, tol, ridge_err32):
     X, Y, bands = _bands(rng, n=40)
     Y = Y - Y.mean(0)
     gammas = np.array([[1 / 3, 1 / 3, 1 / 3], [0.7, 0.2, 0.1], [0.05, 0.9, 0.05]])
@@ -78,9 +121,20 @@ def test_matches_multiple_kernel_ridge_on_fixed_band_weights(rng):
         cv=KFold(5),
     ).fit(kernels, Y)
     assert_allclose(ours.deltas_, ref.deltas_, rtol=1e-12)
-    assert_allclose(ours.candidate_scores_, ref.cv_scores_, rtol=1e-9)
+    # float32: as in the test above; predictions relative to the largest
+    kw = dict(fit_intercept=False, cv=KFold(5))
+    err_all = _banded_err32(ridge_err32, X, _candidate_deltas(gammas), **kw)
+    err = _banded_err32(ridge_err32, X, ref.deltas_, **kw)
+    assert_allclose(
+        ours.candidate_scores_, ref.cv_scores_, rtol=tol(float64=1e-9, float32=err_all)
+    )
     pred_ref = ref.predict(kernels)
-    assert_allclose(ours.predict(X, bands=bands), pred_ref, rtol=1e-8, atol=1e-10)
+    assert_allclose(
+        ours.predict(X, bands=bands),
+        pred_ref,
+        rtol=tol(float64=1e-8, float32=0),
+        atol=tol(float64=1e-10, float32=err * np.abs(pred_ref).max()),
+    )
 
 
 def test_variance_partitioning_matches_product_measure(rng):
@@ -140,7 +194,7 @@ def test_banded_errors(rng):
         model.predict(X, bands=np.repeat("x", 16))
 
 
-def test_hypergradient_refinement_never_worsens_and_matches_plain_ridge(rng):
+def test_hypergradient_refinement_never_worsens_and_matches_plain_ridge(rng, tol, ridge_err32):
     X, Y, bands = _bands(rng, n=70, t=4)
     codes = np.repeat(np.arange(3), SIZES)
     searched = BandedRidgeCV([1.0, 10.0], n_iter=2, scoring="neg_mse", random_state=0)
@@ -160,9 +214,24 @@ def test_hypergradient_refinement_never_worsens_and_matches_plain_ridge(rng):
     for t in range(Y.shape[1]):
         s = np.exp(refined.deltas_[:, t] / 2)[codes]
         ref = ridge_cv(X * s, Y[:, t], [1.0], cv=5, scoring="neg_mse", return_coef=True)
-        assert_allclose(refined.cv_scores_[t], float(ref.cv_score), rtol=1e-9)
-        assert_allclose(refined.coef_[:, t], ref.coef.values.ravel() * s, rtol=1e-8, atol=1e-12)
-        assert_allclose(refined.intercept_[t], float(ref.intercept), rtol=1e-8)
+        # float32: both paths err by the scaled design's eps32·cond (_banded_err32)
+        err = _banded_err32(ridge_err32, X, refined.deltas_[:, t], fit_intercept=True, cv=5)
+        coef = ref.coef.values.ravel() * s
+        assert_allclose(refined.cv_scores_[t], float(ref.cv_score), rtol=tol(1e-9, err))
+        assert_allclose(
+            refined.coef_[:, t],
+            coef,
+            rtol=tol(float64=1e-8, float32=0),
+            atol=tol(float64=1e-12, float32=err * np.abs(coef).max()),
+        )
+        icpt = err * np.abs(coef).max() * np.abs(X.mean(0)).sum()
+        icpt += err * abs(float(ref.intercept))
+        assert_allclose(
+            refined.intercept_[t],
+            float(ref.intercept),
+            rtol=tol(float64=1e-8, float32=0),
+            atol=tol(float64=0, float32=icpt),
+        )
 
 
 def test_refinement_needs_the_squared_error(rng):

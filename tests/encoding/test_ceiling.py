@@ -22,6 +22,8 @@ from brainalign.encoding._ceiling import (
     split_half_reliability,
 )
 
+EPS32 = float(np.finfo(np.float32).eps)
+
 
 def _simulate(rng, noise_sd, n_repeats=4, n_stimuli=3000):
     """Signal variance 1 per target; noise variance noise_sd**2, independent per repeat."""
@@ -47,8 +49,9 @@ def test_split_half_hand_checked():
     np.testing.assert_allclose(spearman_brown(0.8), 8 / 9, rtol=1e-12)
 
 
+@pytest.mark.float32
 @pytest.mark.parametrize("average", ["mean", "fisher"])
-def test_split_half_matches_numpy_loop(average, rng, device):
+def test_split_half_matches_numpy_loop(average, rng, device, tol):
     Y = _simulate(rng, [0.5, 1.0, 2.0], n_repeats=5, n_stimuli=40)
     splits = np.array([rng.permutation(5) for _ in range(7)])
     rs = []
@@ -60,7 +63,11 @@ def test_split_half_matches_numpy_loop(average, rng, device):
     rbar = rs.mean(0) if average == "mean" else np.tanh(np.arctanh(rs).mean(0))
     want = 2 * rbar / (1 + rbar)
     got = split_half_reliability(Y, splits=splits, average=average, device=device)
-    np.testing.assert_allclose(got, want, rtol=1e-10 if device == "cpu" else 1e-4)
+    # float32 (cpu): inputs rounded and centred in float32, sums in float64: each r errs by
+    # a few eps32 (the data are centred, |mean|/std ≈ 0), Spearman–Brown's slope
+    # 2/(1+r)² <= 2 and Fisher's averaging keep that order: 8·eps32
+    rtol = tol(float64=1e-10, float32=8 * EPS32) if device == "cpu" else 1e-4
+    np.testing.assert_allclose(got, want, rtol=rtol)
 
 
 def test_split_half_simulation_close_to_theory(rng):
@@ -131,7 +138,7 @@ def test_split_half_errors(rng):
 # ------------------------------------------------------------------------------------------
 
 
-def test_ncsnr_hand_checked_unequal_repeats():
+def test_ncsnr_hand_checked_unequal_repeats(tol):
     # Trials: stimulus a = [0, 2, 4] (variance 4, ddof=1, 2 dof), b = [10, 12] (variance 2,
     # 1 dof), c = [7] (no dof). Pooled noise = (2 * 4 + 1 * 2) / 3 = 10 / 3.
     # Total variance (ddof=0) of the 6 trials: (sum x² - (sum x)² / 6) / 6 with sum x² = 313
@@ -144,11 +151,20 @@ def test_ncsnr_hand_checked_unequal_repeats():
     noise = 10 / 3
     total = (313 - 35**2 / 6) / 6
     want = np.sqrt((total - noise) / noise)
-    np.testing.assert_allclose(ncsnr(trials), [want], rtol=1e-12)
+    # float32: the trials are exact, the grand mean 35/6 is rounded: centring on it errs by
+    # eps32·35/6 per trial, the total variance by 2·eps32·(35/6)/sqrt(total) relative, the
+    # signal (total - noise) by total/signal times that, ncsnr by half of it; factor 4
+    err = 4 * EPS32 * (35 / 6) / np.sqrt(total) * total / (total - noise)
+    np.testing.assert_allclose(ncsnr(trials), [want], rtol=tol(float64=1e-12, float32=err))
     # NSD's ceiling with test stimuli seen 3, 2 and 1 times: 1/n term = (1/3 + 1/2 + 1) / 3
     nc = nsd_noise_ceiling(trials, n_average=[3, 2, 1])
     snr2 = want**2
-    np.testing.assert_allclose(nc, [100 * snr2 / (snr2 + (1 / 3 + 1 / 2 + 1) / 3)], rtol=1e-12)
+    # float32: 100·s/(s + k) of s = ncsnr² errs by at most 2·err relative
+    np.testing.assert_allclose(
+        nc,
+        [100 * snr2 / (snr2 + (1 / 3 + 1 / 2 + 1) / 3)],
+        rtol=tol(float64=1e-12, float32=2 * err),
+    )
 
 
 def test_ncsnr_zscored_total_variance_is_nsd_formula():
@@ -163,14 +179,20 @@ def test_ncsnr_zscored_total_variance_is_nsd_formula():
     np.testing.assert_allclose(nsd_noise_ceiling(Y, n_average=3), [100 * 1.5 / (1.5 + 1 / 3)])
 
 
-def test_ncsnr_zscored_data_reduces_to_one_minus_noise(rng):
+@pytest.mark.float32
+def test_ncsnr_zscored_data_reduces_to_one_minus_noise(rng, tol):
     # Betas z-scored (ddof=0) over all trials: the data's total variance is exactly 1.
     Y = _simulate(rng, [1.0, 2.0], n_repeats=3, n_stimuli=50)
     Yz = (Y - Y.mean((0, 1))) / Y.std((0, 1))
     noise = Yz.var(0, ddof=1).mean(0)
     want = np.sqrt(np.maximum(0, 1 - noise)) / np.sqrt(noise)
-    np.testing.assert_allclose(ncsnr(Yz), want, rtol=1e-10)
-    np.testing.assert_allclose(ncsnr(Yz, total_variance=1.0), want, rtol=1e-10)
+    # float32: centred unit-variance inputs rounded once, float64 sums: the variances err
+    # by a few eps32, the signal 1 - noise by 1/signal times that, ncsnr by half; factor 4
+    # (a target whose noise exceeds 1 is clipped to 0 in both)
+    signal = 1 - noise
+    err = tol(float64=1e-10, float32=4 * EPS32 / signal[signal > 0].min())
+    np.testing.assert_allclose(ncsnr(Yz), want, rtol=err)
+    np.testing.assert_allclose(ncsnr(Yz, total_variance=1.0), want, rtol=err)
 
 
 def test_ncsnr_simulation_close_to_theory(rng):
@@ -231,15 +253,25 @@ def test_explainable_variance_hand_checked():
     np.testing.assert_allclose(got, [ev - (1 - ev)], rtol=1e-12)
 
 
+@pytest.mark.float32
 @pytest.mark.parametrize("bias_correction", [True, False])
 @pytest.mark.parametrize("do_zscore", [True, False])
-def test_explainable_variance_matches_reference(bias_correction, do_zscore, rng, device):
+def test_explainable_variance_matches_reference(bias_correction, do_zscore, rng, device, tol):
     Y = _simulate(rng, [0.5, 1.0, 3.0], n_repeats=3, n_stimuli=60) * [1.0, 5.0, 0.2] + 3
     got = explainable_variance(
         Y, bias_correction=bias_correction, do_zscore=do_zscore, device=device
     )
-    rtol = 1e-10 if device == "cpu" else 1e-4  # dtype "auto": float32 inputs on a GPU
-    np.testing.assert_allclose(got, _ev_reference(Y, bias_correction, do_zscore), rtol=rtol)
+    ref = _ev_reference(Y, bias_correction, do_zscore)
+    # float32 (cpu): inputs rounded by eps32·|y|, i.e. eps32·(1 + |mean|/std) relative to
+    # their spread; float64 sums: each variance errs by twice that, their ratio ev by 4x;
+    # the bias correction (R·ev - 1)/(R - 1) amplifies by R·ev/|R·ev - 1|; factor 4
+    ev = _ev_reference(Y, False, do_zscore)
+    R = Y.shape[0]
+    amp = R * ev / np.abs(R * ev - 1) if bias_correction else 1.0
+    spread = 1 + np.abs(Y.mean((0, 1))) / Y.std((0, 1))
+    err32 = np.max(16 * EPS32 * spread * amp)
+    rtol = tol(float64=1e-10, float32=err32) if device == "cpu" else 1e-4
+    np.testing.assert_allclose(got, ref, rtol=rtol)
 
 
 def test_explainable_variance_simulation_and_labels(rng):

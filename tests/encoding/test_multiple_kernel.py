@@ -7,6 +7,7 @@ import pytest
 import xarray as xr
 from numpy.testing import assert_allclose
 from sklearn.base import clone
+from sklearn.metrics.pairwise import pairwise_kernels as sk_pairwise_kernels
 from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 
@@ -34,6 +35,35 @@ def data():
     return Xs, Y, gammas, new
 
 
+def _err32(kernel_err32, Ks, deltas, *, centre, cv, d_kernels=None):
+    """Float32 relative error of the fit: the worst target's unit-penalty kernel ridge.
+
+    Each target solves ``(K_w + I) dual = y`` with ``K_w = Σ_k exp(deltas_k) K_k``: its
+    error is ``eps32·cond(K_w + I)`` plus the kernels' own float32 error (``d_kernels``, the
+    entrywise errors per kernel, weighted alike) over ``min(λ + 1)`` (conftest.kernel_err32),
+    factor 10 for the products and the data's rounding.
+    """
+    Ks, w = np.asarray(Ks, float), np.exp(np.asarray(deltas, float))
+    dk = np.zeros_like(Ks) if d_kernels is None else np.asarray(d_kernels, float)
+    return 10 * max(
+        kernel_err32(
+            np.tensordot(w[:, j], Ks, 1),
+            1.0,
+            centre=centre,
+            cv=cv,
+            d_entries=np.tensordot(w[:, j], dk, 1),
+        )[0]
+        for j in range(w.shape[1])
+    )
+
+
+def _pred_err(err, K_new, deltas, dual, dk_new=0.0):
+    """Bound on a prediction's error: ``Σ_k exp(deltas_k) (err·|K_new_k| + dK_new_k) |dual|``."""
+    w = np.exp(np.asarray(deltas, float))
+    K_abs = err * np.abs(K_new) + dk_new
+    return np.einsum("kt,knm,mt->nt", w, K_abs, np.abs(dual)).max()
+
+
 def _himalaya(kernels, gammas_or_n, fit_intercept, local_alpha=True, cv=10, **kw):
     return himalaya_kernel.MultipleKernelRidgeCV(
         kernels=kernels,
@@ -53,7 +83,7 @@ def _himalaya(kernels, gammas_or_n, fit_intercept, local_alpha=True, cv=10, **kw
 
 @pytest.mark.parametrize("fit_intercept", [False, True])
 @pytest.mark.parametrize("local_alpha", [True, False])
-def test_precomputed_matches_himalaya(data, fit_intercept, local_alpha):
+def test_precomputed_matches_himalaya(data, fit_intercept, local_alpha, tol, kernel_err32):
     Xs, Y, gammas, new = data
     if fit_intercept:
         Y = Y + 10.0
@@ -70,20 +100,44 @@ def test_precomputed_matches_himalaya(data, fit_intercept, local_alpha):
     ).fit(Ks, Y)
     assert_allclose(ours.deltas_, ref.deltas_, rtol=1e-12)
     assert_allclose(ours.best_alphas_, ref.best_alphas_, rtol=1e-12)
+    # float32: the kernels are rounded once; the fit at the selected weights errs by
+    # _err32 (dual coefficients relative to the largest, predictions by _pred_err)
+    err = _err32(kernel_err32, Ks, ref.deltas_, centre=fit_intercept, cv=KFold(10))
     scale = np.abs(ref.dual_coef_).max()
-    assert_allclose(ours.dual_coef_, ref.dual_coef_, rtol=1e-7, atol=1e-9 * scale)
+    assert_allclose(
+        ours.dual_coef_,
+        ref.dual_coef_,
+        rtol=tol(float64=1e-7, float32=0),
+        atol=tol(float64=1e-9, float32=err) * scale,
+    )
     K_new = np.stack([a @ b.T for a, b in zip(new, Xs, strict=True)])
     ref_pred = ref.predict(K_new)
-    assert_allclose(ours.predict(K_new), ref_pred, atol=1e-8 * np.abs(ref_pred).max())
+    assert_allclose(
+        ours.predict(K_new),
+        ref_pred,
+        atol=tol(
+            float64=1e-8 * np.abs(ref_pred).max(),
+            float32=_pred_err(err, K_new, ref.deltas_, ref.dual_coef_),
+        ),
+    )
     # himalaya's cv_scores_ add 1e-10·log(alpha) (at most 1.2e-9 here) to the fold means.
-    assert_allclose(ours.candidate_scores_, ref.cv_scores_, rtol=1e-9, atol=2e-9)
+    # float32: neg-MSE of every candidate, including ill-conditioned ones (the worst
+    # candidate and alpha: eps32·cond over all of them, factor 10)
+    w_all = np.log(gammas[:, :, None] / ALPHAS[None, None, :]).transpose(1, 0, 2)
+    err_all = _err32(kernel_err32, Ks, w_all.reshape(2, -1), centre=fit_intercept, cv=KFold(10))
+    assert_allclose(
+        ours.candidate_scores_,
+        ref.cv_scores_,
+        rtol=tol(float64=1e-9, float32=err_all),
+        atol=tol(float64=2e-9, float32=0),
+    )
     if not local_alpha:
         assert np.unique(ours.best_alphas_).size == 1
         assert np.allclose(ours.kernel_weights_, ours.kernel_weights_[:, :1])
 
 
 @pytest.mark.parametrize("criterion", ["r2", "pearson"])
-def test_score_functions_match_himalaya(data, criterion):
+def test_score_functions_match_himalaya(data, criterion, tol, kernel_err32):
     Xs, Y, gammas, new = data
     Ks = np.stack([x @ x.T for x in Xs])
     func = {"r2": himalaya_scoring.r2_score, "pearson": himalaya_scoring.correlation_score}
@@ -96,10 +150,21 @@ def test_score_functions_match_himalaya(data, criterion):
     assert_allclose(ours.deltas_, ref.deltas_, rtol=1e-12)
     K_new = np.stack([a @ b.T for a, b in zip(new, Xs, strict=True)])
     ref_pred = ref.predict(K_new)
-    assert_allclose(ours.predict(K_new), ref_pred, atol=1e-8 * np.abs(ref_pred).max())
+    # float32: the fit's error at the selected weights (_err32, _pred_err)
+    err = _err32(kernel_err32, Ks, ref.deltas_, centre=True, cv=KFold(10))
+    assert_allclose(
+        ours.predict(K_new),
+        ref_pred,
+        atol=tol(
+            float64=1e-8 * np.abs(ref_pred).max(),
+            float32=_pred_err(err, K_new, ref.deltas_, ref.dual_coef_),
+        ),
+    )
 
 
-def test_labeled_bands_match_column_kernelizer_pipeline(data):
+def test_labeled_bands_match_column_kernelizer_pipeline(
+    data, tol, kernel_err32, kernel_entry_err32
+):
     # Banded model in kernel form from labeled features: one kernel per band, the
     # candidates drawn from the same seed (himalaya's generate_dirichlet_samples).
     Xs, Y, _, new = data
@@ -140,14 +205,30 @@ def test_labeled_bands_match_column_kernelizer_pipeline(data):
     X_new = np.concatenate([new[0][:, :20], new[1][:, :30]], axis=1)
     ref_pred = ref.predict(X_new)
     pred = ours.predict({"low": X_new[:, :20], "high": X_new[:, 20:]})
-    assert_allclose(pred, ref_pred, atol=1e-8 * np.abs(ref_pred).max())
+    # float32: the fit at the selected weights (_err32 with each kernel's float32 error,
+    # conftest.kernel_entry_err32) and the prediction kernels' error (factor 4)
+    specs = [(Xa, X_new[:, :20], "rbf", {}), (Xb, X_new[:, 20:], "poly", {"degree": 2})]
+    Ks = [sk_pairwise_kernels(a, metric=k, **kw) for a, _, k, kw in specs]
+    d_kernels = [(kernel_entry_err32(a, None, k, **kw)) for a, _, k, kw in specs]
+    K_new = np.stack([sk_pairwise_kernels(b, a, metric=k, **kw) for a, b, k, kw in specs])
+    dk_new = np.stack([4 * kernel_entry_err32(b, a, k, **kw) for a, b, k, kw in specs])
+    deltas, dual = ref[-1].deltas_, ref[-1].dual_coef_
+    err = _err32(kernel_err32, Ks, deltas, centre=True, cv=5, d_kernels=d_kernels)
+    assert_allclose(
+        pred,
+        ref_pred,
+        atol=tol(
+            float64=1e-8 * np.abs(ref_pred).max(),
+            float32=_pred_err(err, K_new, deltas, dual, dk_new),
+        ),
+    )
     # The same bands as a 2-D X with bands= labels.
     same = clone(ours).fit(X, Y, bands=["low"] * 20 + ["high"] * 30)
     assert_allclose(same.predict(X_new, bands=["low"] * 20 + ["high"] * 30), pred, rtol=1e-10)
     assert ours.results_["kernel_weight"].dims == ("kernel", "voxel")
 
 
-def test_kernels_of_all_features_match_himalaya(data):
+def test_kernels_of_all_features_match_himalaya(data, tol, kernel_err32, kernel_entry_err32):
     # himalaya's own form: a list of kernels, each on all the features.
     Xs, Y, _, new = data
     X = Xs[0][:, :40]
@@ -162,8 +243,22 @@ def test_kernels_of_all_features_match_himalaya(data):
     ).fit(X, Y)
     assert ours.kernel_names_ == kernels
     assert_allclose(ours.deltas_, ref.deltas_, rtol=1e-12)
-    ref_pred = ref.predict(new[0][:, :40])
-    assert_allclose(ours.predict(new[0][:, :40]), ref_pred, atol=1e-8 * np.abs(ref_pred).max())
+    X_new = new[0][:, :40]
+    ref_pred = ref.predict(X_new)
+    # float32: as in the test above, three kernels on the same features
+    Ks = [sk_pairwise_kernels(X, metric=k) for k in kernels]
+    d_kernels = [(kernel_entry_err32(X, None, k)) for k in kernels]
+    K_new = np.stack([sk_pairwise_kernels(X_new, X, metric=k) for k in kernels])
+    dk_new = np.stack([4 * kernel_entry_err32(X_new, X, k) for k in kernels])
+    err = _err32(kernel_err32, Ks, ref.deltas_, centre=False, cv=5, d_kernels=d_kernels)
+    assert_allclose(
+        ours.predict(X_new),
+        ref_pred,
+        atol=tol(
+            float64=1e-8 * np.abs(ref_pred).max(),
+            float32=_pred_err(err, K_new, ref.deltas_, ref.dual_coef_, dk_new),
+        ),
+    )
 
 
 def test_float32_close_to_float64(data):
@@ -178,7 +273,9 @@ def test_float32_close_to_float64(data):
     assert_allclose(m32.predict(new_bands), p64, atol=1e-4 * np.abs(p64).max())
 
 
-def test_split_predictions_and_precomputed_equals_linear(data):
+def test_split_predictions_and_precomputed_equals_linear(
+    data, tol, kernel_err32, kernel_entry_err32
+):
     Xs, Y, gammas, new = data
     Ks = np.stack([x @ x.T for x in Xs])
     model = MultipleKernelRidgeCV("precomputed", alphas=ALPHAS, n_iter=gammas).fit(Ks, Y)
@@ -191,11 +288,28 @@ def test_split_predictions_and_precomputed_equals_linear(data):
     lin.fit(Xs[0], Y)
     pre = MultipleKernelRidgeCV("precomputed", alphas=ALPHAS, n_iter=2, random_state=0)
     pre.fit(Ks[:1], Y)
-    assert_allclose(lin.dual_coef_, pre.dual_coef_, rtol=1e-9, atol=1e-12)
-    assert_allclose(lin.predict(new[0]), pre.predict(K_new[:1]), rtol=1e-9)
+    # float32: the float32 linear kernel against the rounded float64 one: the fit's error
+    # with the linear kernel's float32 error (_err32, _pred_err)
+    d_kernels = [(kernel_entry_err32(Xs[0], None, "linear"))]
+    err = _err32(kernel_err32, Ks[:1], pre.deltas_, centre=True, cv=5, d_kernels=d_kernels)
+    dual = pre.dual_coef_
+    assert_allclose(
+        lin.dual_coef_,
+        dual,
+        rtol=tol(float64=1e-9, float32=0),
+        atol=tol(float64=1e-12, float32=err * np.abs(dual).max()),
+    )
+    dk_new = 4 * kernel_entry_err32(new[0], Xs[0], "linear")[None]
+    assert_allclose(
+        lin.predict(new[0]),
+        pre.predict(K_new[:1]),
+        rtol=tol(float64=1e-9, float32=0),
+        atol=tol(float64=0, float32=_pred_err(err, K_new[:1], pre.deltas_, dual, dk_new)),
+    )
 
 
-def test_linear_bands_equal_banded_ridge(data):
+@pytest.mark.float32
+def test_linear_bands_equal_banded_ridge(data, tol, kernel_err32, kernel_entry_err32):
     # Linear kernels per band = banded ridge (same candidates, same selection rule).
     Xs, Y, gammas, new = data
     bands = {"a": Xs[0][:, :30], "b": Xs[1][:, :20]}
@@ -204,10 +318,37 @@ def test_linear_bands_equal_banded_ridge(data):
     assert_allclose(kern.kernel_weights_, prim.band_weights_)
     assert_allclose(kern.best_alphas_, prim.best_alphas_)
     new_bands = {"a": new[0][:, :30], "b": new[1][:, :20]}
-    assert_allclose(kern.predict(new_bands), prim.predict(new_bands), rtol=1e-8, atol=1e-8)
-    assert_allclose(kern.cv_scores_, prim.cv_scores_, rtol=1e-8)
+    # float32: both at most the kernel form's error (_err32 with the linear kernels'
+    # float32 error), predictions by _pred_err; R² (cv and split) by the predictions'
+    # relative error in absolute terms
+    pairs = [(bands[b], new_bands[b]) for b in ("a", "b")]
+    Ks = [a @ a.T for a, _ in pairs]
+    d_kernels = [(kernel_entry_err32(a, None, "linear")) for a, _ in pairs]
+    K_new = np.stack([b @ a.T for a, b in pairs])
+    dk_new = np.stack([4 * kernel_entry_err32(b, a, "linear") for a, b in pairs])
+    err = _err32(kernel_err32, Ks, kern.deltas_, centre=True, cv=5, d_kernels=d_kernels)
+    pred = prim.predict(new_bands)
+    pred_err = _pred_err(err, K_new, kern.deltas_, kern.dual_coef_, dk_new)
+    assert_allclose(
+        kern.predict(new_bands),
+        pred,
+        rtol=tol(float64=1e-8, float32=0),
+        atol=tol(float64=1e-8, float32=pred_err),
+    )
+    r2_err = pred_err / np.abs(pred).max()
+    assert_allclose(
+        kern.cv_scores_,
+        prim.cv_scores_,
+        rtol=tol(float64=1e-8, float32=0),
+        atol=tol(float64=0, float32=r2_err),
+    )
     r2 = kern.score_split(new_bands, Y[:9])
-    assert_allclose(r2.values, prim.score_split(new_bands, Y[:9]).values, rtol=1e-7, atol=1e-9)
+    assert_allclose(
+        r2.values,
+        prim.score_split(new_bands, Y[:9]).values,
+        rtol=tol(float64=1e-7, float32=0),
+        atol=tol(float64=1e-9, float32=r2_err),
+    )
 
 
 def test_errors(data):

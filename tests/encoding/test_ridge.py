@@ -23,6 +23,7 @@ himalaya_kernel = pytest.importorskip("himalaya.kernel_ridge")
 himalaya_scoring = pytest.importorskip("himalaya.scoring")
 
 ALPHAS = np.logspace(-2, 4, 7)
+EPS32 = float(np.finfo(np.float32).eps)
 
 
 def _problem(rng, n=60, p=15, t=12, offset=0.0, noise=2.0):
@@ -38,12 +39,17 @@ def _himalaya_cv_scores(model, alphas):
     return model.cv_scores_ - 1e-10 * np.log(model.best_alphas_)
 
 
+@pytest.mark.float32
 @pytest.mark.parametrize("fit_intercept", [False, True])
 @pytest.mark.parametrize(("n", "p"), [(60, 15), (40, 70)])
 @pytest.mark.parametrize("solver", ["primal", "dual"])
-def test_matches_himalaya_ridgecv(rng, fit_intercept, n, p, solver):
+def test_matches_himalaya_ridgecv(rng, fit_intercept, n, p, solver, tol, ridge_err32):
     X, Y = _problem(rng, n=n, p=p, offset=3.0 if fit_intercept else 0.0)
     cv = KFold(5)
+    # float32: every fold's fit errs by eps32·cond (cond = (s_max² + a)/(s_min² + a) on that
+    # fold), and so do the scores, coefficients and predictions formed from it; factor 10
+    # for the products around the solve and the rounding of the data themselves
+    err = 10 * ridge_err32(X, ALPHAS, fit_intercept=fit_intercept, cv=cv).max()
     ref = himalaya_ridge.RidgeCV(
         alphas=ALPHAS, cv=cv, fit_intercept=fit_intercept, solver_params={"warn": False}
     ).fit(X, Y)
@@ -58,17 +64,42 @@ def test_matches_himalaya_ridgecv(rng, fit_intercept, n, p, solver):
         ],
     )
     assert_allclose(ours.best_alphas_, ref.best_alphas_, rtol=1e-12)
-    assert_allclose(ours.cv_scores_, _himalaya_cv_scores(ref, ALPHAS), rtol=1e-9)
-    assert_allclose(ours.coef_, ref.coef_, rtol=1e-8, atol=1e-12 * np.abs(ref.coef_).max())
-    if fit_intercept:
-        assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-8)
+    assert_allclose(
+        ours.cv_scores_, _himalaya_cv_scores(ref, ALPHAS), rtol=tol(float64=1e-9, float32=err)
+    )
+    scale = np.abs(ref.coef_).max()
+    assert_allclose(
+        ours.coef_,
+        ref.coef_,
+        rtol=tol(float64=1e-8, float32=0),
+        atol=tol(float64=1e-12, float32=err) * scale,
+    )
     X_new = rng.standard_normal((7, p))
-    assert_allclose(ours.predict(X_new), ref.predict(X_new), rtol=1e-8, atol=1e-10)
+    if fit_intercept:
+        # the intercept is mean(y) - mean(x)·coef: the coefficient error times |mean(x)|₁
+        icpt = err * scale * np.abs(X.mean(0)).sum()
+        assert_allclose(
+            ours.intercept_,
+            ref.intercept_,
+            rtol=tol(float64=1e-8, float32=err),
+            atol=tol(float64=0, float32=icpt),
+        )
+    pred_scale = np.abs(ref.predict(X_new)).max()
+    assert_allclose(
+        ours.predict(X_new),
+        ref.predict(X_new),
+        rtol=tol(float64=1e-8, float32=0),
+        atol=tol(float64=1e-10, float32=err * pred_scale),
+    )
 
 
+@pytest.mark.float32
 @pytest.mark.parametrize("criterion", ["r2", "pearson"])
-def test_selection_criteria_match_himalaya_score_funcs(rng, criterion):
+def test_selection_criteria_match_himalaya_score_funcs(rng, criterion, tol, ridge_err32):
     X, Y = _problem(rng, n=50, p=10, t=9)
+    # float32: each fold's predictions err by eps32·cond relative; an R² or a correlation
+    # (bounded by 1) moves by about that much in absolute terms; factor 10 as above
+    err = 10 * ridge_err32(X, ALPHAS, fit_intercept=False, cv=5).max()
     score_func = {
         "r2": himalaya_scoring.r2_score,
         "pearson": himalaya_scoring.correlation_score,
@@ -79,10 +110,15 @@ def test_selection_criteria_match_himalaya_score_funcs(rng, criterion):
     ours = RidgeCV(ALPHAS, cv=5, fit_intercept=False, criterion=criterion, scoring=criterion)
     ours.fit(X, Y)
     assert_allclose(ours.best_alphas_, ref.best_alphas_, rtol=1e-12)
-    assert_allclose(ours.cv_scores_, _himalaya_cv_scores(ref, ALPHAS), rtol=1e-9, atol=1e-12)
+    assert_allclose(
+        ours.cv_scores_,
+        _himalaya_cv_scores(ref, ALPHAS),
+        rtol=tol(float64=1e-9, float32=0),
+        atol=tol(float64=1e-12, float32=err),
+    )
 
 
-def test_reported_score_is_separate_from_the_criterion(rng):
+def test_reported_score_is_separate_from_the_criterion(rng, tol, ridge_err32):
     X, Y = _problem(rng, n=50, p=10, t=6)
     res = ridge_cv(X, Y, ALPHAS, cv=5, criterion="neg_mse", scoring="pearson")
     mse = ridge_cv(X, Y, ALPHAS, cv=5, criterion="neg_mse", scoring="neg_mse")
@@ -93,17 +129,34 @@ def test_reported_score_is_separate_from_the_criterion(rng):
         for j in range(Y.shape[1]):
             m = Ridge(alpha=res.best_alpha.values[j]).fit(X[train], Y[train, j])
             expected[j] += np.corrcoef(m.predict(X[test]), Y[test, j])[0, 1] / 5
-    assert_allclose(res.cv_score.values, expected, rtol=1e-9)
+    # float32: a correlation of predictions that err by eps32·cond relative moves by about
+    # that much in absolute terms (factor 10 as above)
+    err = 10 * ridge_err32(X, ALPHAS, cv=5).max()
+    assert_allclose(
+        res.cv_score.values,
+        expected,
+        rtol=tol(float64=1e-9, float32=0),
+        atol=tol(float64=0, float32=err),
+    )
 
 
-def test_dual_matches_himalaya_kernel_ridge(rng):
+def test_dual_matches_himalaya_kernel_ridge(rng, tol, ridge_err32):
     X, Y = _problem(rng, n=30, p=80, t=7)
+    # float32: the fit's eps32·cond, relative to the largest value compared (factor 10)
+    err = 10 * ridge_err32(X, ALPHAS, fit_intercept=False, cv=KFold(5)).max()
     ref = himalaya_kernel.KernelRidgeCV(alphas=ALPHAS, kernel="linear", cv=KFold(5)).fit(X, Y)
     ours = RidgeCV(ALPHAS, cv=5, fit_intercept=False, scoring="neg_mse", solver="dual")
     ours.fit(X, Y)
     assert_allclose(ours.best_alphas_, ref.best_alphas_, rtol=1e-12)
-    assert_allclose(ours.cv_scores_, _himalaya_cv_scores(ref, ALPHAS), rtol=1e-9)
-    assert_allclose(ours._fit.dual_coef, ref.dual_coef_, rtol=1e-8, atol=1e-12)
+    assert_allclose(
+        ours.cv_scores_, _himalaya_cv_scores(ref, ALPHAS), rtol=tol(float64=1e-9, float32=err)
+    )
+    assert_allclose(
+        ours._fit.dual_coef,
+        ref.dual_coef_,
+        rtol=tol(float64=1e-8, float32=0),
+        atol=tol(float64=1e-12, float32=err * np.abs(ref.dual_coef_).max()),
+    )
 
 
 @pytest.mark.float32
@@ -132,13 +185,27 @@ def test_fixed_alpha_matches_sklearn_ridge(rng, fit_intercept, shape, tol):
         assert_allclose(intercept[j], ref.intercept_, **kw)
 
 
-def test_refit_coefficients_match_sklearn_per_selected_alpha(rng):
+@pytest.mark.float32
+def test_refit_coefficients_match_sklearn_per_selected_alpha(rng, tol, ridge_err32):
     X, Y = _problem(rng, n=45, p=9, t=6, offset=2.0)
     model = RidgeCV(ALPHAS, cv=5).fit(X, Y)
     for j in range(Y.shape[1]):
-        ref = Ridge(alpha=model.best_alphas_[j]).fit(X, Y[:, j])
-        assert_allclose(model.coef_[:, j], ref.coef_, rtol=1e-8)
-        assert_allclose(model.intercept_[j], ref.intercept_, rtol=1e-8)
+        a = model.best_alphas_[j]
+        ref = Ridge(alpha=a).fit(X, Y[:, j])
+        # float32: eps32·cond at the selected alpha, relative to the largest coefficient
+        # (factor 10 as above); the intercept mean(y) - mean(x)·coef adds that error
+        # times |mean(x)|₁ and its own rounding
+        err = 10 * ridge_err32(X, a)[0] * np.abs(ref.coef_).max()
+        err_icpt = err * np.abs(X.mean(0)).sum() + 2 * EPS32 * abs(ref.intercept_)
+        assert_allclose(
+            model.coef_[:, j], ref.coef_, rtol=tol(float64=1e-8, float32=0), atol=tol(0, err)
+        )
+        assert_allclose(
+            model.intercept_[j],
+            ref.intercept_,
+            rtol=tol(float64=1e-8, float32=0),
+            atol=tol(float64=0, float32=err_icpt),
+        )
 
 
 def test_float32_score_regret_is_small(rng):
@@ -153,14 +220,28 @@ def test_float32_score_regret_is_small(rng):
     assert_allclose(single.cv_score.values, exact.cv_score.values, rtol=1e-4, atol=1e-5)
 
 
-def test_chunking_and_solvers_agree(rng):
+def test_chunking_and_solvers_agree(rng, tol, ridge_err32):
     X, Y = _problem(rng, n=50, p=12, t=23)
+    # float32: two float32 paths each err by eps32·cond (factor 10 as above); R² (near 0
+    # here) moves by that much in absolute terms, coefficients relative to the largest
+    err = 10 * ridge_err32(X, ALPHAS, cv=5).max()
     big = ridge_cv(X, Y, ALPHAS, cv=5, return_coef=True, solver="primal")
     tiny = ridge_cv(X, Y, ALPHAS, cv=5, return_coef=True, solver="primal", max_memory=4096)
     dual = ridge_cv(X, Y, ALPHAS, cv=5, return_coef=True, solver="dual", max_memory=4096)
+    scale = np.abs(big.coef.values).max()
     for other in (tiny, dual):
-        assert_allclose(other.cv_score.values, big.cv_score.values, rtol=1e-9)
-        assert_allclose(other.coef.values, big.coef.values, rtol=1e-8, atol=1e-12)
+        assert_allclose(
+            other.cv_score.values,
+            big.cv_score.values,
+            rtol=tol(float64=1e-9, float32=0),
+            atol=tol(float64=0, float32=err),
+        )
+        assert_allclose(
+            other.coef.values,
+            big.coef.values,
+            rtol=tol(float64=1e-8, float32=0),
+            atol=tol(float64=1e-12, float32=err * scale),
+        )
 
 
 def test_leave_one_run_out_and_explicit_folds(rng):
@@ -290,11 +371,18 @@ def test_make_folds_passes_groups_to_the_splitter():
     assert [te.tolist() for _, te in folds] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
 
 
-def test_torch_inputs_and_device(rng, device):
+def test_torch_inputs_and_device(rng, device, tol, ridge_err32):
     X, Y = _problem(rng, n=30, p=6, t=4)
     a = RidgeCV(ALPHAS, device=device, dtype="float64").fit(torch.as_tensor(X), torch.as_tensor(Y))
     b = RidgeCV(ALPHAS, device="cpu").fit(X, Y)
-    assert_allclose(a.cv_scores_, b.cv_scores_, rtol=1e-9)
+    # float32 (b only): R² moves by the folds' eps32·cond in absolute terms (factor 10)
+    err = 10 * ridge_err32(X, ALPHAS, cv=5).max()
+    assert_allclose(
+        a.cv_scores_,
+        b.cv_scores_,
+        rtol=tol(float64=1e-9, float32=0),
+        atol=tol(float64=0, float32=err),
+    )
 
 
 def test_solver_choice_follows_the_flop_count(rng):
@@ -308,7 +396,7 @@ def test_solver_choice_follows_the_flop_count(rng):
 
 
 @pytest.mark.parametrize("solver", ["primal", "dual"])
-def test_factored_fold_operators_match_stacked(rng, solver):
+def test_factored_fold_operators_match_stacked(rng, solver, tol, ridge_err32):
     # A budget too small for the stacked per-alpha operators switches to the factored
     # product (Vᵀc, then one GEMM per alpha): same numbers.
     X, Y = _problem(rng, n=50, p=12 if solver == "primal" else 80, t=9)
@@ -322,18 +410,39 @@ def test_factored_fold_operators_match_stacked(rng, solver):
         scoring="r2", solver=solver, refit=False, max_memory=2000,
     )  # fmt: skip
     assert fit.memory_estimate > 0  # the factored path ran: see FoldOperator.apply
-    assert_allclose(factored.cv_score.values, stacked.cv_score.values, rtol=1e-10)
-    assert_allclose(factored.coef.values, stacked.coef.values, rtol=1e-9, atol=1e-12)
+    # float32: two float32 evaluation orders, each within eps32·cond of the exact fit
+    # (factor 10 as above); R² in [0, 1] absolute, coefficients relative to the largest
+    err = 10 * ridge_err32(X, ALPHAS, cv=5).max()
+    assert_allclose(
+        factored.cv_score.values,
+        stacked.cv_score.values,
+        rtol=tol(float64=1e-10, float32=0),
+        atol=tol(float64=0, float32=err),
+    )
+    assert_allclose(
+        factored.coef.values,
+        stacked.coef.values,
+        rtol=tol(float64=1e-9, float32=0),
+        atol=tol(float64=1e-12, float32=err * np.abs(stacked.coef.values).max()),
+    )
 
 
-def test_one_dimensional_target_follows_scikit_learn(rng):
+def test_one_dimensional_target_follows_scikit_learn(rng, tol, ridge_err32):
     X, Y = _problem(rng, n=40, p=5, t=1)
     y = Y[:, 0]
     model = RidgeCV(ALPHAS).fit(X, y)
     ref = Ridge(alpha=model.best_alphas_[0]).fit(X, y)
     assert model.coef_.shape == (5,)
-    assert_allclose(model.coef_, ref.coef_, rtol=1e-8)
-    assert_allclose(model.intercept_, ref.intercept_, rtol=1e-8)
+    # float32: eps32·cond at the selected alpha (factor 10), as in the per-target test
+    err = 10 * ridge_err32(X, model.best_alphas_[0])[0] * np.abs(ref.coef_).max()
+    err_icpt = err * np.abs(X.mean(0)).sum() + 2 * EPS32 * abs(ref.intercept_)
+    assert_allclose(model.coef_, ref.coef_, rtol=tol(float64=1e-8, float32=0), atol=tol(0, err))
+    assert_allclose(
+        model.intercept_,
+        ref.intercept_,
+        rtol=tol(float64=1e-8, float32=0),
+        atol=tol(float64=0, float32=err_icpt),
+    )
     assert model.predict(X).shape == (40,)
     assert isinstance(model.score(X, y), float)
     from sklearn.model_selection import cross_val_score

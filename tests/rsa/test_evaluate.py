@@ -19,6 +19,29 @@ from rsatoolbox.rdm import RDMs  # noqa: E402
 RS_NAME = {"pearson": "corr", "cosine": "cosine", "spearman": "spearman"}
 METHODS = list(RS_NAME)
 TOL = 1e-10
+# float32: evaluations and noise ceilings are correlations/cosines (|r| <= 1) of RDM vectors
+# of P <= 36 pairs from float32 GEMMs of pair-weighted moments: eps32 * sqrt(P) = 7e-7 per
+# moment; one-pass (co)variances of unit-RMS vectors, and the leave-one-out ceiling's
+# q - 2 k gk + k^2 cancels about (S / (S - 1))^2 <= 2x: ~3e-6 predicted (1.6e-6 seen).
+EV32 = 1e-5
+
+
+def _var_tol(tol, ref):
+    """Tolerances of the variances and p-values, from EV32 and the reference's variances.
+
+    A variance of evaluations each off by up to EV32 moves by at most 2 * sd * EV32
+    (Cauchy-Schwarz), i.e. dvar / var <= 2 EV32 / sqrt(var). A p-value of
+    t = mean / sqrt(var) then moves by at most 2 pdf(t) |dt| <= 0.8 EV32 / sqrt(var) +
+    t pdf(t) dvar / var <= 1.8 EV32 / sqrt(var) (2 pdf <= 0.8, t pdf <= 0.25), largest at
+    the smallest variance.
+    """
+    v = np.concatenate(
+        [np.ravel(ref.model_var), np.ravel(ref.diff_var), np.ravel(ref.noise_ceil_var)]
+    )
+    v = v[np.isfinite(v) & (v > 0)]
+    var_atol = 2 * np.sqrt(v.max()) * EV32
+    p_atol = 1.8 * EV32 / np.sqrt(v.min())
+    return tol(TOL, float32=var_atol), tol(1e-9, float32=p_atol)
 
 
 def _rdm(x):
@@ -77,42 +100,48 @@ def recorder(monkeypatch):
     return take
 
 
-def _assert_variances(ours, ref, n_models):
+def _assert_variances(ours, ref, n_models, tol):
     iu = np.triu_indices(n_models, k=1)
-    np.testing.assert_allclose(ours.variance.values, ref.model_var, rtol=0, atol=TOL)
-    np.testing.assert_allclose(ours.variance_difference.values[iu], ref.diff_var, rtol=0, atol=TOL)
+    var_atol, p_atol = _var_tol(tol, ref)
+    np.testing.assert_allclose(ours.variance.values, ref.model_var, rtol=0, atol=var_atol)
     np.testing.assert_allclose(
-        ours.variance_noise_ceiling.values, ref.noise_ceil_var, rtol=0, atol=TOL
+        ours.variance_difference.values[iu], ref.diff_var, rtol=0, atol=var_atol
+    )
+    np.testing.assert_allclose(
+        ours.variance_noise_ceiling.values, ref.noise_ceil_var, rtol=0, atol=var_atol
     )
     tests = model_tests(ours)
-    np.testing.assert_allclose(tests.p_pairwise.values, ref.test_pairwise(), atol=1e-9)
-    np.testing.assert_allclose(tests.p_zero.values, ref.test_zero(), atol=1e-9)
-    np.testing.assert_allclose(tests.p_noise_ceiling.values, ref.test_noise(), atol=1e-9)
+    np.testing.assert_allclose(tests.p_pairwise.values, ref.test_pairwise(), atol=p_atol)
+    np.testing.assert_allclose(tests.p_zero.values, ref.test_zero(), atol=p_atol)
+    np.testing.assert_allclose(tests.p_noise_ceiling.values, ref.test_noise(), atol=p_atol)
 
 
+@pytest.mark.float32
 @pytest.mark.parametrize("method", METHODS)
-def test_fixed_matches_eval_fixed(rng, method):
+def test_fixed_matches_eval_fixed(rng, method, tol):
+    close = tol(TOL, float32=EV32)
     data, models = _make(rng)
     rd, mods = _rs(data, models)
     ref = rs_eval.eval_fixed(mods, rd, method=RS_NAME[method])
     ours = evaluate(data, models, method)
-    np.testing.assert_allclose(ours.evaluations.values, ref.evaluations[0], rtol=0, atol=TOL)
-    np.testing.assert_allclose(ours["mean_score"].values, ref.get_means(), rtol=0, atol=TOL)
+    np.testing.assert_allclose(ours.evaluations.values, ref.evaluations[0], rtol=0, atol=close)
+    np.testing.assert_allclose(ours["mean_score"].values, ref.get_means(), rtol=0, atol=close)
     np.testing.assert_allclose(
         [float(ours.noise_ceiling_lower), float(ours.noise_ceiling_upper)],
         ref.noise_ceiling,
         rtol=0,
-        atol=TOL,
+        atol=close,
     )
     assert ours.attrs["dof"] == ref.dof
-    _assert_variances(ours, ref, len(models))
+    _assert_variances(ours, ref, len(models), tol)
     nc = noise_ceiling(data, method)
     ref_nc = boot_noise_ceiling(rd, method=RS_NAME[method])
-    np.testing.assert_allclose([float(nc.lower), float(nc.upper)], ref_nc, rtol=0, atol=TOL)
+    np.testing.assert_allclose([float(nc.lower), float(nc.upper)], ref_nc, rtol=0, atol=close)
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_subject_bootstrap_matches_eval_bootstrap_rdm(rng, recorder, method):
+def test_subject_bootstrap_matches_eval_bootstrap_rdm(rng, recorder, method, tol):
+    close = tol(TOL, float32=EV32)
     data, models = _make(rng)
     rd, mods = _rs(data, models)
     np.random.seed(3)  # noqa: NPY002 - rsatoolbox draws from it
@@ -122,26 +151,27 @@ def test_subject_bootstrap_matches_eval_bootstrap_rdm(rng, recorder, method):
         data, models, method, resample="subject", indices=draws, semantics="rsatoolbox"
     )
     assert ours.attrs["n_bootstrap"] == 25 and ours.attrs["dof"] == ref.dof
-    np.testing.assert_allclose(ours.bootstrap_evaluations.values, ref.evaluations, atol=TOL)
-    np.testing.assert_allclose(ours.bootstrap_mean.values, ref.get_means(), atol=TOL)
+    np.testing.assert_allclose(ours.bootstrap_evaluations.values, ref.evaluations, atol=close)
+    np.testing.assert_allclose(ours.bootstrap_mean.values, ref.get_means(), atol=close)
     bounds = np.stack(
         [ours.bootstrap_noise_ceiling_lower.values, ours.bootstrap_noise_ceiling_upper.values]
     )
-    np.testing.assert_allclose(bounds, ref.noise_ceiling, rtol=0, atol=TOL)
-    _assert_variances(ours, ref, len(models))
+    np.testing.assert_allclose(bounds, ref.noise_ceiling, rtol=0, atol=close)
+    _assert_variances(ours, ref, len(models), tol)
 
     # The default keeps the ceiling's variance: rsatoolbox 0.3.2 overwrites it (a defect).
     fixed = evaluate(data, models, method, resample="subject", indices=draws)
-    np.testing.assert_allclose(fixed.variance.values, ref.model_var, atol=TOL)
+    np.testing.assert_allclose(fixed.variance.values, ref.model_var, atol=close)
     cov = np.cov(np.column_stack([ref.evaluations, ref.noise_ceiling.T]).T)
     m, s = len(models), len(data)
     expected = (np.diag(cov)[:m, None] - 2 * cov[:m, m:] + np.diag(cov)[None, m:]) * (s / (s - 1))
-    np.testing.assert_allclose(fixed.variance_noise_ceiling.values, expected, atol=TOL)
+    np.testing.assert_allclose(fixed.variance_noise_ceiling.values, expected, atol=close)
     assert not np.allclose(fixed.variance_noise_ceiling.values, ref.noise_ceil_var)
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_stimulus_bootstrap_matches_eval_bootstrap_pattern(rng, recorder, method):
+def test_stimulus_bootstrap_matches_eval_bootstrap_pattern(rng, recorder, method, tol):
+    close = tol(TOL, float32=EV32)
     # 4 stimuli: many samples hold fewer than 3 distinct stimuli and are invalid (NaN)
     for n, n_boot in ((4, 30), (9, 25)):
         data, models = _make(rng, n=n)
@@ -155,20 +185,21 @@ def test_stimulus_bootstrap_matches_eval_bootstrap_pattern(rng, recorder, method
         ref_ok = np.isfinite(ref.evaluations[:, 0])
         np.testing.assert_array_equal(ours.valid.values, ref_ok)
         np.testing.assert_allclose(
-            ours.bootstrap_evaluations.values, ref.evaluations, rtol=0, atol=TOL
+            ours.bootstrap_evaluations.values, ref.evaluations, rtol=0, atol=close
         )
         bounds = np.stack(
             [ours.bootstrap_noise_ceiling_lower.values, ours.bootstrap_noise_ceiling_upper.values]
         )
-        np.testing.assert_allclose(bounds, ref.noise_ceiling, rtol=0, atol=TOL)
-        np.testing.assert_allclose(ours.bootstrap_mean.values, ref.get_means(), atol=TOL)
+        np.testing.assert_allclose(bounds, ref.noise_ceiling, rtol=0, atol=close)
+        np.testing.assert_allclose(ours.bootstrap_mean.values, ref.get_means(), atol=close)
         assert ours.attrs["dof"] == ref.dof
-        _assert_variances(ours, ref, len(models))
+        _assert_variances(ours, ref, len(models), tol)
         assert (~ours.valid.values).any() == (n == 4)
 
 
 @pytest.mark.parametrize("method", ["pearson", "spearman"])
-def test_dual_bootstrap_matches_eval_dual_bootstrap(rng, recorder, method):
+def test_dual_bootstrap_matches_eval_dual_bootstrap(rng, recorder, method, tol):
+    close = tol(TOL, float32=EV32)
     data, models = _make(rng, n=8, n_subjects=4)
     rd, mods = _rs(data, models)
     np.random.seed(7)  # noqa: NPY002 - rsatoolbox draws from it
@@ -180,17 +211,17 @@ def test_dual_bootstrap_matches_eval_dual_bootstrap(rng, recorder, method):
         ours.bootstrap_evaluations.values,
         np.moveaxis(ref.evaluations[:, :, 0, 0, :], -1, 0),
         rtol=0,
-        atol=TOL,
+        atol=close,
     )
     bounds = np.stack(
         [ours.bootstrap_noise_ceiling_lower.values, ours.bootstrap_noise_ceiling_upper.values]
     )
     np.testing.assert_allclose(
-        bounds, np.moveaxis(ref.noise_ceiling[:, :, 0, :], -1, 1), rtol=0, atol=TOL
+        bounds, np.moveaxis(ref.noise_ceiling[:, :, 0, :], -1, 1), rtol=0, atol=close
     )
-    np.testing.assert_allclose(ours.bootstrap_mean.values, ref.get_means(), atol=TOL)
+    np.testing.assert_allclose(ours.bootstrap_mean.values, ref.get_means(), atol=close)
     assert ours.attrs["dof"] == ref.dof
-    _assert_variances(ours, ref, len(models))
+    _assert_variances(ours, ref, len(models), tol)
 
 
 @pytest.mark.parametrize("bootstrap", ["stimulus", "both", "subject"])
@@ -303,8 +334,9 @@ def test_two_stimuli_are_named_not_blamed_on_nan(rng):
         ("whitened_cosine", "cosine_cov"),
     ],
 )
-def test_other_methods_flow_through(rng, recorder, method, rs_method):
+def test_other_methods_flow_through(rng, recorder, method, rs_method, tol):
     """Every comparison of rsa.compare works here, resampled pairs included."""
+    close = tol(TOL, float32=EV32)
     data, models = _make(rng, n=8, n_subjects=4, n_models=2)
     rd, mods = _rs(data, models)
     with warnings.catch_warnings():
@@ -313,17 +345,17 @@ def test_other_methods_flow_through(rng, recorder, method, rs_method):
         np.random.seed(11)  # noqa: NPY002 - rsatoolbox draws from it
         ref_boot = rs_eval.eval_bootstrap_pattern(mods, rd, method=rs_method, N=12)
     fixed = evaluate(data, models, method)
-    np.testing.assert_allclose(fixed.evaluations.values, ref.evaluations[0], atol=TOL)
+    np.testing.assert_allclose(fixed.evaluations.values, ref.evaluations[0], atol=close)
     np.testing.assert_allclose(
         [float(fixed.noise_ceiling_lower), float(fixed.noise_ceiling_upper)],
         ref.noise_ceiling,
-        atol=TOL,
+        atol=close,
     )
     boot = evaluate(data, models, method, resample="stimulus", indices=recorder())
     np.testing.assert_allclose(
-        boot.bootstrap_evaluations.values, ref_boot.evaluations, rtol=0, atol=TOL
+        boot.bootstrap_evaluations.values, ref_boot.evaluations, rtol=0, atol=close
     )
-    _assert_variances(boot, ref_boot, len(models))
+    _assert_variances(boot, ref_boot, len(models), tol)
 
 
 def test_dict_models_and_bures_guard(rng):
@@ -336,7 +368,7 @@ def test_dict_models_and_bures_guard(rng):
 
 
 @pytest.mark.parametrize("method", ["spearman", "pearson", "cosine"])
-def test_invariant_to_stimulus_order(rng, method):
+def test_invariant_to_stimulus_order(rng, method, tol):
     """Relabelling the stimuli (and the draws with them) changes nothing."""
     data, models = _make(rng, n=9, n_subjects=4, n_models=2)
     perm = rng.permutation(9)
@@ -348,8 +380,11 @@ def test_invariant_to_stimulus_order(rng, method):
         data[:, perm][:, :, perm], models[:, perm][:, :, perm], method, resample="both",
         indices=moved,
     )  # fmt: skip
+    # float32: both orders round differently, each within EV32 of the exact value
     for name in ("evaluations", "bootstrap_evaluations", "bootstrap_noise_ceiling_lower"):
-        np.testing.assert_allclose(a[name].values, b[name].values, atol=1e-12)
+        np.testing.assert_allclose(
+            a[name].values, b[name].values, atol=tol(float64=1e-12, float32=2 * EV32)
+        )
 
 
 def test_api_names_bootstrap_and_test():

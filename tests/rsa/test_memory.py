@@ -179,7 +179,7 @@ def test_row_blocks_equal_scipy(rng, small_budget, metric, dtype):
     assert (d == d.T).all() and (np.diag(d) == 0).all()
 
 
-def test_row_blocks_mahalanobis_and_poisson_equal_their_formulas(rng, small_budget):
+def test_row_blocks_mahalanobis_and_poisson_equal_their_formulas(rng, small_budget, tol):
     x = rng.normal(size=(300, 40))
     a = rng.normal(size=(40, 40))
     prec = a @ a.T / 40 + np.eye(40)
@@ -187,24 +187,38 @@ def test_row_blocks_mahalanobis_and_poisson_equal_their_formulas(rng, small_budg
     # reference: rsatoolbox's definition, (x_i - x_j) M (x_i - x_j)^T / p
     ref = np.einsum("ijk,kl,ijl->ij", diff, prec, diff) / 40
     d = np.asarray(rsa.rdm(x, "mahalanobis", noise=prec))
-    np.testing.assert_allclose(d, ref, rtol=1e-10, atol=1e-12)
+    # float32: d_ij = q_ii + q_jj - 2 q_ij from 40-term float32 sums (~sqrt(40) eps32 = 7.5e-7
+    # relative) cancels by up to (q_ii + q_jj + 2|q_ij|) / d_ij = 4.5 here (cond(prec) 4.6):
+    # ~3.4e-6 relative worst case (observed 4.4e-7)
+    np.testing.assert_allclose(
+        d, ref, rtol=tol(float64=1e-10, float32=5e-6), atol=tol(float64=1e-12, float32=1e-6)
+    )
     counts = rng.poisson(3.0, size=(300, 40)).astype(float)
     m = (counts + 0.1) / 1.1  # rsatoolbox's prior: lambda = 1, weight = 0.1
     # reference: symmetrised KL of Poisson rates, sum_k (m_i - m_j)(log m_i - log m_j) / p
     ref = np.einsum("ijk,ijk->ij", m[:, None] - m[None], np.log(m)[:, None] - np.log(m)[None])
     d = np.asarray(rsa.rdm(counts, "poisson"))
-    np.testing.assert_allclose(d, ref / 40, rtol=1e-10, atol=1e-12)
+    # float32: sum m_i log m_i + sum m_j log m_j - (m_i . log m_j + m_j . log m_i), 40-term
+    # float32 sums (~7.5e-7 relative), cancels by up to 18.5 on these counts: ~1.4e-5 worst
+    np.testing.assert_allclose(
+        d, ref / 40, rtol=tol(float64=1e-10, float32=3e-5), atol=tol(float64=1e-12, float32=1e-6)
+    )
 
 
-def test_row_blocks_low_rank_precision_and_scaled_data(rng, small_budget):
+def test_row_blocks_low_rank_precision_and_scaled_data(rng, small_budget, tol):
     x = rng.normal(size=(300, 40))
     resid = rng.normal(size=(20, 40))
     prec = rsa.noise_precision(resid, method="shrinkage_diag")  # factored form (20 < 40)
     dense = np.array(prec.values)
     diff = x[:, None, :] - x[None, :, :]
     ref = np.einsum("ijk,kl,ijl->ij", diff, dense, diff) / 40  # the formula, as above
+    # float32: as the dense case above, with the precision applied in its factored form
+    # (a 20-term and a 40-term float32 sum): a few times sqrt(40) eps32 relative
     np.testing.assert_allclose(
-        np.asarray(rsa.rdm(x, "mahalanobis", noise=prec)), ref, rtol=1e-9, atol=1e-12
+        np.asarray(rsa.rdm(x, "mahalanobis", noise=prec)),
+        ref,
+        rtol=tol(float64=1e-9, float32=5e-6),
+        atol=tol(float64=1e-12, float32=1e-6),
     )
     # float32 data far beyond unit scale: divided by a power of two, scaled back exactly
     big = (x * 1e30).astype(np.float32)
@@ -213,7 +227,7 @@ def test_row_blocks_low_rank_precision_and_scaled_data(rng, small_budget):
     np.testing.assert_allclose(d, ref, rtol=2e-5)
 
 
-def test_row_blocks_broadcast_dims(rng, small_budget):
+def test_row_blocks_broadcast_dims(rng, small_budget, tol):
     values = rng.normal(size=(300, 20, 2))
     da = xr.DataArray(
         values,
@@ -221,9 +235,12 @@ def test_row_blocks_broadcast_dims(rng, small_budget):
         coords={"stimulus": [f"s{i}" for i in range(300)], "time": [0.0, 0.1]},
     )
     d = rsa.rdm(da, "correlation")
+    # float32: 1 - r with r a 20-feature float32 dot product of unit-norm centred rows
+    # (~sqrt(20) eps32 = 5e-7 typical, 20 eps32 = 2.4e-6 worst); distances of order 1
+    atol = tol(float64=1e-12, float32=2e-6)
     for t in range(2):
         np.testing.assert_allclose(
-            d.isel(time=t).values, _pdist(values[:, :, t], "correlation"), atol=1e-12
+            d.isel(time=t).values, _pdist(values[:, :, t], "correlation"), atol=atol
         )
 
 

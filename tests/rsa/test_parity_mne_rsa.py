@@ -16,10 +16,31 @@ from brainalign.rsa._searchlight import searchlight
 
 mne_rsa = pytest.importorskip("mne_rsa")
 
-# Bures takes square roots of the eigenvalues of rank-deficient kernels: rounding noise of
-# ~1e-16 in a zero eigenvalue becomes ~1e-8 after sqrt, so 1e-8 there; 1e-10 elsewhere.
-TOL = {"bures": 1e-8}
 OTHER_METHODS = [m for m in rsa.METHODS if m not in ("spearman", "pearson")]
+
+
+def _atol(method, tol, *, full_rank):
+    """Absolute tolerance of a batched method against ``rsa.compare`` (both in one dtype).
+
+    ``full_rank``: the data kernels have full rank (time points of 9 channels, 7 stimuli),
+    not the searchlight's patches of 4 to 7 voxels (6 stimuli).
+    """
+    if method == "bures":
+        # Square roots of the eigenvalues of rank-deficient kernels: rounding noise of
+        # ~1e-16 in a zero eigenvalue becomes ~1e-8 after sqrt, so 1e-8 there.
+        # float32: the same noise is eps32 * lambda_max, sqrt(eps32) = 3.5e-4 after the root
+        # (/ (n - 1) = 5 through the trace normalisation: ~7e-5 per zero eigenvalue, 1 or 2
+        # per patch); with full-rank kernels eps32 * cond (<= 335 here) = 4e-5 instead.
+        return tol(float64=1e-8, float32=1e-4 if full_rank else 5e-4)
+    if method == "neg_riem_dist":
+        # float32: the eigenvalues of G_a whitened by G_b's Cholesky factor err by
+        # eps32 * cond(G_b) relative (cond <= 831 on the checked patches, <= 335 on the
+        # epochs): the log-eigenvalue distance by sqrt(n - 1) * eps32 * cond = 2.2e-4
+        return tol(float64=1e-10, float32=5e-4)
+    # float32: squared Euclidean RDMs of <= 9 features (float32 sums, ~3 eps32 relative)
+    # and a 15- or 21-pair (whitened) correlation or cosine: ~1e-6 on values in [-1, 1]
+    # (observed <= 2.4e-7); tau-a counts concordant pairs exactly (no near-tied distances)
+    return tol(float64=1e-10, float32=2e-6)
 
 
 def _ids(n):
@@ -66,26 +87,30 @@ def epochs():
 
 
 @pytest.mark.parametrize("metric", ["correlation", "sqeuclidean"])
-def test_searchlight_tau_a_matches_mne_rsa(volume, metric):
+def test_searchlight_tau_a_matches_mne_rsa(volume, metric, tol):
     data, xyz, model = volume
     got = searchlight(data, model, radius=4.0, metric=metric, method="kendall_tau_a")
     patches = mne_rsa.searchlight(data.shape, dist=cdist(xyz, xyz), spatial_radius=4.0)
     ref = mne_rsa.rsa_array(data.values, np.asarray(model), patches, data_rdm_metric=metric,
                             rsa_metric="kendall-tau-a")  # fmt: skip
-    np.testing.assert_allclose(got.values, ref, rtol=0, atol=1e-12)
+    # float32: tau-a is an exact ratio of pair counts (the data RDMs have no near-ties that
+    # float32 rounding could swap), rounded once to float32: <= eps32 / 2 * |tau| = 6e-8
+    np.testing.assert_allclose(got.values, ref, rtol=0, atol=tol(float64=1e-12, float32=1.2e-7))
 
 
-def test_time_resolved_tau_a_matches_mne_rsa(epochs):
+def test_time_resolved_tau_a_matches_mne_rsa(epochs, tol):
     data, model = epochs
     got = rsa.time_resolved(data, model, method="kendall_tau_a", n_permutations=0)
     patches = mne_rsa.searchlight(data.shape, temporal_radius=0)  # all channels, one sample
     ref = mne_rsa.rsa_array(data.values, np.asarray(model), patches,
                             data_rdm_metric="correlation", rsa_metric="kendall-tau-a")  # fmt: skip
-    np.testing.assert_allclose(got.similarity.values, ref, rtol=0, atol=1e-12)
+    # float32: an exact ratio of pair counts rounded once to float32 (as above)
+    atol = tol(float64=1e-12, float32=1.2e-7)
+    np.testing.assert_allclose(got.similarity.values, ref, rtol=0, atol=atol)
 
 
 @pytest.mark.parametrize("method", OTHER_METHODS)
-def test_searchlight_every_method_equals_compare_per_patch(volume, method):
+def test_searchlight_every_method_equals_compare_per_patch(volume, method, tol):
     data, xyz, model = volume
     metric = "sqeuclidean"  # a second moment of full rank for neg_riem_dist (patches >= 6)
     got = searchlight(data, model, radius=4.0, metric=metric, method=method)
@@ -93,6 +118,12 @@ def test_searchlight_every_method_equals_compare_per_patch(volume, method):
     patches = mne_rsa.searchlight(data.shape, dist=cdist(xyz, xyz), spatial_radius=4.0)
     values = data.values
     n = data.sizes["stimulus"]
+    if method == "neg_riem_dist":
+        # a patch of fewer than n - 1 voxels has a singular second moment: NaN in every
+        # patch and dtype (rounding used to let Cholesky pass on some, e.g. patch 6: -33.0)
+        small = got.patch_size.values < n - 1
+        assert small.sum() == 8 and np.isnan(got.values[small]).all()
+        assert np.isfinite(got.values[~small]).all()
     for v, patch in enumerate(patches):
         if v % 5:  # every fifth patch: the reference loops in Python
             continue
@@ -101,11 +132,25 @@ def test_searchlight_every_method_equals_compare_per_patch(volume, method):
             continue
         sub = data.copy(data=values).isel(voxel=np.asarray(patch[-1]))
         want = _compare(rsa.rdm(sub, metric), model, method)
-        np.testing.assert_allclose(got.values[v], want, rtol=0, atol=TOL.get(method, 1e-10))
+        atol = _atol(method, tol, full_rank=False)
+        np.testing.assert_allclose(got.values[v], want, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize(("metric", "rank_drop"), [("cosine", 0), ("correlation", 1)])
+def test_searchlight_neg_riem_dist_is_nan_for_short_patches(volume, metric, rank_drop):
+    # The second moment of a cosine (correlation) RDM of F features has rank <= F (F - 1:
+    # the patterns are centred), so below n - 1 it is singular, whatever the rounding
+    data, _, model = volume
+    n = data.sizes["stimulus"]
+    got = searchlight(data, model, radius=4.0, metric=metric, method="neg_riem_dist")
+    short = got.patch_size.values - rank_drop < n - 1
+    assert short.any() and (~short).any()
+    assert np.isnan(got.values[short]).all()
+    assert np.isfinite(got.values[~short]).all()
 
 
 @pytest.mark.parametrize("method", OTHER_METHODS)
-def test_time_resolved_every_method_equals_compare(epochs, method):
+def test_time_resolved_every_method_equals_compare(epochs, method, tol):
     data, model = epochs
     metric = "sqeuclidean"
     got = rsa.time_resolved(data, model, metric=metric, method=method, n_permutations=8, seed=0)
@@ -113,8 +158,8 @@ def test_time_resolved_every_method_equals_compare(epochs, method):
         _compare(rsa.rdm(data.isel(time=t), metric), model, method)
         for t in range(data.sizes["time"])
     ]
-    tol = TOL.get(method, 1e-10)
-    np.testing.assert_allclose(got.similarity.values, want, rtol=0, atol=tol)
+    atol = _atol(method, tol, full_rank=True)
+    np.testing.assert_allclose(got.similarity.values, want, rtol=0, atol=atol)
     assert got.null.shape == (8, data.sizes["time"])
     # a permuted model is compared the same way: the null's first sample by hand
     perm = np.argsort(np.random.default_rng(0).random((8, model.sizes["stimulus_a"])), axis=1)[0]
@@ -123,17 +168,18 @@ def test_time_resolved_every_method_equals_compare(epochs, method):
         stimulus_a=ids, stimulus_b=ids
     )
     first = _compare(rsa.rdm(data.isel(time=0), metric), permuted, method)
-    np.testing.assert_allclose(got.null.values[0, 0], first, rtol=0, atol=tol)
+    np.testing.assert_allclose(got.null.values[0, 0], first, rtol=0, atol=atol)
 
 
 @pytest.mark.parametrize("method", OTHER_METHODS)
-def test_temporal_generalization_every_method_equals_compare(epochs, method):
+def test_temporal_generalization_every_method_equals_compare(epochs, method, tol):
     data, _ = epochs
     metric = "sqeuclidean"
     got = rsa.temporal_generalization(data, metric=metric, method=method)
     r = [rsa.rdm(data.isel(time=t), metric) for t in range(data.sizes["time"])]
     want = [[rsa.compare(a, b, method) for b in r] for a in r]
-    np.testing.assert_allclose(got.values, want, rtol=0, atol=TOL.get(method, 1e-10))
+    atol = _atol(method, tol, full_rank=True)
+    np.testing.assert_allclose(got.values, want, rtol=0, atol=atol)
 
 
 def test_searchlight_method_errors(volume):

@@ -40,6 +40,8 @@ def _sorted(d):
 
 
 def _close(got, ref, dtype):
+    # float32: p <= 40-term products of unit-scale patterns rounded in float32 (eps32 *
+    # sqrt(p) = 8e-7 of the largest product), cancelling up to ~10x in cross-run differences
     if dtype == "float64":
         np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
     else:
@@ -100,7 +102,8 @@ def test_crossnobis_matches_rsatoolbox(noise_kind, reps, dtype, rng, precision):
     _close(_sorted(got).astype(float), ref, dtype)
 
 
-def test_crossnobis_equals_mean_over_run_pairs(rng, precision):
+@pytest.mark.float32
+def test_crossnobis_equals_mean_over_run_pairs(rng, precision, tol):
     """An independent oracle: the average over all ordered pairs of distinct runs."""
     da, _ = _trials(rng, n_runs=3, n_stim=5)
     x = np.asarray(da.values).reshape(3, 5, 9)  # runs are blocks of 5 stimuli in order
@@ -112,8 +115,12 @@ def test_crossnobis_equals_mean_over_run_pairs(rng, precision):
                 dm = x[m][:, None, :] - x[m][None, :, :]
                 want += np.einsum("ijp,pq,ijq->ij", dk, precision, dm)
     want /= 6 * 9
+    # float32: 9-term products through a 9 x 9 precision, then 6 run pairs averaged:
+    # eps32 * sqrt(81) = 1e-6 of the largest dissimilarity worst case (1.7e-7 seen)
     np.testing.assert_allclose(
-        np.asarray(rdm(da, "crossnobis", noise=precision)), want, atol=1e-12
+        np.asarray(rdm(da, "crossnobis", noise=precision)),
+        want,
+        atol=tol(float64=1e-12, float32=2e-6 * np.abs(want).max()),
     )
 
 
@@ -149,7 +156,7 @@ def test_poisson_cv_rsatoolbox_semantics_keeps_last_fold(dtype, rng):
     _close(_sorted(got).astype(float), ref.get_matrices()[0], dtype)
 
 
-def test_poisson_cv_correct_semantics_averages_all_folds(rng):
+def test_poisson_cv_correct_semantics_averages_all_folds(rng, tol):
     """Oracle: rsatoolbox's last fold, with each run relabelled as the last one in turn."""
     da, ds = _trials(rng, n_runs=3, counts=True)
     run = np.asarray(ds.obs_descriptors["run"])
@@ -166,18 +173,26 @@ def test_poisson_cv_correct_semantics_averages_all_folds(rng):
             ).get_matrices()[0]
         )
     got = _sorted(rdm(da, "poisson_cv"))
-    np.testing.assert_allclose(got, np.mean(folds, axis=0), rtol=1e-10, atol=1e-12)
+    # float32: 9-feature sums of (difference x log-ratio) of counts near e, rounded in
+    # float32: eps32 * sqrt(9) * a few = 1e-6 of the largest dissimilarity (2e-7 seen)
+    rtol = tol(float64=1e-10, float32=0.0)
+    atol = tol(float64=1e-12, float32=2e-6 * np.abs(folds).max())
+    np.testing.assert_allclose(got, np.mean(folds, axis=0), rtol=rtol, atol=atol)
     last = _sorted(rdm(da, "poisson_cv", semantics="rsatoolbox"))
-    np.testing.assert_allclose(last, folds[-1], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(last, folds[-1], rtol=rtol, atol=atol)
     assert np.abs(got - last).max() > 1e-3  # the defect changes the result
 
 
-def test_correlation_fast_path_is_accurate_with_large_offsets(rng):
+@pytest.mark.float32
+def test_correlation_fast_path_is_accurate_with_large_offsets(rng, tol):
     x = rng.normal(size=(12, 50))
     x[::2] += 1e5  # ill-conditioned for the Gram formula: recomputed by centring
+    # float32: the offset is removed in float64 before the cast, then 50-term dot products
+    # of unit-scale values: eps32 * sqrt(50) = 8e-7 worst case per entry (5e-8 seen)
+    t = tol(float64=1e-10, float32=2e-6)
     for metric in ("correlation", "cosine"):
         np.testing.assert_allclose(
-            np.asarray(rdm(x, metric)), squareform(pdist(x, metric)), rtol=1e-10, atol=1e-10
+            np.asarray(rdm(x, metric)), squareform(pdist(x, metric)), rtol=t, atol=t
         )
 
 
@@ -374,20 +389,23 @@ def test_property_mahalanobis_poisson_nonnegative(n, p, seed, with_noise):
 
 
 @pytest.mark.parametrize("metric", ["correlation", "cosine"])
-def test_blocked_gram_path_matches_scipy(metric, rng):
+def test_blocked_gram_path_matches_scipy(metric, rng, tol):
     """Enough stimuli for the block-triangular Gram product, with a broadcast dim."""
     x = rng.normal(size=(150, 12, 2)) + 0.3
     da = ba.responses(x, dims=("stimulus", "unit", "time"))
     got = rdm(da, metric)
+    # float32: 12-term dot products of unit-scale values, one rounding per block:
+    # eps32 * sqrt(12) * a few = 1e-6 on dissimilarities of order 1 (2e-7 seen)
+    close = tol(float64=1e-10, float32=2e-6)
     for t in range(2):
         want = squareform(pdist(x[:, :, t], metric))
-        np.testing.assert_allclose(got.isel(time=t).values, want, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(got.isel(time=t).values, want, rtol=close, atol=close)
     d = got.isel(time=0).values
     assert np.array_equal(d, d.T) and np.all(np.diag(d) == 0)
 
 
 @pytest.mark.parametrize("metric", ["crossnobis", "poisson_cv"])
-def test_unequal_trial_counts_rsatoolbox_semantics(metric, rng, precision):
+def test_unequal_trial_counts_rsatoolbox_semantics(metric, rng, precision, tol):
     """rsatoolbox averages the training runs' trials; "correct" averages their run means."""
     da, _ = _trials(rng, n_runs=3, n_stim=4, counts=True)
     extra = da.isel(trial=[0, 1, 5])  # more trials of s0, s1 in run r0 and of s1 in r1
@@ -409,7 +427,14 @@ def test_unequal_trial_counts_rsatoolbox_semantics(metric, rng, precision):
     ).get_matrices()[0]
     kwargs = {"noise": noise} if metric == "crossnobis" else {}
     got = _sorted(rdm(da, metric, semantics="rsatoolbox", **kwargs))
-    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+    # float32: 9-term products (through a 9 x 9 precision for crossnobis) of counts near
+    # e: eps32 * sqrt(81) = 1e-6 of the largest dissimilarity (4e-7 seen)
+    np.testing.assert_allclose(
+        got,
+        ref,
+        rtol=tol(float64=1e-10, float32=0.0),
+        atol=tol(float64=1e-12, float32=2e-6 * np.abs(ref).max()),
+    )
     if metric == "crossnobis":
         assert np.abs(_sorted(rdm(da, metric, **kwargs)) - ref).max() > 1e-6
 
@@ -448,9 +473,9 @@ def precision_kinds(monkeypatch):
 def test_crossnobis_low_rank_precision_equals_dense(method, dtype, rng, precision_kinds):
     """noise_precision's factored form (p > n_observations) replaces the dense matrix."""
     da, ds = _correlated_trials(rng)
-    prec = noise_precision(da, method, from_="measurements")
+    prec = noise_precision(da, method, from_="measurements", dtype=dtype)
     assert 0.0 < prec.attrs["shrinkage"] < 1.0
-    dense = np.asarray(prec)
+    dense = np.asarray(prec, dtype=float)
     got = rdm(da, "crossnobis", noise=prec, dtype=dtype)
     assert precision_kinds == ["LowRankPrecision"]  # the (p, p) matrix is never used
     want = rdm(da, "crossnobis", noise=dense, dtype=dtype)  # a plain array: dense route
@@ -469,7 +494,7 @@ def test_crossnobis_low_rank_precision_equals_dense(method, dtype, rng, precisio
     _close(np.asarray(got, dtype=float), ref, dtype)
 
 
-def test_crossnobis_low_rank_precision_with_training_means(rng, precision_kinds):
+def test_crossnobis_low_rank_precision_with_training_means(rng, precision_kinds, test_dtype):
     """The factored route of rsatoolbox's trial-weighted training patterns."""
     da, _ = _correlated_trials(rng, n_runs=3, n_stim=4, p=30)
     extra = da.isel(trial=[0, 1, 5])
@@ -488,9 +513,13 @@ def test_crossnobis_low_rank_precision_with_training_means(rng, precision_kinds)
     got = rdm(da, "crossnobis", noise=prec, semantics="rsatoolbox")
     assert precision_kinds == ["LowRankPrecision"]
     ref = calc_rdm(
-        ds, "crossnobis", descriptor="stimulus", noise=np.asarray(prec), cv_descriptor="run"
+        ds,
+        "crossnobis",
+        descriptor="stimulus",
+        noise=np.asarray(prec, dtype=float),
+        cv_descriptor="run",
     ).get_matrices()[0]
-    np.testing.assert_allclose(_sorted(got), ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    _close(_sorted(got).astype(float), ref, test_dtype)
 
 
 def test_low_rank_precision_is_dropped_when_values_change(rng, precision_kinds):

@@ -16,6 +16,31 @@ mne_rsa = pytest.importorskip("mne_rsa")
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 
 
+def _map_tol(tol):
+    """Tolerance of a searchlight map (Spearman / Pearson / cosine values in [-1, 1]).
+
+    float32: the data rounded to float32 and patch RDMs from float32 sums of F <= 50
+    features (~sqrt(F) eps32 <= 8.5e-7 relative per entry); a correlation with the model
+    scales relative entry errors by |mean|/std of the patch's RDM vector (<= 13 on these
+    draws) and averages them over its >= 28 pairs: ~2e-6 worst, 4e-6 allowed (observed
+    <= 1.5e-7). Spearman needs no near-tied distances that float32 could swap (none in these
+    draws: a swap would move it by ~6 / n_pairs**2 >= 3e-3). Also for two float32 maps of the
+    same data in other chunks or stimulus orders (fewer error sources, same bound).
+    """
+    return {"rtol": tol(float64=1e-10, float32=0.0), "atol": tol(float64=1e-10, float32=4e-6)}
+
+
+def _crossnobis_tol(tol):
+    """Tolerance of crossnobis patch RDM entries (the float32 reference against float64).
+
+    float32: sum_{k != l} d_k P d_l = (sum d) P (sum d) - sum_k d_k P d_k cancels; its
+    uncancelled terms per voxel reach 12 (4 runs) and 28 (2 runs) on these draws, so entries
+    err by ~28 eps32 = 3.3e-6 absolute (observed <= 6.3e-7); the shrinkage precisions
+    (cond <= 152) enter through Cholesky solves, backward stable in the quadratic forms.
+    """
+    return {"rtol": tol(float64=1e-10, float32=0.0), "atol": tol(float64=1e-10, float32=7e-6)}
+
+
 def _ids(n):
     return [f"s{i}" for i in range(n)]
 
@@ -59,32 +84,34 @@ def _mne(values, models, patches, metric="correlation", method="spearman"):
 
 @pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "sqeuclidean"])
 @pytest.mark.parametrize("method", ["spearman", "pearson"])
-def test_volume_matches_mne_rsa(metric, method, rng):
+def test_volume_matches_mne_rsa(metric, method, rng, tol):
     data, xyz = _volume(rng)
     models = _models(rng, 10)
     got = searchlight(data, models, radius=7.6, metric=metric, method=method)
     patches = mne_rsa.searchlight(data.shape, dist=cdist(xyz, xyz), spatial_radius=7.6)
     ref = _mne(data.values, models, patches, metric, method)
     assert got.dims == ("voxel", "model")
-    np.testing.assert_allclose(got.values, ref, **TOL)
+    np.testing.assert_allclose(got.values, ref, **_map_tol(tol))
     np.testing.assert_array_equal(got.model.values, ["m0", "m1"])
     np.testing.assert_array_equal(got.x.values, xyz[:, 0])
 
 
-def test_volume_radius_is_strict_as_in_mne_rsa(rng):
+def test_volume_radius_is_strict_as_in_mne_rsa(rng, tol):
     # radius 7.0 equals the distance to the voxel two steps along x (3.5 * 2): excluded
     data, xyz = _volume(rng, zooms=(3.5, 3.5, 3.5))
     models = _models(rng, 10, k=1)
     got = searchlight(data, models["m0"], radius=7.0)
     patches = mne_rsa.searchlight(data.shape, dist=cdist(xyz, xyz), spatial_radius=7.0)
-    np.testing.assert_allclose(got.values, _mne(data.values, models, patches)[:, 0], **TOL)
+    np.testing.assert_allclose(
+        got.values, _mne(data.values, models, patches)[:, 0], **_map_tol(tol)
+    )
     centre = int(np.flatnonzero((data.i == 2) & (data.j == 2) & (data.k == 1))[0])
     assert int(got.patch_size[centre]) == 27  # the 3x3x3 cube (corners at 6.06 mm)
     wider = searchlight(data, models["m0"], radius=7.01)  # + the 3 voxels at 7 mm in the grid
     assert int(wider.patch_size[centre]) == 30
 
 
-def test_centers_and_mask_match_mne_rsa(rng):
+def test_centers_and_mask_match_mne_rsa(rng, tol):
     data, xyz = _volume(rng)
     models = _models(rng, 10)
     mask = rng.random(data.sizes["voxel"]) < 0.7
@@ -98,11 +125,11 @@ def test_centers_and_mask_match_mne_rsa(rng):
         (10, len(inside)), dist=cdist(sub, sub), spatial_radius=8.0, sel_series=sel
     )
     ref = _mne(data.values[:, mask], models, patches)
-    np.testing.assert_allclose(got.values, ref, **TOL)
+    np.testing.assert_allclose(got.values, ref, **_map_tol(tol))
     np.testing.assert_array_equal(got.i.values, data.i.values[centers])
 
 
-def test_matches_mne_rsa_nifti(rng):
+def test_matches_mne_rsa_nifti(rng, tol):
     nib = pytest.importorskip("nibabel")
     n, shape = 8, (5, 5, 4)
     affine = np.diag([3.0, 3.0, 3.5, 1.0])
@@ -128,7 +155,7 @@ def test_matches_mne_rsa_nifti(rng):
         },
     )
     got = searchlight(data, models["m0"], radius=6.6)  # millimetres
-    np.testing.assert_allclose(got.values, ref.get_fdata()[brain], **TOL)
+    np.testing.assert_allclose(got.values, ref.get_fdata()[brain], **_map_tol(tol))
     # the labeled map goes back to an image on the same grid
     from brainalign.loaders.fmri import to_image
 
@@ -155,7 +182,7 @@ def _sensors(rng, n=9, n_channels=10, n_times=14):
 
 
 @pytest.mark.parametrize("metric", ["correlation", "euclidean"])
-def test_sensor_time_matches_mne_rsa(metric, rng):
+def test_sensor_time_matches_mne_rsa(metric, rng, tol):
     data, pos = _sensors(rng)
     models = _models(rng, 9)
     got = searchlight(data, models, radius=1.6, temporal_radius=2, metric=metric)
@@ -164,13 +191,13 @@ def test_sensor_time_matches_mne_rsa(metric, rng):
     )
     ref = _mne(data.values, models, patches, metric)
     assert got.dims == ("channel", "time", "model")
-    np.testing.assert_allclose(got.values, ref, **TOL)
+    np.testing.assert_allclose(got.values, ref, **_map_tol(tol))
     # edge samples without a full window are left out, as in mne-rsa
     np.testing.assert_allclose(got.time.values, data.time.values[2:-2])
     assert got.attrs["sfreq"] == 100.0
 
 
-def test_temporal_only_and_spatial_only_match_mne_rsa(rng):
+def test_temporal_only_and_spatial_only_match_mne_rsa(rng, tol):
     data, pos = _sensors(rng)
     models = _models(rng, 9, k=1)
     got_t = searchlight(data, models["m0"], radius=None, temporal_radius=1, method="pearson")
@@ -182,7 +209,7 @@ def test_temporal_only_and_spatial_only_match_mne_rsa(rng):
         "pearson",
     )
     assert got_t.dims == ("time",)
-    np.testing.assert_allclose(got_t.values, ref_t[:, 0], **TOL)
+    np.testing.assert_allclose(got_t.values, ref_t[:, 0], **_map_tol(tol))
     got_s = searchlight(data, models["m0"], radius=1.6)  # all samples of a patch as features
     ref_s = _mne(
         data.values,
@@ -190,10 +217,10 @@ def test_temporal_only_and_spatial_only_match_mne_rsa(rng):
         mne_rsa.searchlight(data.shape, dist=cdist(pos, pos), spatial_radius=1.6),
     )
     assert got_s.dims == ("channel",)
-    np.testing.assert_allclose(got_s.values, ref_s[:, 0], **TOL)
+    np.testing.assert_allclose(got_s.values, ref_s[:, 0], **_map_tol(tol))
 
 
-def test_mne_channel_adjacency(rng):
+def test_mne_channel_adjacency(rng, tol):
     mne = pytest.importorskip("mne")
     # MNE 1.13 renamed "standard_1020" to "colin27_1020" (the old name warns)
     name = "colin27_1020" if "colin27_1020" in mne.channels.get_builtin_montages() else None
@@ -215,11 +242,11 @@ def test_mne_channel_adjacency(rng):
         models,
         mne_rsa.searchlight(data.shape, spatial_radius=patches, temporal_radius=1),
     )
-    np.testing.assert_allclose(got.values, ref, **TOL)
+    np.testing.assert_allclose(got.values, ref, **_map_tol(tol))
     np.testing.assert_array_equal(got.patch_size.values, [len(p) for p in patches])
 
 
-def test_surface_geodesic_discs(rng):
+def test_surface_geodesic_discs(rng, tol):
     from scipy.sparse.csgraph import dijkstra
 
     # a 6 x 5 grid of vertices (2 mm apart) split into triangles
@@ -240,16 +267,18 @@ def test_surface_geodesic_discs(rng):
     got = searchlight(data, models["m0"], radius=4.5, adjacency=graph)
     geo = dijkstra(graph, directed=False)
     ref = _mne(data.values, models, mne_rsa.searchlight(data.shape, dist=geo, spatial_radius=4.5))
-    np.testing.assert_allclose(got.values, ref[:, 0], **TOL)
+    np.testing.assert_allclose(got.values, ref[:, 0], **_map_tol(tol))
 
 
-def test_ties_use_average_ranks(rng):
+def test_ties_use_average_ranks(rng, tol):
     data, xyz = _volume(rng, n=8)
     data[1] = data[0].values  # two identical stimuli: many tied distances in every patch
     models = _models(rng, 8)
     got = searchlight(data, models, radius=7.6)
     patches = mne_rsa.searchlight(data.shape, dist=cdist(xyz, xyz), spatial_radius=7.6)
-    np.testing.assert_allclose(got.values, _mne(data.values, models, patches), **TOL)
+    # float32 too: the tied distances come from identical rows through identical float32
+    # operations, so they stay exactly tied (a broken tie would move a value by ~3e-3)
+    np.testing.assert_allclose(got.values, _mne(data.values, models, patches), **_map_tol(tol))
 
 
 def test_nan_model_pairs_equal_compare(rng):
@@ -264,13 +293,15 @@ def test_nan_model_pairs_equal_compare(rng):
         assert got.values[c] == pytest.approx(rsa.compare(rsa.rdm(patch), m), abs=1e-12)
 
 
-def test_batch_size_float32_and_stimulus_order(rng):
+def test_batch_size_float32_and_stimulus_order(rng, tol):
     data, _ = _volume(rng)
     models = _models(rng, 10)
     ref = searchlight(data, models, radius=7.6)
-    np.testing.assert_allclose(searchlight(data, models, radius=7.6, batch_size=7), ref, **TOL)
+    np.testing.assert_allclose(
+        searchlight(data, models, radius=7.6, batch_size=7), ref, **_map_tol(tol)
+    )
     shuffled = data.isel(stimulus=rng.permutation(10))  # models are aligned by id
-    np.testing.assert_allclose(searchlight(shuffled, models, radius=7.6), ref, **TOL)
+    np.testing.assert_allclose(searchlight(shuffled, models, radius=7.6), ref, **_map_tol(tol))
     f32 = searchlight(data, models, radius=7.6, dtype="float32")
     np.testing.assert_allclose(f32, ref, atol=1e-4)
     stacked = xr.concat(list(models.values()), dim="layer").assign_coords(layer=["a", "b"])
@@ -390,7 +421,7 @@ def test_bad_input(rng):
         searchlight(data, model, radius=4.0, adjacency=np.eye(3))
 
 
-def test_cluster_permutation_test_finds_planted_region(rng):
+def test_cluster_permutation_test_finds_planted_region(rng, tol):
     from brainalign.rsa._searchlight import cluster_permutation_test
 
     grid = np.stack(np.meshgrid(np.arange(8), np.arange(8), [0], indexing="ij"), -1)
@@ -408,12 +439,30 @@ def test_cluster_permutation_test_finds_planted_region(rng):
     )
     model = rsa.rdm(ba.responses(truth, _ids(n)))
     res = cluster_permutation_test(data, model, radius=4.0, n_permutations=99, seed=1)
-    np.testing.assert_allclose(res.similarity, searchlight(data, model, radius=4.0), **TOL)
+    np.testing.assert_allclose(
+        res.similarity, searchlight(data, model, radius=4.0), **_map_tol(tol)
+    )
     significant = np.asarray(res.cluster_p < 0.05)
     assert significant[block].all()
     assert significant.sum() <= block.sum() + 12  # the region and at most its rim
     assert res.null_max_mass.shape == (99,) and res.attrs["threshold"] > 0
     assert float(res.cluster_p_value.min()) == pytest.approx(0.01)
+
+
+def test_cluster_masses_of_model_keeping_permutations_tie_in_float32():
+    # Swapping stimuli within a category keeps a categorical model: such a permutation's
+    # largest cluster equals an observed one up to rounding and counts as >= (with a 1e-12
+    # margin, float32 rounding dropped some of these ties and changed p). Reference: float64.
+    from brainalign.rsa._searchlight import cluster_permutation_test
+
+    data, _ = _volume(np.random.default_rng(3), n=9)
+    ids = _ids(9)
+    model = rsa.categorical_rdm({"a": ids[:3], "b": ids[3:6], "c": ids[6:]})
+    kw = {"radius": 7.6, "n_permutations": 300, "seed": 0, "threshold": 0.0, "device": "cpu"}
+    ref = cluster_permutation_test(data, model, dtype="float64", **kw)
+    got = cluster_permutation_test(data, model, dtype="float32", **kw)
+    np.testing.assert_array_equal(got.cluster.values, ref.cluster.values)
+    np.testing.assert_array_equal(got.cluster_p_value.values, ref.cluster_p_value.values)
 
 
 def test_empty_selections_and_unsupported_options(rng):
@@ -503,7 +552,7 @@ def _sl_rdm_vectors(da, radius, noise, centres):
 
 @pytest.mark.parametrize("noise", [None, "diag", "shrinkage_diag", "shrinkage_eye"])
 @pytest.mark.parametrize(("n_runs", "n_stim"), [(4, 5), (2, 3)])
-def test_crossnobis_patch_rdms_equal_rdm_with_noise_precision(noise, n_runs, n_stim, rng):
+def test_crossnobis_patch_rdms_equal_rdm_with_noise_precision(noise, n_runs, n_stim, rng, tol):
     # 40 residual observations for patches of 10 to 33 voxels; or 12 (fewer than most
     # patches' voxels: the low-rank route of noise_precision).
     da, _ = _trial_volume(rng, n_runs=n_runs, n_stim=n_stim)
@@ -513,12 +562,12 @@ def test_crossnobis_patch_rdms_equal_rdm_with_noise_precision(noise, n_runs, n_s
     for c in range(len(centres)):
         ref = _patch_crossnobis(da, idx[c][valid[c]], noise)
         ref = ref.sel(stimulus_a=ids, stimulus_b=ids).values[iu]
-        np.testing.assert_allclose(vec[c], ref, **TOL)
+        np.testing.assert_allclose(vec[c], ref, **_crossnobis_tol(tol))
 
 
 @pytest.mark.parametrize("noise", [None, "shrinkage_diag", "shrinkage_eye", "diag"])
 @pytest.mark.parametrize("method", ["spearman", "pearson", "cosine"])
-def test_crossnobis_searchlight_equals_compare_per_patch(noise, method, rng):
+def test_crossnobis_searchlight_equals_compare_per_patch(noise, method, rng, tol):
     da, xyz = _trial_volume(rng, n_stim=6)
     models = _models(rng, 6)
     got = searchlight(
@@ -535,7 +584,13 @@ def test_crossnobis_searchlight_equals_compare_per_patch(noise, method, rng):
         ref_rdm = _patch_crossnobis(da, patch, noise)
         for m, model in models.items():
             want = float(rsa.compare(ref_rdm, model, method=method))
-            np.testing.assert_allclose(float(got.sel(model=m)[c]), want, **TOL)
+            # float32: crossnobis entries err by <= 12 eps32 = 1.5e-6 absolute (4 runs, see
+            # _crossnobis_tol), the 15-pair comparison by that over the entries' std (>= 0.59
+            # here): ~2.5e-6 worst (observed <= 1.2e-7)
+            atol = tol(float64=1e-10, float32=5e-6)
+            np.testing.assert_allclose(
+                float(got.sel(model=m)[c]), want, rtol=TOL["rtol"], atol=atol
+            )
 
 
 def test_crossnobis_searchlight_matches_rsatoolbox_on_one_patch(rng):
@@ -625,7 +680,7 @@ def test_crossnobis_bad_input(rng):
         searchlight(nan, model, radius=7.6, metric="crossnobis")
 
 
-def test_crossnobis_cluster_permutation_test_observed_map(rng):
+def test_crossnobis_cluster_permutation_test_observed_map(rng, tol):
     from brainalign.rsa._searchlight import cluster_permutation_test
 
     da, _ = _trial_volume(rng, n_stim=5)
@@ -633,7 +688,7 @@ def test_crossnobis_cluster_permutation_test_observed_map(rng):
     kw = {"metric": "crossnobis", "noise": "shrinkage_diag", "method": "pearson"}
     res = cluster_permutation_test(da, model, radius=7.6, n_permutations=5, seed=0, **kw)
     want = searchlight(da, model, radius=7.6, **kw)
-    np.testing.assert_allclose(res.similarity.values, want.values, **TOL)
+    np.testing.assert_allclose(res.similarity.values, want.values, **_map_tol(tol))
     assert res.null_max_mass.shape == (5,)
 
 

@@ -2,13 +2,27 @@
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from brainalign import rsa
 from brainalign._checks import SchemaError, StimulusAlignmentError
+from brainalign.rsa._searchlight import tie_margin
 from brainalign.rsa._timeresolved import _permutations, temporal_generalization, time_resolved
 
 TOL = {"rtol": 1e-10, "atol": 1e-12}
+
+
+def _tol(tol):
+    """Tolerance of a batched result against the per-time-point loop of rsa.compare.
+
+    float32: both sides compute RDMs of 4-6 channels (float32 sums: ~sqrt(6) eps32 = 3e-7
+    relative per entry) and correlate 36 pairs; a correlation scales relative entry errors
+    by |mean|/std of the RDM vector (<= 4.1 on these draws): ~1.2e-6 worst on values in
+    [-1, 1], 2e-6 allowed (observed <= 2.4e-7). Spearman needs no near-tied distances (none
+    here: a swapped pair would move it by ~6 / 36**2 = 5e-3).
+    """
+    return {"rtol": tol(float64=1e-10, float32=0.0), "atol": tol(float64=1e-12, float32=2e-6)}
 
 
 def _ids(n):
@@ -43,7 +57,7 @@ def _models(rng, n, *, with_nan=True):
 
 @pytest.mark.parametrize("method", ["spearman", "pearson", "cosine"])
 @pytest.mark.parametrize("metric", ["correlation", "euclidean"])
-def test_equals_loop_over_time(method, metric, rng):
+def test_equals_loop_over_time(method, metric, rng, tol):
     data = _meeg(rng)
     models = _models(rng, 9)
     res = time_resolved(data, models, metric=metric, method=method)
@@ -54,12 +68,12 @@ def test_equals_loop_over_time(method, metric, rng):
         ]
     )
     assert res.similarity.dims == ("time", "model")
-    np.testing.assert_allclose(res.similarity.values, ref, **TOL)
+    np.testing.assert_allclose(res.similarity.values, ref, **_tol(tol))
     np.testing.assert_allclose(res.time.values, data.time.values)
 
 
 @pytest.mark.parametrize("method", ["spearman", "pearson"])
-def test_permutation_null_p_values_and_bands(method, rng):
+def test_permutation_null_p_values_and_bands(method, rng, tol):
     data = _meeg(rng)
     models = _models(rng, 9)
     res = time_resolved(data, models, method=method, n_permutations=30, alpha=0.1, seed=3)
@@ -73,15 +87,34 @@ def test_permutation_null_p_values_and_bands(method, rng):
             ]
             for t in range(data.sizes["time"])
         ]
-        np.testing.assert_allclose(res.null.values[k], ref, **TOL)
+        np.testing.assert_allclose(res.null.values[k], ref, **_tol(tol))
     obs, null = res.similarity.values, res.null.values
-    np.testing.assert_allclose(res.p_value, (1 + (null >= obs - 1e-12).sum(0)) / 31)
+    # ties: within rounding of a 36-pair product, 8 sqrt(36) ulps (float32: 5.7e-6)
+    tie = tol(float64=1e-12, float32=8 * 6 * float(np.finfo(np.float32).eps))
+    np.testing.assert_allclose(res.p_value, (1 + (null >= obs - tie).sum(0)) / 31)
     peak = null.max(axis=1)[:, None, :]
-    np.testing.assert_allclose(res.p_value_corrected, (1 + (peak >= obs - 1e-12).sum(0)) / 31)
+    np.testing.assert_allclose(res.p_value_corrected, (1 + (peak >= obs - tie).sum(0)) / 31)
     np.testing.assert_allclose(res.band_low, np.quantile(null, 0.05, axis=0))
     np.testing.assert_allclose(res.band_high, np.quantile(null, 0.95, axis=0))
     assert (res.p_value_corrected >= res.p_value).all()
     assert res.attrs["n_permutations"] == 30 and res.attrs["sfreq"] == 200.0
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson", "kendall_tau_a"])
+def test_permutations_that_keep_a_categorical_model_tie_in_float32(method, rng):
+    # Swapping stimuli within a category leaves a categorical model unchanged: those null
+    # values equal the observed one up to rounding and count as >= (with a 1e-12 margin,
+    # float32 rounding dropped some of these ties and changed p). Reference: float64.
+    ids = _ids(9)
+    data = _meeg(rng, n_times=5)
+    model = rsa.categorical_rdm({"a": ids[:3], "b": ids[3:6], "c": ids[6:]})
+    kw = {"method": method, "n_permutations": 200, "seed": 1, "device": "cpu"}
+    ref = time_resolved(data, model, dtype="float64", **kw)
+    got = time_resolved(data, model, dtype="float32", **kw)
+    np.testing.assert_array_equal(got.p_value.values, ref.p_value.values)
+    np.testing.assert_array_equal(got.p_value_corrected.values, ref.p_value_corrected.values)
+    assert tie_margin(36, torch.float64) == 1e-12
+    assert tie_margin(36, torch.float32) == pytest.approx(48 * 2.0**-23)
 
 
 def test_signal_is_detected(rng):
@@ -97,7 +130,7 @@ def test_signal_is_detected(rng):
 
 
 @pytest.mark.parametrize("method", ["spearman", "pearson", "cosine"])
-def test_temporal_generalization_equals_loop(method, rng):
+def test_temporal_generalization_equals_loop(method, rng, tol):
     data = _meeg(rng)
     other = _meeg(rng, n_channels=4, n_times=5).isel(stimulus=rng.permutation(9))
     tg = temporal_generalization(data, other, method=method)
@@ -111,10 +144,10 @@ def test_temporal_generalization_equals_loop(method, rng):
         ]
     )
     assert tg.dims == ("time_a", "time_b") and tg.shape == (7, 5)
-    np.testing.assert_allclose(tg.values, ref, **TOL)
+    np.testing.assert_allclose(tg.values, ref, **_tol(tol))
     own = temporal_generalization(data, method=method)
-    np.testing.assert_allclose(own.values, own.values.T, **TOL)
-    np.testing.assert_allclose(np.diag(own.values), 1.0, **TOL)
+    np.testing.assert_allclose(own.values, own.values.T, **_tol(tol))
+    np.testing.assert_allclose(np.diag(own.values), 1.0, **_tol(tol))
     np.testing.assert_allclose(own.time_b.values, data.time.values)
 
 
@@ -153,7 +186,9 @@ def test_time_resolved_at_extreme_magnitudes(metric, scale, dtype, rng):
     # (reference: the same functions in float64 on data of unit scale). Models x 1e30 too.
     data = _meeg(rng, n_times=4)
     tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == "float32" else TOL
-    ref = time_resolved(data, _models(np.random.default_rng(0), 9, with_nan=False), metric=metric)
+    ref = time_resolved(
+        data, _models(np.random.default_rng(0), 9, with_nan=False), metric=metric, dtype="float64"
+    )
     models = {k: v * 1e30 for k, v in _models(np.random.default_rng(0), 9, with_nan=False).items()}
     got = time_resolved(data * scale, models, metric=metric, dtype=dtype, device="cpu")
     np.testing.assert_allclose(got.similarity.values, ref.similarity.values, **tol)

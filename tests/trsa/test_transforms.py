@@ -25,6 +25,20 @@ def _authors_gt(v, lower, upper):
     return out
 
 
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _ramp_tol(tol, v, lower, upper, float64=1e-12):
+    """``tol`` of an RGTM ramp ``(x - a) / (b - a)`` of the values ``v``.
+
+    float32: x and the quantiles a, b round by eps32 |x| (x <= max|v|), which the ramp
+    divides by b - a; the thresholds move by as little, and the ramp is continuous there.
+    x 4 margin.
+    """
+    a, b = np.quantile(v, [lower, upper])
+    return tol(float64=float64, float32=4 * EPS32 * np.abs(v).max() / (b - a))
+
+
 def _vec(m):
     return squareform(np.asarray(m), checks=False)
 
@@ -44,17 +58,18 @@ def _labeled(mats, dim="layer"):
 
 
 @pytest.mark.parametrize(("lower", "upper"), [(0.2, 0.8), (0.0, 0.5), (0.4, 0.6), (0.05, 1.0)])
-def test_rank_false_equals_rsatoolbox_on_single_rdms(rng, lower, upper):
+def test_rank_false_equals_rsatoolbox_on_single_rdms(rng, lower, upper, tol):
     from rsatoolbox.rdm import RDMs, geotopological_transform
 
     # Euclidean distances >= 1: rsatoolbox's in-place defect does not strike (see rgtm Notes)
     for m in _rdms(rng, 3) + 1.0:
         ref = geotopological_transform(RDMs(_vec(m)[None]), lower, upper).get_vectors()[0]
         got = _vec(trsa.rgtm(m, lower, upper, rank=False).values)
-        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+        atol = _ramp_tol(tol, _vec(m), lower, upper)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=atol)
 
 
-def test_rsatoolbox_semantics_equals_rsatoolbox_on_a_batch_and_differs_from_per_rdm(rng):
+def test_rsatoolbox_semantics_equals_rsatoolbox_on_a_batch_and_differs_from_per_rdm(rng, tol):
     from rsatoolbox.rdm import RDMs, geotopological_transform
 
     mats = _rdms(rng, 5) + 1.0
@@ -63,29 +78,35 @@ def test_rsatoolbox_semantics_equals_rsatoolbox_on_a_batch_and_differs_from_per_
     ref = geotopological_transform(RDMs(vecs), 0.2, 0.8).get_vectors()
     got = trsa.rgtm(_labeled(mats), 0.2, 0.8, semantics="rsatoolbox")
     got_v = np.stack([_vec(m) for m in got.values])
-    np.testing.assert_allclose(got_v, ref, rtol=0, atol=1e-12)
+    # float32: the pooled quantiles of all the values
+    atol = _ramp_tol(tol, vecs.ravel(), 0.2, 0.8)
+    np.testing.assert_allclose(got_v, ref, rtol=0, atol=atol)
     per_rdm = trsa.rgtm(_labeled(mats), 0.2, 0.8, rank=False)
     diff = np.abs(np.stack([_vec(m) for m in per_rdm.values]) - got_v)
     assert diff.max() > 0.5  # pooled and per-RDM thresholds give different RGTMs
 
 
-def test_rsatoolbox_semantics_reproduces_its_in_place_defect(rng):
+def test_rsatoolbox_semantics_reproduces_its_in_place_defect(rng, tol):
     from rsatoolbox.rdm import RDMs, geotopological_transform
 
     m = squareform(pdist(rng.normal(size=(15, 30)), "correlation")) / 2  # in (0, 1)
     ref = geotopological_transform(RDMs(_vec(m)[None]), 0.2, 0.8).get_vectors()[0]
     got = _vec(trsa.rgtm(m, 0.2, 0.8, semantics="rsatoolbox").values)
-    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+    # float32: the ramp's bound; the defect's step at b (rescaled values above b set to 1)
+    # is not crossed here: no rescaled value lies within that bound of b (checked below)
+    atol = _ramp_tol(tol, _vec(m), 0.2, 0.8)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=atol)
     formula = _vec(trsa.rgtm(m, 0.2, 0.8, rank=False).values)
     # the formula keeps the ramp; rsatoolbox sets rescaled values above b (< 1) to 1
     b = np.quantile(_vec(m), 0.8)
     hit = (formula > b) & (formula < 1)
     assert hit.any()
+    assert np.all(np.abs(formula - b) > atol)
     np.testing.assert_array_equal(ref[hit], 1.0)
 
 
 @pytest.mark.parametrize(("lower", "upper"), [(0.2, 0.8), (0.0, 1.0), (0.45, 0.55), (0.3, 0.3)])
-def test_default_equals_authors_formula(rng, lower, upper):
+def test_default_equals_authors_formula(rng, lower, upper, tol):
     mats = _rdms(rng, 3, n=10)
     mats[1] = np.round(mats[1])  # ties
     got = trsa.rgtm(_labeled(mats), lower, upper)
@@ -96,20 +117,28 @@ def test_default_equals_authors_formula(rng, lower, upper):
             ref = (x > np.quantile(x, lower)).astype(float)
         else:
             ref = _authors_gt(_vec(m), lower, upper)
-        np.testing.assert_allclose(_vec(g), ref, rtol=0, atol=1e-12)
+        # float32: the ranks scaled to [0, 1] round by eps32 (the step at lower == upper
+        # compares the same float32 values with their quantile: exact)
+        atol = _ramp_tol(tol, np.linspace(0, 1, 5), lower, upper) if lower < upper else 1e-12
+        np.testing.assert_allclose(_vec(g), ref, rtol=0, atol=atol)
         np.testing.assert_array_equal(np.diag(g), 0)
 
 
-def test_sigmoid_equals_authors_formula(rng):
+def test_sigmoid_equals_authors_formula(rng, tol):
     m = _rdms(rng, 1)[0]
     r = rankdata(_vec(m))
     x = (r - r.min()) / (r.max() - r.min())
     ref = 1 / (1 + np.exp(-(x - 0.3) * 7))
     got = _vec(trsa.rgtm_sigmoid(m, 7.0, 0.3).values)
-    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+    # float32: x in [0, 1] rounds by eps32, the sigmoid's slope (at most 7 / 4) carries it,
+    # and the float32 exp and division add ~2 eps32 of the result (<= 1): x 4 margin
+    rtol = tol(float64=1e-12, float32=0)
+    np.testing.assert_allclose(got, ref, rtol=rtol, atol=tol(1e-14, 4 * (7 / 4 + 2) * EPS32))
     raw = (_vec(m) - _vec(m).min()) / np.ptp(_vec(m))
     got = _vec(trsa.rgtm_sigmoid(m, rank=False).values)
-    np.testing.assert_allclose(got, 1 / (1 + np.exp(-(raw - 0.5) * 10)), rtol=1e-12)
+    # float32: the raw values min-max scaled round by eps32 |v| / ptp(v) (<= 2 eps32 here)
+    atol = tol(0, 4 * (10 / 4 * np.abs(_vec(m)).max() / np.ptp(_vec(m)) + 2) * EPS32)
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-(raw - 0.5) * 10)), rtol=rtol, atol=atol)
 
 
 def test_labels_and_dim_order_are_kept(rng):
