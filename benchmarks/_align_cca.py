@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _harness import TARGET
 
 import brainalign as ba
 from brainalign.align._cca import _canonical_correlations, _pwcca_value, cca, pwcca
@@ -73,7 +74,7 @@ def cases() -> list[dict]:
     plan = [
         (
             f"pwcca n={N}, {P} vs {Q} units, public call (float64, CPU)",
-            lambda: float(pwcca(a, b, device="cpu", dtype="float64")),
+            lambda: float(pwcca(a, b, **TARGET)),
             lambda: float(google_cca.compute_pwcca(xg, yg)[0]),
             "google/svcca pwcca.compute_pwcca",
         ),
@@ -85,7 +86,7 @@ def cases() -> list[dict]:
         ),
         (
             f"cca mean rho n={N}, {P} vs {Q} units, public call (float64, CPU)",
-            lambda: float(cca(a, b, device="cpu", dtype="float64")),
+            lambda: float(cca(a, b, **TARGET)),
             google_cca_mean,
             "google/svcca cca_core.get_cca_similarity",
         ),

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _harness import TARGET, rtol
 
 import brainalign as ba
 from brainalign.align._cka import _cka_kernel, cka
@@ -55,7 +56,7 @@ def _data(rng: np.random.Generator, n: int, p: int, q: int) -> tuple[np.ndarray,
 
 def _row(case: str, ours: Callable, theirs: Callable, reference: str) -> dict:
     (t_ours, v_ours), (t_ref, v_ref) = _best_pair(ours, theirs)
-    np.testing.assert_allclose(v_ours, v_ref, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(v_ours, v_ref, rtol=0, atol=rtol())
     return {"case": case, "brainalign_s": t_ours, "reference_s": t_ref, "reference": reference}
 
 
@@ -71,7 +72,7 @@ def cases() -> list[dict]:
     rows.append(
         _row(
             f"linear CKA, {size}",
-            lambda: cka(a, b, device="cpu", dtype="float64"),
+            lambda: cka(a, b, **TARGET),
             lambda: ref.feature_space_linear_cka(x, y),
             "kornblith feature_space_linear_cka",
         )
@@ -79,7 +80,7 @@ def cases() -> list[dict]:
     rows.append(
         _row(
             f"debiased linear CKA, {size}",
-            lambda: cka(a, b, estimator="song", device="cpu", dtype="float64"),
+            lambda: cka(a, b, estimator="song", **TARGET),
             lambda: ref.cka(ref.gram_linear(x), ref.gram_linear(y), debiased=True),
             "kornblith cka(gram_linear, debiased=True)",
         )
@@ -107,7 +108,7 @@ def cases() -> list[dict]:
     rows.append(
         _row(
             f"RBF CKA (median bandwidth), n={n}, {p} vs {q}, float64",
-            lambda: cka(a, b, "rbf", device="cpu", dtype="float64"),
+            lambda: cka(a, b, "rbf", **TARGET),
             lambda: ref.cka(ref.gram_rbf(x), ref.gram_rbf(y)),
             "kornblith cka(gram_rbf)",
         )

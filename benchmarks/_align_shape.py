@@ -20,9 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "align" / "_refs"))
 
 import netrep_ref  # noqa: E402
+from _harness import TARGET, rtol  # noqa: E402
 
 import brainalign as ba  # noqa: E402
 from brainalign.align._shape import pairwise  # noqa: E402
+
+#: Networks in the pairwise case (issue 20: 12-20; issue 23's GPU goal names 20).
+N_NETWORKS = 16
 
 
 def _best_pair(ours, theirs, repeat: int = 5) -> tuple[float, float]:
@@ -58,19 +62,20 @@ def cases() -> list[dict]:
         One row per case: ``case``, ``brainalign_s``, ``reference_s``, ``reference``.
     """
     rows = []
+    m = N_NETWORKS
     for score in ("angular", "euclidean"):
-        reps, arrays = _data(16, 500)
+        reps, arrays = _data(m, 500)
         metric = netrep_ref.LinearMetric(alpha=1.0, score_method=score)
-        ours = pairwise(reps, score=score, device="cpu", dtype="float64")
+        ours = pairwise(reps, score=score, **TARGET)
         ref = netrep_ref.pairwise_distances(metric, arrays, verbose=False)
-        np.testing.assert_allclose(ours.values, ref, rtol=1e-8, atol=1e-8)
+        np.testing.assert_allclose(ours.values, ref, rtol=rtol(), atol=rtol())
         t_ours, t_ref = _best_pair(
-            lambda s=score, r=reps: pairwise(r, score=s, device="cpu", dtype="float64"),
+            lambda s=score, r=reps: pairwise(r, score=s, **TARGET),
             lambda m=metric, a=arrays: netrep_ref.pairwise_distances(m, a, verbose=False),
         )
         rows.append(
             {
-                "case": f"pairwise {score} Procrustes, 16 networks, n=500, widths 50-200",
+                "case": f"pairwise {score} Procrustes, {m} networks, n=500, widths 50-200",
                 "brainalign_s": t_ours,
                 "reference_s": t_ref,
                 "reference": "netrep multiset.pairwise_distances(LinearMetric) @0186b8a7",

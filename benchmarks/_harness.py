@@ -108,3 +108,53 @@ def _print(rows: list[dict]) -> None:
             f"{r['benchmark']:<44} {r['reference']:<14} {r['brainalign_s']:>10.4f}s "
             f"{r['reference_s']:>10.4f}s {r['ratio']:>8.1f}x {target:>7}"
         )
+
+
+#: brainalign's device and dtype for the benchmarked calls (CPU float64 unless a script's
+#: ``--device``/``--dtype`` say otherwise; see :func:`use_device`).
+TARGET = {"device": "cpu", "dtype": "float64"}
+
+
+def add_device_args(parser) -> None:
+    """Add ``--device`` and ``--dtype`` to a benchmark's argument parser."""
+    parser.add_argument(
+        "--device", default="cpu", help="brainalign's device: cpu (default), cuda, cuda:1, auto"
+    )
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=("float32", "float64"),
+        help="brainalign's precision (default: float64 on the CPU, float32 on a GPU)",
+    )
+
+
+def use_device(args) -> dict[str, str]:
+    """Set :data:`TARGET` and brainalign's configuration from ``--device``/``--dtype``.
+
+    Returns the resolved ``{"device": ..., "dtype": ...}``; calls that do not pin a device
+    (through the configuration) and those that pass ``**TARGET`` both run there.
+    """
+    import brainalign as ba
+    from brainalign._device import resolve_device
+
+    dev = resolve_device(args.device)
+    dtype = args.dtype or ("float64" if dev.type == "cpu" else "float32")
+    TARGET.update(device=str(dev), dtype=dtype)
+    ba.set_config(device=str(dev), dtype=dtype)
+    print(f"brainalign device {dev}, dtype {dtype}")
+    return dict(TARGET)
+
+
+def rtol() -> float:
+    """Agreement required of brainalign with the float64 reference at :data:`TARGET`'s dtype.
+
+    float64: 1e-8. float32: 1e-4, a few thousand float32 roundings (eps 1.2e-7) of the
+    products and sums these measures make, accumulated in float64 where they are reductions.
+    """
+    return 1e-8 if TARGET["dtype"] == "float64" else 1e-4
+
+
+def atol(float64: float) -> float:
+    """Absolute agreement: ``float64`` at float64; at float32, 1e-4 (as :func:`rtol`) times
+    the scale the float64 value was set for (``float64 / 1e-10``, i.e. unit-scale values)."""
+    return float64 if TARGET["dtype"] == "float64" else 1e-4 * max(1.0, float64 / 1e-10)

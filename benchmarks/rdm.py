@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _harness import Case, run_cases
+from _harness import Case, add_device_args, atol, rtol, run_cases, use_device
 
 
 def cases(full: bool) -> list[Case]:
@@ -28,11 +28,13 @@ def cases(full: bool) -> list[Case]:
     ds = Dataset(x)
 
     def check(ours, ref):
-        np.testing.assert_allclose(np.asarray(ours), ref.get_matrices()[0], rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(
+            np.asarray(ours), ref.get_matrices()[0], rtol=rtol(), atol=atol(1e-10)
+        )
 
     def check_sq(ours, ref):
         np.testing.assert_allclose(
-            np.asarray(ours) / p, ref.get_matrices()[0], rtol=1e-8, atol=1e-10
+            np.asarray(ours) / p, ref.get_matrices()[0], rtol=rtol(), atol=atol(1e-10)
         )
 
     return [
@@ -58,7 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full", action="store_true", help="the issue's sizes")
     parser.add_argument("--repeat", type=int, default=5)
+    add_device_args(parser)
     args = parser.parse_args()
+    use_device(args)
     warnings.filterwarnings("ignore")
     run_cases(cases(args.full), repeat=args.repeat)
 

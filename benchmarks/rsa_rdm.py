@@ -29,7 +29,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _harness import Case, run_cases
+from _harness import Case, add_device_args, atol, rtol, run_cases, use_device
 
 
 def _trials(n_runs: int, n_cond: int, p: int, seed: int, n_factors: int = 0):
@@ -61,7 +61,9 @@ def cases(full: bool) -> list[Case]:
     ds = Dataset(x)
 
     def check_rdm(ours, ref):
-        np.testing.assert_allclose(np.asarray(ours), ref.get_matrices()[0], rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(
+            np.asarray(ours), ref.get_matrices()[0], rtol=rtol(), atol=atol(1e-10)
+        )
 
     # noise precision from measurements
     r_n, c_n, p_n = (10, 100, 2_000) if full else (4, 30, 200)
@@ -70,7 +72,7 @@ def cases(full: bool) -> list[Case]:
 
     def check_prec(ours, ref):
         np.testing.assert_allclose(
-            np.asarray(ours), ref, rtol=1e-8, atol=1e-10 * np.abs(ref).max()
+            np.asarray(ours), ref, rtol=rtol(), atol=atol(1e-10) * np.abs(ref).max()
         )
 
     # crossnobis with a shrinkage precision
@@ -88,7 +90,7 @@ def cases(full: bool) -> list[Case]:
 
     def check_cv(ours, ref):
         got = np.asarray(ours)[np.ix_(order, order)]
-        np.testing.assert_allclose(got, ref.get_matrices()[0], rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(got, ref.get_matrices()[0], rtol=rtol(), atol=atol(1e-12))
 
     return [
         Case(
@@ -143,8 +145,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full", action="store_true", help="the issue's sizes")
     parser.add_argument("--repeat", type=int, default=5)
+    add_device_args(parser)
     parser.add_argument("--reference-repeat", type=int, default=None)
     args = parser.parse_args()
+    use_device(args)
     warnings.filterwarnings("ignore")
     run_cases(
         cases(args.full),

@@ -10,6 +10,7 @@ one call per permutation or draw.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -136,6 +137,19 @@ def _name(method: Any) -> str:
 
 def _seed(seed: int | None) -> int | None:
     return get_config()["seed"] if seed is None else seed
+
+
+def _with_measure_seed(
+    fn: Callable[..., Any], kwargs: dict[str, Any], seed: int | None
+) -> dict[str, Any]:
+    """Pass the test's ``seed`` on to a measure that draws at random (CKA's minibatches,
+    shape-metric folds), so that one seed makes the whole test reproducible: the name
+    ``seed`` is the test's own, so the measure could not otherwise be given one."""
+    try:
+        takes_seed = "seed" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a callable without a signature
+        takes_seed = False
+    return {**kwargs, "seed": seed} if takes_seed and seed is not None else kwargs
 
 
 #: Measures that broadcast over any extra dim of ``b`` (their kernels run per entry of
@@ -281,7 +295,9 @@ def permutation_test(
     n_permutations : int
         Number of random permutations.
     seed : int, optional
-        Seed of the permutations (default: the configured seed).
+        Seed of the permutations (default: the configured seed); also passed to a measure
+        that draws at random (``cka`` with ``batch_size``, ``shape_metric`` with ``cv``,
+        ``predictivity``'s folds), so one seed makes the whole test reproducible.
     alternative : {"greater", "less", "two-sided"}
         In terms of alignment, whatever the measure's kind: ``"greater"`` tests for *more*
         alignment than chance (a larger similarity, a smaller distance), ``"less"`` for
@@ -326,6 +342,7 @@ def permutation_test(
     check_option("alternative", alternative, ALTERNATIVES)
     fn, spec = resolve_method(method)
     seed = _seed(seed)
+    kwargs = _with_measure_seed(fn, kwargs, seed)
     observed = _as_result(fn(a, b, **kwargs), method)
     kind = _kind(observed, spec)
     ids = _stimulus_ids(b, "b")
@@ -403,7 +420,8 @@ def bootstrap_ci(
     confidence : float
         Coverage of the interval, in (0, 1).
     seed : int, optional
-        Seed of the draws (default: the configured seed).
+        Seed of the draws (default: the configured seed); also passed to a measure that
+        draws at random, as in :func:`permutation_test`.
     **kwargs
         Passed to the measure.
 
@@ -464,6 +482,7 @@ def bootstrap_ci(
             UserWarning,
         )
     seed = _seed(seed)
+    kwargs = _with_measure_seed(fn, kwargs, seed)
     observed = _as_result(fn(a, b, **kwargs), method)
     ids = _stimulus_ids(a, "a")
     n = len(ids)

@@ -10,6 +10,7 @@ exact); cross-validated ridge reuses :class:`brainalign.encoding.RidgeCV` once p
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ from brainalign.encoding import DEFAULT_ALPHAS, RidgeCV, make_folds
 __all__ = ["AGGREGATES", "REGRESSIONS", "predictivity"]
 
 REGRESSIONS = ("ridge_cv", "pls", "ols")
+SEMANTICS = ("exact", "brainscore")
 AGGREGATES = ("median", "mean", None)
 _INNER_CV = 5  # inner K-fold of ridge_cv's alpha selection, within each training set
 _DEFAULT_SEED = 0
@@ -76,44 +78,109 @@ def _top_left_singular(c: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _pls_fit(xc: torch.Tensor, yc: torch.Tensor, n_components: int) -> tuple[torch.Tensor, ...]:
+_NIPALS_MAX_ITER = 500  # scikit-learn's PLSRegression default (Brain-Score keeps it)
+_NIPALS_TOL = 1e-6  # idem: the power method stops when |w - w_old|^2 < tol
+
+
+def _nipals_weights(xk: torch.Tensor, yk: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """First x-weight vector of each fold by scikit-learn's NIPALS power method.
+
+    The semantics of ``PLSRegression(algorithm="nipals")``: the y score starts at the first
+    column of ``yk`` with an entry above machine epsilon, and the iteration stops (per fold)
+    at the first step where the squared change of the unit-norm (up to ``+ eps``) x-weights
+    falls below ``_NIPALS_TOL``, after one step for a single target, or after
+    ``_NIPALS_MAX_ITER`` steps. Folds not ``alive`` (no such column) get zero weights.
+    """
+    eps = torch.finfo(xk.dtype).eps
+    n_f, _, q = yk.shape
+    nonzero = (yk.abs() > eps).any(1)  # (F, q)
+    first = nonzero.to(torch.int64).argmax(-1)  # the first such column (0 when none)
+    ys = yk.gather(2, first[:, None, None].expand(-1, yk.shape[1], 1)).squeeze(-1)  # (F, m)
+    xt = xk.transpose(-1, -2)
+    w_out = xk.new_zeros((n_f, xk.shape[-1]))
+    w_old = None
+    done = ~alive
+    for it in range(_NIPALS_MAX_ITER):  # a fixed-point iteration: steps are sequential
+        w = (xt @ ys.unsqueeze(-1)).squeeze(-1) / (ys * ys).sum(-1, keepdim=True)
+        w = w / (torch.linalg.vector_norm(w, dim=-1, keepdim=True) + eps)
+        xs = (xk @ w.unsqueeze(-1)).squeeze(-1)
+        yw = (yk.transpose(-1, -2) @ xs.unsqueeze(-1)).squeeze(-1) / (xs * xs).sum(
+            -1, keepdim=True
+        )
+        ys = (yk @ yw.unsqueeze(-1)).squeeze(-1) / ((yw * yw).sum(-1, keepdim=True) + eps)
+        diff = w - 100.0 if w_old is None else w - w_old
+        stop = ((diff * diff).sum(-1) < _NIPALS_TOL) | (q == 1) | (it == _NIPALS_MAX_ITER - 1)
+        w_out = torch.where((stop & ~done)[:, None], w, w_out)
+        done = done | stop
+        if bool(done.all()):
+            break
+        w_old = w
+    if it == _NIPALS_MAX_ITER - 1 and bool(alive.any()):
+        warnings.warn(
+            f"PLS (semantics='brainscore'): the NIPALS power method reached its "
+            f"{_NIPALS_MAX_ITER} iterations in some fold without meeting tol="
+            f"{_NIPALS_TOL:g}, as scikit-learn's PLSRegression would (ConvergenceWarning); "
+            "its weights there are where it stopped. semantics='exact' has no such limit.",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+    return w_out
+
+
+def _pls_fit(
+    xc: torch.Tensor, yc: torch.Tensor, n_components: int, nipals: bool = False
+) -> tuple[torch.Tensor, ...]:
     """PLS2 (regression mode, no scaling) on centred, zero-padded (F, m, p) and (F, m, q).
 
     Each weight vector is the exact first left singular vector of the deflated cross-
     covariance ``X_kᵀ Y`` (the fixed point of NIPALS' power iteration); scores are deflated
     from X only, since ``X_{k+1}ᵀ Y_k = X_{k+1}ᵀ Y``. Components past X's rank are dropped.
+    With ``nipals``, the weights are instead where scikit-learn's power method stops
+    (:func:`_nipals_weights`, Brain-Score's semantics), and Y is deflated as it does.
     Returns the weights W (F, p, K), loadings P (F, p, K) and Y loadings Q (F, q, K).
     """
     n_f, _, p = xc.shape
     q = yc.shape[-1]
     k = min(n_components, p)
     dt = xc.dtype
+    eps = torch.finfo(dt).eps
     xk = xc.clone()
     c = xc.transpose(-1, -2) @ yc
-    tiny = torch.finfo(dt).eps * (xc * xc).sum((1, 2))  # (F,): a score this small is noise
+    tiny = eps * (xc * xc).sum((1, 2))  # (F,): a score this small is noise
     w_all = xc.new_zeros((n_f, p, k))
     p_all = xc.new_zeros((n_f, p, k))
     q_all = xc.new_zeros((n_f, q, k))
+    yk = yc.clone() if nipals else yc
+    fold_alive = torch.ones(n_f, dtype=torch.bool, device=xc.device)
     for j in range(k):  # components are sequential by definition (deflation)
-        w = _top_left_singular(c)
+        if nipals:
+            # scikit-learn zeroes Y columns below 10 eps, and stops at a constant Y residual
+            yk = torch.where((yk.abs() < 10 * eps).all(1, keepdim=True), 0.0, yk)
+            fold_alive = fold_alive & (yk.abs() > eps).flatten(1).any(-1)
+            w = _nipals_weights(xk, yk, fold_alive)
+        else:
+            w = _top_left_singular(c)
         t = (xk @ w.unsqueeze(-1)).squeeze(-1)  # (F, m)
         tt = (t * t).sum(-1)
-        alive = tt > tiny
+        alive = (tt > tiny) & fold_alive
         inv = torch.where(alive, 1.0 / torch.where(alive, tt, 1.0), 0.0)
         pj = (xk.transpose(-1, -2) @ t.unsqueeze(-1)).squeeze(-1) * inv[:, None]
         qj = (yc.transpose(-1, -2) @ t.unsqueeze(-1)).squeeze(-1) * inv[:, None]
         w = w * alive[:, None]
         xk = xk - t.unsqueeze(-1) * pj.unsqueeze(-2)
-        c = c - pj.unsqueeze(-1) * (qj * tt[:, None]).unsqueeze(-2)
+        if nipals:
+            yk = yk - t.unsqueeze(-1) * qj.unsqueeze(-2)
+        else:
+            c = c - pj.unsqueeze(-1) * (qj * tt[:, None]).unsqueeze(-2)
         w_all[..., j], p_all[..., j], q_all[..., j] = w, pj, qj
     return w_all, p_all, q_all
 
 
 def _pls_predict(
-    xc: torch.Tensor, yc: torch.Tensor, xte: torch.Tensor, n_components: int
+    xc: torch.Tensor, yc: torch.Tensor, xte: torch.Tensor, n_components: int, nipals: bool
 ) -> torch.Tensor:
     """Return PLS2's centred predictions ``xte W (PᵀW)⁻¹ Qᵀ`` for centred test rows (F, t, p)."""
-    w, p, q = _pls_fit(xc, yc, n_components)
+    w, p, q = _pls_fit(xc, yc, n_components, nipals)
     m = p.transpose(-1, -2) @ w  # (F, K, K), unit upper triangular for live components
     dead = (w == 0).all(-2)  # (F, K)
     eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device)
@@ -165,6 +232,7 @@ def _fold_scores(
     regression: str,
     n_components: int,
     alphas: np.ndarray,
+    nipals: bool = False,
 ) -> torch.Tensor:
     """Held-out Pearson r of every target in every fold: (n_folds, q)."""
     dev = x.device
@@ -185,7 +253,7 @@ def _fold_scores(
     yc, _ = _masked_center(y[tr], tr_mask)
     xte = (x[te] - xmean) * te_mask.to(x.dtype).unsqueeze(-1)
     if regression == "pls":
-        pred = _pls_predict(xc, yc, xte, n_components)
+        pred = _pls_predict(xc, yc, xte, n_components, nipals)
     else:
         pred = _ols_predict(xc, yc, xte, tr_mask.sum(1))
     # the training mean of y is added to every prediction: it cannot change r
@@ -273,6 +341,7 @@ def predictivity(
     aggregate: str | None = "median",
     alphas: Any = None,
     n_components: int = 25,
+    semantics: str = "exact",
     seed: int | None = None,
     key_dims: tuple[str, str] = ("source", "target"),
     device: str | torch.device | None = None,
@@ -316,6 +385,15 @@ def predictivity(
     n_components : int
         PLS components (Brain-Score uses 25), capped at the number of source features;
         components beyond the rank of the training data are dropped.
+    semantics : {"exact", "brainscore"}
+        ``"exact"``: each PLS weight vector is the exact singular vector. ``"brainscore"``:
+        where scikit-learn's NIPALS power method stops with its defaults (``tol=1e-6``,
+        ``max_iter=500``), which Brain-Score's ``PLSRegression(n_components=25,
+        scale=False)`` keeps; the early stop moves scores in about the 4th decimal, so
+        reproducing a published Brain-Score number needs it (with Brain-Score's splits, e.g.
+        ``cv=ShuffleSplit(10, train_size=0.9, random_state=1)``). Only ``regression="pls"``
+        and ``"ols"`` (identical under both) take ``"brainscore"``: Brain-Score has no
+        cross-validated ridge.
     seed : int, optional
         Seed of the K-fold shuffle; default the configured seed, else 0 (the folds, and so
         the score, are reproducible by default).
@@ -354,6 +432,13 @@ def predictivity(
     """
     check_option("regression", regression, REGRESSIONS)
     check_option("aggregate", aggregate, AGGREGATES)
+    check_option("semantics", semantics, SEMANTICS)
+    if semantics == "brainscore" and regression == "ridge_cv":
+        raise ValueError(
+            "semantics='brainscore' applies to regression='pls' (Brain-Score's default) or "
+            "'ols'; got regression='ridge_cv', which Brain-Score does not have. Use "
+            "semantics='exact' with ridge_cv."
+        )
     check_number("n_components", n_components, low=1, integer=True)
     _check_cv(cv)
     if seed is None:
@@ -376,7 +461,13 @@ def predictivity(
         if n not in folds_cache:
             folds_cache[n] = _build_folds(cv, n, int(seed))
         r = _fold_scores(
-            x, y, folds_cache[n], regression=regression, n_components=n_components, alphas=grid
+            x,
+            y,
+            folds_cache[n],
+            regression=regression,
+            n_components=n_components,
+            alphas=grid,
+            nipals=semantics == "brainscore",
         )
         out = _aggregate(r, aggregate)
         return out.reshape(shape) if aggregate is None else out
@@ -390,6 +481,7 @@ def predictivity(
     }
     if regression == "pls":
         params["n_components"] = int(n_components)
+        params["semantics"] = semantics
     if regression == "ridge_cv":
         params["alphas"] = str(grid.tolist())
         params["inner_cv"] = _INNER_CV

@@ -26,6 +26,11 @@ nr = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(nr)
 
 TOL = 1e-8
+EPS32 = float(np.finfo(np.float32).eps)
+# float32: the inputs round by eps32 / 2 relative and the shape terms (norms, nuclear norms,
+# the small SVDs and eigendecompositions) accumulate in float64, so a distance that is not
+# small against the norms of the data moves by a few eps32 relative (observed <= 4e-8)
+REL32 = 4 * EPS32
 
 
 def _ids(n):
@@ -75,12 +80,13 @@ def dense_align(monkeypatch):
 @pytest.mark.parametrize("alpha", [1.0, 0.5, 0.0])
 @pytest.mark.parametrize("score", ["angular", "euclidean"])
 @pytest.mark.parametrize("widths", [(6, 6), (5, 9)])
-def test_linear_matches_netrep(rng, alpha, score, widths):
+def test_linear_matches_netrep(rng, alpha, score, widths, tol):
     x, y = _net(rng, 30, widths[0]), _net(rng, 30, widths[1]) + 3.0
     ref = nr.LinearMetric(alpha=alpha, score_method=score).fit_score(x, y)
     got = shape_metric(_reps(x), _reps(y), alpha=alpha, score=score)
     assert got.shape == ()
-    np.testing.assert_allclose(float(got), ref, rtol=TOL, atol=TOL)
+    rtol = tol(float64=TOL, float32=REL32)
+    np.testing.assert_allclose(float(got), ref, rtol=rtol, atol=tol(float64=TOL, float32=0))
 
 
 @pytest.mark.parametrize("score", ["angular", "euclidean"])
@@ -162,11 +168,19 @@ def test_attrs_and_broadcast(rng):
 
 @pytest.mark.parametrize("score", ["angular", "euclidean"])
 @pytest.mark.parametrize("alpha", [1.0, 0.0])
-def test_zero_for_rotated_translated_copy(rng, score, alpha):
+def test_zero_for_rotated_translated_copy(rng, score, alpha, tol):
     x = _net(rng, 25, 6)
     scale = 3.0 if score == "angular" else 1.0
     y = scale * x @ _rot(rng, 6) + rng.normal(size=6)
-    assert abs(float(shape_metric(_reps(x), _reps(y), score=score, alpha=alpha))) < 1e-6
+    # float32: x and y round independently by eps32 |x| (euclidean, in the data's units:
+    # |Xc|_F; alpha=0 whitens, in units of sqrt(p), the rounding amplified by cond(Xc)),
+    # x 10; angular: arccos near 1 of a cosine right to a few eps32 (angular needs 1e-3:
+    # a relative error e of the cosine gives an angle sqrt(2 e), see test_float32.py)
+    s = np.linalg.svd(x - x.mean(0), compute_uv=False)
+    units = np.sqrt(np.sum(s**2)) if alpha == 1.0 else np.sqrt(6) * s[0] / s[-1]
+    limit = 10 * EPS32 * units if score == "euclidean" else 1e-3
+    got = float(shape_metric(_reps(x), _reps(y), score=score, alpha=alpha))
+    assert abs(got) < tol(float64=1e-6, float32=limit)
 
 
 def test_permutation_zero_for_permuted_copy(rng):
@@ -222,7 +236,7 @@ def test_float32_close_to_float64(rng, device):
 
 @pytest.mark.parametrize("score", ["angular", "euclidean"])
 @pytest.mark.parametrize("alpha", [1.0, 0.4])
-def test_pairwise_matches_netrep(rng, score, alpha):
+def test_pairwise_matches_netrep(rng, score, alpha, tol):
     widths = (5, 9, 7, 9, 4, 12)
     data = [_net(rng, 30, p) for p in widths]
     ref = nr.pairwise_distances(
@@ -231,8 +245,59 @@ def test_pairwise_matches_netrep(rng, score, alpha):
     got = pairwise({f"n{i}": _reps(x) for i, x in enumerate(data)}, score=score, alpha=alpha)
     assert got.dims == ("network_a", "network_b")
     assert list(got.network_a.values) == [f"n{i}" for i in range(6)]
-    np.testing.assert_allclose(got.values, ref, rtol=TOL, atol=TOL)
+    # float32: each distance within REL32 (the zero diagonal is exact in both)
+    rtol = tol(float64=TOL, float32=REL32)
+    np.testing.assert_allclose(got.values, ref, rtol=rtol, atol=tol(float64=TOL, float32=0))
     assert got.attrs["measure"] == "shape_metric"
+
+
+@pytest.mark.float64_only(reason="checks float64 bounds of the eigenvalue route at 1e-10")
+def test_nuclear_norms_within_their_bound_and_padding_is_exact(rng):
+    # reference: numpy's SVD (LAPACK gesdd) of each block without its zero padding
+    import torch
+
+    from brainalign.align._shape import _nuclear_norms
+
+    rows = np.array([5, 8, 3, 8])
+    blocks = np.zeros((4, 8, 12))
+    for k, r in enumerate(rows):
+        blocks[k, :r] = rng.normal(size=(r, 12)) * 10.0 ** rng.uniform(-3, 3)
+    blocks[3, 7] = blocks[3, 6]  # a rank-deficient block: one singular value is 0
+    got, err = _nuclear_norms(torch.from_numpy(blocks), torch.from_numpy(rows))
+    ref = np.array(
+        [np.linalg.svd(b[:r], compute_uv=False).sum() for b, r in zip(blocks, rows, strict=True)]
+    )
+    assert np.all(np.abs(got.numpy() - ref) <= err.numpy() + 1e-15 * ref)
+    # full-rank blocks certify themselves tightly; the singular one cannot (sqrt(eps) bound)
+    assert np.all(err.numpy()[:3] < 1e-12 * ref[:3])
+    assert err.numpy()[3] > 1e-10 * ref[3]
+
+
+@pytest.mark.float64_only(reason="compares float64 parity at 1e-8 on both routes")
+@pytest.mark.parametrize("score", ["angular", "euclidean"])
+def test_pairwise_falls_back_to_the_svd_where_eigenvalues_cannot_vouch(rng, score, monkeypatch):
+    import torch
+
+    svd_pairs = []
+    svdvals = torch.linalg.svdvals
+
+    def spy(b):
+        svd_pairs.append(b.shape[0])
+        return svdvals(b)
+
+    monkeypatch.setattr(torch.linalg, "svdvals", spy)
+    # 20 stimuli, widths up to 30: blocks of rank <= 19 have zero singular values, and a
+    # rotated copy sits at distance 0: those pairs take the SVD, the others the eigenvalues
+    base = _net(rng, 20, 30)
+    q, _ = np.linalg.qr(rng.normal(size=(30, 30)))
+    data = [_net(rng, 20, 6), _net(rng, 20, 9), base, base @ q, _net(rng, 20, 25)]
+    ref = nr.pairwise_distances(
+        nr.LinearMetric(alpha=1.0, score_method=score), data, verbose=False
+    )
+    got = pairwise({f"n{i}": _reps(x) for i, x in enumerate(data)}, score=score)
+    np.testing.assert_allclose(got.values, ref, rtol=TOL, atol=TOL)
+    assert 0 < sum(svd_pairs) < 10  # some of the 10 pairs take the SVD, not all
+    assert float(got[2, 3]) < 1e-6
 
 
 def test_pairwise_dataarray_and_cv(rng):
@@ -288,14 +353,15 @@ def _means_covs(z):
         (1.0, "permutation", "perm"),
     ],
 )
-def test_gaussian_matches_netrep(rng, dense_align, alpha, group, ngroup):
+def test_gaussian_matches_netrep(rng, dense_align, alpha, group, ngroup, tol):
     z1 = rng.normal(size=(5, 6, 3))
     z2 = rng.normal(size=(5, 6, 3)) @ rng.normal(size=(3, 3)) + rng.normal(size=(5, 1, 3))
     ref = nr.GaussianStochasticMetric(alpha=alpha, group=ngroup).fit_score(
         _means_covs(z1), _means_covs(z2)
     )
     got = stochastic_shape(_trials(z1), _trials(z2), alpha=alpha, group=group)
-    np.testing.assert_allclose(float(got), ref, rtol=TOL, atol=TOL)
+    rtol = tol(float64=TOL, float32=REL32)
+    np.testing.assert_allclose(float(got), ref, rtol=rtol, atol=tol(float64=TOL, float32=0))
     assert got.attrs["method"] == "gaussian"
 
 
@@ -315,12 +381,17 @@ def test_gaussian_eps_matches_netrep(rng):
     ("group", "ngroup"),
     [("orthogonal", "orth"), ("identity", "identity"), ("permutation", "perm")],
 )
-def test_energy_matches_netrep(rng, dense_align, group, ngroup):
+def test_energy_matches_netrep(rng, dense_align, group, ngroup, tol):
     z1 = rng.normal(size=(4, 5, 3))
     z2 = rng.normal(size=(4, 5, 3)) @ rng.normal(size=(3, 3))
     ref = nr.EnergyStochasticMetric(group=ngroup).fit_score(z1, z2)
     got = stochastic_shape(_trials(z1), _trials(z2), method="energy", group=group)
-    np.testing.assert_allclose(float(got), ref, rtol=TOL, atol=TOL)
+    # float32: d^2 = E|x - y| - (E|x - x'| + E|y - y'|) / 2, mean distances of float32
+    # inputs right to ~eps32 |z| each (x 4: delta); d = sqrt(d^2) errs by delta / (2 d),
+    # or sqrt(delta) when d is near 0 (netrep's aligned groups give d^2 <= 0 here)
+    delta = 4 * EPS32 * np.linalg.norm(np.concatenate([z1, z2]), axis=-1).mean()
+    atol = tol(float64=TOL, float32=min(np.sqrt(delta), delta / (2 * max(ref, 1e-300))))
+    np.testing.assert_allclose(float(got), ref, rtol=tol(float64=TOL, float32=0), atol=atol)
 
 
 @pytest.mark.parametrize("method", ["gaussian", "energy"])
@@ -372,7 +443,12 @@ def test_stochastic_unequal_trials_and_widths(rng):
 # ------------------------------------------------------------------------------------------
 
 
-def test_embed_matches_sklearn_classical_mds(rng):
+def _centred(m):
+    """Double centring ``H M H``."""
+    return m - m.mean(0) - m.mean(1)[:, None] + m.mean()
+
+
+def test_embed_matches_sklearn_classical_mds(rng, tol):
     manifold = pytest.importorskip("sklearn.manifold")
     if not hasattr(manifold, "ClassicalMDS"):
         pytest.skip("sklearn.manifold.ClassicalMDS needs scikit-learn >= 1.8")
@@ -386,11 +462,16 @@ def test_embed_matches_sklearn_classical_mds(rng):
     ref = manifold.ClassicalMDS(n_components=3, metric="precomputed").fit_transform(dist)
     assert got.dims == ("network", "component")
     assert list(got.network.values) == names
-    np.testing.assert_allclose(got.values, ref, rtol=TOL, atol=TOL)
+    # float32: the eigenvectors of B = -H D^2 H / 2 turn by ~eps32 |B| / gap (the smallest
+    # gap between the kept eigenvalues and the rest), the coordinates sqrt(lam) v with them
+    lam = np.linalg.eigvalsh(-0.5 * _centred(dist**2))[::-1]
+    gap = np.min(np.abs(np.diff(lam[:4])))
+    atol = tol(float64=TOL, float32=4 * EPS32 * lam[0] / gap * np.sqrt(lam[0]))
+    np.testing.assert_allclose(got.values, ref, rtol=tol(float64=TOL, float32=0), atol=atol)
     # with all dimensions, the embedding reproduces the Euclidean distances
     full = embed(da, n_components=4).values
     np.testing.assert_allclose(
-        np.linalg.norm(full[:, None] - full[None], axis=-1), dist, atol=1e-8
+        np.linalg.norm(full[:, None] - full[None], axis=-1), dist, atol=tol(1e-8, atol)
     )
 
 
