@@ -116,8 +116,10 @@ def set_config(
         (at most 512 MiB for the estimators' ``max_memory="auto"``, 256 MiB for the Ricci
         kernels on the CPU; 2 GiB each on a GPU) never exceed what it leaves beside the
         data, and a fit or curvature whose smallest working set does not fit is refused
-        before allocating, in the same words. An estimator's own ``max_memory=`` (bytes)
-        only sizes its target chunks.
+        before allocating, in the same words; so are the alignment measures' kernel
+        matrices, similarity blocks, transport costs and network products
+        (:mod:`brainalign.align`). An estimator's own ``max_memory=`` (bytes) only sizes
+        its target chunks.
     report_downloads : bool, optional
         Whether pipeline reports offer every figure as SVG and PDF downloads beside the
         embedded PNG (default ``True``; a spec's ``report.downloads`` overrides it). The

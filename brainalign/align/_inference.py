@@ -142,9 +142,12 @@ def _seed(seed: int | None) -> int | None:
 def _with_measure_seed(
     fn: Callable[..., Any], kwargs: dict[str, Any], seed: int | None
 ) -> dict[str, Any]:
-    """Pass the test's ``seed`` on to a measure that draws at random (CKA's minibatches,
-    shape-metric folds), so that one seed makes the whole test reproducible: the name
-    ``seed`` is the test's own, so the measure could not otherwise be given one."""
+    """Pass the test's ``seed`` on to a measure that draws at random.
+
+    CKA's minibatches and shape-metric folds are drawn with it, so that one seed makes the
+    whole test reproducible: the name ``seed`` is the test's own, so the measure could not
+    otherwise be given one.
+    """
     try:
         takes_seed = "seed" in inspect.signature(fn).parameters
     except (TypeError, ValueError):  # a callable without a signature

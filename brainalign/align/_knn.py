@@ -27,6 +27,7 @@ import torch
 import xarray as xr
 
 from brainalign._checks import check_number, check_option
+from brainalign._memory import check_fits, resolve_budget
 from brainalign.align._inputs import apply_pair, result_attrs
 
 __all__ = ["knn_overlap", "mutual_knn"]
@@ -99,7 +100,14 @@ def _knn_indices(x: torch.Tensor, k: int, metric: str) -> torch.Tensor:
                 f"metric='inner'."
             )
         x = x / norms[:, None]
-    block = max(1, min(n, _BLOCK_ELEMENTS // max(n, 1)))
+    # a block of rows of the similarity matrix, and topk's copy of it, within the budget
+    room = min(_BLOCK_ELEMENTS, resolve_budget(None, x.device) // (2 * x.element_size()))
+    check_fits(
+        2 * n * x.element_size(),
+        f"knn: one row of the ({n}, {n}) similarities",
+        2 * room * x.element_size(),
+    )
+    block = max(1, min(n, room // max(n, 1)))
     out = torch.empty((n, k), dtype=torch.long, device=x.device)
     for start in range(0, n, block):  # blocks of rows bound the memory, not a stimulus loop
         stop = min(start + block, n)

@@ -47,6 +47,7 @@ from scipy.optimize import linear_sum_assignment
 
 from brainalign._checks import SchemaError, check_finite, check_number, check_option
 from brainalign._device import as_tensor, resolve_device, resolve_dtype
+from brainalign._memory import check_fits, resolve_budget
 from brainalign.align._inputs import (
     Entries,
     align_sides,
@@ -214,9 +215,17 @@ class _Cross:
         pad = -(-int(self.widths.max()) // 8) * 8  # the widest block of _buckets
         dev = ws[0].device
         self.dev = dev
-        if (total + pad) ** 2 <= self._MAX_ELEMENTS:
+        n = ws[0].shape[0]
+        budget = resolve_budget(None, dev)
+        if (total + pad) ** 2 <= min(self._MAX_ELEMENTS, budget // 16):
             self.gram, self.stack = _padded_gram(_acc(torch.cat(list(ws), dim=1)), pad), None
         else:
+            check_fits(
+                8 * len(ws) * n * pad * 2,
+                f"shape metrics: {len(ws)} networks of {n} stimuli zero-padded to {pad} "
+                "features in float64, and their products",
+                budget,
+            )
             stack = _acc(ws[0]).new_zeros((len(ws), ws[0].shape[0], pad))
             for k, w in enumerate(ws):
                 stack[k, :, : w.shape[1]] = w

@@ -34,6 +34,7 @@ from scipy import sparse
 from scipy.optimize import linear_sum_assignment, linprog
 
 from brainalign._checks import check_option, check_type
+from brainalign._memory import check_fits, resolve_budget
 from brainalign.align._inputs import apply_pair, result_attrs
 
 __all__ = ["soft_matching"]
@@ -95,6 +96,11 @@ def _plan(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _soft_matching(x: torch.Tensor, y: torch.Tensor, cost: str, center: bool) -> torch.Tensor:
     """Soft matching distance between the columns of ``x`` (n, p) and ``y`` (n, q)."""
+    p, q = x.shape[1], y.shape[1]
+    lcm = p * q // math.gcd(p, q)
+    # the (p, q) costs (a few float64 copies), or the assignment problem they are repeated into
+    need = 8 * max(4 * p * q, lcm * lcm if p != q and lcm <= _MAX_ASSIGNMENT else 0)
+    check_fits(need, f"soft_matching: the ({p}, {q}) transport costs", resolve_budget(None, "cpu"))
     x = x.to(torch.float64)
     y = y.to(torch.float64)
     if center:

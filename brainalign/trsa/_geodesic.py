@@ -11,6 +11,7 @@ import xarray as xr
 from brainalign._checks import check_number, check_option, check_type
 from brainalign._docdict import fill_doc
 from brainalign._logging import logger
+from brainalign._memory import check_fits, resolve_budget
 from brainalign.trsa._common import RDMBatch
 from brainalign.trsa._kernels import (
     average_ranks,
@@ -75,6 +76,14 @@ def geodesic_vectors(
 ) -> tuple[torch.Tensor, int]:
     """Geodesic upper-triangle vectors of ``batch``, and the number of disconnected pairs."""
     n = batch.n
+    # the (n, n) edge weights, path lengths and result of every RDM of the batch (the CPU
+    # kernel works on vectors and per-thread rows, about half of that)
+    copies = 2 if cpu_path(batch.v) else 4
+    check_fits(
+        copies * batch.v.shape[0] * n * n * batch.v.element_size(),
+        f"trsa: geodesic paths of {batch.v.shape[0]} RDMs of {n} stimuli",
+        resolve_budget(None, batch.v.device),
+    )
     if (
         method == "twostep"
         and semantics == "rsatoolbox"

@@ -399,6 +399,10 @@ def test_constant_representation_names_the_side(rng):
         cka(const, a, "rbf")
     with pytest.raises(ValueError, match=r"b\[b='flat'\] is constant"):
         cka(a, {"ok": _reps(rng, 10, 2), "flat": const})
+    # the first, middle and last stimuli alike, another one not: not constant
+    almost = np.ones((10, 4))
+    almost[3, 1] = 2.0
+    assert np.isfinite(float(cka(a, _da(almost))))
 
 
 def test_degenerate_bandwidth_and_sample_errors(rng):

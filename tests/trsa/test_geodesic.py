@@ -271,3 +271,18 @@ def test_torch_code_paths_equal_cpu_paths(rng, monkeypatch, tol):
     atol = _len_tol(tol, 12)
     for k, f in calls.items():
         np.testing.assert_allclose(f().values, cpu[k].values, rtol=1e-12, atol=atol, err_msg=k)
+
+
+@pytest.mark.float64_only(reason="sizes and messages of the budget are those of 8-byte items")
+def test_rgdm_refuses_a_batch_that_cannot_fit_the_budget(rng):
+    import brainalign as ba
+
+    m = _labeled(squareform(pdist(rng.normal(size=(120, 4))))[None])
+    with (
+        ba.config_context(max_memory="100kB"),
+        pytest.raises(
+            ba.MemoryBudgetError, match=r"trsa: geodesic paths of 1 RDMs of 120 stimuli"
+        ),
+    ):
+        trsa.rgdm(m)
+    assert np.isfinite(np.asarray(trsa.rgdm(m))).all()  # the default budget runs it
