@@ -123,3 +123,21 @@ def kernel_entry_err32():
         return d + EPS32 * np.abs(K)
 
     return bound
+
+
+def _lagged(x, delays):
+    """Lagged design by hand: column (f, d) at time t is x[t - d, f], 0 outside [0, n)."""
+    n, p = x.shape
+    out = np.zeros((n, p, len(delays)))
+    for k, d in enumerate(delays):
+        if d >= 0:
+            out[d:, :, k] = x[: n - d]
+        else:
+            out[:d, :, k] = x[-d:]
+    return out.reshape(n, -1)
+
+
+@pytest.fixture(scope="session")
+def lagged():
+    """The lagged design of a TRF built by hand (the reference the TRF tests compare with)."""
+    return _lagged

@@ -186,21 +186,9 @@ def test_banded_predict_and_score_match_sklearn_on_scaled_bands(
     )
 
 
-def _lagged(x, delays):
-    """Lagged design by hand: column (f, d) at time t is x[t - d, f], 0 outside [0, n)."""
-    n, p = x.shape
-    out = np.zeros((n, p, len(delays)))
-    for k, d in enumerate(delays):
-        if d >= 0:
-            out[d:, :, k] = x[: n - d]
-        else:
-            out[:d, :, k] = x[-d:]
-    return out.reshape(n, -1)
-
-
 @pytest.mark.float32
 @pytest.mark.parametrize("use_cv", [False, True])
-def test_trf_predict_and_score_match_ridge_on_explicit_lags(rng, use_cv, tol, ridge_err32):
+def test_trf_predict_and_score_match_ridge_on_explicit_lags(rng, use_cv, tol, ridge_err32, lagged):
     n, p, q = 300, 2, 2
     x = rng.standard_normal((n + 120, p))
     kernel = rng.standard_normal((p, 4, q))
@@ -213,7 +201,7 @@ def test_trf_predict_and_score_match_ridge_on_explicit_lags(rng, use_cv, tol, ri
     # Reference: ridge without intercept on the lags of the centred input (MNE's convention:
     # centre before delaying), the output mean added back.
     x_mu, y_mu = x_tr.mean(0), y_tr.mean(0)
-    D, D_new = _lagged(x_tr - x_mu, delays), _lagged(x_new - x_mu, delays)
+    D, D_new = lagged(x_tr - x_mu, delays), lagged(x_new - x_mu, delays)
     ref_pred = np.stack(
         [
             Ridge(alpha=float(a), fit_intercept=False).fit(D, y_tr[:, j] - y_mu[j]).predict(D_new)

@@ -42,18 +42,6 @@ def _close(a, b, rtol=RTOL):
     assert_allclose(a, b, rtol=0, atol=rtol * np.abs(b).max())
 
 
-def _lagged(x, delays):
-    """Lagged design by hand: column (f, d) at time t is x[t - d, f], 0 outside [0, n)."""
-    n, p = x.shape
-    out = np.zeros((n, p, len(delays)))
-    for k, d in enumerate(delays):
-        if d >= 0:
-            out[d:, :, k] = x[: n - d]
-        else:
-            out[:d, :, k] = x[-d:]
-    return out.reshape(n, -1)
-
-
 def _err32(D, Y, coef, alpha):
     """Float32 error of the ridge ``coef`` (n_out, p, n_delays) on the lagged design ``D``.
 
@@ -74,7 +62,7 @@ def _err32(D, Y, coef, alpha):
 
 @pytest.mark.float32
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_trf_matches_mne_receptive_field_on_real_eeg(eeg, fit_intercept, tol):
+def test_trf_matches_mne_receptive_field_on_real_eeg(eeg, fit_intercept, tol, lagged):
     X, Y = eeg[:, :2] + 0.5, eeg[:, 2:6]  # two channels "drive" four others; offset X mean
     tmin, tmax, alpha = -0.05, 0.2, 30.0
     with mne.utils.use_log_level("error"):
@@ -86,7 +74,7 @@ def test_trf_matches_mne_receptive_field_on_real_eeg(eeg, fit_intercept, tol):
     # float32: the ridge on the lagged design (MNE centres X first) errs by _err32; the
     # intercept mean(y) - mean(x)·Σ_lags coef by that times |mean(x)|₁ · n_lags; R² by
     # 2·‖Δpred‖ / ‖y - mean(y)‖ (ΔSSE <= 2‖r‖‖Δpred‖, ‖r‖ <= ‖y - mean(y)‖)
-    D = _lagged(X - X.mean(0) if fit_intercept else X, rf.delays_)
+    D = lagged(X - X.mean(0) if fit_intercept else X, rf.delays_)
     yc = Y - Y.mean(0) if fit_intercept else Y
     err, d_pred = _err32(D, yc, rf.coef_, alpha)
     scale = np.abs(rf.coef_).max()
@@ -113,7 +101,7 @@ def test_trf_matches_mne_receptive_field_on_real_eeg(eeg, fit_intercept, tol):
 
 
 @pytest.mark.float32
-def test_trf_epoched_matches_mne(eeg, tol):
+def test_trf_epoched_matches_mne(eeg, tol, lagged):
     # 4 epochs of 2 s: brainalign takes (n_epochs, n_times, n_features), MNE (n_times, n_epochs, .)
     X = eeg[:, [0, 5, 9]].reshape(4, 256, 3)
     Y = eeg[:, [3, 12]].reshape(4, 256, 2)
@@ -127,7 +115,7 @@ def test_trf_epoched_matches_mne(eeg, tol):
     trf = TRF(tmin, tmax, SFREQ, alpha=alpha).fit(X, Y)
     # float32: as above, on the epochs' lagged designs stacked (X centred over all samples)
     mu = X.reshape(-1, 3).mean(0)
-    D = np.concatenate([_lagged(x - mu, rf.delays_) for x in X])
+    D = np.concatenate([lagged(x - mu, rf.delays_) for x in X])
     yc = Y.reshape(-1, 2) - Y.reshape(-1, 2).mean(0)
     err, d_pred = _err32(D, yc, rf.coef_, alpha)
     icpt = err * np.abs(rf.coef_).max() * np.abs(mu).sum() * len(rf.delays_)
@@ -301,7 +289,7 @@ def test_trf_cv_too_few_samples_per_fold():
         TRF(0.0, 0.01, 100.0, alphas=[1.0], cv=3, reg_type="laplacian").fit(X, Y)
 
 
-def test_trf_one_output_and_device(rng, device, tol):
+def test_trf_one_output_and_device(rng, device, tol, lagged):
     X, Y, _ = _simulated(rng, n_epochs=1, n_times=400)
     ref = TRF(0.0, 0.15, 100.0, alpha=1.0).fit(X[0], Y[0, :, 0])
     assert ref.coef_.shape == (1, 1, 16)
@@ -309,7 +297,7 @@ def test_trf_one_output_and_device(rng, device, tol):
     on_device = TRF(0.0, 0.15, 100.0, alpha=1.0, device=device, dtype="float64")
     on_device.fit(X[0], Y[0, :, 0])
     # float32 (ref only): _err32 of the ridge on the centred lagged design
-    D = _lagged(X[0] - X[0].mean(0), ref.delays_)
+    D = lagged(X[0] - X[0].mean(0), ref.delays_)
     err, _ = _err32(D, Y[0] - Y[0].mean(0), on_device.coef_, 1.0)
     assert_allclose(
         on_device.coef_,
