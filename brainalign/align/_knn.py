@@ -101,12 +101,9 @@ def _knn_indices(x: torch.Tensor, k: int, metric: str) -> torch.Tensor:
             )
         x = x / norms[:, None]
     # a block of rows of the similarity matrix, and topk's copy of it, within the budget
-    room = min(_BLOCK_ELEMENTS, resolve_budget(None, x.device) // (2 * x.element_size()))
-    check_fits(
-        2 * n * x.element_size(),
-        f"knn: one row of the ({n}, {n}) similarities",
-        2 * room * x.element_size(),
-    )
+    budget = resolve_budget(None, x.device)
+    check_fits(2 * n * x.element_size(), f"knn: one row of the ({n}, {n}) similarities", budget)
+    room = min(_BLOCK_ELEMENTS, budget // (2 * x.element_size()))
     block = max(1, min(n, room // max(n, 1)))
     out = torch.empty((n, k), dtype=torch.long, device=x.device)
     for start in range(0, n, block):  # blocks of rows bound the memory, not a stimulus loop
