@@ -20,7 +20,7 @@ from brainalign.data._schema import as_ids
 class Simulation:
     """Simulated model layers and brain responses with a known answer.
 
-    Attributes
+    Parameters
     ----------
     model : xarray.DataTree
         One child per layer (``"layer1"`` ...), each holding an ``activations`` variable

@@ -386,6 +386,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         Returns
         -------
         Y_pred : ndarray, shape (n_samples, n_targets)
+            The joint prediction of all bands, intercept included.
         """
         return self._matrix(X, bands) @ self.coef_ + self.intercept_
 
@@ -431,6 +432,8 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         Returns
         -------
         r2_split : xarray.DataArray, dims ("band", <target dims>)
+            Each band's share of the R² per target, labeled by ``band`` and by the targets'
+            dims; the shares sum over ``band`` to the joint R².
         """
         parts = self.predict_split(X, bands)
         parts = parts - parts.mean(1, keepdims=True)
@@ -455,6 +458,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         Returns
         -------
         r2 : ndarray, shape (n_targets,)
+            The coefficient of determination of the joint prediction, per target.
         """
         if sample_weight is not None:
             raise ValueError(f"sample_weight is not supported; got {type(sample_weight)}.")

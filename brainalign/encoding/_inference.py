@@ -125,14 +125,24 @@ def permutation_test(
         ``kind``.
     seed : int, optional
         Seed of the permutations.
-    fit_intercept, criterion, scoring, max_memory, device, dtype
-        As in :func:`brainalign.encoding.ridge_cv`.
+    fit_intercept : bool
+        Centre on each training set (as in :func:`brainalign.encoding.ridge_cv`).
+    criterion : {"neg_mse", "r2", "pearson"}
+        Score that selects each target's alpha.
+    scoring : {"neg_mse", "r2", "pearson"}
+        The tested statistic: each target's cross-validated score at its selected alpha.
     fdr_alpha : float or None
         Level of the Benjamini-Hochberg ``significant_fdr`` mask; None skips the
         Benjamini-Hochberg outputs (``p_fdr``, ``significant_fdr``). The smallest p-value is
         ``1 / (n_permutations + 1)``; with ``m`` targets a target can be rejected alone
         only if that is at most ``fdr_alpha / m``, so a warning gives the minimum
         ``n_permutations`` (``ceil(m / fdr_alpha) - 1``) when fewer are drawn.
+    max_memory : int or "auto"
+        Byte budget for per-chunk temporaries (as in :func:`brainalign.encoding.ridge_cv`).
+    device : str or torch.device, optional
+        Compute device.
+    dtype : str or torch.dtype, optional
+        Compute dtype.
 
     Returns
     -------

@@ -596,6 +596,7 @@ class KernelRidgeCV(RegressorMixin, BaseEstimator):
         Returns
         -------
         r2 : ndarray, shape (n_targets,), or float
+            The coefficient of determination per target (a float for a 1-D ``y``).
         """
         return _labeled_r2(self, X, y, sample_weight)
 

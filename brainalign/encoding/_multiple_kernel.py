@@ -463,6 +463,7 @@ class MultipleKernelRidgeCV(RegressorMixin, BaseEstimator):
         Returns
         -------
         r2 : ndarray, shape (n_targets,), or float for a 1-D ``y``
+            The coefficient of determination of the prediction, per target.
         """
         if sample_weight is not None:
             raise ValueError(f"sample_weight is not supported; got {type(sample_weight)}.")

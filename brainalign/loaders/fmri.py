@@ -45,7 +45,31 @@ _IMAGE_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr", ".mgz", ".mgh")
 
 # --------------------------------------------------------------------------------- images
 def load_img(img: Any, name: str) -> Any:
-    """Return a nibabel image from a path or image, with clear errors."""
+    """Return a nibabel image from a path or image, with clear errors.
+
+    Parameters
+    ----------
+    img : str, os.PathLike or nibabel image
+        A path to an image file nibabel reads (``.nii``, ``.nii.gz``, ``.img``, ``.hdr``,
+        ``.mgz``, ``.mgh``), or an image (any object with ``affine`` and ``dataobj``),
+        returned as is.
+    name : str
+        The parameter's name, used in the error messages.
+
+    Returns
+    -------
+    img : nibabel image
+        The image (loaded lazily from a path: the data are read on first access).
+
+    Raises
+    ------
+    FileNotFoundError
+        For a path that does not exist.
+    ValueError
+        For a path with another suffix, or a truncated or corrupt file.
+    TypeError
+        For anything else than a path or an image.
+    """
     import nibabel as nib
 
     if isinstance(img, (str, os.PathLike)):
@@ -149,7 +173,22 @@ def _check_grid(
 
 
 def voxel_coords(ijk: np.ndarray, affine: np.ndarray) -> dict[str, Any]:
-    """Return the coords of voxels ``ijk`` (array indices) under ``affine``: i, j, k, x, y, z."""
+    """Return the coords of voxels ``ijk`` (array indices) under ``affine``: i, j, k, x, y, z.
+
+    Parameters
+    ----------
+    ijk : ndarray, shape (n_voxels, 3)
+        The voxels' array indices.
+    affine : ndarray, shape (4, 4)
+        The image's voxel-to-world affine.
+
+    Returns
+    -------
+    coords : dict
+        Coordinates along ``voxel``, each a ``("voxel", values)`` pair: ``x``, ``y``, ``z``
+        (world positions, in the affine's units, usually mm) and ``i``, ``j``, ``k`` (the
+        indices).
+    """
     import nibabel as nib
 
     xyz = nib.affines.apply_affine(affine, ijk)
@@ -522,9 +561,13 @@ def load_bold(
         Nuisance regressors per run (rows = volumes).
     run_labels : sequence, optional
         Run labels (default 1, 2, ...).
-    atlas, atlas_labels, roi_means
-        A label atlas on the BOLD grid adds a ``roi`` coordinate per voxel (see
-        :func:`apply_atlas`); with ``roi_means=True`` voxels are averaged per ROI.
+    atlas : image or path, optional
+        A label atlas on the BOLD grid (0 = background): adds a ``roi`` coordinate per
+        voxel (see :func:`apply_atlas`).
+    atlas_labels : mapping of int to str, optional
+        Label value → ROI name (default ``"roi<value>"``).
+    roi_means : bool
+        With an ``atlas``, average the voxels per ROI (a ``roi`` feature dim).
     drop_bad_voxels : bool
         Voxels with NaN or constant time series raise an error that counts them; ``True``
         drops them and records the counts in attrs.
@@ -712,8 +755,13 @@ def load_betas(
         Rows are unique stimuli, or trials (ids may repeat).
     runs : sequence, optional
         Run label per row (a ``run`` coordinate; needs ``sample_dim="trial"``).
-    atlas, atlas_labels, roi_means
-        See :func:`apply_atlas`.
+    atlas : image or path, optional
+        A label atlas on the betas' grid (0 = background): adds a ``roi`` coordinate per
+        voxel (see :func:`apply_atlas`).
+    atlas_labels : mapping of int to str, optional
+        Label value → ROI name (default ``"roi<value>"``).
+    roi_means : bool
+        With an ``atlas``, average the voxels per ROI (a ``roi`` feature dim).
     drop_bad_voxels : bool
         NaN or constant voxels raise an error with their counts unless ``True``.
     subject : str, optional

@@ -98,7 +98,14 @@ def _import_mne() -> Any:
 # Reading
 # --------------------------------------------------------------------------------------
 def raw_extensions() -> tuple[str, ...]:
-    """Return the file name endings that MNE's raw readers accept (``.fif``, ``.edf``, ...)."""
+    """Return the file name endings that MNE's raw readers accept (``.fif``, ``.edf``, ...).
+
+    Returns
+    -------
+    extensions : tuple of str
+        The endings, sorted, each with its leading dot (MNE's own list of readers; a fixed
+        list when this MNE version does not expose it).
+    """
     try:  # MNE's own list of readers (private, so guarded)
         from mne.io._read_raw import _get_supported
 

@@ -42,7 +42,17 @@ Limits = Mapping[str, tuple[int, int, str]]
 
 @dataclass(frozen=True)
 class Unit:
-    """One independent piece of work: an analysis of one brain source against one model."""
+    """One independent piece of work: an analysis of one brain source against one model.
+
+    Parameters
+    ----------
+    analysis : str
+        The analysis's name (its key under ``analyses``).
+    brain : str
+        The brain source's name (its key under ``brain``, or an entry it expands to).
+    model : str
+        The model's name (its key under ``models``).
+    """
 
     analysis: str
     brain: str
@@ -115,13 +125,39 @@ class Source:
     grid: ClassVar[bool] = False
 
     def validate(self, c: Checker, src: dict[str, Any], path: tuple[str, ...]) -> None:
-        """Check a source's settings beyond their types (default: nothing)."""
+        """Check a source's settings beyond their types (default: nothing).
+
+        Parameters
+        ----------
+        c : Checker
+            The spec's checker: ``c.fail(path, message)`` or ``c.option(path, value,
+            allowed)`` reports a problem (a ``SpecError`` naming the key and its line).
+        src : dict
+            The source's settings (``brain.<name>`` of the validated spec, defaults filled
+            in).
+        path : tuple of str
+            The source's key path in the spec (``("brain", <name>)``), to prefix the keys
+            that a message names.
+        """
 
     def expand(self, name: str, src: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Return the brain entries this source's settings make (default: itself).
 
         A source may stand for several entries, e.g. one per region of an atlas; each is
         then a brain source of its own (its own units, cache keys and report rows).
+
+        Parameters
+        ----------
+        name : str
+            The source's name (its key under ``brain``).
+        src : dict
+            The source's settings (``brain.<name>`` of the validated spec, defaults filled
+            in).
+
+        Returns
+        -------
+        entries : dict
+            Brain-entry name → its settings (by default ``{name: src}``).
         """
         return {name: src}
 
@@ -129,30 +165,115 @@ class Source:
         """Return what the data depend on: the settings and the sha256 of each file read.
 
         Leave out settings that only shape the brain RDM (see :meth:`rdm_options`).
+
+        Parameters
+        ----------
+        src : dict
+            The source's settings (``brain.<name>`` of the validated spec, defaults filled
+            in).
+
+        Returns
+        -------
+        payload : dict
+            JSON-serialisable values, hashed into the cache key of the source's data.
         """
         raise NotImplementedError
 
     def rdm_options(self, src: dict[str, Any]) -> dict[str, Any]:
-        """Return the settings that shape the brain RDM but not the data (default: none)."""
+        """Return the settings that shape the brain RDM but not the data (default: none).
+
+        Parameters
+        ----------
+        src : dict
+            The source's settings (``brain.<name>`` of the validated spec, defaults filled
+            in).
+
+        Returns
+        -------
+        options : dict
+            JSON-serialisable values, added to the cache key of the brain RDM (not to that
+            of the data).
+        """
         return {}
 
     def load(self, src: dict[str, Any]) -> Any:
-        """Load the data (the object the analyses of this ``data`` kind expect)."""
+        """Load the data (the object the analyses of this ``data`` kind expect).
+
+        Parameters
+        ----------
+        src : dict
+            The source's settings (``brain.<name>`` of the validated spec, defaults filled
+            in).
+
+        Returns
+        -------
+        data : object
+            The loaded data, as the analyses of this source's ``data`` kind expect them.
+        """
         raise NotImplementedError
 
     def brain(self, src: dict[str, Any], data: Any, metric: str) -> dict[str, Any]:
-        """Return the brain entry: ``rdm``, ``attrs`` (provenance), optional ``splits``."""
+        """Return the brain entry: ``rdm``, ``attrs`` (provenance), optional ``splits``.
+
+        Parameters
+        ----------
+        src : dict
+            The source's settings (``brain.<name>`` of the validated spec, defaults filled
+            in).
+        data : object
+            The source's data, as :meth:`load` returns them.
+        metric : str
+            The spec's RDM metric (ignored by a source that is an RDM).
+
+        Returns
+        -------
+        brain : dict
+            ``rdm`` (xarray.DataArray, dims ``("stimulus_a", "stimulus_b")``), ``attrs``
+            (dict, provenance), and optionally ``splits`` and ``subjects`` (see Notes of
+            the class).
+        """
         raise NotImplementedError
 
     def data_text(self, bname: str, src: dict[str, Any], attrs: dict[str, Any]) -> str:
-        """Return the paragraph of the report's Data section on this source."""
+        """Return the paragraph of the report's Data section on this source.
+
+        Parameters
+        ----------
+        bname : str
+            The brain entry's name.
+        src : dict
+            The source's settings (``brain.<name>`` of the validated spec, defaults filled
+            in).
+        attrs : dict
+            The ``attrs`` (provenance) of the entry that :meth:`brain` returned.
+
+        Returns
+        -------
+        text : str
+            The paragraph (by default ``"<bname>: <dataset>."``).
+        """
         return f"{bname}: {src['dataset']}."
 
     def background(self, src: dict[str, Any]) -> dict[str, Any]:
         """Return the grid and background of voxel maps (sources with ``grid``).
 
-        ``like`` (an image on the maps' grid), ``bg`` (a background image), ``mni``
-        (whether the grid is in MNI space) and ``note`` (a caption sentence on the space).
+        Parameters
+        ----------
+        src : dict
+            The source's settings (``brain.<name>`` of the validated spec, defaults filled
+            in).
+
+        Returns
+        -------
+        background : dict
+            ``like`` (an image on the maps' grid), ``bg`` (a background image), ``mni``
+            (whether the grid is in MNI space) and ``note`` (a caption sentence on the
+            space).
+
+        Raises
+        ------
+        NotImplementedError
+            For a source without a voxel grid (the default).
         """
         raise NotImplementedError(f"dataset {self.name!r} has no voxel grid")
 
@@ -179,20 +300,86 @@ class ModelKind:
     has_features: ClassVar[bool] = True
 
     def validate(self, c: Checker, m: dict[str, Any], path: tuple[str, ...]) -> None:
-        """Check a model's settings beyond their types (default: nothing)."""
+        """Check a model's settings beyond their types (default: nothing).
+
+        Parameters
+        ----------
+        c : Checker
+            The spec's checker: ``c.fail(path, message)`` or ``c.option(path, value,
+            allowed)`` reports a problem (a ``SpecError`` naming the key and its line).
+        m : dict
+            The model's settings (``models.<name>`` of the spec, defaults filled in).
+        path : tuple of str
+            The model's key path in the spec (``("models", <name>)``), to prefix the keys
+            that a message names.
+        """
 
     def content(self, name: str, m: dict[str, Any]) -> str | None:
-        """Return what the model's results depend on beyond its settings (weight digests)."""
+        """Return what the model's results depend on beyond its settings (weight digests).
+
+        Parameters
+        ----------
+        name : str
+            The model's name (its key under ``models``).
+        m : dict
+            The model's settings (``models.<name>`` of the validated spec, defaults filled
+            in).
+
+        Returns
+        -------
+        content : str or None
+            A digest added to the cache keys of the model's results (None: the settings
+            say it all, the default).
+        """
         return None
 
     def features(self, name: str, m: dict[str, Any], ids: list[str]) -> dict[str, xr.DataArray]:
-        """Return feature matrices ``(stimulus, feature)``, one per entry (``model:layer``)."""
+        """Return feature matrices ``(stimulus, feature)``, one per entry (``model:layer``).
+
+        Parameters
+        ----------
+        name : str
+            The model's name (its key under ``models``).
+        m : dict
+            The model's settings (``models.<name>`` of the validated spec, defaults filled
+            in).
+        ids : list of str
+            The stimulus ids, in the order the rows must follow.
+
+        Returns
+        -------
+        features : dict of str to xarray.DataArray
+            Entry name (``model`` or ``model:layer``) → its features, dims
+            ``("stimulus", "feature")``, rows in the order of ``ids``.
+        """
         raise NotImplementedError
 
     def rdms(
         self, name: str, m: dict[str, Any], brain_rdm: xr.DataArray, metric: str
     ) -> dict[str, xr.DataArray]:
-        """Return the model's RDMs over the brain RDM's stimuli, one per entry."""
+        """Return the model's RDMs over the brain RDM's stimuli, one per entry.
+
+        By default the RDM (:func:`brainalign.rsa.rdm` with ``metric``) of each feature
+        matrix of :meth:`features`; a model that is only an RDM overrides it.
+
+        Parameters
+        ----------
+        name : str
+            The model's name (its key under ``models``).
+        m : dict
+            The model's settings (``models.<name>`` of the validated spec, defaults filled
+            in).
+        brain_rdm : xarray.DataArray
+            The brain RDM, whose ``stimulus_a`` ids (and their order) the model RDMs follow.
+        metric : str
+            The spec's RDM metric for models.
+
+        Returns
+        -------
+        rdms : dict of str to xarray.DataArray
+            Entry name (``model`` or ``model:layer``, with a ``layer`` attr) → its RDM,
+            dims ``("stimulus_a", "stimulus_b")``.
+        """
         from brainalign import rsa
 
         ids = [str(v) for v in brain_rdm["stimulus_a"].values]
@@ -205,7 +392,21 @@ class ModelKind:
         return out
 
     def provenance(self, name: str, m: dict[str, Any]) -> dict[str, str]:
-        """Return rows for the report's provenance table (default: none)."""
+        """Return rows for the report's provenance table (default: none).
+
+        Parameters
+        ----------
+        name : str
+            The model's name (its key under ``models``).
+        m : dict
+            The model's settings (``models.<name>`` of the validated spec, defaults filled
+            in).
+
+        Returns
+        -------
+        rows : dict of str to str
+            Row label → value (for example weight digests or a model's source).
+        """
         return {}
 
 
@@ -240,33 +441,110 @@ class Analysis:
     progress: ClassVar[str] = ""
 
     def validate(self, c: Checker, params: dict[str, Any], spec: dict[str, Any]) -> None:
-        """Check the analysis's settings against each other and the spec's sources."""
+        """Check the analysis's settings against each other and the spec's sources.
+
+        Parameters
+        ----------
+        c : Checker
+            The spec's checker: ``c.fail(path, message)`` or ``c.option(path, value,
+            allowed)`` reports a problem (a ``SpecError`` naming the key and its line).
+        params : dict
+            The analysis's settings (``analyses.<name>`` of the spec, defaults filled in).
+        spec : dict
+            The whole spec, its sources and models validated (to check that they suit
+            the analysis, for example by their ``data`` kind).
+        """
 
     def units(self, spec: dict[str, Any]) -> list[Unit]:
-        """Return the units of work: by default one per brain source and model."""
+        """Return the units of work: by default one per brain source and model.
+
+        Parameters
+        ----------
+        spec : dict
+            The validated spec.
+
+        Returns
+        -------
+        units : list of Unit
+            The units, by brain source, then model (the default).
+        """
         return [Unit(self.name, b, m) for b in spec["brain"] for m in spec["models"]]
 
     def key(self, ctx: Any, unit: Unit) -> str | None:
         """Return the unit's cache key, from exactly what the unit reads.
 
-        ``ctx`` is the run's context (``_context.Context``). In a dry run it computes
-        nothing: a key that needs an uncached intermediate is None ("to run").
+        In a dry run it computes nothing: a key that needs an uncached intermediate is
+        None ("to run").
+
+        Parameters
+        ----------
+        ctx : Context
+            The run's context (``_context.Context``): the validated spec, the cache and the
+            brain and model entries (loaded or computed on first use).
+        unit : Unit
+            The unit of work.
+
+        Returns
+        -------
+        key : str or None
+            The cache key (None in a dry run when it cannot be known without computing).
         """
         raise NotImplementedError
 
     def compute(self, ctx: Any, unit: Unit) -> xr.Dataset | xr.DataTree:
-        """Compute one unit's result (cached by the runner under :meth:`key`)."""
+        """Compute one unit's result (cached by the runner under :meth:`key`).
+
+        Parameters
+        ----------
+        ctx : Context
+            The run's context (``_context.Context``): the validated spec, the cache and the
+            brain and model entries (loaded or computed on first use).
+        unit : Unit
+            The unit of work.
+
+        Returns
+        -------
+        result : xarray.Dataset or xarray.DataTree
+            The unit's result, as stored in the cache and given to :meth:`assemble`.
+        """
         raise NotImplementedError
 
     def assemble(self, ctx: Any, results: dict[Unit, Any]) -> tuple[dict[str, xr.Dataset], Any]:
         """Turn the units' results into results-tree nodes (path → Dataset), plus a state.
 
-        The state is whatever :meth:`report` needs beyond the nodes.
+        Parameters
+        ----------
+        ctx : Context
+            The run's context (``_context.Context``): the validated spec, the cache and the
+            brain and model entries (loaded or computed on first use).
+        results : dict of Unit to object
+            Each unit's result, as :meth:`compute` returned it (or the cache held it).
+
+        Returns
+        -------
+        nodes : dict of str to xarray.Dataset
+            Path in the results tree → node.
+        state : object
+            Whatever :meth:`report` needs beyond the nodes.
         """
         raise NotImplementedError
 
     def report(self, report: Any, ctx: Any, nodes: dict[str, xr.Dataset], state: Any) -> None:
-        """Add the analysis's section to the report."""
+        """Add the analysis's section to the report.
+
+        Parameters
+        ----------
+        report : brainalign.report.Report
+            The run's report, to add text, tables and figures to (in the section
+            :attr:`section`).
+        ctx : Context
+            The run's context (``_context.Context``): the validated spec, the cache and the
+            brain and model entries (loaded or computed on first use).
+        nodes : dict of str to xarray.Dataset
+            The nodes that :meth:`assemble` returned.
+        state : object
+            The state that :meth:`assemble` returned.
+        """
 
 
 _ANALYSES: dict[str, type[Analysis]] = {}
@@ -320,7 +598,7 @@ def register_analysis(cls: type[Analysis]) -> type[Analysis]:
     Raises
     ------
     ValueError
-        When another class holds the name.
+        When the class has no ``name``, or another class holds the name.
     """
     if not cls.cache_kind:
         cls.cache_kind = cls.name
@@ -328,12 +606,38 @@ def register_analysis(cls: type[Analysis]) -> type[Analysis]:
 
 
 def register_source(cls: type[Source]) -> type[Source]:
-    """Register a :class:`Source` subclass under its ``name`` (a class decorator)."""
+    """Register a :class:`Source` subclass under its ``name`` (a class decorator).
+
+    ``cls`` is the source class.
+
+    Returns
+    -------
+    cls : type
+        The same class.
+
+    Raises
+    ------
+    ValueError
+        When the class has no ``name``, or another class holds the name.
+    """
     return _register(_SOURCES, "source")(cls)
 
 
 def register_model(cls: type[ModelKind]) -> type[ModelKind]:
-    """Register a :class:`ModelKind` subclass under its ``name`` (a class decorator)."""
+    """Register a :class:`ModelKind` subclass under its ``name`` (a class decorator).
+
+    ``cls`` is the model-kind class.
+
+    Returns
+    -------
+    cls : type
+        The same class.
+
+    Raises
+    ------
+    ValueError
+        When the class has no ``name``, or another class holds the name.
+    """
     return _register(_MODELS, "model kind")(cls)
 
 

@@ -188,7 +188,23 @@ def checksum(obj: Any) -> str:
 
 
 def entries_to_tree(entries: dict[str, xr.DataArray | xr.Dataset], attrs: dict) -> xr.DataTree:
-    """Pack named arrays/datasets (names may hold ':') into a DataTree, order kept."""
+    """Pack named arrays/datasets (names may hold ':') into a DataTree, order kept.
+
+    Parameters
+    ----------
+    entries : dict of str to xarray.DataArray or xarray.Dataset
+        The values, by name (any string: the names are kept in an attribute, not as node
+        names).
+    attrs : dict
+        Attributes of the tree's root.
+
+    Returns
+    -------
+    tree : xarray.DataTree
+        One child per entry (``e0000``, ``e0001``, ... in the order given), a DataArray
+        stored as the variable ``value`` of its child; the root's attrs are ``attrs`` plus
+        ``entries`` (the names, in order).
+    """
     children = {}
     for n, value in enumerate(entries.values()):
         ds = (
@@ -203,7 +219,19 @@ def entries_to_tree(entries: dict[str, xr.DataArray | xr.Dataset], attrs: dict) 
 
 
 def tree_to_entries(tree: xr.DataTree) -> dict[str, Any]:
-    """Unpack :func:`entries_to_tree`."""
+    """Unpack :func:`entries_to_tree`.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        A tree that :func:`entries_to_tree` made (or read back from a file).
+
+    Returns
+    -------
+    entries : dict of str to xarray.DataArray or xarray.Dataset
+        The values by name, in the order packed: a child holding only the variable
+        ``value`` gives back a DataArray, any other a Dataset.
+    """
     out = {}
     for n, name in enumerate(tree.attrs["entries"]):
         ds = tree[f"e{n:04d}"].to_dataset(inherit=False)

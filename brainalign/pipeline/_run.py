@@ -30,7 +30,7 @@ from brainalign.pipeline._write import add_sections, results_tree, write_outputs
 class RunResult:
     """What a pipeline run produced.
 
-    Attributes
+    Parameters
     ----------
     out : pathlib.Path
         The output folder.
@@ -40,8 +40,8 @@ class RunResult:
         The NetCDF results file (None for a dry run).
     units : list of Unit
         The planned units.
-    tree : xarray.DataTree or None
-        The results, also in memory.
+    tree : xarray.DataTree, optional
+        The results, also in memory (None for a dry run).
     timings : dict
         Seconds per step.
     status : dict

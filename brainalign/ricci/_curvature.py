@@ -56,7 +56,7 @@ PATHS = ("auto", "cpu", "device")
 class CurvatureResult:
     """Ollivier-Ricci curvature of one graph.
 
-    Attributes
+    Parameters
     ----------
     edges : xarray.DataArray, dim ``edge``
         Edge curvature, with coords ``source``/``target`` (stimulus ids),
@@ -69,6 +69,10 @@ class CurvatureResult:
         neighbour): curvature as the random walk sees it.
     graph : Graph
         The graph.
+    attrs : dict
+        Provenance: the curvature's parameters (``alpha``, ``measure``, ``method``,
+        ``exp_power``, ``base``; ``bandwidth``, ``epsilon``, ``tol``, ``max_error_bound``
+        and ``n_exact`` where they apply), ``n_fallback`` and the brainalign version.
     """
 
     edges: xr.DataArray
@@ -85,7 +89,15 @@ class CurvatureResult:
         )
 
     def to_dataset(self) -> xr.Dataset:
-        """Edge and node curvature in one Dataset (for NetCDF)."""
+        """Edge and node curvature in one Dataset (for NetCDF).
+
+        Returns
+        -------
+        ds : xarray.Dataset
+            ``edge_curvature`` (dim ``edge``), ``node_curvature`` and
+            ``node_curvature_weighted`` (dim ``node``), with the scalar entries of
+            ``attrs`` as attributes.
+        """
         ds = xr.Dataset(
             {
                 "edge_curvature": self.edges,

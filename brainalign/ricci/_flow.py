@@ -36,7 +36,7 @@ COMMUNITY_METHODS = ("cut", "louvain")
 class RicciFlowResult:
     """The outcome of a Ricci flow on one graph.
 
-    Attributes
+    Parameters
     ----------
     graph : Graph
         The graph with the flowed edge weights (the Ricci flow metric).
@@ -51,6 +51,13 @@ class RicciFlowResult:
         curvature, the stopping criterion, per component: the largest),
         ``max_weight_change`` (relative), and ``converged`` (all components below
         ``delta``).
+    attrs : dict
+        Provenance: the flow's parameters (``alpha``, ``measure``, ``method``, ``step``,
+        ``delta``, ``iterations``) and the brainalign version.
+    _state : dict, optional
+        Private: what :func:`ricci_flow` needs to continue the flow (the last curvature,
+        the components still flowing, the iteration count and the flow's parameters). Set
+        by :func:`ricci_flow` only; a result without it cannot be continued.
     """
 
     graph: Graph
@@ -73,7 +80,7 @@ class RicciFlowResult:
 class CommunityResult:
     """Communities of one graph.
 
-    Attributes
+    Parameters
     ----------
     labels : xarray.DataArray of int, dim ``node``
         Community of each stimulus (0 is the largest).
@@ -82,8 +89,9 @@ class CommunityResult:
     modularity : float
         Weighted modularity of the partition on the cut graph (``"cut"``) or on the graph
         with similarity ``1 / w`` (``"louvain"``).
-    sweep : xarray.Dataset, dim ``cutoff``
-        ``"cut"``: modularity and number of communities at every threshold of the sweep.
+    sweep : xarray.Dataset, dim ``cutoff``, optional
+        ``"cut"``: modularity and number of communities at every threshold of the sweep
+        (None for Louvain).
     candidates : list of (float, xarray.DataArray)
         Every detected cut and its partition, from large to small cutoff (the last is
         ``labels``): GraphRicciCurvature's ``ricci_community_all_possible_clusterings``.
@@ -152,13 +160,26 @@ def ricci_flow(
         Step size.
     delta : float
         Convergence threshold on the curvature range of a component.
-    alpha, exp_power, base, measure, method, bandwidth, epsilon, device
-        As in :func:`ollivier_ricci`.
+    alpha : float
+        Mass kept on the node, in ``[0, 1)`` (as in :func:`ollivier_ricci`).
+    exp_power, base : float
+        The ``"grc"`` kernel's parameters (as in :func:`ollivier_ricci`).
+    measure : {"grc", "uniform", "gaussian"}
+        The neighbour measure.
+    method : {"exact", "sinkhorn", "atd"}
+        How each edge's transport distance is obtained (see :func:`ollivier_ricci`).
+    bandwidth : float or {"median", "local"}, optional
+        The ``"gaussian"`` length scale.
     surgery : (callable, int), optional
         ``(func, every)``: every ``every`` iterations (not at the first), the weights of
         each graph (in :meth:`Graph.edges` order) become ``func(weights)``; an edge set to
         ``inf`` or NaN is cut. GraphRicciCurvature's surgery hook. Iterations are counted
         from the start of the flow, also across continued calls.
+    epsilon : float
+        Final entropic regularisation of ``"sinkhorn"``, relative to ``d(x, y)`` (as in
+        :func:`ollivier_ricci`).
+    device : str or torch.device, optional
+        Device of the ``"sinkhorn"`` and ``"atd"`` solvers (default: the configured one).
 
     Returns
     -------

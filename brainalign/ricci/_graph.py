@@ -66,7 +66,13 @@ class Graph:
         return np.diff(self.indptr)
 
     def rows(self) -> np.ndarray:
-        """Return the source node of each stored (directed) entry."""
+        """Return the source node of each stored (directed) entry.
+
+        Returns
+        -------
+        rows : ndarray of int64, shape (2 * n_edges,)
+            The row (node index) of each entry of ``indices`` and ``weights``.
+        """
         return np.repeat(np.arange(self.n_nodes, dtype=np.int64), self.degree)
 
     def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,7 +90,15 @@ class Graph:
         return rows[upper], self.indices[upper], self.weights[upper]
 
     def edge_slots(self) -> tuple[np.ndarray, np.ndarray]:
-        """Positions of each undirected edge in the CSR arrays (``u -> v`` and ``v -> u``)."""
+        """Positions of each undirected edge in the CSR arrays (``u -> v`` and ``v -> u``).
+
+        Returns
+        -------
+        upper : ndarray of int64, shape (n_edges,)
+            The position of each edge's ``u -> v`` entry (``u < v``), in :meth:`edges` order.
+        reverse : ndarray of int64, shape (n_edges,)
+            The position of the same edge's ``v -> u`` entry.
+        """
         rows = self.rows()
         upper = np.flatnonzero(self.indices > rows)
         # The reverse entry of (u, v) is (v, u): find it by sorting the keys.
@@ -95,7 +109,24 @@ class Graph:
         return upper, reverse
 
     def with_weights(self, weights: np.ndarray) -> Graph:
-        """Return a copy with new weights, given per undirected edge in :meth:`edges` order."""
+        """Return a copy with new weights, given per undirected edge in :meth:`edges` order.
+
+        Parameters
+        ----------
+        weights : array_like of float, shape (n_edges,)
+            The new edge lengths, one per undirected edge, in :meth:`edges` order.
+
+        Returns
+        -------
+        graph : Graph
+            The same nodes and edges (and a copy of ``attrs``) with the new weights stored in
+            both directions.
+
+        Raises
+        ------
+        ValueError
+            When ``weights`` does not hold one value per edge.
+        """
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != (self.n_edges,):
             raise ValueError(
@@ -126,7 +157,19 @@ class Graph:
         return int(n), rank[labels]
 
     def subgraph(self, nodes: np.ndarray) -> Graph:
-        """Return the graph induced on ``nodes`` (indices, in the order given)."""
+        """Return the graph induced on ``nodes`` (indices, in the order given).
+
+        Parameters
+        ----------
+        nodes : array_like of int
+            Indices of the nodes to keep; node ``i`` of the subgraph is ``nodes[i]``.
+
+        Returns
+        -------
+        graph : Graph
+            The nodes given and the edges between them (with their weights and stimulus ids;
+            ``attrs`` copied).
+        """
         nodes = np.asarray(nodes, dtype=np.int64)
         a = self.to_scipy()[nodes][:, nodes].tocsr()
         a.sort_indices()
@@ -139,14 +182,32 @@ class Graph:
         )
 
     def to_scipy(self):
-        """Return the weighted adjacency as a ``scipy.sparse.csr_matrix``."""
+        """Return the weighted adjacency as a ``scipy.sparse.csr_matrix``.
+
+        Returns
+        -------
+        adjacency : scipy.sparse.csr_matrix, shape (n, n)
+            Symmetric: entry ``(u, v)`` is the length of edge ``u - v``; no entry where there
+            is no edge. It shares the graph's arrays (do not modify it in place).
+        """
         from scipy.sparse import csr_matrix
 
         n = self.n_nodes
         return csr_matrix((self.weights, self.indices, self.indptr), shape=(n, n))
 
     def to_networkx(self, weight: str = "weight"):
-        """Return a :class:`networkx.Graph` (stimulus ids as nodes, ``weight`` attributes)."""
+        """Return a :class:`networkx.Graph` (stimulus ids as nodes, ``weight`` attributes).
+
+        Parameters
+        ----------
+        weight : str
+            Name of the edge attribute that holds the edge lengths.
+
+        Returns
+        -------
+        graph : networkx.Graph
+            Every node (isolated ones too) under its stimulus id, every edge with its length.
+        """
         import networkx as nx
 
         g = nx.Graph()
@@ -503,7 +564,7 @@ def epsilon_graph(
     connected: Literal["raise", "warn", "ignore"] = "raise",
     device: Any = None,
 ) -> Graph:
-    """ε-neighbourhood graph: an edge for every pair with dissimilarity ``<= eps``.
+    """Epsilon-neighbourhood graph: an edge for every pair with dissimilarity ``<= eps``.
 
     Parameters
     ----------
@@ -514,8 +575,14 @@ def epsilon_graph(
     quantile : float, optional
         The radius as a quantile of the finite off-diagonal dissimilarities, in (0, 1]:
         scale-free.
-    weight, metric, connected, device
-        As in :func:`knn_graph`.
+    weight : {"distance", "unit"}
+        Edge length: the dissimilarity, or 1 (unweighted graph).
+    metric : str
+        RDM metric when responses are given.
+    connected : {"raise", "warn", "ignore"}
+        What to do when the graph is disconnected.
+    device : str or torch.device, optional
+        Device for the RDM of responses.
 
     Returns
     -------

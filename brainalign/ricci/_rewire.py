@@ -148,6 +148,10 @@ def rewire(
     TypeError
         For a non-integer ``n_swaps`` or ``seed``, or a non-bool ``connected``.
 
+    See Also
+    --------
+    compare : brain-versus-model statistics (permutation tests, bootstrap intervals).
+
     Notes
     -----
     A rewired graph is a reference for *one* graph (how far its curvature or clustering is
@@ -155,10 +159,6 @@ def rewire(
     rewiring destroys clustering, so every clustered representation differs from it,
     whether or not it corresponds to another. :func:`compare` therefore tests brain-model
     correspondence with stimulus permutations only.
-
-    See Also
-    --------
-    compare : brain-versus-model statistics (permutation tests, bootstrap intervals).
 
     References
     ----------

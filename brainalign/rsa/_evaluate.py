@@ -1050,7 +1050,7 @@ def noise_ceiling(
 
 
 def model_tests(result: xr.Dataset) -> xr.Dataset:
-    """t-tests of an :func:`evaluate` result: between models, against 0 and the ceiling.
+    """Student's t-tests of an :func:`evaluate` result: between models, vs 0, vs the ceiling.
 
     As rsatoolbox's ``t_tests``, ``t_test_0`` and ``t_test_nc`` on the result's variances,
     with ``result.attrs["dof"]`` degrees of freedom. The tested means are those rsatoolbox
@@ -1154,8 +1154,12 @@ def bootstrap(
 
     Parameters
     ----------
-    data_rdms, model_rdms, method
-        As in :func:`evaluate`.
+    data_rdms : xarray.DataArray, dict, list or array_like
+        The data RDMs, one per subject, as in :func:`evaluate`.
+    model_rdms : xarray.DataArray, dict, list or array_like
+        The model RDMs, as in :func:`evaluate`.
+    method : str
+        The comparison of :func:`brainalign.rsa.compare`, as in :func:`evaluate`.
     resample : {"subject", "stimulus", "both"}
         What the bootstrap resamples (= rsatoolbox ``eval_bootstrap_rdm``,
         ``eval_bootstrap_pattern``, ``eval_dual_bootstrap``): the variances generalise to
@@ -1216,9 +1220,13 @@ def test(
 
     Parameters
     ----------
-    data_rdms, model_rdms, method
-        As in :func:`evaluate` (dicts and lists of labeled RDMs are aligned by stimulus
-        id).
+    data_rdms : xarray.DataArray, dict, list or array_like
+        The data RDMs, one per subject, as in :func:`evaluate` (dicts and lists of labeled
+        RDMs are aligned by stimulus id).
+    model_rdms : xarray.DataArray, dict, list or array_like
+        The model RDMs, as in :func:`evaluate` (aligned by stimulus id likewise).
+    method : str
+        The comparison of :func:`brainalign.rsa.compare`, as in :func:`evaluate`.
     resample : {"subject", "stimulus", "both"}
         What the bootstrap resamples, and so the population a p-value generalises to (see
         above).

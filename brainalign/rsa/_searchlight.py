@@ -1049,6 +1049,10 @@ def searchlight(
         allocated, when they or the smallest chunk (one patch) beside the data exceed the
         memory budget; the message gives the sizes and the budget.
 
+    See Also
+    --------
+    brainalign.rsa.rdm, brainalign.rsa.compare
+
     Notes
     -----
     Neighbourhoods are kept as flat index arrays (CSR: row pointers and unit indices,
@@ -1057,10 +1061,6 @@ def searchlight(
     positions), then decided exactly as described above; each chunk of centres is padded
     only when it is processed. The work memory of the chunks, the neighbourhoods and the
     map stay within the budget.
-
-    See Also
-    --------
-    brainalign.rsa.rdm, brainalign.rsa.compare
 
     Examples
     --------

@@ -245,9 +245,15 @@ def grid_identification(
         Cells (default :func:`threshold_grid`, 229 cells).
     rank : bool
         Rank-transform the RDMs first (authors).
-    n_bootstrap, groups, stimuli, seed
-        As in :func:`identification_accuracy` (the same draws for every cell; the
-        transform is computed once, on the full RDMs, and the bootstrap selects pairs).
+    n_bootstrap : int
+        0: the accuracy on the data; otherwise the accuracy on each of ``n_bootstrap``
+        bootstrap samples, as in :func:`identification_accuracy` (the same draws for every
+        cell; the transform is computed once, on the full RDMs, and the bootstrap selects
+        pairs).
+    groups, stimuli : bool
+        Which factors the bootstrap resamples.
+    seed : int or numpy.random.Generator, optional
+        Seed of the bootstrap draws.
     %(device)s
     %(dtype)s
 

@@ -219,6 +219,13 @@ def rgdm(
         Same dims and coords as ``rdm``, zero diagonal, always finite; attrs record the
         method, its parameters and ``n_disconnected``.
 
+    Raises
+    ------
+    ValueError
+        Unknown method or semantics; parameters out of range; non-finite, constant or
+        too small RDMs; a flag that contradicts ``semantics="rsatoolbox"``, or
+        ``semantics="rsatoolbox"`` with a method other than ``"twostep"``.
+
     Notes
     -----
     With zero-length edges kept, a ``lower`` quantile above 0 joins the stimuli of every
@@ -229,13 +236,6 @@ def rgdm(
     ``geotopological_transform(rdms, 0.2, 0.8)`` instead drops the zero-weight edges, which
     changes most of its geodesic distances (the tests find over half changed on random
     RDMs).
-
-    Raises
-    ------
-    ValueError
-        Unknown method or semantics; parameters out of range; non-finite, constant or
-        too small RDMs; a flag that contradicts ``semantics="rsatoolbox"``, or
-        ``semantics="rsatoolbox"`` with a method other than ``"twostep"``.
 
     Examples
     --------

@@ -131,6 +131,8 @@ def plot_network_space(
     Returns
     -------
     fig : matplotlib.figure.Figure
+        The figure: the distance matrix (with its colour bar) on the left, the networks'
+        first two embedding components on the right.
 
     Examples
     --------

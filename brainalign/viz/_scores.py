@@ -55,6 +55,7 @@ def plot_score_matrix(
     Returns
     -------
     fig : matplotlib.figure.Figure
+        The figure: one heatmap with its colour bar, each cell's value printed in it.
 
     Examples
     --------
