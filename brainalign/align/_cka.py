@@ -113,57 +113,59 @@ _MAX_MEAN_TO_SD2 = 1e4
 def _host_side(xb: torch.Tensor, need_diag: bool) -> _Side | None:
     """Compute the HSIC terms of a (1, m, p) float64 CPU batch without a centred copy.
 
-    ``Xc^T Xc = X^T X - m mu mu^T``: the upper triangle of ``X^T X`` by BLAS ``dsyrk``
-    (half a GEMM's arithmetic) on the features as they are, then the rank-one correction on
-    the p x p result, so that no centred n x p copy is written (the centring of the
-    reference implementations is a full extra pass over the data). Returns None, for the
-    explicit centring path, when a column's mean is so large against its spread
+    ``Xc^T Xc = X^T X - m mu mu^T``: ``X^T X`` by NumPy's BLAS (``syrk``, half a GEMM's
+    arithmetic) on the features as they are, then the rank-one correction on the p x p
+    result (:func:`_host_terms`), so that no centred n x p copy is written (the centring of
+    the reference implementations is a full extra pass over the data). Returns None, for
+    the explicit centring path, when a column's mean is so large against its spread
     (``mean^2 / variance > 1e4``) that the correction would cancel digits.
     """
-    from scipy.linalg.blas import dsyrk
-
     a = np.ascontiguousarray(xb[0].numpy())
-    g = dsyrk(1.0, a.T, trans=0)  # the upper triangle of a^T a; the lower one is zero
-    return _side_from_upper(xb, a, g, a.sum(axis=0) / a.shape[0], need_diag)
+    mu = a.sum(axis=0) / a.shape[0]
+    g = a.T @ a
+    if _mean_dominates(g, mu, a.shape[0]):
+        return None
+    return _host_terms(xb, a, g, mu, need_diag)
 
 
-def _mean_dominates(g_upper: np.ndarray, mu: np.ndarray, m: int) -> bool:
+def _mean_dominates(g: np.ndarray, mu: np.ndarray, m: int) -> bool:
     """Whether some column's ``mean^2 / variance`` exceeds ``_MAX_MEAN_TO_SD2``."""
-    ss = np.diagonal(g_upper)  # m (variance + mean^2) per column
+    ss = np.diagonal(g)  # m (variance + mean^2) per column
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(ss > 0, m * mu * mu / ss, 0.0)  # mean^2 / (variance + mean^2)
     return bool(share.size and share.max() > _MAX_MEAN_TO_SD2 / (1.0 + _MAX_MEAN_TO_SD2))
 
 
-def _side_from_upper(
-    xb: torch.Tensor, a: np.ndarray, g: np.ndarray, mu: np.ndarray, need_diag: bool
-) -> _Side | None:
-    """Compute the HSIC terms of ``a`` (m, p) from the upper triangle of ``a^T a``.
+def _centred_sq(g: np.ndarray, u: np.ndarray, v: np.ndarray, m: int) -> float:
+    """Centre the uncentred product ``g = A^T B`` in place and return its squared norm.
 
-    ``g`` holds that triangle (zero below the diagonal; overwritten) and ``mu`` the column
-    means. Returns None when a mean dominates its column's spread.
+    ``Ac^T Bc = A^T B - m u v^T`` (``u``, ``v`` the column means) by BLAS ``dger`` on
+    ``g^T``, which is Fortran-ordered for NumPy's C-ordered product; then ``||.||_F^2``.
     """
-    from scipy.linalg.blas import dsyr
+    from scipy.linalg.blas import dger
 
-    m = a.shape[0]
-    if _mean_dominates(g, mu, m):
-        return None
-    g = dsyr(-float(m), mu, a=g, lower=0, overwrite_a=1)  # the upper triangle, in place
-    dg = np.diagonal(g)
-    flat = g.ravel(order="K")
-    self_term = 2.0 * float(np.dot(flat, flat)) - float(np.dot(dg, dg))
-    trace = float(dg.sum())
+    dger(-float(m), v, u, a=g.T, overwrite_a=1)  # g^T - m v u^T, i.e. g - m u v^T
+    return float(np.einsum("ij,ij->", g, g))
+
+
+def _host_terms(
+    xb: torch.Tensor, a: np.ndarray, g: np.ndarray, mu: np.ndarray, need_diag: bool
+) -> _Side:
+    """Compute the HSIC terms of ``a`` (m, p) from its uncentred product ``g = a^T a``.
+
+    ``g`` (C order) is centred in place; ``mu`` holds the column means.
+    """
+    self_term = _centred_sq(g, mu, mu, a.shape[0])
     diag = None
     if need_diag:  # ||x_i - mu||^2 = ||x_i||^2 - 2 x_i.mu + mu.mu
         d = np.einsum("ij,ij->i", a, a) - 2.0 * (a @ mu) + float(mu @ mu)
         diag = torch.from_numpy(d).unsqueeze(0)
-    as_t = torch.tensor
     return _Side(
         xb,
         None,
-        as_t([self_term], dtype=torch.float64),
+        torch.tensor([self_term], dtype=torch.float64),
         diag,
-        as_t([trace], dtype=torch.float64),
+        torch.tensor([float(np.trace(g))], dtype=torch.float64),
         mu,
     )
 
@@ -175,15 +177,12 @@ def _host_pair(
 
     For one pair seen for the first time: ``X^T X`` and ``Y^T Y`` (BLAS ``syrk``, half a
     GEMM's arithmetic) and ``X^T Y`` by NumPy's BLAS on the features as they are, then the
-    rank-one corrections ``- m mu_x mu_y^T`` in place (BLAS ``dger``), so that neither a
-    centred copy (the reference implementations' extra pass over the data) nor a
-    concatenation is written; the sums of squares are read from the products. Measured at
-    5000 x (2048 + 1024): the three products take as long as one ``dsyrk`` of the
-    concatenation (0.75 s each), which would also copy the data. None (the per-side path)
-    when a mean dominates its column's spread.
+    rank-one corrections ``- m mu_x mu_y^T`` in place (:func:`_centred_sq`), so that neither
+    a centred copy (the reference implementations' extra pass over the data) nor a
+    concatenation is written. Measured at 5000 x (2048 + 1024): the three products take as
+    long as one ``dsyrk`` of the concatenation (0.75 s each), which would also copy the
+    data. None (the per-side path) when a mean dominates its column's spread.
     """
-    from scipy.linalg.blas import dger
-
     a = np.ascontiguousarray(x.numpy())
     b = np.ascontiguousarray(y.numpy())
     m = a.shape[0]
@@ -195,31 +194,9 @@ def _host_pair(
     if _mean_dominates(gyy, mu_b, m):
         return None
     gxy = a.T @ b
-
-    def centred_sq(g: np.ndarray, u: np.ndarray, v: np.ndarray) -> float:
-        # g^T is Fortran-ordered: dger updates g^T - m v u^T, i.e. g - m u v^T, in place
-        dger(-float(m), v, u, a=g.T, overwrite_a=1)
-        return float(np.einsum("ij,ij->", g, g))
-
-    sides = []
-    for arr, g, mean, t in ((a, gxx, mu_a, x), (b, gyy, mu_b, y)):
-        self_term = centred_sq(g, mean, mean)
-        diag = None
-        if need_diag:  # ||x_i - mu||^2 = ||x_i||^2 - 2 x_i.mu + mu.mu
-            d = np.einsum("ij,ij->i", arr, arr) - 2.0 * (arr @ mean) + float(mean @ mean)
-            diag = torch.from_numpy(d).unsqueeze(0)
-        sides.append(
-            _Side(
-                t.unsqueeze(0),
-                None,
-                torch.tensor([self_term], dtype=torch.float64),
-                diag,
-                torch.tensor([float(np.trace(g))], dtype=torch.float64),
-                mean,
-            )
-        )
-    cross = centred_sq(gxy, mu_a, mu_b)
-    return sides[0], sides[1], torch.tensor([cross], dtype=torch.float64)
+    sx = _host_terms(x.unsqueeze(0), a, gxx, mu_a, need_diag)
+    sy = _host_terms(y.unsqueeze(0), b, gyy, mu_b, need_diag)
+    return sx, sy, torch.tensor([_centred_sq(gxy, mu_a, mu_b, m)], dtype=torch.float64)
 
 
 def _sym_sq_norm(xc: torch.Tensor) -> torch.Tensor:

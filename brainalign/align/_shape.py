@@ -138,6 +138,11 @@ class _Whitened:
         return torch.sqrt((self.lam_sum + k * _EIG_TOL) / (self.new_var + k * pad_var))
 
 
+def _ceil8(width: Any) -> Any:
+    """Round widths up to a multiple of 8: the block shapes of the batched calls."""
+    return -(-width // 8) * 8
+
+
 def _buckets(
     widths: np.ndarray, ii: np.ndarray, jj: np.ndarray
 ) -> list[tuple[np.ndarray, int, int]]:
@@ -149,7 +154,7 @@ def _buckets(
     """
     lo = np.minimum(widths[ii], widths[jj])
     hi = np.maximum(widths[ii], widths[jj])
-    lo8, hi8 = -(-lo // 8) * 8, -(-hi // 8) * 8
+    lo8, hi8 = _ceil8(lo), _ceil8(hi)
     keys = lo8 * 1_000_000 + hi8
     out = []
     for key in np.unique(keys):
@@ -212,7 +217,7 @@ class _Cross:
         self.widths = np.array([w.shape[1] for w in ws])
         self.offsets = np.concatenate([[0], np.cumsum(self.widths)])
         total = int(self.offsets[-1])
-        pad = -(-int(self.widths.max()) // 8) * 8  # the widest block of _buckets
+        pad = _ceil8(int(self.widths.max()))  # the widest block of _buckets
         dev = ws[0].device
         self.dev = dev
         n = ws[0].shape[0]
@@ -353,8 +358,8 @@ def _shape_pairs(
         dist, dist_err = _distance(inner * sx * sy, inner_err * sx * sy, nx2, ny2, score)
         redo = np.flatnonzero((dist_err > _EIG_ROUTE_ATOL).detach().cpu().numpy())
         if len(redo):  # the eigenvalue route cannot vouch for these pairs: SVD them
-            rows = int(-(-np.minimum(widths[ii[redo]], widths[jj[redo]]).max() // 8) * 8)
-            cols = int(-(-np.maximum(widths[ii[redo]], widths[jj[redo]]).max() // 8) * 8)
+            rows = _ceil8(int(np.minimum(widths[ii[redo]], widths[jj[redo]]).max()))
+            cols = _ceil8(int(np.maximum(widths[ii[redo]], widths[jj[redo]]).max()))
             blk = c_tr.blocks(ii[redo], jj[redo], rows, cols)
             t_redo = torch.as_tensor(redo, device=dev)
             nuc = torch.linalg.svdvals(blk).sum(-1) * sx[t_redo] * sy[t_redo]

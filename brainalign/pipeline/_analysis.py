@@ -33,11 +33,40 @@ from typing import Any, ClassVar, TypeVar
 import xarray as xr
 
 from brainalign._checks import check_option
+from brainalign._docdict import fill_docstring
 
 #: A spec schema: key → (type or tuple of types, required, default).
 Schema = Mapping[str, tuple[Any, bool, Any]]
 #: Integer ranges: key → (lowest, highest, what the integer counts).
 Limits = Mapping[str, tuple[int, int, str]]
+
+
+#: Parameter text shared by the plug-in base classes' method docstrings, written once and
+#: filled into their ``%(name)s`` placeholders by :func:`_fill_methods`.
+_PARAMS = {
+    "src": """src : dict
+    The source's settings (``brain.<name>`` of the validated spec, defaults filled
+    in).""",
+    "model_name": """name : str
+    The model's name (its key under ``models``).""",
+    "m": """m : dict
+    The model's settings (``models.<name>`` of the validated spec, defaults filled
+    in).""",
+    "ctx": """ctx : Context
+    The run's context (``_context.Context``): the validated spec, the cache and the
+    brain and model entries (loaded or computed on first use).""",
+    "checker": """c : Checker
+    The spec's checker: ``c.fail(path, message)`` or ``c.option(path, value,
+    allowed)`` reports a problem (a ``SpecError`` naming the key and its line).""",
+}
+
+
+def _fill_methods(cls: type[T]) -> type[T]:
+    """Fill the ``%(name)s`` placeholders of a class's method docstrings from :data:`_PARAMS`."""
+    for attr in vars(cls).values():
+        if callable(attr) and attr.__doc__:
+            attr.__doc__ = fill_docstring(attr.__doc__, _PARAMS)
+    return cls
 
 
 @dataclass(frozen=True)
@@ -76,6 +105,7 @@ class Checker:
         raise NotImplementedError
 
 
+@_fill_methods
 class Source:
     """A kind of brain data, named by ``brain.<name>.dataset`` in a spec.
 
@@ -129,12 +159,8 @@ class Source:
 
         Parameters
         ----------
-        c : Checker
-            The spec's checker: ``c.fail(path, message)`` or ``c.option(path, value,
-            allowed)`` reports a problem (a ``SpecError`` naming the key and its line).
-        src : dict
-            The source's settings (``brain.<name>`` of the validated spec, defaults filled
-            in).
+        %(checker)s
+        %(src)s
         path : tuple of str
             The source's key path in the spec (``("brain", <name>)``), to prefix the keys
             that a message names.
@@ -150,9 +176,7 @@ class Source:
         ----------
         name : str
             The source's name (its key under ``brain``).
-        src : dict
-            The source's settings (``brain.<name>`` of the validated spec, defaults filled
-            in).
+        %(src)s
 
         Returns
         -------
@@ -168,9 +192,7 @@ class Source:
 
         Parameters
         ----------
-        src : dict
-            The source's settings (``brain.<name>`` of the validated spec, defaults filled
-            in).
+        %(src)s
 
         Returns
         -------
@@ -184,9 +206,7 @@ class Source:
 
         Parameters
         ----------
-        src : dict
-            The source's settings (``brain.<name>`` of the validated spec, defaults filled
-            in).
+        %(src)s
 
         Returns
         -------
@@ -201,9 +221,7 @@ class Source:
 
         Parameters
         ----------
-        src : dict
-            The source's settings (``brain.<name>`` of the validated spec, defaults filled
-            in).
+        %(src)s
 
         Returns
         -------
@@ -217,9 +235,7 @@ class Source:
 
         Parameters
         ----------
-        src : dict
-            The source's settings (``brain.<name>`` of the validated spec, defaults filled
-            in).
+        %(src)s
         data : object
             The source's data, as :meth:`load` returns them.
         metric : str
@@ -241,9 +257,7 @@ class Source:
         ----------
         bname : str
             The brain entry's name.
-        src : dict
-            The source's settings (``brain.<name>`` of the validated spec, defaults filled
-            in).
+        %(src)s
         attrs : dict
             The ``attrs`` (provenance) of the entry that :meth:`brain` returned.
 
@@ -259,9 +273,7 @@ class Source:
 
         Parameters
         ----------
-        src : dict
-            The source's settings (``brain.<name>`` of the validated spec, defaults filled
-            in).
+        %(src)s
 
         Returns
         -------
@@ -278,6 +290,7 @@ class Source:
         raise NotImplementedError(f"dataset {self.name!r} has no voxel grid")
 
 
+@_fill_methods
 class ModelKind:
     """A kind of model, named by ``models.<name>.kind`` in a spec.
 
@@ -304,9 +317,7 @@ class ModelKind:
 
         Parameters
         ----------
-        c : Checker
-            The spec's checker: ``c.fail(path, message)`` or ``c.option(path, value,
-            allowed)`` reports a problem (a ``SpecError`` naming the key and its line).
+        %(checker)s
         m : dict
             The model's settings (``models.<name>`` of the spec, defaults filled in).
         path : tuple of str
@@ -319,11 +330,8 @@ class ModelKind:
 
         Parameters
         ----------
-        name : str
-            The model's name (its key under ``models``).
-        m : dict
-            The model's settings (``models.<name>`` of the validated spec, defaults filled
-            in).
+        %(model_name)s
+        %(m)s
 
         Returns
         -------
@@ -338,11 +346,8 @@ class ModelKind:
 
         Parameters
         ----------
-        name : str
-            The model's name (its key under ``models``).
-        m : dict
-            The model's settings (``models.<name>`` of the validated spec, defaults filled
-            in).
+        %(model_name)s
+        %(m)s
         ids : list of str
             The stimulus ids, in the order the rows must follow.
 
@@ -364,11 +369,8 @@ class ModelKind:
 
         Parameters
         ----------
-        name : str
-            The model's name (its key under ``models``).
-        m : dict
-            The model's settings (``models.<name>`` of the validated spec, defaults filled
-            in).
+        %(model_name)s
+        %(m)s
         brain_rdm : xarray.DataArray
             The brain RDM, whose ``stimulus_a`` ids (and their order) the model RDMs follow.
         metric : str
@@ -396,11 +398,8 @@ class ModelKind:
 
         Parameters
         ----------
-        name : str
-            The model's name (its key under ``models``).
-        m : dict
-            The model's settings (``models.<name>`` of the validated spec, defaults filled
-            in).
+        %(model_name)s
+        %(m)s
 
         Returns
         -------
@@ -410,6 +409,7 @@ class ModelKind:
         return {}
 
 
+@_fill_methods
 class Analysis:
     """An analysis, named by ``analyses.<name>`` in a spec.
 
@@ -445,9 +445,7 @@ class Analysis:
 
         Parameters
         ----------
-        c : Checker
-            The spec's checker: ``c.fail(path, message)`` or ``c.option(path, value,
-            allowed)`` reports a problem (a ``SpecError`` naming the key and its line).
+        %(checker)s
         params : dict
             The analysis's settings (``analyses.<name>`` of the spec, defaults filled in).
         spec : dict
@@ -478,9 +476,7 @@ class Analysis:
 
         Parameters
         ----------
-        ctx : Context
-            The run's context (``_context.Context``): the validated spec, the cache and the
-            brain and model entries (loaded or computed on first use).
+        %(ctx)s
         unit : Unit
             The unit of work.
 
@@ -496,9 +492,7 @@ class Analysis:
 
         Parameters
         ----------
-        ctx : Context
-            The run's context (``_context.Context``): the validated spec, the cache and the
-            brain and model entries (loaded or computed on first use).
+        %(ctx)s
         unit : Unit
             The unit of work.
 
@@ -514,9 +508,7 @@ class Analysis:
 
         Parameters
         ----------
-        ctx : Context
-            The run's context (``_context.Context``): the validated spec, the cache and the
-            brain and model entries (loaded or computed on first use).
+        %(ctx)s
         results : dict of Unit to object
             Each unit's result, as :meth:`compute` returned it (or the cache held it).
 
@@ -537,9 +529,7 @@ class Analysis:
         report : brainalign.report.Report
             The run's report, to add text, tables and figures to (in the section
             :attr:`section`).
-        ctx : Context
-            The run's context (``_context.Context``): the validated spec, the cache and the
-            brain and model entries (loaded or computed on first use).
+        %(ctx)s
         nodes : dict of str to xarray.Dataset
             The nodes that :meth:`assemble` returned.
         state : object

@@ -7,7 +7,7 @@ dissimilarities (lengths), so a short edge joins two similar stimuli.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from brainalign._checks import _fmt_list, check_number, check_option
+from brainalign._docdict import fill_docstring
 from brainalign._logging import warn
 from brainalign.data._schema import RDM_DIMS
 
@@ -459,6 +460,28 @@ def _finish(graph: Graph, connected: str, name: str, zero: np.ndarray | None = N
     return graph
 
 
+#: The options :func:`knn_graph` and :func:`epsilon_graph` share, described once and filled
+#: into their ``%(graph_options)s`` placeholders.
+_GRAPH_OPTIONS = {
+    "graph_options": """weight : {"distance", "unit"}
+    Edge length: the dissimilarity, or 1 (unweighted graph).
+metric : str
+    RDM metric when responses are given.
+connected : {"raise", "warn", "ignore"}
+    What to do when the graph is disconnected.
+device : str or torch.device, optional
+    Device for the RDM of responses."""
+}
+
+
+def _fill_graph_options(func: Callable[..., Graph]) -> Callable[..., Graph]:
+    """Fill the ``%(graph_options)s`` placeholder of a graph builder's docstring."""
+    if func.__doc__:
+        func.__doc__ = fill_docstring(func.__doc__, _GRAPH_OPTIONS)
+    return func
+
+
+@_fill_graph_options
 def knn_graph(
     rdm_or_data: Any,
     k: int = 10,
@@ -487,14 +510,7 @@ def knn_graph(
         Neighbours per stimulus, ``1 <= k < n``.
     mutual : bool
         Keep only mutual neighbours.
-    weight : {"distance", "unit"}
-        Edge length: the dissimilarity, or 1 (unweighted graph).
-    metric : str
-        RDM metric when responses are given.
-    connected : {"raise", "warn", "ignore"}
-        What to do when the graph is disconnected.
-    device : str or torch.device, optional
-        Device for the RDM of responses.
+    %(graph_options)s
 
     Returns
     -------
@@ -554,6 +570,7 @@ def knn_graph(
     return _finish(g, connected, "rdm_or_data", zero)
 
 
+@_fill_graph_options
 def epsilon_graph(
     rdm_or_data: Any,
     eps: float | None = None,
@@ -575,14 +592,7 @@ def epsilon_graph(
     quantile : float, optional
         The radius as a quantile of the finite off-diagonal dissimilarities, in (0, 1]:
         scale-free.
-    weight : {"distance", "unit"}
-        Edge length: the dissimilarity, or 1 (unweighted graph).
-    metric : str
-        RDM metric when responses are given.
-    connected : {"raise", "warn", "ignore"}
-        What to do when the graph is disconnected.
-    device : str or torch.device, optional
-        Device for the RDM of responses.
+    %(graph_options)s
 
     Returns
     -------
