@@ -1,6 +1,6 @@
 """k-NN alignment and soft matching: brainalign vs platonic-rep (vendored) and POT.
 
-Cases (one process, the same data for both, best of 7 after a warm-up, interleaved):
+Cases (one process, the same data for both, best of 11 after a warm-up, interleaved):
 
 * mutual k-NN, n = 2,000 stimuli, k = 10, cosine, float32, features 768 vs 768, 1024 vs 1024
   and 768 vs 1024: ``brainalign.align.mutual_knn`` (labeled inputs, the whole public call)
@@ -44,7 +44,7 @@ def _best(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
 
 
 def _best_pair(
-    ours: Callable[[], object], theirs: Callable[[], object], repeat: int = 7
+    ours: Callable[[], object], theirs: Callable[[], object], repeat: int = 11
 ) -> tuple[tuple[float, object], tuple[float, object]]:
     """Best of ``repeat`` for each after a warm-up, the runs interleaved (ours, theirs, ...)
     so that a busy machine slows both alike (the cases take ~0.1-0.5 s, where a single

@@ -11,11 +11,14 @@ between the two representations, stimulus by stimulus, and average over stimuli:
 * rank: the longest common subsequence of the two neighbour lists, each ordered from the
   most to the least similar neighbour, divided by ``k`` (platonic-rep's ``lcs_knn`` / k).
 
-Neighbour lists come from :func:`torch.topk` on blocks of rows of the similarity matrix
-(never a full sort), so memory stays bounded for large numbers of stimuli; a stimulus is
-never its own neighbour. Overlaps are found by binary search in sorted neighbour lists
-(the cycle kind: in the sorted integer codes ``j * n + m`` of the edges ``j -> m``), in
-``O(n k log(n k))`` time and ``O(n k)`` memory.
+Neighbour lists come from blocks of rows of the similarity matrix (never a full sort), so
+memory stays bounded for large numbers of stimuli; a stimulus is never its own neighbour.
+On the CPU the block is a BLAS product from NumPy and a numba-compiled partial selection
+(one pass over each row, keeping the ``k`` best in an insertion-sorted buffer); on other
+devices, or for ``k`` above ``_NUMBA_MAX_K``, it is :func:`torch.topk`. Overlaps are found
+by binary search in one sorted table of integer codes (``i * n + m`` for neighbour ``m`` of
+``i``; the cycle kind: ``j * n + m`` for the edges ``j -> m``), in ``O(n k log(n k))`` time
+and ``O(n k)`` memory.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import xarray as xr
 
 from brainalign._checks import check_number, check_option
 from brainalign._memory import check_fits, resolve_budget
 from brainalign.align._inputs import apply_pair, result_attrs
+from brainalign.rsa._compare_kernels import numba_kernel
 
 __all__ = ["knn_overlap", "mutual_knn"]
 
@@ -43,6 +48,10 @@ _SIMILARITY_IDS = {
 }
 # Elements of the similarity matrix held at once (a block of rows): 2**25 float64 = 256 MiB.
 _BLOCK_ELEMENTS = 2**25
+# Largest k for the CPU selection kernel: each accepted neighbour costs O(k) shifts, about
+# k ln(n / k) of them per row on data in random order, so torch.topk wins for large k.
+_NUMBA_MAX_K = 64
+_TORCH_ON_CPU = False  # set by the tests to run the device (torch) selection on the CPU
 
 
 def _check_k(k: Any) -> int:
@@ -50,20 +59,80 @@ def _check_k(k: Any) -> int:
     return int(k)
 
 
-def _similarity_block(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """Rows ``start:stop`` of ``x @ x.T``.
+def _numpy_path(x: torch.Tensor) -> bool:
+    """Whether ``x`` takes the CPU path (NumPy's BLAS and numba) rather than torch's.
+
+    On 2 cores the whole CPU path stays out of torch's intra-op thread pool: torch's
+    threads and OpenBLAS's both busy-wait after each operation, and alternating the two
+    pools made the BLAS product 1.5x slower (25 ms vs 40 ms at 2000 x 768, float32).
+    """
+    return (
+        x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not _TORCH_ON_CPU
+    )
+
+
+def _similarity_block(x: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of ``x @ x.T`` (a NumPy array in, a NumPy array out on the CPU).
 
     On the CPU the product goes to NumPy's BLAS: PyTorch's CPU wheels link MKL, which runs
     it about 2x slower than NumPy's OpenBLAS on non-Intel CPUs (measured at 2000 x 1024,
     float32: 0.20 s vs 0.10 s), and NumPy computes ``x @ x.T`` of one array as a symmetric
     rank-k update (half the arithmetic) when the block is the whole matrix.
     """
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
-        return x[start:stop] @ x.T
-    xn = x.numpy()
     if start == 0 and stop == x.shape[0]:
-        return torch.from_numpy(xn @ xn.T)
-    return torch.from_numpy(xn[start:stop] @ xn.T)
+        return x @ x.T
+    return x[start:stop] @ x.T
+
+
+def _topk_rows(sim, k, offset, out, start, stop):  # pragma: no cover - compiled by numba
+    """Write into ``out[r]`` the ``k`` largest columns of ``sim[r]``, ``start <= r < stop``.
+
+    Column ``r + offset`` (the stimulus itself) is left out; most similar first, ties in
+    increasing column.
+
+    One pass per row; the best ``k`` so far stay sorted in a buffer, a column enters only
+    when strictly above the ``k``-th (so among equal values the lower column wins). NaN
+    never enters.
+    """
+    n = sim.shape[1]
+    vals = np.empty(k, dtype=sim.dtype)
+    for r in range(start, stop):
+        skip = r + offset
+        m = 0
+        low = -np.inf
+        for j in range(n):
+            v = sim[r, j]
+            if j == skip or not (v > low or (m < k and v == v)):
+                continue
+            pos = m if m < k else k - 1  # the slot freed at the end (the k-th is dropped)
+            while pos > 0 and vals[pos - 1] < v:
+                vals[pos] = vals[pos - 1]
+                out[r, pos] = out[r, pos - 1]
+                pos -= 1
+            vals[pos] = v
+            out[r, pos] = j
+            if m < k:
+                m += 1
+            if m == k:
+                low = vals[k - 1]
+
+
+def _select(sim: Any, k: int, offset: int) -> Any:
+    """Return the ``k`` most similar columns of each row of a block (diagonal at ``offset``)."""
+    if isinstance(sim, np.ndarray):
+        out = np.empty((sim.shape[0], k), dtype=np.int64)
+        if k <= _NUMBA_MAX_K:
+            # one thread: OpenBLAS's workers still spin on the other cores after the product
+            numba_kernel(_topk_rows)(sim, k, offset, out, 0, sim.shape[0])
+            return out
+        return _topk(torch.from_numpy(sim), k, offset).numpy()
+    return _topk(sim, k, offset)
+
+
+def _topk(sim: torch.Tensor, k: int, offset: int) -> torch.Tensor:
+    rows = torch.arange(sim.shape[0], device=sim.device)
+    sim[rows, rows + offset] = -torch.inf  # a stimulus is not its own neighbour
+    return torch.topk(sim, k, dim=1, largest=True, sorted=True).indices
 
 
 def _knn_indices(x: torch.Tensor, k: int, metric: str) -> torch.Tensor:
@@ -81,7 +150,8 @@ def _knn_indices(x: torch.Tensor, k: int, metric: str) -> torch.Tensor:
     Returns
     -------
     idx : torch.Tensor of int64, shape (n, k)
-        Neighbour indices per row, in decreasing similarity (ties in arbitrary order).
+        Neighbour indices per row, in decreasing similarity; on the CPU (``k`` up to
+        ``_NUMBA_MAX_K``) ties in increasing index, elsewhere in :func:`torch.topk`'s order.
     """
     n = x.shape[0]
     if k >= n:
@@ -89,44 +159,67 @@ def _knn_indices(x: torch.Tensor, k: int, metric: str) -> torch.Tensor:
             f"k must be smaller than the number of stimuli in common ({n}), got k={k}: each "
             f"stimulus has only {n - 1} other stimuli to be its neighbours."
         )
+    device, size = x.device, x.element_size()
+    xp = x.numpy() if _numpy_path(x) else x
+    lib = np if isinstance(xp, np.ndarray) else torch
+    with np.errstate(over="ignore", under="ignore"):  # checked just below
+        norms = lib.sqrt((xp * xp).sum(1))
+    if metric == "cosine" and not bool((lib.isfinite(norms) & (norms > 0)).all()):
+        # squares overflowed or underflowed: scale each row by its largest entry first
+        peak = lib.amax(lib.abs(xp), 1)
+        xp = xp / lib.where(peak > 0, peak, 1)[:, None]
+        norms = lib.sqrt((xp * xp).sum(1))
     if metric == "cosine":
-        norms = torch.linalg.vector_norm(x, dim=1)
         zero = norms == 0
         if bool(zero.any()):
             raise ValueError(
                 f"metric='cosine' is undefined for a stimulus whose response vector is all "
                 f"zeros; {int(zero.sum())} of {n} stimuli are (rows "
-                f"{torch.nonzero(zero).flatten()[:10].tolist()}). Drop them or use "
-                f"metric='inner'."
+                f"{torch.nonzero(torch.as_tensor(zero)).flatten()[:10].tolist()}). Drop them "
+                f"or use metric='inner'."
             )
-        x = x / norms[:, None]
+        xp = xp / norms[:, None]
+    elif not float(norms.max()) ** 2 < torch.finfo(x.dtype).max / 2:
+        raise ValueError(
+            f"metric='inner' overflows {x.dtype}: the largest response vector has norm "
+            f"{float(norms.max()):.3g}, so inner products exceed the largest {x.dtype} "
+            f"number. Rescale the responses, use dtype='float64', or metric='cosine'."
+        )
     # a block of rows of the similarity matrix, and topk's copy of it, within the budget
-    budget = resolve_budget(None, x.device)
-    check_fits(2 * n * x.element_size(), f"knn: one row of the ({n}, {n}) similarities", budget)
-    room = min(_BLOCK_ELEMENTS, budget // (2 * x.element_size()))
+    budget = resolve_budget(None, device)
+    check_fits(2 * n * size, f"knn: one row of the ({n}, {n}) similarities", budget)
+    room = min(_BLOCK_ELEMENTS, budget // (2 * size))
     block = max(1, min(n, room // max(n, 1)))
-    out = torch.empty((n, k), dtype=torch.long, device=x.device)
+    parts = []
     for start in range(0, n, block):  # blocks of rows bound the memory, not a stimulus loop
         stop = min(start + block, n)
-        sim = _similarity_block(x, start, stop)
-        rows = torch.arange(stop - start, device=x.device)
-        sim[rows, rows + start] = -torch.inf  # a stimulus is not its own neighbour
-        out[start:stop] = torch.topk(sim, k, dim=1, largest=True, sorted=True).indices
-    return out
+        parts.append(_select(_similarity_block(xp, start, stop), k, start))
+    if lib is np:
+        return torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts))
+    return torch.cat(parts)
 
 
 def _member(query: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     """Whether each element of ``query`` is in ``codes`` (sort + binary search)."""
+    if query.device.type == "cpu" and not _TORCH_ON_CPU:
+        table_np = np.sort(codes.numpy().ravel())
+        q = query.numpy()
+        pos_np = np.searchsorted(table_np, q).clip(max=table_np.size - 1)
+        return torch.from_numpy(table_np[pos_np] == q)
     table = codes.flatten().sort().values
     pos = torch.searchsorted(table, query).clamp_max(table.numel() - 1)
     return table[pos] == query
 
 
 def _n_shared(ia: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
-    """``|N_a(i) ∩ N_b(i)|`` for every row ``i`` (int64, shape (n,))."""
-    table = ia.sort(dim=1).values  # one sorted row per stimulus: a batched binary search
-    pos = torch.searchsorted(table, ib).clamp_max(ia.shape[1] - 1)
-    return (table.gather(1, pos) == ib).sum(dim=1)
+    """``|N_a(i) ∩ N_b(i)|`` for every row ``i`` (int64, shape (n,)).
+
+    Neighbour ``m`` of row ``i`` is coded ``i * n + m``, so one sorted table of ``a``'s
+    codes answers every row's queries by binary search.
+    """
+    n = ia.shape[0]
+    rows = torch.arange(n, device=ia.device)[:, None] * n
+    return _member(ib + rows, ia + rows).sum(dim=1)
 
 
 def _cycle(ia: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
@@ -232,15 +325,17 @@ def mutual_knn(
     ------
     ValueError
         When ``k`` is not below the number of stimuli in common, ``metric`` is unknown, or
-        a stimulus has an all-zero response with ``metric="cosine"``.
+        a stimulus has an all-zero response with ``metric="cosine"``, or with
+        ``metric="inner"`` the inner products overflow ``dtype``.
     brainalign.StimulusAlignmentError
         When ``a`` and ``b`` do not hold the same stimuli.
 
     Notes
     -----
     A stimulus is never its own neighbour. Neighbours tied in similarity at the ``k``-th
-    place are chosen arbitrarily (by :func:`torch.topk`), as in platonic-rep's argsort, so
-    results on data with exact ties may differ from another implementation. With
+    place go to the lower stimulus index (in the order after alignment) on the CPU, and
+    are chosen by :func:`torch.topk` on other devices, as platonic-rep chooses by its
+    sort, so results on data with exact ties may differ from another implementation. With
     ``dtype="float32"`` nearly tied neighbours can swap relative to float64.
 
     References

@@ -253,6 +253,24 @@ def _numba(name: str):
     return _compiled[name]
 
 
+_compiled_funcs: dict = {}
+
+
+def numba_kernel(func):
+    """Return ``func`` compiled by numba (``nogil``, cached on disk), once per process.
+
+    For kernels outside this module (tRSA's, k-NN's); numba is imported on first use so
+    ``import brainalign`` stays light.
+    """
+    key = (func.__module__, func.__qualname__)
+    with _compile_lock:
+        if key not in _compiled_funcs:
+            import numba
+
+            _compiled_funcs[key] = numba.njit(cache=True, nogil=True)(func)
+    return _compiled_funcs[key]
+
+
 _pool: dict = {}
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 
-from brainalign.rsa._compare_kernels import run_split
+from brainalign.rsa._compare_kernels import numba_kernel, run_split
 
 _TORCH_ON_CPU = False  # set by the tests to run the device (torch) code paths on the CPU
 
@@ -180,7 +179,7 @@ def _ranks_cpu(v: torch.Tensor, rtol: float) -> torch.Tensor:
     order = np.argsort(a, axis=1)
     tol = rtol * np.abs(a).max(axis=1) if rtol else np.zeros(len(a))
     out = np.empty_like(a)
-    kernel = _numba_kernel("rank", _rank_rows)
+    kernel = numba_kernel(_rank_rows)
     if a.size < 2**20:
         kernel(a, order, tol, out, 0, len(a))
     else:
@@ -374,7 +373,7 @@ def rsatoolbox_edges(
     w = np.empty_like(vn)
     keep = np.zeros(vn.shape, dtype=np.bool_)
     const = np.zeros(len(vn), dtype=np.bool_)
-    _numba_kernel("rsatoolbox", _rsatoolbox_rows)(vn, float(a), float(b), w, keep, const)
+    numba_kernel(_rsatoolbox_rows)(vn, float(a), float(b), w, keep, const)
     if const.any():
         return None
     return torch.from_numpy(w).to(v.dtype), torch.from_numpy(keep)
@@ -393,7 +392,7 @@ def geodesic_cpu(
     kn = np.ascontiguousarray(keep.numpy(force=True))
     out = np.empty_like(wn)
     n_bad = np.zeros(len(wn), dtype=np.int64)
-    kernel = _numba_kernel("geo", _geodesic_rows)
+    kernel = numba_kernel(_geodesic_rows)
     fill_value = np.nan if fill is None else float(fill)
     n = n_stimuli(wn.shape[1])
     if len(wn) * n**3 < 10**7:  # small: the thread hand-off costs more than it saves
@@ -409,21 +408,8 @@ def geodesic_cpu(
     return torch.from_numpy(out).to(w.dtype), int(n_bad.sum())
 
 
-_compiled: dict = {}
-_lock = threading.Lock()
-
-
-def _numba_kernel(name: str, func):
-    with _lock:
-        if name not in _compiled:
-            import numba
-
-            _compiled[name] = numba.njit(cache=True, nogil=True)(func)
-    return _compiled[name]
-
-
 def _fw_numba():
-    return _numba_kernel("fw", _floyd_warshall_rows)
+    return numba_kernel(_floyd_warshall_rows)
 
 
 def shortest_paths(w: torch.Tensor) -> torch.Tensor:

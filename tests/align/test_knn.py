@@ -197,7 +197,7 @@ def test_extra_dims_broadcast(rng):
     np.testing.assert_array_equal(out.values[:2], float(mutual_knn(a, b, 5)))
 
 
-def test_errors(rng):
+def test_errors(rng, monkeypatch):
     a, b = _pair(rng, n=10)
     with pytest.raises(ValueError, match=r"k must be smaller than the number of stimuli.*10"):
         mutual_knn(a, b, 10)
@@ -212,6 +212,12 @@ def test_errors(rng):
     zero = a.copy(data=np.where(np.arange(10)[:, None] == 2, 0.0, a.values))
     with pytest.raises(ValueError, match=r"metric='cosine' is undefined.*1 of 10 stimuli"):
         mutual_knn(zero, b, 3)
+    x = torch.as_tensor(zero.values)
+    for torch_path in (False, True):  # both selection paths name the row
+        with monkeypatch.context() as m:
+            m.setattr(_knn, "_TORCH_ON_CPU", torch_path)
+            with pytest.raises(ValueError, match=r"1 of 10 stimuli are \(rows \[2\]\)"):
+                _knn._knn_indices(x, 3, "cosine")
     assert 0.0 <= float(mutual_knn(zero, b, 3, metric="inner")) <= 1.0
     other = _reps(rng, 10, 4, ids=[f"t{i}" for i in range(10)])
     with pytest.raises(StimulusAlignmentError, match="missing 10 id"):
@@ -232,3 +238,71 @@ def test_float32_matches_float64(rng, device):
         f64, abs=1e-5
     )
     assert float(mutual_knn(a, b, 7, device=device)) == pytest.approx(f64, abs=1e-5)
+
+
+def _lexsort_neighbours(sim, k):
+    """Reference: per row, the k largest other columns by (similarity desc, index asc)."""
+    n = sim.shape[0]
+    out = np.empty((n, k), dtype=np.int64)
+    for i in range(n):  # a per-row reference on a small matrix
+        cols = np.array([j for j in range(n) if j != i])
+        order = np.lexsort((cols, -sim[i, cols]))
+        out[i] = cols[order[:k]]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cpu_selection_equals_torch_topk(rng, monkeypatch, dtype):
+    # The numba selection (CPU) and torch.topk (the device path) on the same data without ties.
+    x = torch.as_tensor(rng.normal(size=(150, 12)), dtype=dtype)
+    for metric in ("cosine", "inner"):
+        cpu = _knn._knn_indices(x, 9, metric)
+        monkeypatch.setattr(_knn, "_TORCH_ON_CPU", True)
+        dev = _knn._knn_indices(x, 9, metric)
+        monkeypatch.setattr(_knn, "_TORCH_ON_CPU", False)
+        assert torch.equal(cpu, dev)
+        # and the overlap counts through NumPy's and torch's binary searches
+        y = x + 0.5 * torch.as_tensor(rng.normal(size=x.shape), dtype=dtype)
+        iy = _knn._knn_indices(y, 9, metric)
+        shared_np, cycle_np = _knn._n_shared(cpu, iy), _knn._cycle(cpu, iy)
+        monkeypatch.setattr(_knn, "_TORCH_ON_CPU", True)
+        assert torch.equal(_knn._n_shared(cpu, iy), shared_np)
+        assert torch.equal(_knn._cycle(cpu, iy), cycle_np)
+        monkeypatch.setattr(_knn, "_TORCH_ON_CPU", False)
+        expected = np.array(
+            [len(set(a) & set(b)) for a, b in zip(cpu.tolist(), iy.tolist(), strict=True)]
+        )
+        np.testing.assert_array_equal(shared_np.numpy(), expected)
+
+
+def test_cpu_ties_go_to_the_lower_index(rng):
+    # Integer features: many exactly tied inner products, at the k-th place too.
+    x = torch.as_tensor(rng.integers(-1, 2, size=(60, 3)), dtype=torch.float64)
+    sim = (x @ x.T).numpy()
+    for k in (1, 5, 17):
+        got = _knn._knn_indices(x, k, "inner").numpy()
+        np.testing.assert_array_equal(got, _lexsort_neighbours(sim, k))
+
+
+def test_large_k_takes_torch_topk(rng, monkeypatch):
+    x = torch.as_tensor(rng.normal(size=(40, 6)))
+    monkeypatch.setattr(_knn, "_NUMBA_MAX_K", 4)
+    got = _knn._knn_indices(x, 20, "cosine").numpy()
+    xn = (x / torch.linalg.vector_norm(x, dim=1, keepdim=True)).numpy()
+    np.testing.assert_array_equal(got, _lexsort_neighbours(xn @ xn.T, 20))
+
+
+def test_cosine_survives_squares_that_overflow_or_underflow(rng):
+    a, b = _pair(rng, n=30)
+    ref = float(mutual_knn(a, b, 5, dtype="float32"))
+    for scale in (1e25, 1e-25):  # float32 squares overflow to inf / underflow to 0
+        big = a.copy(data=a.values * scale)
+        assert float(mutual_knn(big, b, 5, dtype="float32")) == ref
+
+
+def test_inner_overflow_is_refused(rng):
+    a, b = _pair(rng, n=30)
+    big = a.copy(data=a.values * 1e20)
+    with pytest.raises(ValueError, match=r"metric='inner' overflows torch.float32.*norm"):
+        mutual_knn(big, b, 5, metric="inner", dtype="float32")
+    assert 0.0 <= float(mutual_knn(big, b, 5, metric="inner", dtype="float64")) <= 1.0
