@@ -222,6 +222,10 @@ def test_beta_maps_group_rsa_and_searchlight(betas_run, beta_table):
     ref = rsa.sign_flip_test(per_subject, n_permutations=1000, seed=0)
     np.testing.assert_allclose(got["t"].values, ref["t"].values, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(got["p_fwe"].values, ref["p_fwe"].values)
+    # the null maxima and the threshold (in t) travel with the map, and the caption says it
+    np.testing.assert_allclose(got["null_max"].values, ref["null_max"].values, rtol=1e-6)
+    threshold = float(got["fwe_threshold"])
+    assert threshold == pytest.approx(float(ref["fwe_threshold"]), rel=1e-6)
     assert tree["searchlight/betas"].attrs["n_subjects"] == 3
     html = betas_run.report.read_text(encoding="utf-8")
     assert "Group level: models against 3 subjects (betas)" in html
@@ -232,6 +236,7 @@ def test_beta_maps_group_rsa_and_searchlight(betas_run, beta_table):
     )
     assert "glass brain" not in html  # mni: false
     assert "beta_maps" in html and "betas.csv" in html
+    assert f"maximum t over the map; cat: t &gt; {threshold:.3g}" in html
 
 
 def test_beta_maps_single_subject_without_subject_column(tmp_path, beta_table):

@@ -20,15 +20,15 @@ import xarray as xr
 
 from brainalign._checks import check_number, check_option
 from brainalign._config import get_config
+from brainalign._device import resolve_device, resolve_dtype
 from brainalign._logging import progress, warn
+from brainalign._ties import tie_margin
 from brainalign.align._compare import MethodSpec, _as_result, resolve_method
 from brainalign.data._schema import FEATURE_DIMS, STIMULUS, TRIAL, responses
 
 __all__ = ["ALTERNATIVES", "bootstrap_ci", "permutation_test"]
 
 ALTERNATIVES = ("greater", "less", "two-sided")
-_TIE_RTOL = 1e-12
-
 
 # --------------------------------------------------------------------------- relabelling
 
@@ -286,7 +286,9 @@ def permutation_test(
     Each permutation relabels ``b``'s stimuli (every representation of ``b`` the same way),
     so matching by id pairs each stimulus of ``a`` with another of ``b``, and recomputes
     the measure: the null of no stimulus-level correspondence. With ``k`` permuted values
-    at least as extreme as the observed one, ``p = (1 + k) / (1 + n_permutations)``.
+    at least as extreme as the observed one, ``p = (1 + k) / (1 + n_permutations)``; a
+    permuted value within rounding of the observed one (a few ulps of the measure's
+    ``dtype`` over the stimuli) counts as at least as extreme.
 
     Parameters
     ----------
@@ -365,7 +367,10 @@ def permutation_test(
             nulls.append(_as_result(fn(a, b_perm, **kwargs), method))
         null = xr.concat(nulls, dim="permutation", coords="minimal", compat="override")
     null = null.assign_coords(permutation=np.arange(n_permutations))
-    tol = _TIE_RTOL * (1.0 + abs(observed))
+    # a permuted value equal to the observed one up to rounding (duplicate or tied stimuli,
+    # another batch or order) is as extreme: margin of the measure's own precision
+    dtype = resolve_dtype(kwargs.get("dtype"), resolve_device(kwargs.get("device")))
+    tol = tie_margin(len(ids), dtype) * np.maximum(1.0, abs(observed))
     sign = 1.0 if kind == "similarity" else -1.0
     more = (sign * (null - observed) >= -tol).sum("permutation")  # as aligned or more
     less = (sign * (null - observed) <= tol).sum("permutation")  # as misaligned or more

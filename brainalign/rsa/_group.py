@@ -10,6 +10,7 @@ from brainalign._checks import check_number
 from brainalign._config import get_config
 from brainalign._device import resolve_device, to_numpy
 from brainalign._docdict import fill_doc
+from brainalign._ties import tie_margin
 from brainalign._version import __version__
 
 
@@ -20,6 +21,7 @@ def sign_flip_test(
     dim: str = "subject",
     n_permutations: int = 1000,
     seed: int | None = None,
+    alpha: float = 0.05,
     device: str | torch.device | None = None,
 ) -> xr.Dataset:
     """Test a group of subject maps against 0, corrected over the map by the maximum t.
@@ -29,9 +31,10 @@ def sign_flip_test(
     maps gives the null distribution (Nichols & Holmes 2002). The statistic is the one-sample
     t of each element; the family-wise p-value of an element compares its t with the maximum
     t over the map in each sign flip (one-sided, greater):
-    ``p = (1 + #{max null t >= t}) / (1 + n_permutations)``. Elements that are not finite in
-    every subject, or equal in every subject (no t), are left out (NaN). All flips run as
-    one matrix product on ``device``.
+    ``p = (1 + #{max null t >= t}) / (1 + n_permutations)``, a null maximum within rounding
+    of ``t`` (the identity flip, computed in another order) counting as ``>=``. Elements
+    that are not finite in every subject, or equal in every subject (no t), are left out
+    (NaN). All flips run as one matrix product on ``device``.
 
     Parameters
     ----------
@@ -44,18 +47,25 @@ def sign_flip_test(
         which keeps the test valid).
     seed : int, optional
         Seed of the flips (default: the configured seed).
+    alpha : float
+        The family-wise error level of ``fwe_threshold``, in (0, 1).
     %(device)s
 
     Returns
     -------
     result : xarray.Dataset
-        ``mean_score`` (the group map), ``t`` and ``p_fwe`` over the other dims; attrs
-        ``n_subjects``, ``n_permutations``, ``test``.
+        ``mean_score`` (the group map), ``t`` and ``p_fwe`` over the other dims;
+        ``null_max`` (the maximum t of each flip, dim ``permutation``) and
+        ``fwe_threshold``: the ``floor(alpha (1 + n_permutations))``-th largest null
+        maximum, which ``t`` exceeds (by more than rounding) exactly where
+        ``p_fwe <= alpha`` (``inf`` when too few flips let any element reach ``alpha``);
+        attrs ``n_subjects``, ``n_permutations``, ``fwe_alpha``, ``test``.
 
     Raises
     ------
     ValueError
-        When ``dim`` is missing, there are fewer than 2 subjects, or ``n_permutations < 1``.
+        When ``dim`` is missing, there are fewer than 2 subjects, ``n_permutations < 1`` or
+        ``alpha`` is not in (0, 1).
 
     Examples
     --------
@@ -76,6 +86,7 @@ def sign_flip_test(
     if n < 2:
         raise ValueError(f"sign_flip_test needs at least 2 subjects along {dim!r}, got {n}.")
     check_number("n_permutations", n_permutations, low=1, integer=True)
+    check_number("alpha", alpha, low=0.0, high=1.0, closed="neither")
     seed = get_config()["seed"] if seed is None else seed
     dev = resolve_device(device)
     other = [d for d in maps.dims if d != dim]
@@ -84,6 +95,7 @@ def sign_flip_test(
     flips = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_permutations, n))
     t_obs = np.full(x.shape[1], np.nan)
     p = np.full(x.shape[1], np.nan)
+    null_max_np = np.full(n_permutations, -np.inf)
     mean = np.full(x.shape[1], np.nan)
     mean[ok] = x[:, ok].mean(axis=0)
     if ok.any():
@@ -97,11 +109,17 @@ def sign_flip_test(
         obs = t_of(xt.mean(0))
         f = torch.as_tensor(flips, dtype=torch.float64, device=dev)
         null_max = torch.nan_to_num(t_of(f @ xt / n), nan=-torch.inf).amax(1)
-        count = (null_max[:, None] >= obs[None, :]).sum(0)
+        # the all-(+1) flip, drawn often with few subjects, is the observed t computed in
+        # another order: within rounding it counts as >= (as do other exact ties)
+        tie = torch.as_tensor(tie_margin(n, torch.float64, to_numpy(obs)), device=dev)
+        count = (null_max[:, None] >= (obs - tie)[None, :]).sum(0)
         t_obs[ok] = to_numpy(obs)
-        p_ok = to_numpy((1 + count) / (1 + n_permutations)).astype(np.float64)
+        null_max_np = to_numpy(null_max).astype(np.float64)
+        p_ok = (1.0 + to_numpy(count).astype(np.float64)) / (1 + n_permutations)
         p_ok[~np.isfinite(t_obs[ok])] = np.nan  # no spread across subjects: no t, no p
         p[ok] = p_ok
+    m = int(np.floor(alpha * (1 + n_permutations) + 1e-9))
+    threshold = float(np.sort(null_max_np)[::-1][m - 1]) if m >= 1 else float("inf")
     shape = [maps.sizes[d] for d in other]
     coords = {k: v for k, v in maps.coords.items() if dim not in v.dims}
     out = xr.Dataset(
@@ -109,12 +127,15 @@ def sign_flip_test(
             "mean_score": (other, mean.reshape(shape)),
             "t": (other, t_obs.reshape(shape)),
             "p_fwe": (other, p.reshape(shape)),
+            "null_max": ("permutation", null_max_np),
+            "fwe_threshold": ((), threshold),
         },
         coords=coords,
     )
     out.attrs.update(
         n_subjects=n,
         n_permutations=int(n_permutations),
+        fwe_alpha=float(alpha),
         **({"seed": int(seed)} if seed is not None else {}),
         test="one-sample sign-flip permutation test across subjects, one-sided (greater), "
         "family-wise error controlled by the maximum t over the map",

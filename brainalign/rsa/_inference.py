@@ -14,6 +14,7 @@ from brainalign._checks import check_number, check_option
 from brainalign._config import get_config
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
 from brainalign._docdict import fill_doc
+from brainalign._ties import tie_margin
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS
@@ -60,6 +61,10 @@ def permutation_test(
     given; otherwise ``n_permutations`` random ones (default 10,000). The p-value is one-sided
     (greater): ``(1 + #{null >= observed}) / (1 + n_null)`` for random permutations, and
     ``#{null >= observed} / n!`` for the exact test (the identity is among the permutations).
+    A null value below the observed one by less than rounding (a permutation that keeps the
+    model, computed in another order) counts as ``>=``: the margin is the ``tie_margin``
+    attr times ``max(1, |observed|)``, ``1e-12`` in float64 and a few float32 ulps of the
+    pair sum in float32.
 
     Parameters
     ----------
@@ -160,7 +165,8 @@ def permutation_test(
         null_parts.append(compare_vectors(*pair, method, n_stimuli=n))
     null = to_numpy(torch.cat(null_parts, dim=1)).astype(np.float64)  # (models, perms)
     obs = null[:, :1]
-    ge = (null >= obs - 1e-12).sum(axis=1)
+    tie = tie_margin(len(i), dt)  # relative to max(1, |observed|)
+    ge = (null >= obs - tie * np.maximum(1.0, np.abs(obs))).sum(axis=1)
     # The identity permutation is the first null sample, so for random permutations this is
     # (1 + #{null >= observed}) / (1 + n_permutations), and for the exact test #{...} / n!.
     p_value = ge / null.shape[1]
@@ -186,6 +192,7 @@ def permutation_test(
             "alternative": "greater",
             "generalises_to": "stimuli (subjects fixed)",
             "seed": -1 if seed is None else int(seed),
+            "tie_margin": float(tie),
             "brainalign_version": __version__,
         },
     )

@@ -49,6 +49,7 @@ from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_nump
 from brainalign._docdict import fill_doc
 from brainalign._logging import progress
 from brainalign._memory import check_fits, format_bytes, resolve_budget
+from brainalign._ties import tie_margin
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS, TRIAL, validate
@@ -1394,18 +1395,6 @@ def _centre_graph(sl: xr.DataArray, sdim: str | None, cluster_radius: float | No
     return graphs[0].tocsr()
 
 
-def tie_margin(n_pairs: int, dtype: torch.dtype) -> float:
-    """How far below an observed similarity a null value still counts as a tie (``>=``).
-
-    A permutation that leaves a model unchanged (e.g. swapping two stimuli of one category
-    of a categorical model) gives the observed value again, computed in another product or
-    chunk: equal up to rounding, about ``sqrt(n_pairs)`` ulps of a unit-scale value.
-    ``1e-12`` in float64 (unless the RDMs hold more than ~300 000 pairs); float32: ~5.7e-6
-    for 36 pairs.
-    """
-    return max(1e-12, 8.0 * float(np.sqrt(n_pairs)) * torch.finfo(dtype).eps)
-
-
 def _cluster_masses(values: np.ndarray, graph: Any, threshold: float) -> tuple[np.ndarray, list]:
     """Label the supra-threshold clusters of a flat map and sum their values."""
     from scipy.sparse.csgraph import connected_components
@@ -1531,8 +1520,11 @@ def cluster_permutation_test(
     # a null cluster equal to an observed one up to rounding (a permutation that keeps the
     # model) ties: each of its values may differ by the tie margin
     dt = resolve_dtype(kwargs.get("dtype"), resolve_device(kwargs.get("device")))
-    sizes = np.bincount(labels[labels >= 0], minlength=len(masses)).astype(float)
-    tie = tie_margin(n * (n - 1) // 2, dt) * np.maximum(sizes, 1.0)
+    inside = labels >= 0  # each member value may differ by its own margin
+    spread = np.bincount(labels[inside], weights=np.maximum(1.0, np.abs(clean[0][inside])))
+    tie = tie_margin(n * (n - 1) // 2, dt) * np.maximum(
+        np.pad(spread, (0, len(masses) - len(spread))), 1.0
+    )
     p_clusters = (1 + (null_max[None, :] >= (masses_arr - tie)[:, None]).sum(1)) / (
         1 + n_permutations
     )

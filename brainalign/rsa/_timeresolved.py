@@ -12,6 +12,7 @@ from brainalign._checks import SchemaError, check_number, check_option
 from brainalign._config import get_config
 from brainalign._device import as_tensor, resolve_device, resolve_dtype, to_numpy
 from brainalign._docdict import fill_doc
+from brainalign._ties import tie_margin
 from brainalign._version import __version__
 from brainalign.data._align import align_stimuli
 from brainalign.data._schema import RDM_DIMS, STIMULUS, validate
@@ -29,7 +30,6 @@ from brainalign.rsa._searchlight import (
     model_vectors,
     prepare_models,
     ranked_zscores,
-    tie_margin,
 )
 
 _MEMORY_BUDGET = 2**28
@@ -222,7 +222,7 @@ def time_resolved(
                 s = compare_vectors(*pair, method, n_stimuli=n)
             parts.append(to_numpy(s).astype(np.float64))
         null = np.concatenate(parts, axis=0)  # (perms, T, M)
-        tie = tie_margin(n * (n - 1) // 2, dt)
+        tie = tie_margin(n * (n - 1) // 2, dt, observed)
         ge = (null >= observed[None] - tie).sum(0)
         p_value = (1 + ge) / (1 + n_permutations)
         peak = null.max(axis=1)  # (perms, M): max over time per permutation

@@ -98,3 +98,22 @@ def test_result_says_which_population_it_generalises_to(rng):
     x = rng.normal(size=(6, 10))
     res = rsa.permutation_test(rsa.rdm(x), rsa.rdm(x + rng.normal(size=x.shape)))
     assert res.attrs["generalises_to"] == "stimuli (subjects fixed)"
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson", "kendall_tau_a"])
+def test_permutations_that_keep_a_categorical_model_tie_in_float32(method, rng):
+    # Swapping stimuli within a category leaves a categorical model unchanged: those null
+    # values equal the observed one (up to rounding) and count as >=, in float32 as in
+    # float64 (the reference: the exhaustive test over 8! permutations). The margin is
+    # stated in the result's attrs: 1e-12 in float64, a few float32 ulps of 28 pairs.
+    ids = [f"s{i}" for i in range(8)]
+    data = rsa.rdm(ba.responses(rng.normal(size=(8, 5)), ids))
+    model = rsa.categorical_rdm({"a": ids[:4], "b": ids[4:]})
+    ref = rsa.permutation_test(data, model, method, dtype="float64", device="cpu")
+    got = rsa.permutation_test(data, model, method, dtype="float32", device="cpu")
+    assert ref.attrs["exact"] and got.attrs["n_permutations"] == 40320
+    assert float(got.p_value) == float(ref.p_value)
+    # 4! * 4! * 2 of the 8! permutations keep the model: each one ties with the observed
+    keep = 4 * 3 * 2 * 4 * 3 * 2 * 2
+    assert float(ref.p_value) >= keep / 40320
+    assert got.attrs["tie_margin"] > ref.attrs["tie_margin"] == 1e-12

@@ -7,7 +7,7 @@ import xarray as xr
 
 from brainalign import rsa
 from brainalign._checks import SchemaError, StimulusAlignmentError
-from brainalign.rsa._searchlight import tie_margin
+from brainalign._ties import tie_margin
 from brainalign.rsa._timeresolved import _permutations, temporal_generalization, time_resolved
 
 TOL = {"rtol": 1e-10, "atol": 1e-12}

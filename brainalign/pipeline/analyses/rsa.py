@@ -313,7 +313,9 @@ def _group_evaluation(ctx: Any, subjects: xr.DataArray, stack: xr.DataArray) -> 
     }
 
 
-def _max_statistic_p(observed: np.ndarray, null: np.ndarray, exact: bool) -> np.ndarray:
+def _max_statistic_p(
+    observed: np.ndarray, null: np.ndarray, exact: bool, tie: float = 1e-12
+) -> np.ndarray:
     """Family-wise p-values by the maximum statistic over a family of tests.
 
     Each test's observed value is compared with the maximum over the family of the null
@@ -330,6 +332,10 @@ def _max_statistic_p(observed: np.ndarray, null: np.ndarray, exact: bool) -> np.
         The null statistics, one column per permutation shared by all tests.
     exact : bool
         Whether the columns are every permutation, identity included.
+    tie : float
+        A null maximum below an observed value by less than ``tie * max(1, |observed|)``
+        counts as ``>=`` (the ``tie_margin`` attr of
+        :func:`brainalign.rsa.permutation_test`).
 
     Returns
     -------
@@ -343,7 +349,8 @@ def _max_statistic_p(observed: np.ndarray, null: np.ndarray, exact: bool) -> np.
             f"null must have shape (n_tests={observed.shape[0]}, n_null >= 1), got {null.shape}."
         )
     top = np.where(np.isnan(null), -np.inf, null).max(axis=0)  # (n_null,)
-    ge = (top[None, :] >= observed[:, None] - 1e-12).sum(axis=1)  # same tie rule as p_value
+    tie = tie * np.maximum(1.0, np.abs(observed))  # the tie rule of each test's p_value
+    ge = (top[None, :] >= (observed - tie)[:, None]).sum(axis=1)
     n_null = null.shape[1]
     return ge / n_null if exact else (1 + ge) / (1 + n_null)
 
@@ -363,7 +370,9 @@ def _layer_fwe(tests: dict[str, Any]) -> dict[str, float]:
         null = np.stack([np.asarray(x.null.values)[:n_null] for x in t])
         obs = np.array([float(x.observed) for x in t])
         exact = all(bool(x.attrs["exact"]) for x in t)
-        out.update(zip(names, (float(p) for p in _max_statistic_p(obs, null, exact)), strict=True))
+        tie = max(float(x.attrs.get("tie_margin", 1e-12)) for x in t)
+        p_fam = _max_statistic_p(obs, null, exact, tie)
+        out.update(zip(names, (float(p) for p in p_fam), strict=True))
     return out
 
 

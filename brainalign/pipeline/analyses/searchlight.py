@@ -200,7 +200,11 @@ class Searchlight(Analysis):
                 )
                 test = (
                     f"one-sample sign-flip test of the subjects' maps against 0, "
-                    f"{ds.attrs['n_permutations']} flips, maximum t over the map"
+                    f"{ds.attrs['n_permutations']} flips, maximum t over the map; "
+                    + "; ".join(
+                        f"{e}: " + _threshold_text(float(ds.fwe_threshold.sel(model=e)), "t")
+                        for e in ds.model.values
+                    )
                 )
             elif kind == "permutation":
                 test = (
@@ -330,10 +334,10 @@ def permuted_searchlight(
     )
 
 
-def _threshold_text(threshold: float) -> str:
+def _threshold_text(threshold: float, statistic: str = "similarity") -> str:
     """Caption text of a max-statistic threshold (or why there is none)."""
     if np.isfinite(threshold):
-        return f"similarity > {threshold:.3g}"
+        return f"{statistic} > {threshold:.3g}"
     need = int(np.ceil(1 / FWE_ALPHA)) - 1
     return f"no p_FWE can reach {FWE_ALPHA} (at least {need} permutations are needed)"
 
