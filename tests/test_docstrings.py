@@ -62,11 +62,7 @@ IGNORED = {
 #: Docstrings still to fix (public name → numpydoc checks it fails today), as
 #: scikit-learn's former ignore list. An entry that starts to pass fails the test until it
 #: is removed, so the list only shrinks; a name not listed must pass every check.
-PENDING = {
-    # numpydoc drops a first parameter named ``cls`` from the signature (as for a
-    # classmethod), so the documented ``cls`` reads as unknown; the name is the API.
-    "brainalign.pipeline.register_analysis": {"PR02"},
-}
+PENDING: dict[str, set[str]] = {}
 
 
 def _public_names(module):

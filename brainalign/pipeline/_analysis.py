@@ -575,10 +575,7 @@ def _register(registry: dict[str, Any], kind: str) -> Callable[[type[T]], type[T
 def register_analysis(cls: type[Analysis]) -> type[Analysis]:
     """Register an :class:`Analysis` subclass under its ``name`` (a class decorator).
 
-    Parameters
-    ----------
-    cls : type
-        The analysis class.
+    ``cls`` is the analysis class; its ``cache_kind`` defaults to its ``name``.
 
     Returns
     -------
