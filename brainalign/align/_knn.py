@@ -180,10 +180,12 @@ def _knn_indices(x: torch.Tensor, k: int, metric: str) -> torch.Tensor:
             )
         xp = xp / norms[:, None]
     elif not float(norms.max()) ** 2 < torch.finfo(x.dtype).max / 2:
+        big, top = float(norms.max()), float(np.sqrt(torch.finfo(x.dtype).max / 2))
         raise ValueError(
             f"metric='inner' overflows {x.dtype}: the largest response vector has norm "
-            f"{float(norms.max()):.3g}, so inner products exceed the largest {x.dtype} "
-            f"number. Rescale the responses, use dtype='float64', or metric='cosine'."
+            f"{f'{big:.3g}' if np.isfinite(big) else 'too large to compute'} (at most "
+            f"{top:.3g} keeps its inner products finite). Rescale the responses, use "
+            f"dtype='float64', or metric='cosine'."
         )
     # a block of rows of the similarity matrix, and topk's copy of it, within the budget
     budget = resolve_budget(None, device)
