@@ -159,9 +159,14 @@ def noise_precision(
         n_obs = xt.shape[0]
         if semantics == "rsatoolbox":
             if n_rep is None:
+                ids, counts = np.unique(np.asarray(data[STIMULUS].values), return_counts=True)
+                pairs = zip(ids[:10], counts[:10], strict=True)
+                shown = ", ".join(f"{i!s}: {c}" for i, c in pairs)
                 raise ValueError(
                     "semantics='rsatoolbox' needs the same number of measurements for every "
-                    "stimulus (rsatoolbox stacks them into one tensor); the counts differ."
+                    "stimulus (rsatoolbox stacks them into one tensor); the counts differ "
+                    f"({counts.min()} to {counts.max()}; {shown}"
+                    f"{', ...' if len(ids) > 10 else ''}). Use semantics='correct'."
                 )
             default_dof = (n_stim - 1) * n_rep
         else:

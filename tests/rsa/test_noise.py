@@ -170,7 +170,9 @@ def test_bad_measurements(rng):
     da = ba.responses(
         rng.normal(size=(5, 2)), list("aabbb"), sample_dim="trial", feature_dim="channel"
     )
-    with pytest.raises(ValueError, match=r"semantics='rsatoolbox' needs the same number"):
+    with pytest.raises(
+        ValueError, match=r"semantics='rsatoolbox' needs the same number.*\(2 to 3; a: 2, b: 3\)"
+    ):
         noise_precision(da, from_="measurements", semantics="rsatoolbox")
     noise_precision(da, from_="measurements")  # unbalanced counts are fine by default
     with pytest.raises(ValueError, match=r"run 1 lacks stimuli 'a'"):
