@@ -9,7 +9,9 @@ precision (10 runs x 100 conditions x 5,000 channels; the precision is computed 
 outside the timing, and given to both packages: brainalign gets noise_precision's DataArray,
 rsatoolbox its dense matrix), once with independent noise (the shrinkage intensity is 1: a
 diagonal precision) and once with noise correlated through 50 latent factors (intensity
-below 1: a diagonal minus a rank-1,000 update), and crossnobis without a precision.
+below 1: a diagonal minus a rank-1,000 update), crossnobis without a precision, and
+crossnobis with one precision per run (8 runs x 40 conditions x 200 channels; full: 8 x 100 x
+1,000; each run's precision the inverse of a Wishart-like covariance).
 
 A dense precision costs the product of every run's patterns with the p x p matrix
 (n_runs * n_conditions * p**2 multiply-adds; rsatoolbox does this fold by fold). brainalign
@@ -87,6 +89,22 @@ def cases(full: bool) -> list[Case]:
     prec_f = noise_precision(da_f, "shrinkage_diag", from_="measurements")
     prec_f_dense = np.asarray(prec_f)
     order = np.argsort(np.asarray(da_c.stimulus.values)[:c_c])  # rsatoolbox sorts by label
+    # crossnobis with one precision per run: rsatoolbox inverts each run's precision and
+    # each run pair's mean covariance; brainalign factors M_k + M_l once per pair and
+    # applies it to the patterns only (no inverse)
+    r_r, c_r, p_r = (8, 100, 1_000) if full else (8, 40, 200)
+    xr_, stim_r, run_r, da_r = _trials(r_r, c_r, p_r, 4)
+    ds_r = Dataset(xr_, obs_descriptors={"stimulus": stim_r, "run": run_r})
+    rng = np.random.default_rng(5)
+    per_run = []
+    for _ in range(r_r):
+        a = rng.normal(size=(p_r, 2 * p_r))
+        per_run.append(np.linalg.inv(a @ a.T / (2 * p_r) + 0.1 * np.eye(p_r)))
+    order_r = np.argsort(np.asarray(da_r.stimulus.values)[:c_r])
+
+    def check_cv_runs(ours, ref):
+        got = np.asarray(ours)[np.ix_(order_r, order_r)]
+        np.testing.assert_allclose(got, ref.get_matrices()[0], rtol=rtol(), atol=atol(1e-12))
 
     def check_cv(ours, ref):
         got = np.asarray(ours)[np.ix_(order, order)]
@@ -130,6 +148,16 @@ def cases(full: bool) -> list[Case]:
             "rsatoolbox",
             target=None,  # bounded by the flop ratio p / n_observations (5 at full size)
             check=check_cv,
+        ),
+        Case(
+            f"rdm crossnobis, one precision per run {r_r}x{c_r}x{p_r}",
+            lambda: rsa.rdm(da_r, "crossnobis", noise=per_run),
+            lambda: calc_rdm(
+                ds_r, "crossnobis", descriptor="stimulus", noise=per_run, cv_descriptor="run"
+            ),
+            "rsatoolbox",
+            target=1.0,
+            check=check_cv_runs,
         ),
         Case(
             f"rdm crossnobis (identity) {r_c}x{c_c}x{p_c}",

@@ -267,42 +267,61 @@ def rdm_crossnobis(
     return _pair_rdm(k) / p
 
 
-def fold_pair_precisions(
-    precisions: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Precisions of the run pairs ``k < l`` from one precision per run (float64).
+class FoldPairs(NamedTuple):
+    """Run-pair noise factors of crossnobis with one precision per run (float64).
+
+    Pair ``(k, l) = (run_k[q], run_l[q])`` uses the precision of the average of the two runs'
+    noise covariances, ``M_kl = ((M_k⁻¹ + M_l⁻¹) / 2)⁻¹ = 2 M_l (M_k + M_l)⁻¹ M_k``, kept
+    factored: ``precisions`` ``(R, p, p)`` and ``chol`` ``(Q, p, p)``, the lower Cholesky
+    factors of ``M_k + M_l``. No matrix is inverted.
+    """
+
+    precisions: torch.Tensor
+    chol: torch.Tensor
+    run_k: torch.Tensor
+    run_l: torch.Tensor
+
+
+def fold_pair_factors(precisions: torch.Tensor) -> FoldPairs:
+    """Factor the run pairs ``k < l`` from one precision per run (float64).
 
     ``precisions``: ``(R, p, p)`` symmetric positive definite, the noise precision of each
-    run's mean patterns. Pair ``(k, l)`` gets ``((M_k⁻¹ + M_l⁻¹) / 2)⁻¹``, the precision of the
-    average of the two runs' noise covariances (rsatoolbox ``calc_rdm_crossnobis`` with a
-    list of noises). Returns ``(pair_precisions (Q, p, p), k (Q,), l (Q,))``.
+    run's mean patterns. One Cholesky factorisation of ``M_k + M_l`` per pair replaces
+    rsatoolbox's ``R + Q`` inversions (``calc_rdm_crossnobis`` with a list of noises), and
+    the factors are applied to the ``n`` patterns only (:func:`fold_pair_terms`).
     """
-    r, p = precisions.shape[0], precisions.shape[-1]
-    eye = torch.eye(p, dtype=precisions.dtype, device=precisions.device)
-
-    def spd_inverse(m: torch.Tensor) -> torch.Tensor:  # (cholesky_inverse is slow batched)
-        return torch.cholesky_solve(eye.expand_as(m), torch.linalg.cholesky(m))
-
-    cov = spd_inverse(precisions)
+    r = precisions.shape[0]
     run_k, run_l = torch.triu_indices(r, r, offset=1, device=precisions.device)
-    pair = spd_inverse(0.5 * (cov[run_k] + cov[run_l]))
-    return 0.5 * (pair + pair.transpose(-1, -2)), run_k, run_l
+    chol = torch.linalg.cholesky(precisions[run_k] + precisions[run_l])
+    return FoldPairs(precisions, chol, run_k, run_l)
 
 
-def rdm_crossnobis_fold_pairs(
-    d: torch.Tensor, pair_precisions: torch.Tensor, run_k: torch.Tensor, run_l: torch.Tensor
-) -> torch.Tensor:
-    """Crossnobis distances with one precision per pair of runs, divided by ``p``.
+def fold_pair_terms(d: torch.Tensor, pairs: FoldPairs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(left, right)`` with ``left[q] @ right[q]ᵀ = d_k M_kl d_lᵀ`` for every pair.
 
-    ``d``: run patterns ``(..., R, n, p)``; ``pair_precisions``: ``(Q, p, p)`` for the run
-    pairs ``(run_k[q], run_l[q])`` (:func:`fold_pair_precisions`). The distance is the mean over
-    the pairs of ``(d_ki - d_kj) M_kl (d_li - d_lj)ᵀ / p`` (= rsatoolbox's crossnobis with a
+    ``d``: centred run patterns ``(..., R, n, p)`` in float64. ``left = 2 d_k M_l`` and
+    ``right = d_l M_k (M_k + M_l)⁻¹`` (a Cholesky solve with ``n`` right-hand sides), both
+    ``(..., Q, n, p)``: ``2 d_k M_l (M_k + M_l)⁻¹ M_k d_lᵀ = d_k M_kl d_lᵀ``.
+    """
+    left = 2.0 * (d[..., pairs.run_k, :, :] @ pairs.precisions[pairs.run_l])
+    rhs = pairs.precisions[pairs.run_k] @ d[..., pairs.run_l, :, :].transpose(-1, -2)
+    right = torch.cholesky_solve(rhs, pairs.chol).transpose(-1, -2)
+    return left, right
+
+
+def rdm_crossnobis_fold_pairs(d: torch.Tensor, pairs: FoldPairs) -> torch.Tensor:
+    """Crossnobis distances with one precision per pair of runs, divided by ``p`` (float64).
+
+    ``d``: run patterns ``(..., R, n, p)`` (any float dtype; the pairs' factors are applied
+    in float64); ``pairs``: :func:`fold_pair_factors`. The distance is the mean over the
+    pairs of ``(d_ki - d_kj) M_kl (d_li - d_lj)ᵀ / p`` (= rsatoolbox's crossnobis with a
     list of noise precisions, which also averages the unordered run pairs).
     """
     p = d.shape[-1]
+    d = d.to(torch.float64)
     d = d - d.mean(dim=-2, keepdim=True)  # per-run translation does not change distances
-    y = d[..., run_k, :, :] @ pair_precisions  # (..., Q, n, p)
-    kern = (y @ d[..., run_l, :, :].transpose(-1, -2)).mean(-3)
+    left, right = fold_pair_terms(d, pairs)
+    kern = (left @ right.transpose(-1, -2)).mean(-3)
     return _pair_rdm(kern) / p
 
 

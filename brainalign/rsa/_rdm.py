@@ -26,8 +26,10 @@ from brainalign._version import __version__
 from brainalign.data._schema import FEATURE_DIMS, RDM_DIMS, STIMULUS, TRIAL, responses, validate
 from brainalign.rsa._kernels import (
     RDM_KERNELS,
+    FoldPairs,
     LowRankPrecision,
-    fold_pair_precisions,
+    fold_pair_factors,
+    fold_pair_terms,
     gram_rdm,
     needs_scaling,
     pow2_exponents,
@@ -882,12 +884,13 @@ def _fold_noise(
     run_ids: np.ndarray,
     dev: torch.device,
     dt: torch.dtype,
-) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], int]:
-    """Validate one precision per run; return the run-pair precisions (scaled) and exponent.
+) -> tuple[FoldPairs, int]:
+    """Validate one precision per run; return the run-pair factors (scaled) and exponent.
 
-    The pair precisions ``((M_k⁻¹ + M_l⁻¹) / 2)⁻¹`` are formed in float64 and divided by an
-    even power of two ``2**k`` when their largest diagonal entry leaves the range where
-    ``dt`` computes safely (as :func:`_noise_tensor`).
+    The factors of the pair precisions ``((M_k⁻¹ + M_l⁻¹) / 2)⁻¹`` (:class:`FoldPairs`,
+    float64) come from the run precisions divided by an even power of two ``2**k`` when
+    their largest diagonal entry leaves the range where ``dt`` computes safely (as
+    :func:`_noise_tensor`).
     """
     n_runs = len(run_ids)
     if isinstance(noise, xr.DataArray):
@@ -921,15 +924,17 @@ def _fold_noise(
         except (ValueError, TypeError) as err:
             raise type(err)(f"noise[{i}] (run {_fmt_list([run_ids[i]])}): {err}") from None
         mats.append(prec.dense() if isinstance(prec, LowRankPrecision) else prec)
-    pair, run_k, run_l = fold_pair_precisions(torch.stack(mats))
-    top = float(pair.diagonal(dim1=-2, dim2=-1).abs().max())
+    precs = torch.stack(mats)
+    top = float(precs.diagonal(dim1=-2, dim2=-1).abs().max())
     e = int(np.frexp(top)[1])
     if needs_scaling(np.array([e]), dt):
+        # M_kl is homogeneous of degree 1 in the run precisions: scaling them all by an
+        # exact power of two scales every pair precision by it
         e += e % 2
-        pair = pair * 2.0 ** (-e)
+        precs = precs * 2.0 ** (-e)
     else:
         e = 0
-    return (pair.to(dt), run_k, run_l), e
+    return fold_pair_factors(precs), e
 
 
 def _register_low_rank(precision: xr.DataArray, low: LowRankPrecision) -> None:
@@ -1153,13 +1158,13 @@ def _rdm_cv(
     itemsize = torch.finfo(dt).bits // 8
     per_item = (4 * n_runs * n * p + 3 * n_runs * n * n) * itemsize
     if fold_pairs is not None:
-        per_item += 2 * fold_pairs[1].numel() * n * p * itemsize
+        per_item += 6 * fold_pairs.run_k.numel() * n * p * 8  # float64 gathers and terms
     work = _work_budget(flat_b.shape[0], n, itemsize, dev, f"rdm({what})")
     blocked = per_item > work  # large RDMs: row blocks written straight into the output
     rows = 0
     if blocked:
-        n_pairs = 0 if fold_pairs is None else fold_pairs[1].numel()
-        copies = 3 * n_runs + 2 + n_pairs
+        n_pairs = 0 if fold_pairs is None else fold_pairs.run_k.numel()
+        copies = 3 * n_runs + 2 + 2 * n_pairs * (1 + 8 // itemsize)  # + float64 temporaries
         rows = _block_rows(
             n,
             copies * n * p * itemsize,
@@ -1209,7 +1214,7 @@ def _rdm_cv(
             n_bad += _unscale_rows(out[start], kk, power, k_prec, rows)
             continue
         if fold_pairs is not None:
-            d = rdm_crossnobis_fold_pairs(x, *fold_pairs)
+            d = rdm_crossnobis_fold_pairs(x, fold_pairs)
         elif metric == "crossnobis":
             d = RDM_KERNELS[metric](x, prec, train=tr)
         else:
@@ -1279,11 +1284,11 @@ def _cv_terms(
         f = x.shape[0]
         return [(1.0 / f, shift(train[i]), torch.log(shift(x[i]))) for i in range(f)], False
     if fold_pairs is not None:
-        pair, run_k, run_l = fold_pairs
-        d = x - x.mean(dim=-2, keepdim=True)
-        q = len(run_k)
-        terms = [(1.0 / q, d[int(run_k[i])] @ pair[i], d[int(run_l[i])]) for i in range(q)]
-        return terms, False
+        d = x.to(torch.float64)
+        left, right = fold_pair_terms(d - d.mean(dim=-2, keepdim=True), fold_pairs)
+        left, right = left.to(x.dtype), right.to(x.dtype)
+        q = left.shape[0]
+        return [(1.0 / q, left[i], right[i]) for i in range(q)], False
     c = 1.0 / (r * (r - 1))
     if isinstance(prec, LowRankPrecision):
         sv = prec.diag.sqrt()

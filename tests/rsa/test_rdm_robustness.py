@@ -172,6 +172,24 @@ def test_cross_validated_metrics_at_large_magnitudes(dtype, rng):
         rsa.rdm(trials * BIG[dtype] * 1e4, "crossnobis", dtype=dtype, device="cpu")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_crossnobis_with_per_run_precisions_beyond_float32(dtype, rng):
+    # Per-run precisions of 2**-140 (subnormal in float32) and data 2**60: the distances,
+    # linear in the precision and quadratic in the data, are 2**-20 times those at unit
+    # scale. Reference: the same call at unit scale in float64.
+    trials = _trials(rng, n_stim=5, n_runs=4, p=8)
+    precs = []
+    for _ in range(4):
+        a = rng.normal(size=(8, 8))
+        precs.append(a @ a.T + 8 * np.eye(8))
+    ref = np.asarray(rsa.rdm(trials, "crossnobis", noise=precs, dtype="float64"))
+    tiny = [q * 2.0**-140 for q in precs]
+    got = rsa.rdm(trials * 2.0**60, "crossnobis", noise=tiny, dtype=dtype, device="cpu")
+    np.testing.assert_allclose(
+        np.asarray(got, dtype=float) / 2.0**-20, ref, rtol=RTOL[dtype] * 10, atol=1e-6
+    )
+
+
 COMPARE_TOL = {"float32": 1e-5, "float64": 1e-10}
 
 
