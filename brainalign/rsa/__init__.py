@@ -4,6 +4,7 @@ RDMs, comparisons, inference, searchlight and time-resolved RSA.
 """
 
 from brainalign.rsa._bootstrap_ci import bootstrap_ci
+from brainalign.rsa._cluster import cluster_permutation_test
 from brainalign.rsa._compare import METHODS, RSATOOLBOX_METHODS, compare
 from brainalign.rsa._crossval import FITTERS, crossval, fit_weighted
 from brainalign.rsa._evaluate import bootstrap, evaluate, model_tests, noise_ceiling, test
@@ -15,7 +16,6 @@ from brainalign.rsa._rdm import CV_METRICS, METRICS, as_rdm, rdm
 from brainalign.rsa._searchlight import (
     SEARCHLIGHT_METHODS,
     SEARCHLIGHT_METRICS,
-    cluster_permutation_test,
     mesh_adjacency,
     searchlight,
 )

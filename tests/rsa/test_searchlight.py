@@ -422,7 +422,7 @@ def test_bad_input(rng):
 
 
 def test_cluster_permutation_test_finds_planted_region(rng, tol):
-    from brainalign.rsa._searchlight import cluster_permutation_test
+    from brainalign.rsa._cluster import cluster_permutation_test
 
     grid = np.stack(np.meshgrid(np.arange(8), np.arange(8), [0], indexing="ij"), -1)
     ijk = grid.reshape(-1, 3)
@@ -453,7 +453,7 @@ def test_cluster_masses_of_model_keeping_permutations_tie_in_float32():
     # Swapping stimuli within a category keeps a categorical model: such a permutation's
     # largest cluster equals an observed one up to rounding and counts as >= (with a 1e-12
     # margin, float32 rounding dropped some of these ties and changed p). Reference: float64.
-    from brainalign.rsa._searchlight import cluster_permutation_test
+    from brainalign.rsa._cluster import cluster_permutation_test
 
     data, _ = _volume(np.random.default_rng(3), n=9)
     ids = _ids(9)
@@ -681,7 +681,7 @@ def test_crossnobis_bad_input(rng):
 
 
 def test_crossnobis_cluster_permutation_test_observed_map(rng, tol):
-    from brainalign.rsa._searchlight import cluster_permutation_test
+    from brainalign.rsa._cluster import cluster_permutation_test
 
     da, _ = _trial_volume(rng, n_stim=5)
     model = _models(rng, 5, k=1)["m0"]
