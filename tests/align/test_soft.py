@@ -40,9 +40,8 @@ def _emd(x, y, cost="sqeuclidean", center=False):
     return np.sqrt(val) if cost == "sqeuclidean" else val
 
 
-# (p, q): equal widths (permutation), small lcm (replicated assignment), coprime widths
-# with lcm > 2048 (HiGHS transport LP)
-SHAPES = [(7, 7), (6, 4), (12, 18), (53, 47), (1, 5)]
+# (p, q): equal widths (permutation), unequal widths (network simplex), one neuron a side
+SHAPES = [(7, 7), (6, 4), (12, 18), (53, 47), (1, 5), (5, 1)]
 
 
 @pytest.mark.parametrize(("p", "q"), SHAPES)
@@ -77,29 +76,51 @@ def test_centering_matches_pot(rng, tol):
     )
 
 
-def test_lp_path_agrees_with_assignment_path(rng, monkeypatch, tol):
+def test_lp_path_agrees_with_simplex_path(rng, monkeypatch, tol):
     x, y = rng.normal(size=(12, 6)), rng.normal(size=(12, 9))
     a, b = _reps(rng, 12, 6, values=x), _reps(rng, 12, 9, values=y)
-    via_assignment = float(soft_matching(a, b))
-    monkeypatch.setattr(_soft, "_MAX_ASSIGNMENT", 0)
-    assert float(soft_matching(a, b)) == pytest.approx(via_assignment, abs=1e-12)
+    via_simplex = float(soft_matching(a, b))
+    monkeypatch.setattr(_soft, "_SOLVER", "lp")
+    assert float(soft_matching(a, b)) == pytest.approx(via_simplex, abs=1e-12)
     expected = _emd(x, y)
-    assert via_assignment == pytest.approx(
-        expected, abs=tol(float64=1e-8, float32=REL32 * expected)
-    )
+    assert via_simplex == pytest.approx(expected, abs=tol(float64=1e-8, float32=REL32 * expected))
+
+
+def _check_plan(rows, cols, mass, cost):
+    p, q = cost.shape
+    plan = np.zeros((p, q))
+    np.add.at(plan, (rows, cols), mass)
+    assert (mass > 0).all() and len(rows) <= p + q - 1  # a basic (vertex) solution
+    np.testing.assert_allclose(plan.sum(axis=1), 1 / p, atol=1e-15)
+    np.testing.assert_allclose(plan.sum(axis=0), 1 / q, atol=1e-15)
+    return (plan * cost).sum()
 
 
 def test_plan_is_a_transport_plan(rng, monkeypatch):
     cost = rng.uniform(size=(10, 15))
-    for limit in (2048, 0):  # assignment, then LP
-        monkeypatch.setattr(_soft, "_MAX_ASSIGNMENT", limit)
-        rows, cols, mass = _soft._plan(cost)
-        plan = np.zeros((10, 15))
-        np.add.at(plan, (rows, cols), mass)
-        np.testing.assert_allclose(plan.sum(axis=1), 1 / 10, atol=1e-15)
-        np.testing.assert_allclose(plan.sum(axis=0), 1 / 15, atol=1e-15)
-        ref = ot.emd2(np.full(10, 0.1), np.full(15, 1 / 15), cost)
-        assert (plan * cost).sum() == pytest.approx(ref, abs=1e-12)
+    ref = ot.emd2(np.full(10, 0.1), np.full(15, 1 / 15), cost)
+    for solver in ("simplex", "lp"):
+        monkeypatch.setattr(_soft, "_SOLVER", solver)
+        assert _check_plan(*_soft._plan(cost), cost) == pytest.approx(ref, abs=1e-12)
+
+
+@pytest.mark.parametrize(("p", "q"), [(200, 150), (31, 47), (120, 300), (2, 3), (64, 1)])
+def test_network_simplex_matches_pot_on_larger_and_tied_costs(rng, p, q):
+    # Reference: POT's exact network simplex (ot.emd2) on the same costs, including costs
+    # with many exact ties (integers in 0..3), where the basis is highly degenerate.
+    for cost in (rng.uniform(size=(p, q)), rng.integers(0, 4, size=(p, q)).astype(float)):
+        ref = ot.emd2(np.full(p, 1 / p), np.full(q, 1 / q), cost, numItermax=10**7)
+        got = _check_plan(*_soft._plan(cost), cost)
+        assert got == pytest.approx(ref, rel=1e-12, abs=1e-14)
+
+
+def test_simplex_falls_back_to_the_lp_at_its_pivot_cap(rng, monkeypatch):
+    cost = rng.uniform(size=(9, 13))
+    assert _soft._simplex_plan(cost) is not None
+    monkeypatch.setattr(_soft, "_MAX_PIVOTS_PER_NODE", 0)  # no pivot allowed
+    assert _soft._simplex_plan(cost) is None
+    ref = ot.emd2(np.full(9, 1 / 9), np.full(13, 1 / 13), cost)
+    assert _check_plan(*_soft._plan(cost), cost) == pytest.approx(ref, abs=1e-12)
 
 
 def test_zero_for_permuted_or_duplicated_neurons(rng):
