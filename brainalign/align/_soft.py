@@ -83,46 +83,55 @@ def _transport_simplex(cost, supply, demand, tol, max_pivots, bi, bj, fl):  # pr
     head = np.full(nn, -1, np.int64)
     nxt = np.full(2 * nb, -1, np.int64)
     prv = np.full(2 * nb, -1, np.int64)
-    for k in range(nb):
-        for side in range(2):
-            v = bi[k] if side == 0 else p + bj[k]
-            slot = 2 * k + side
-            nxt[slot] = head[v]
-            if head[v] >= 0:
-                prv[head[v]] = slot
-            head[v] = slot
-    parent = np.full(nn, -2, np.int64)
+    parent = np.full(nn, -1, np.int64)
     parc = np.full(nn, -1, np.int64)
     depth = np.zeros(nn, np.int64)
     pot = np.zeros(nn)
     queue = np.empty(nn, np.int64)
     path_a = np.empty(nn, np.int64)
     path_b = np.empty(nn, np.int64)
-    parent[0] = -1
-    hd = 0
-    tl = 1
-    queue[0] = 0
-    while hd < tl:  # the first tree's parents, depths and potentials
-        v = queue[hd]
-        hd += 1
-        slot = head[v]
-        while slot >= 0:
-            k = slot >> 1
-            w = p + bj[k] if (slot & 1) == 0 else bi[k]
-            if parent[w] == -2:
-                parent[w] = v
-                parc[w] = k
-                depth[w] = depth[v] + 1
-                pot[w] = cost[bi[k], bj[k]] - pot[v]
-                queue[tl] = w
-                tl += 1
-            slot = nxt[slot]
     n_arcs = p * q
     block = max(32, int(np.sqrt(n_arcs)))
     ci = 0
     cj = 0
     pivots = 0
-    while pivots < max_pivots:
+    # Each round links the arcs link_lo..link_hi - 1 into the incidence lists, then walks the
+    # subtree under ``top`` (whose parent, arc, depth and potential are set) to give its
+    # nodes their parents, depths and potentials: first every arc and the whole tree from
+    # the root, after a pivot the entering arc and the subtree it re-hangs.
+    link_lo = 0
+    link_hi = nb
+    top = 0
+    while True:
+        for k in range(link_lo, link_hi):
+            for side in range(2):
+                v = bi[k] if side == 0 else p + bj[k]
+                slot = 2 * k + side
+                nxt[slot] = head[v]
+                prv[slot] = -1
+                if head[v] >= 0:
+                    prv[head[v]] = slot
+                head[v] = slot
+        hd = 0
+        tl = 1
+        queue[0] = top
+        while hd < tl:
+            v = queue[hd]
+            hd += 1
+            slot = head[v]
+            while slot >= 0:
+                k = slot >> 1
+                if k != parc[v]:  # every arc but the one to the parent leads to a child
+                    w = p + bj[k] if (slot & 1) == 0 else bi[k]
+                    parent[w] = v
+                    parc[w] = k
+                    depth[w] = depth[v] + 1
+                    pot[w] = cost[bi[k], bj[k]] - pot[v]
+                    queue[tl] = w
+                    tl += 1
+                slot = nxt[slot]
+        if pivots == max_pivots:
+            return -1 - pivots  # the cap was reached before optimality was shown
         best = -tol
         ei = -1
         ej = -1
@@ -179,10 +188,9 @@ def _transport_simplex(cost, supply, demand, tol, max_pivots, bi, bj, fl):  # pr
             if path_a[t] == leave:
                 in_a = True
                 break
-        u_in = p + ej if in_a else ei
-        v_out = ei if in_a else p + ej
+        top = p + ej if in_a else ei
         kl = parc[leave]
-        for side in range(2):  # unlink the leaving arc, link the entering one in its slots
+        for side in range(2):  # unlink the leaving arc; its slots take the entering one
             slot = 2 * kl + side
             v = bi[kl] if side == 0 else p + bj[kl]
             if prv[slot] >= 0:
@@ -194,37 +202,12 @@ def _transport_simplex(cost, supply, demand, tol, max_pivots, bi, bj, fl):  # pr
         bi[kl] = ei
         bj[kl] = ej
         fl[kl] = theta
-        for side in range(2):
-            v = ei if side == 0 else p + ej
-            slot = 2 * kl + side
-            nxt[slot] = head[v]
-            prv[slot] = -1
-            if head[v] >= 0:
-                prv[head[v]] = slot
-            head[v] = slot
-        parent[u_in] = v_out  # re-hang the cut-off subtree under the entering arc
-        parc[u_in] = kl
-        depth[u_in] = depth[v_out] + 1
-        pot[u_in] = cost[ei, ej] - pot[v_out]
-        hd = 0
-        tl = 1
-        queue[0] = u_in
-        while hd < tl:
-            v = queue[hd]
-            hd += 1
-            slot = head[v]
-            while slot >= 0:
-                k = slot >> 1
-                if k != parc[v]:
-                    w = p + bj[k] if (slot & 1) == 0 else bi[k]
-                    parent[w] = v
-                    parc[w] = k
-                    depth[w] = depth[v] + 1
-                    pot[w] = cost[bi[k], bj[k]] - pot[v]
-                    queue[tl] = w
-                    tl += 1
-                slot = nxt[slot]
-    return -1 - pivots  # the cap was reached before optimality was shown
+        link_lo = kl
+        link_hi = kl + 1
+        parent[top] = ei if in_a else p + ej  # re-hang the cut-off subtree under the arc
+        parc[top] = kl
+        depth[top] = depth[parent[top]] + 1
+        pot[top] = cost[ei, ej] - pot[parent[top]]
 
 
 def _simplex_plan(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
