@@ -61,12 +61,12 @@ def fill_docstring(docstring: str, entries: dict[str, str] | None = None) -> str
                 f"docstring placeholder %({name})s names no docdict entry; "
                 f"known: {sorted(entries)}"
             )
-        return "\n".join(indent + line for line in entries[name].splitlines())
+        return "\n".join(indent + line if line else "" for line in entries[name].splitlines())
 
     return _PLACEHOLDER.sub(_entry, docstring)
 
 
-def fill_doc(func: _F) -> _F:
+def fill_doc(func: _F, entries: dict[str, str] | None = None) -> _F:
     """Fill the ``%(name)s`` placeholders of a function's or class's docstring.
 
     Parameters
@@ -74,6 +74,9 @@ def fill_doc(func: _F) -> _F:
     func : callable
         The function or class; its ``__doc__`` is replaced in place (docstrings stripped
         by ``python -OO`` are left as they are).
+    entries : dict of str to str, optional
+        The entries to use (default: :data:`docdict`); a module's own shared text, bound
+        with :func:`functools.partial` to make its decorator.
 
     Returns
     -------
@@ -81,5 +84,5 @@ def fill_doc(func: _F) -> _F:
         The same object.
     """
     if func.__doc__:
-        func.__doc__ = fill_docstring(func.__doc__)
+        func.__doc__ = fill_docstring(func.__doc__, entries)
     return func

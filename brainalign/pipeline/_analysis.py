@@ -24,6 +24,7 @@ your own analysis") has a complete example.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from typing import Any, ClassVar, TypeVar
 import xarray as xr
 
 from brainalign._checks import check_option
-from brainalign._docdict import fill_docstring
+from brainalign._docdict import fill_doc
 
 #: A spec schema: key → (type or tuple of types, required, default).
 Schema = Mapping[str, tuple[Any, bool, Any]]
@@ -58,14 +59,26 @@ _PARAMS = {
     "checker": """c : Checker
     The spec's checker: ``c.fail(path, message)`` or ``c.option(path, value,
     allowed)`` reports a problem (a ``SpecError`` naming the key and its line).""",
+    "register": """Returns
+-------
+cls : type
+    The same class.
+
+Raises
+------
+ValueError
+    When the class has no ``name``, or another class holds the name.""",
 }
+
+
+_filled = functools.partial(fill_doc, entries=_PARAMS)  # one docstring from _PARAMS
 
 
 def _fill_methods(cls: type[T]) -> type[T]:
     """Fill the ``%(name)s`` placeholders of a class's method docstrings from :data:`_PARAMS`."""
     for attr in vars(cls).values():
-        if callable(attr) and attr.__doc__:
-            attr.__doc__ = fill_docstring(attr.__doc__, _PARAMS)
+        if callable(attr):
+            _filled(attr)
     return cls
 
 
@@ -572,58 +585,37 @@ def _register(registry: dict[str, Any], kind: str) -> Callable[[type[T]], type[T
     return decorator
 
 
+@_filled
 def register_analysis(cls: type[Analysis]) -> type[Analysis]:
     """Register an :class:`Analysis` subclass under its ``name`` (a class decorator).
 
     ``cls`` is the analysis class; its ``cache_kind`` defaults to its ``name``.
 
-    Returns
-    -------
-    cls : type
-        The same class.
-
-    Raises
-    ------
-    ValueError
-        When the class has no ``name``, or another class holds the name.
+    %(register)s
     """
     if not cls.cache_kind:
         cls.cache_kind = cls.name
     return _register(_ANALYSES, "analysis")(cls)
 
 
+@_filled
 def register_source(cls: type[Source]) -> type[Source]:
     """Register a :class:`Source` subclass under its ``name`` (a class decorator).
 
     ``cls`` is the source class.
 
-    Returns
-    -------
-    cls : type
-        The same class.
-
-    Raises
-    ------
-    ValueError
-        When the class has no ``name``, or another class holds the name.
+    %(register)s
     """
     return _register(_SOURCES, "source")(cls)
 
 
+@_filled
 def register_model(cls: type[ModelKind]) -> type[ModelKind]:
     """Register a :class:`ModelKind` subclass under its ``name`` (a class decorator).
 
     ``cls`` is the model-kind class.
 
-    Returns
-    -------
-    cls : type
-        The same class.
-
-    Raises
-    ------
-    ValueError
-        When the class has no ``name``, or another class holds the name.
+    %(register)s
     """
     return _register(_MODELS, "model kind")(cls)
 

@@ -7,7 +7,8 @@ dissimilarities (lengths), so a short edge joins two similar stimuli.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from brainalign._checks import _fmt_list, check_number, check_option
-from brainalign._docdict import fill_docstring
+from brainalign._docdict import fill_doc
 from brainalign._logging import warn
 from brainalign.data._schema import RDM_DIMS
 
@@ -474,11 +475,8 @@ device : str or torch.device, optional
 }
 
 
-def _fill_graph_options(func: Callable[..., Graph]) -> Callable[..., Graph]:
-    """Fill the ``%(graph_options)s`` placeholder of a graph builder's docstring."""
-    if func.__doc__:
-        func.__doc__ = fill_docstring(func.__doc__, _GRAPH_OPTIONS)
-    return func
+# fills the ``%(graph_options)s`` placeholder of a graph builder's docstring
+_fill_graph_options = functools.partial(fill_doc, entries=_GRAPH_OPTIONS)
 
 
 @_fill_graph_options
