@@ -88,7 +88,6 @@ def cases(full: bool) -> list[Case]:
     ds_f = Dataset(xf, obs_descriptors={"stimulus": stim_f, "run": run_f})
     prec_f = noise_precision(da_f, "shrinkage_diag", from_="measurements")
     prec_f_dense = np.asarray(prec_f)
-    order = np.argsort(np.asarray(da_c.stimulus.values)[:c_c])  # rsatoolbox sorts by label
     # crossnobis with one precision per run: rsatoolbox inverts each run's precision and
     # each run pair's mean covariance; brainalign factors M_k + M_l once per pair and
     # applies it to the patterns only (no inverse)
@@ -100,15 +99,27 @@ def cases(full: bool) -> list[Case]:
     for _ in range(r_r):
         a = rng.normal(size=(p_r, 2 * p_r))
         per_run.append(np.linalg.inv(a @ a.T / (2 * p_r) + 0.1 * np.eye(p_r)))
-    order_r = np.argsort(np.asarray(da_r.stimulus.values)[:c_r])
 
-    def check_cv_runs(ours, ref):
-        got = np.asarray(ours)[np.ix_(order_r, order_r)]
-        np.testing.assert_allclose(got, ref.get_matrices()[0], rtol=rtol(), atol=atol(1e-12))
+    def crossnobis(label, da, ds, noise, noise_ref, target=None):
+        """A crossnobis case: ``noise`` for brainalign, ``noise_ref`` for rsatoolbox."""
+        ids = np.asarray(da.stimulus.values)
+        order = np.argsort(ids[: len(np.unique(ids))])  # rsatoolbox sorts by label
 
-    def check_cv(ours, ref):
-        got = np.asarray(ours)[np.ix_(order, order)]
-        np.testing.assert_allclose(got, ref.get_matrices()[0], rtol=rtol(), atol=atol(1e-12))
+        def check(ours, ref):
+            got = np.asarray(ours)[np.ix_(order, order)]
+            np.testing.assert_allclose(got, ref.get_matrices()[0], rtol=rtol(), atol=atol(1e-12))
+
+        ref_kw = {} if noise_ref is None else {"noise": noise_ref}
+        return Case(
+            label,
+            lambda: rsa.rdm(da, "crossnobis", noise=noise),
+            lambda: calc_rdm(
+                ds, "crossnobis", descriptor="stimulus", cv_descriptor="run", **ref_kw
+            ),
+            "rsatoolbox",
+            target=target,
+            check=check,
+        )
 
     return [
         Case(
@@ -129,43 +140,31 @@ def cases(full: bool) -> list[Case]:
             target=15.0 if full else None,
             check=check_prec,
         ),
-        Case(
+        crossnobis(
             f"rdm crossnobis+shrinkage {r_c}x{c_c}x{p_c}",
-            lambda: rsa.rdm(da_c, "crossnobis", noise=prec),
-            lambda: calc_rdm(
-                ds_c, "crossnobis", descriptor="stimulus", noise=prec_dense, cv_descriptor="run"
-            ),
-            "rsatoolbox",
+            da_c,
+            ds_c,
+            prec,
+            prec_dense,
             target=10.0 if full else None,
-            check=check_cv,
         ),
-        Case(
+        # bounded by the flop ratio p / n_observations (5 at full size): no target
+        crossnobis(
             f"rdm crossnobis+shrinkage, correlated noise {r_c}x{c_c}x{p_c}",
-            lambda: rsa.rdm(da_f, "crossnobis", noise=prec_f),
-            lambda: calc_rdm(
-                ds_f, "crossnobis", descriptor="stimulus", noise=prec_f_dense, cv_descriptor="run"
-            ),
-            "rsatoolbox",
-            target=None,  # bounded by the flop ratio p / n_observations (5 at full size)
-            check=check_cv,
+            da_f,
+            ds_f,
+            prec_f,
+            prec_f_dense,
         ),
-        Case(
+        crossnobis(
             f"rdm crossnobis, one precision per run {r_r}x{c_r}x{p_r}",
-            lambda: rsa.rdm(da_r, "crossnobis", noise=per_run),
-            lambda: calc_rdm(
-                ds_r, "crossnobis", descriptor="stimulus", noise=per_run, cv_descriptor="run"
-            ),
-            "rsatoolbox",
+            da_r,
+            ds_r,
+            per_run,
+            per_run,
             target=1.0,
-            check=check_cv_runs,
         ),
-        Case(
-            f"rdm crossnobis (identity) {r_c}x{c_c}x{p_c}",
-            lambda: rsa.rdm(da_c, "crossnobis"),
-            lambda: calc_rdm(ds_c, "crossnobis", descriptor="stimulus", cv_descriptor="run"),
-            "rsatoolbox",
-            check=check_cv,
-        ),
+        crossnobis(f"rdm crossnobis (identity) {r_c}x{c_c}x{p_c}", da_c, ds_c, None, None),
     ]
 
 
