@@ -14,6 +14,17 @@ from brainalign._ties import tie_margin
 from brainalign._version import __version__
 
 
+def fwe_threshold(null_max: np.ndarray, alpha: float) -> float:
+    """Return the value a statistic must exceed for a max-statistic ``p_fwe <= alpha``.
+
+    With ``N`` null maxima, ``p = (1 + #{null_max >= t}) / (1 + N) <= alpha`` exactly when
+    ``t`` exceeds the ``m``-th largest null maximum, ``m = floor(alpha (1 + N))``; ``inf``
+    when ``m = 0`` (too few permutations for any statistic to reach ``alpha``).
+    """
+    m = int(np.floor(alpha * (1 + len(null_max)) + 1e-9))
+    return float(np.sort(null_max)[::-1][m - 1]) if m >= 1 else float("inf")
+
+
 @fill_doc
 def sign_flip_test(
     maps: xr.DataArray,
@@ -118,8 +129,7 @@ def sign_flip_test(
         p_ok = (1.0 + to_numpy(count).astype(np.float64)) / (1 + n_permutations)
         p_ok[~np.isfinite(t_obs[ok])] = np.nan  # no spread across subjects: no t, no p
         p[ok] = p_ok
-    m = int(np.floor(alpha * (1 + n_permutations) + 1e-9))
-    threshold = float(np.sort(null_max_np)[::-1][m - 1]) if m >= 1 else float("inf")
+    threshold = fwe_threshold(null_max_np, alpha)
     shape = [maps.sizes[d] for d in other]
     coords = {k: v for k, v in maps.coords.items() if dim not in v.dims}
     out = xr.Dataset(

@@ -165,8 +165,7 @@ def permutation_test(
         null_parts.append(compare_vectors(*pair, method, n_stimuli=n))
     null = to_numpy(torch.cat(null_parts, dim=1)).astype(np.float64)  # (models, perms)
     obs = null[:, :1]
-    tie = tie_margin(len(i), dt)  # relative to max(1, |observed|)
-    ge = (null >= obs - tie * np.maximum(1.0, np.abs(obs))).sum(axis=1)
+    ge = (null >= obs - tie_margin(len(i), dt, obs)).sum(axis=1)
     # The identity permutation is the first null sample, so for random permutations this is
     # (1 + #{null >= observed}) / (1 + n_permutations), and for the exact test #{...} / n!.
     p_value = ge / null.shape[1]
@@ -192,7 +191,7 @@ def permutation_test(
             "alternative": "greater",
             "generalises_to": "stimuli (subjects fixed)",
             "seed": -1 if seed is None else int(seed),
-            "tie_margin": float(tie),
+            "tie_margin": tie_margin(len(i), dt),  # per unit of max(1, |observed|)
             "brainalign_version": __version__,
         },
     )

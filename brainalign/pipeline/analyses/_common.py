@@ -213,6 +213,7 @@ def max_stat_fwe(
     null_max = np.where(finite, nul, -np.inf).max(axis=1)
     count = (null_max[:, None] >= obs[None, :]).sum(axis=0)
     p_fwe = np.where(np.isnan(obs), np.nan, (1.0 + count) / (1.0 + nul.shape[0]))
-    m = int(np.floor(alpha * (1 + nul.shape[0]) + 1e-9))
-    threshold = float(np.sort(null_max)[::-1][m - 1]) if m >= 1 else float("inf")
+    from brainalign.rsa._group import fwe_threshold
+
+    threshold = fwe_threshold(null_max, alpha)
     return p_fwe, null_max, threshold
